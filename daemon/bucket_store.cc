@@ -1,0 +1,202 @@
+#include "daemon/bucket_store.h"
+
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+
+#include "daemon/crash_point.h"
+#include "daemon/process_info.h"
+#include "shm/names.h"
+
+namespace kv::daemon {
+namespace {
+
+constexpr std::uint64_t kInitialSlots = 64;
+constexpr std::uint64_t kInitialHeap = 16 * 1024;
+
+bool ParseInt64(std::string_view s, std::int64_t* out) {
+  if (s.empty() || s.size() > 20) return false;
+  const char* begin = s.data();
+  if (*begin == '+') return false;
+  auto [end, ec] = std::from_chars(begin, s.data() + s.size(), *out);
+  return ec == std::errc() && end == s.data() + s.size();
+}
+
+}  // namespace
+
+std::optional<BucketStore> BucketStore::Open(const std::string& ns, std::uint64_t bucket_id,
+                                             const BucketLimits& limits, std::string* error) {
+  BucketStore store;
+  store.ns_ = ns;
+  store.bucket_id_ = bucket_id;
+  store.limits_ = limits;
+  std::string anchor_name = shm::AnchorObjectName(ns, bucket_id);
+
+  shm::ShmError e;
+  store.anchor_segment_ = shm::Segment::OpenReadWrite(anchor_name, &e);
+  if (store.anchor_segment_.valid()) {
+    const auto* a = reinterpret_cast<const shm::AnchorHeader*>(store.anchor_segment_.data());
+    bool complete = store.anchor_segment_.size() >= sizeof(shm::AnchorHeader) && a->magic != 0;
+    if (!complete) {
+      // Killed while creating the anchor: no generation can exist behind it yet.
+      store.anchor_segment_ = shm::Segment();
+      shm::Segment::Remove(anchor_name);
+    } else if (a->magic != shm::kAnchorMagic || a->format_version != shm::kFormatVersion ||
+               a->layout_word != shm::kAnchorLayout || a->bucket_id != bucket_id) {
+      *error = "anchor '" + anchor_name + "' is not a valid anchor of bucket " +
+               std::to_string(bucket_id) + " for this build; refusing to touch it";
+      return std::nullopt;
+    }
+  } else if (e.kind != shm::ShmError::kNotFound) {
+    *error = e.message;
+    return std::nullopt;
+  }
+  if (!store.anchor_segment_.valid()) {
+    e = {};
+    store.anchor_segment_ = shm::Segment::Create(anchor_name, shm::kAnchorSize, shm::kAnchorSize,
+                                                 limits.mode, &e);
+    if (!store.anchor_segment_.valid()) {
+      *error = e.message;
+      return std::nullopt;
+    }
+    auto* a = new (store.anchor_segment_.data()) shm::AnchorHeader();
+    a->format_version = shm::kFormatVersion;
+    a->layout_word = shm::kAnchorLayout;
+    a->bucket_id = bucket_id;
+    a->state.store(shm::kAnchorLive, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+    a->magic = shm::kAnchorMagic;
+  }
+  store.anchor_ = reinterpret_cast<shm::AnchorHeader*>(store.anchor_segment_.data());
+
+  std::uint64_t generation = store.anchor_->generation.load(std::memory_order_acquire);
+  // Leftovers of an interrupted generation change (see the header comment).
+  shm::Segment::Remove(shm::GenerationObjectName(ns, bucket_id, generation + 1));
+  if (generation > 1) shm::Segment::Remove(shm::GenerationObjectName(ns, bucket_id, generation - 1));
+
+  if (generation == 0) {
+    std::string name = shm::GenerationObjectName(ns, bucket_id, 1);
+    shm::Segment::Remove(name);  // half-built by a worker killed before publishing it
+    store.table_ = shm::TableWriter::Create(name, bucket_id, 1, kInitialSlots, kInitialHeap,
+                                            limits.mode, &e);
+    if (!store.table_.valid()) {
+      *error = e.message;
+      return std::nullopt;
+    }
+    store.table_.Publish();
+    store.anchor_->generation.store(1, std::memory_order_release);
+  } else {
+    store.table_ = shm::TableWriter::Open(shm::GenerationObjectName(ns, bucket_id, generation), &e);
+    if (!store.table_.valid()) {
+      *error = e.message;
+      return std::nullopt;
+    }
+  }
+  store.anchor_->state.store(shm::kAnchorLive, std::memory_order_release);
+  store.anchor_->worker_pid.store(::getpid(), std::memory_order_relaxed);
+  store.Heartbeat();
+  return store;
+}
+
+void BucketStore::Heartbeat() {
+  anchor_->heartbeat_ns.store(MonotonicNanosNow(), std::memory_order_relaxed);
+}
+
+void BucketStore::MarkDropped() {
+  anchor_->state.store(shm::kAnchorDropped, std::memory_order_release);
+  table_.MarkMoved(shm::kMovedDropped);
+}
+
+shm::WireStatus BucketStore::NextGeneration(std::uint64_t extra_bytes, bool empty) {
+  std::uint64_t next_gen = table_.generation() + 1;
+  std::string name = shm::GenerationObjectName(ns_, bucket_id_, next_gen);
+  shm::Segment::Remove(name);
+  shm::ShmError error;
+  shm::TableWriter next = table_.BuildNext(name, extra_bytes, empty, limits_.max_bytes, &error);
+  if (!next.valid()) {
+    spdlog::warn("bucket {}: cannot build generation {}: {}", bucket_id_, next_gen, error.message);
+    return shm::WireStatus::kBucketFull;
+  }
+  CrashPoint("generation-built");
+  next.Publish();
+  CrashPoint("generation-published");
+  anchor_->generation.store(next_gen, std::memory_order_release);  // A1
+  CrashPoint("anchor-updated");
+  table_.MarkMoved(next_gen);  // T4
+  std::string old_name = table_.name();
+  table_ = std::move(next);
+  shm::Segment::Remove(old_name);  // A2: readers that mapped it keep their mapping
+  spdlog::debug("bucket {}: generation {} published", bucket_id_, next_gen);
+  return shm::WireStatus::kOk;
+}
+
+shm::WireStatus BucketStore::Put(std::string_view key, std::string_view value,
+                                 std::int64_t* version) {
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    std::uint64_t v = 0;
+    shm::WriteResult r = table_.Put(key, value, &v);
+    if (r == shm::WriteResult::kOk) {
+      *version = static_cast<std::int64_t>(v);
+      return shm::WireStatus::kOk;
+    }
+    if (table_.last_error().kind == shm::ShmError::kNoSpace) return shm::WireStatus::kBucketFull;
+    shm::WireStatus grown = NextGeneration(shm::RecordSize(key.size(), value.size()), false);
+    if (grown != shm::WireStatus::kOk) return grown;
+  }
+  return shm::WireStatus::kBucketFull;
+}
+
+shm::WireStatus BucketStore::Cas(std::string_view key, std::uint64_t expected,
+                                 std::string_view value, std::int64_t* version) {
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    std::uint64_t v = 0;
+    shm::WriteResult r = table_.Cas(key, expected, value, &v);
+    *version = static_cast<std::int64_t>(v);
+    if (r == shm::WriteResult::kOk) return shm::WireStatus::kOk;
+    if (r == shm::WriteResult::kVersionMismatch) return shm::WireStatus::kVersionMismatch;
+    if (table_.last_error().kind == shm::ShmError::kNoSpace) return shm::WireStatus::kBucketFull;
+    shm::WireStatus grown = NextGeneration(shm::RecordSize(key.size(), value.size()), false);
+    if (grown != shm::WireStatus::kOk) return grown;
+  }
+  return shm::WireStatus::kBucketFull;
+}
+
+shm::WireStatus BucketStore::Incr(std::string_view key, std::int64_t delta, std::int64_t* result) {
+  std::string current;
+  std::int64_t value = 0;
+  shm::ReadResult r = table_.view().Get(key, &current, nullptr);
+  if (r == shm::ReadResult::kFound && !ParseInt64(current, &value)) {
+    return shm::WireStatus::kNotAnInteger;
+  }
+  if (__builtin_add_overflow(value, delta, &value)) return shm::WireStatus::kNotAnInteger;
+  std::int64_t version;
+  shm::WireStatus s = Put(key, std::to_string(value), &version);
+  if (s == shm::WireStatus::kOk) *result = value;
+  return s;
+}
+
+shm::WireStatus BucketStore::Apply(const shm::Request& request, std::int64_t* number,
+                                   std::string* value) {
+  *number = 0;
+  value->clear();
+  switch (static_cast<shm::Op>(request.header.op)) {
+    case shm::Op::kPut:
+      return Put(request.key, request.value, number);
+    case shm::Op::kDelete:
+      return table_.Delete(request.key, value) == shm::WriteResult::kOk ? shm::WireStatus::kOk
+                                                                        : shm::WireStatus::kNotFound;
+    case shm::Op::kCas:
+      return Cas(request.key, static_cast<std::uint64_t>(request.header.arg), request.value, number);
+    case shm::Op::kIncr:
+      return Incr(request.key, request.header.arg, number);
+    case shm::Op::kClear:
+      return NextGeneration(0, true);
+    case shm::Op::kFlush:
+      return shm::WireStatus::kOk;
+  }
+  return shm::WireStatus::kUnknownOp;
+}
+
+}  // namespace kv::daemon

@@ -1,0 +1,60 @@
+// The worker's side of one bucket: its anchor and current table generation, and the application
+// of validated requests to them. Single-threaded; exactly one BucketStore per bucket exists at a
+// time (the worker holds the bucket's socket address, which the kernel grants to one process).
+//
+// Start-up repairs what a SIGKILL can leave (docs/design.md, "Crash recovery"):
+//   - an anchor whose magic is unset (killed while creating it): rebuilt;
+//   - anchor.generation == 0 (killed before the first table was published): first table built;
+//   - a half-built or unpublished next generation g+1: unlinked (the anchor still names g);
+//   - a replaced generation g-1 not yet unlinked: unlinked;
+//   - table stats out of step with the slots: recomputed (bucket_table.h, T5).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "shm/anchor.h"
+#include "shm/bucket_table.h"
+#include "shm/message.h"
+#include "shm/segment.h"
+
+namespace kv::daemon {
+
+struct BucketLimits {
+  std::uint64_t max_bytes = 1ull << 30;  // largest generation segment
+  mode_t mode = 0640;
+};
+
+class BucketStore {
+ public:
+  static std::optional<BucketStore> Open(const std::string& ns, std::uint64_t bucket_id,
+                                         const BucketLimits& limits, std::string* error);
+
+  // Applies one validated request. *number and *value receive the reply's payload.
+  shm::WireStatus Apply(const shm::Request& request, std::int64_t* number, std::string* value);
+
+  // Makes readers see the bucket as dropped (anchor state + moved_to on the table).
+  void MarkDropped();
+  void Heartbeat();
+  const shm::TableWriter& table() const { return table_; }
+
+ private:
+  BucketStore() = default;
+  // Replaces the table with its next generation (compacted and sized for `extra_bytes` more, or
+  // empty), publishing it through the anchor before unlinking the old one.
+  shm::WireStatus NextGeneration(std::uint64_t extra_bytes, bool empty);
+  shm::WireStatus Put(std::string_view key, std::string_view value, std::int64_t* version);
+  shm::WireStatus Cas(std::string_view key, std::uint64_t expected, std::string_view value,
+                      std::int64_t* version);
+  shm::WireStatus Incr(std::string_view key, std::int64_t delta, std::int64_t* result);
+
+  std::string ns_;
+  std::uint64_t bucket_id_ = 0;
+  BucketLimits limits_;
+  shm::Segment anchor_segment_;
+  shm::AnchorHeader* anchor_ = nullptr;
+  shm::TableWriter table_;
+};
+
+}  // namespace kv::daemon

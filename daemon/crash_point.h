@@ -1,0 +1,23 @@
+// Named crash points for fault-injection tests (leveldb's fault env, redis's DEBUG SEGFAULT): a
+// process started with KV_CRASH_POINT=<name> SIGKILLs itself when it reaches that point, so a
+// test can kill a worker exactly "after the table write, before the reply".
+// KV_CRASH_POINT=<name>:<n> crashes on the n-th time the point is reached (1-based).
+// Costs one predictable branch per point when unset.
+#pragma once
+
+#include <string_view>
+
+namespace kv::daemon {
+
+void CrashPointSlow(std::string_view name);
+
+extern bool g_crash_points_armed;
+
+inline void CrashPoint(std::string_view name) {
+  if (__builtin_expect(g_crash_points_armed, 0)) CrashPointSlow(name);
+}
+
+// Reads KV_CRASH_POINT. Call once at process start.
+void ArmCrashPoints();
+
+}  // namespace kv::daemon

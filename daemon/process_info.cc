@@ -1,0 +1,52 @@
+#include "daemon/process_info.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+namespace kv::daemon {
+
+std::uint64_t ProcessStartTicks(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return 0;
+  // Field 2 (comm) may contain spaces and parentheses: skip to the last ')'.
+  auto close = line.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream rest(line.substr(close + 2));
+  std::string field;
+  char state = 0;
+  rest >> state;
+  if (state == 'Z' || state == 'X') return 0;  // a zombie has exited
+  for (int i = 4; i <= 22; ++i) {
+    if (!(rest >> field)) return 0;
+  }
+  return std::stoull(field);
+}
+
+bool ProcessMatches(pid_t pid, std::uint64_t start_ticks) {
+  return pid > 0 && start_ticks != 0 && ProcessStartTicks(pid) == start_ticks;
+}
+
+std::uint64_t UnixMillisNow() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+}
+
+std::uint64_t MonotonicNanosNow() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::steady_clock::now().time_since_epoch())
+                                        .count());
+}
+
+std::string SelfExecutable() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return {};
+  return std::string(buf, static_cast<std::size_t>(n));
+}
+
+}  // namespace kv::daemon

@@ -1,0 +1,20 @@
+// Process identity for supervision: a pid alone can be reused, (pid, start time) cannot.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+
+namespace kv::daemon {
+
+// Start time of `pid` in clock ticks since boot (/proc/<pid>/stat field 22); 0 if it is gone.
+std::uint64_t ProcessStartTicks(pid_t pid);
+// True if `pid` runs and started at `start_ticks`.
+bool ProcessMatches(pid_t pid, std::uint64_t start_ticks);
+std::uint64_t UnixMillisNow();
+std::uint64_t MonotonicNanosNow();
+// Absolute path of the running executable (/proc/self/exe).
+std::string SelfExecutable();
+
+}  // namespace kv::daemon

@@ -1,0 +1,393 @@
+#include "daemon/worker.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "daemon/crash_point.h"
+#include "shm/channel.h"
+#include "shm/control_message.h"
+#include "shm/names.h"
+#include "shm/unix_socket.h"
+
+namespace kv::daemon {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr int kMaxBatchPerChannel = 256;  // fairness between channels
+constexpr std::size_t kMaxConnections = 4096;
+constexpr char kRegisterMessage[] = "KVREGISTER1";
+
+struct Connection {
+  int sock = -1;
+  bool registered = false;
+  bool paused = false;  // reply ring full: retry on a timer, not in a busy loop
+  shm::Channel channel;
+  shm::RingReader requests;
+  shm::RingWriter replies;
+};
+
+class Worker {
+ public:
+  Worker(const WorkerOptions& options, BucketStore store)
+      : options_(options), store_(std::move(store)) {}
+  ~Worker();
+  bool Start(int listen_fd, std::string* error);
+  void Run();
+  bool dropped() const { return drop_; }
+
+ private:
+  bool DrainAll();
+  bool Drain(Connection& c);
+  void Reply(Connection& c, const shm::RequestHeader& header, shm::WireStatus status,
+             std::int64_t number, std::string_view value);
+  void WakeClient(Connection& c);
+  bool AnyPending() const;
+  void SetWaiting(std::uint32_t waiting);
+  void HandleEvents(int timeout_ms);
+  void Accept();
+  void Register(Connection& c);
+  void Close(int sock, const char* why);
+
+  WorkerOptions options_;
+  BucketStore store_;
+  int epoll_fd_ = -1;
+  int listen_fd_ = -1;
+  int signal_fd_ = -1;
+  bool stop_ = false;
+  bool drop_ = false;
+  std::unordered_map<int, std::unique_ptr<Connection>> connections_;
+  std::string reply_value_;  // scratch, reused across requests
+};
+
+Worker::~Worker() {
+  for (auto& [sock, c] : connections_) ::close(sock);
+  if (listen_fd_ >= 0) ::close(listen_fd_);
+  if (signal_fd_ >= 0) ::close(signal_fd_);
+  if (epoll_fd_ >= 0) ::close(epoll_fd_);
+}
+
+bool Worker::Start(int listen_fd, std::string* error) {
+  listen_fd_ = listen_fd;
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGUSR1);
+  sigaddset(&mask, SIGHUP);
+  ::sigprocmask(SIG_BLOCK, &mask, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+  signal_fd_ = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  if (signal_fd_ < 0 || epoll_fd_ < 0) {
+    *error = std::string("cannot set up the event loop: ") + std::strerror(errno);
+    return false;
+  }
+  for (int fd : {listen_fd_, signal_fd_}) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+  }
+  return true;
+}
+
+void Worker::Close(int sock, const char* why) {
+  auto it = connections_.find(sock);
+  if (it == connections_.end()) return;
+  if (why != nullptr) spdlog::warn("closing client channel (fd {}): {}", sock, why);
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, sock, nullptr);
+  ::close(sock);
+  connections_.erase(it);
+}
+
+void Worker::Accept() {
+  for (;;) {
+    int sock = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (sock < 0) {
+      if (errno == EMFILE || errno == ENFILE) {
+        spdlog::error("cannot accept a client: {}", std::strerror(errno));
+      }
+      return;
+    }
+    if (!shm::PeerMayAccess(sock)) {
+      std::string reply = shm::EncodeControlReply(shm::ControlStatus::kDenied,
+                                                  "PERMISSION: not a member of the instance's group");
+      shm::SendPacket(sock, reply.data(), reply.size());
+      ::close(sock);
+      continue;
+    }
+    if (connections_.size() >= kMaxConnections) {
+      std::string reply = shm::EncodeControlReply(shm::ControlStatus::kBusy, "too many clients");
+      shm::SendPacket(sock, reply.data(), reply.size());
+      ::close(sock);
+      continue;
+    }
+    auto c = std::make_unique<Connection>();
+    c->sock = sock;
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.data.fd = sock;
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, sock, &ev);
+    connections_.emplace(sock, std::move(c));
+  }
+}
+
+void Worker::Register(Connection& c) {
+  char buf[64];
+  int fd = -1;
+  ssize_t n = shm::ReceivePacket(c.sock, buf, sizeof buf, &fd);
+  if (n < 0 && errno == EAGAIN) return;
+  std::string error = "registration packet is malformed";
+  bool ok = n == static_cast<ssize_t>(sizeof kRegisterMessage - 1) &&
+            std::memcmp(buf, kRegisterMessage, sizeof kRegisterMessage - 1) == 0 && fd >= 0;
+  if (ok) {
+    c.channel = shm::Channel::Attach(fd, &error);
+    fd = -1;  // owned by the channel now (closed by it on failure)
+    ok = c.channel.valid();
+  }
+  if (fd >= 0) ::close(fd);
+  if (!ok) {
+    std::string reply = shm::EncodeControlReply(shm::ControlStatus::kInvalid, error);
+    shm::SendPacket(c.sock, reply.data(), reply.size());
+    Close(c.sock, error.c_str());
+    return;
+  }
+  c.requests = c.channel.RequestReader();
+  c.replies = c.channel.ReplyWriter();
+  c.registered = true;
+  std::string reply = shm::EncodeControlReply(shm::ControlStatus::kOk, {});
+  shm::SendPacket(c.sock, reply.data(), reply.size());
+}
+
+void Worker::Reply(Connection& c, const shm::RequestHeader& header, shm::WireStatus status,
+                   std::int64_t number, std::string_view value) {
+  if ((header.flags & shm::kFlagNoReply) != 0) {
+    if (status != shm::WireStatus::kOk) {
+      c.channel.header()->async_last_status.store(static_cast<std::uint32_t>(status),
+                                                  std::memory_order_relaxed);
+      c.channel.header()->async_failures.fetch_add(1, std::memory_order_release);
+    }
+    return;
+  }
+  bool broken = false;
+  char* out = c.replies.Begin(static_cast<std::uint32_t>(shm::ReplySize(value.size())), &broken);
+  if (out == nullptr) return;  // Drain() reserved the space first; unreachable
+  shm::EncodeReply(out, status, header.request_id, number, value);
+  c.replies.Commit();
+}
+
+bool Worker::Drain(Connection& c) {
+  bool did = false;
+  c.paused = false;
+  for (int n = 0; n < kMaxBatchPerChannel; ++n) {
+    bool broken = false;
+    std::uint32_t size = 0;
+    const char* frame = c.requests.Next(&size, &broken);
+    if (broken) {
+      c.requests = shm::RingReader();
+      Close(c.sock, "request ring indices or frame header are invalid");
+      return did;
+    }
+    if (frame == nullptr) break;
+    shm::Request request;
+    shm::WireStatus status = shm::DecodeRequest(frame, size, &request);
+    // Reserve the reply before applying, so an applied write always gets its reply.
+    std::size_t reply_size = shm::ReplySize(0);
+    if (status == shm::WireStatus::kOk &&
+        static_cast<shm::Op>(request.header.op) == shm::Op::kDelete) {
+      std::string old;
+      if (store_.table().view().Get(request.key, &old, nullptr) == shm::ReadResult::kFound) {
+        reply_size = shm::ReplySize(old.size());
+        if (reply_size > c.replies.max_payload()) status = shm::WireStatus::kTooLarge;
+      }
+    }
+    if ((request.header.flags & shm::kFlagNoReply) == 0) {
+      std::uint32_t need = static_cast<std::uint32_t>(
+          status == shm::WireStatus::kOk ? reply_size : shm::ReplySize(0));
+      if (c.replies.Begin(need, &broken) == nullptr) {
+        if (broken) {
+          Close(c.sock, "reply ring indices are invalid");
+          return did;
+        }
+        c.paused = true;  // the client is not reading its replies; try again later
+        break;
+      }
+    }
+    std::int64_t number = 0;
+    reply_value_.clear();
+    if (status == shm::WireStatus::kOk) {
+      status = store_.Apply(request, &number, &reply_value_);
+      CrashPoint("after-apply");
+    } else {
+      spdlog::warn("rejected request id {}: {}", request.header.request_id,
+                   shm::WireStatusName(status));
+    }
+    Reply(c, request.header, status, number, reply_value_);
+    c.requests.Pop();
+    did = true;
+  }
+  if (did) {
+    c.requests.Release();
+    WakeClient(c);
+  }
+  return did;
+}
+
+void Worker::WakeClient(Connection& c) {
+  if (!c.replies.Publish()) return;
+  CrashPoint("before-reply-wake");
+  shm::ChannelHeader* h = c.channel.header();
+  h->reply_seq.fetch_add(1, std::memory_order_release);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (h->client_waiting.load(std::memory_order_relaxed) != 0) shm::FutexWakeAll(&h->reply_seq);
+}
+
+bool Worker::DrainAll() {
+  bool did = false;
+  // Drain may close connections: collect the registered ones first.
+  std::vector<Connection*> ready;
+  ready.reserve(connections_.size());
+  for (auto& [sock, c] : connections_) {
+    if (c->registered) ready.push_back(c.get());
+  }
+  for (Connection* c : ready) did |= Drain(*c);
+  return did;
+}
+
+bool Worker::AnyPending() const {
+  for (const auto& [sock, c] : connections_) {
+    if (c->registered && !c->paused && !c->requests.Empty()) return true;
+  }
+  return false;
+}
+
+void Worker::SetWaiting(std::uint32_t waiting) {
+  for (auto& [sock, c] : connections_) {
+    if (c->registered) c->channel.header()->worker_waiting.store(waiting, std::memory_order_relaxed);
+  }
+}
+
+void Worker::HandleEvents(int timeout_ms) {
+  epoll_event events[64];
+  int n = ::epoll_wait(epoll_fd_, events, 64, timeout_ms);
+  for (int i = 0; i < n; ++i) {
+    int fd = events[i].data.fd;
+    if (fd == listen_fd_) {
+      Accept();
+    } else if (fd == signal_fd_) {
+      signalfd_siginfo info;
+      while (::read(signal_fd_, &info, sizeof info) == sizeof info) {
+        if (info.ssi_signo == SIGUSR1) drop_ = true;
+        if (info.ssi_signo != SIGHUP) stop_ = true;
+      }
+    } else {
+      auto it = connections_.find(fd);
+      if (it == connections_.end()) continue;
+      Connection& c = *it->second;
+      if (!c.registered) {
+        if (events[i].events & EPOLLIN) Register(c);
+        if (connections_.count(fd) != 0 && !c.registered &&
+            (events[i].events & (EPOLLHUP | EPOLLRDHUP | EPOLLERR))) {
+          Close(fd, nullptr);
+        }
+        continue;
+      }
+      char doorbells[64];
+      ssize_t r;
+      while ((r = ::recv(fd, doorbells, sizeof doorbells, MSG_DONTWAIT)) > 0) {
+      }
+      if (r == 0 || (events[i].events & (EPOLLHUP | EPOLLRDHUP | EPOLLERR))) {
+        Drain(c);  // apply what a dead client published completely; then release its channel
+        Close(fd, nullptr);
+      }
+    }
+  }
+}
+
+void Worker::Run() {
+  using std::chrono::microseconds;
+  auto last_work = Clock::now();
+  auto last_heartbeat = Clock::now();
+  unsigned iterations = 0;
+  while (!stop_) {
+    bool did = DrainAll();
+    auto now = Clock::now();
+    if (now - last_heartbeat > std::chrono::seconds(1)) {
+      store_.Heartbeat();
+      last_heartbeat = now;
+    }
+    if (did) last_work = now;
+    if (did || now - last_work < microseconds(options_.spin_us)) {
+      if ((++iterations & 63) == 0) HandleEvents(0);  // new clients, hang-ups, signals
+      if (!did) __builtin_ia32_pause();
+      continue;
+    }
+    SetWaiting(1);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    bool any_paused = false;
+    for (auto& [sock, c] : connections_) any_paused |= c->paused;
+    if (!AnyPending()) HandleEvents(any_paused ? 10 : 1000);
+    SetWaiting(0);
+    last_work = Clock::now();  // woke up: spin again before the next sleep
+  }
+  DrainAll();
+  if (drop_) store_.MarkDropped();
+}
+
+}  // namespace
+
+int RunWorker(const WorkerOptions& options) {
+  ArmCrashPoints();
+  // The socket address is the bucket's writer lock: bind it before touching any segment.
+  int listen_fd = shm::ListenSeqpacket(shm::BucketSocketAddress(options.ns, options.bucket_id));
+  if (listen_fd < 0) {
+    if (errno == EADDRINUSE) {
+      spdlog::error("another worker already serves bucket {}", options.bucket_id);
+      return 3;
+    }
+    spdlog::error("cannot listen on the bucket socket: {}", std::strerror(errno));
+    return 1;
+  }
+  std::string error;
+  std::optional<BucketStore> store = BucketStore::Open(options.ns, options.bucket_id, options.limits, &error);
+  if (!store) {
+    spdlog::error("cannot open bucket {}: {}", options.bucket_id, error);
+    ::close(listen_fd);
+    return 1;
+  }
+  std::uint64_t generation = store->table().generation();
+  Worker worker(options, std::move(*store));
+  if (!worker.Start(listen_fd, &error)) {
+    spdlog::error("{}", error);
+    return 1;
+  }
+  static constexpr char kReady[] = "READY\n";
+  if (::write(STDOUT_FILENO, kReady, sizeof kReady - 1) < 0) {
+    // Started by hand, without kvd's pipe: nothing to tell.
+  }
+  int devnull = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  if (devnull >= 0) {
+    ::dup2(devnull, STDOUT_FILENO);
+    ::close(devnull);
+  }
+  spdlog::info("serving bucket {} (generation {})", options.bucket_id, generation);
+  worker.Run();
+  spdlog::info("stopped{}", worker.dropped() ? " (bucket dropped)" : "");
+  return 0;
+}
+
+}  // namespace kv::daemon

@@ -1,0 +1,34 @@
+// A bucket worker: the single writer of one bucket (the native KV.Bucket Agent).
+//
+// It owns the bucket's segments (BucketStore) and a socket at the bucket's address through which
+// clients register write channels (shm/channel.h). Its loop drains every channel's request ring,
+// applies the requests in arrival order per channel, publishes the replies, and wakes the clients
+// that sleep. When every ring is empty it spins for a bounded time, then sleeps in epoll until a
+// doorbell, a new connection, a hang-up, a signal, or the heartbeat timer.
+//
+// Nothing a client does can stop the loop: every frame is validated (DecodeRequest), a corrupt
+// ring closes only that client's channel, a full reply ring only pauses that channel, and a dead
+// client is a socket hang-up.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "daemon/bucket_store.h"
+
+namespace kv::daemon {
+
+struct WorkerOptions {
+  std::string ns;
+  std::uint64_t bucket_id = 0;
+  BucketLimits limits;
+  // Bounded busy-wait before sleeping: keeps latency low under load, costs nothing when idle.
+  std::uint32_t spin_us = 50;
+};
+
+// Runs the worker until SIGTERM (stop) or SIGUSR1 (drop: readers see the bucket as dropped).
+// Writes "READY\n" to fd 1 once clients can connect, then points fd 1 at /dev/null.
+// Returns the process exit code (0 clean, 3 another worker owns the bucket, 1 failure).
+int RunWorker(const WorkerOptions& options);
+
+}  // namespace kv::daemon

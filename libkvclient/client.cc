@@ -1,0 +1,162 @@
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "client_impl.h"
+#include "shm/control_message.h"
+#include "shm/names.h"
+#include "shm/unix_socket.h"
+
+namespace kv {
+
+Status FromShmError(const shm::ShmError& error) {
+  switch (error.kind) {
+    case shm::ShmError::kNone: return Status();
+    case shm::ShmError::kNotFound: return Status(Code::kUnavailable, error.message);
+    case shm::ShmError::kPermission: return Status(Code::kPermissionDenied, error.message);
+    case shm::ShmError::kNoSpace: return Status(Code::kBucketFull, error.message);
+    case shm::ShmError::kCorrupt: return Status(Code::kCorrupt, error.message);
+    default: return Status(Code::kInternal, error.message);
+  }
+}
+
+Result<std::shared_ptr<Client>> Client::Open(const ClientOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->ns = options.ns.empty() ? shm::DefaultNamespace() : options.ns;
+  if (std::string why = shm::ValidateNamespace(impl->ns); !why.empty()) {
+    return Status(Code::kInvalidArgument, why);
+  }
+  shm::ShmError error;
+  std::optional<shm::RegistryReader> registry = shm::RegistryReader::Open(impl->ns, &error);
+  if (!registry) {
+    if (error.kind == shm::ShmError::kNotFound) {
+      return Status(Code::kUnavailable, "kv instance '" + impl->ns +
+                                            "' is not running (no registry; start kvd first)");
+    }
+    return FromShmError(error);
+  }
+  impl->registry = std::move(*registry);
+  return std::shared_ptr<Client>(new Client(std::move(impl)));
+}
+
+Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Client::~Client() = default;
+
+const std::string& Client::ns() const { return impl_->ns; }
+
+Status Client::Impl::Control(shm::ControlOp op, std::string_view name) {
+  int sock = shm::ConnectSeqpacket(shm::ControlSocketAddress(ns));
+  if (sock < 0) {
+    return Status(Code::kUnavailable, "kvd of instance '" + ns + "' is not running (" +
+                                          std::strerror(errno) + ")");
+  }
+  std::string request = shm::EncodeControlRequest(op, name);
+  char buf[shm::kMaxControlPacket];
+  ssize_t n = -1;
+  int fd = -1;
+  bool readable = false;
+  if (shm::SendPacket(sock, request.data(), request.size())) {
+    readable = shm::WaitReadable(sock, static_cast<int>(options.timeout.count()));
+    if (readable) n = shm::ReceivePacket(sock, buf, sizeof buf, &fd);
+  }
+  ::close(sock);
+  if (fd >= 0) ::close(fd);
+  if (!readable) return Status(Code::kTimeout, "kvd did not answer in time");
+  shm::ControlStatus status;
+  std::string_view message;
+  if (n <= 0 || !shm::DecodeControlReply(buf, static_cast<std::size_t>(n), &status, &message)) {
+    return Status(Code::kUnavailable, "kvd closed the connection without a reply");
+  }
+  switch (status) {
+    case shm::ControlStatus::kOk: return Status();
+    case shm::ControlStatus::kNotFound: return Status(Code::kBucketNotFound, std::string(message));
+    case shm::ControlStatus::kInvalid: return Status(Code::kInvalidArgument, std::string(message));
+    case shm::ControlStatus::kDenied: return Status(Code::kPermissionDenied, std::string(message));
+    default: return Status(Code::kFailed, std::string(message));
+  }
+}
+
+Status Client::CreateBucket(std::string_view name) {
+  if (std::string why = shm::ValidateBucketName(name); !why.empty()) {
+    return Status(Code::kInvalidArgument, why);
+  }
+  return impl_->Control(shm::ControlOp::kCreate, name);
+}
+
+Status Client::DropBucket(std::string_view name) {
+  if (std::string why = shm::ValidateBucketName(name); !why.empty()) {
+    return Status(Code::kInvalidArgument, why);
+  }
+  return impl_->Control(shm::ControlOp::kDrop, name);
+}
+
+Status Client::RestartBucket(std::string_view name) {
+  if (std::string why = shm::ValidateBucketName(name); !why.empty()) {
+    return Status(Code::kInvalidArgument, why);
+  }
+  return impl_->Control(shm::ControlOp::kRestart, name);
+}
+
+Status Client::Shutdown() { return impl_->Control(shm::ControlOp::kShutdown, {}); }
+
+Result<Bucket> Client::OpenBucket(std::string_view name) {
+  if (std::string why = shm::ValidateBucketName(name); !why.empty()) {
+    return Status(Code::kInvalidArgument, why);
+  }
+  std::optional<shm::BucketRecord> record = impl_->registry.Find(name);
+  if (!record) return Status(Code::kBucketNotFound, "bucket '" + std::string(name) + "' does not exist");
+  shm::ShmError error;
+  shm::Segment anchor = shm::Segment::OpenReadOnly(shm::AnchorObjectName(impl_->ns, record->bucket_id), &error);
+  if (!anchor.valid()) {
+    if (error.kind == shm::ShmError::kNotFound) {
+      return Status(Code::kUnavailable, "bucket '" + std::string(name) + "' is " +
+                                            shm::BucketStateName(record->state) + " and has no data yet");
+    }
+    return FromShmError(error);
+  }
+  const auto* a = reinterpret_cast<const shm::AnchorHeader*>(anchor.data());
+  if (anchor.size() < sizeof(shm::AnchorHeader) || a->magic != shm::kAnchorMagic ||
+      a->format_version != shm::kFormatVersion || a->layout_word != shm::kAnchorLayout ||
+      a->bucket_id != record->bucket_id) {
+    return Status(Code::kCorrupt, "anchor of bucket '" + std::string(name) + "' is not valid");
+  }
+  auto shared = std::make_shared<Bucket::Shared>(impl_->ns, record->bucket_id, std::string(name),
+                                                 std::move(anchor), impl_->options.timeout);
+  Result<std::shared_ptr<const Bucket::View>> view = shared->CurrentView();
+  if (!view.ok()) return view.status();
+  return Bucket(std::move(shared), std::move(view).value());
+}
+
+Result<InstanceStatus> Client::GetStatus() {
+  InstanceStatus out;
+  out.ns = impl_->ns;
+  shm::KvdRecord kvd = impl_->registry.Kvd();
+  out.kvd_pid = kvd.pid;
+  out.kvd_started_unix_ms = kvd.started_unix_ms;
+  if (out.kvd_pid != 0 && ::kill(out.kvd_pid, 0) != 0 && errno == ESRCH) out.kvd_pid = 0;
+  for (const shm::BucketRecord& r : impl_->registry.List()) {
+    BucketInfo info;
+    info.name = r.name;
+    info.id = r.bucket_id;
+    info.state = shm::BucketStateName(r.state);
+    info.worker_pid = r.worker_pid;
+    info.restarts = r.restarts;
+    info.started_unix_ms = r.started_unix_ms;
+    info.reason = r.reason;
+    Result<Bucket> bucket = OpenBucket(r.name);
+    if (bucket.ok()) {
+      shm::TableStats stats = bucket->view_->table.Stats();
+      info.keys = stats.key_count;
+      info.generation = stats.generation;
+      info.memory_bytes = stats.segment_size;
+      info.writes = stats.writes_applied;
+    }
+    out.buckets.push_back(std::move(info));
+  }
+  return out;
+}
+
+}  // namespace kv

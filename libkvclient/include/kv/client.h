@@ -1,0 +1,142 @@
+// libkvclient: the C++ API of kv, a shared-memory key-value store for one host.
+//
+//   auto client = kv::Client::Open({});            // namespace from $KV_NAMESPACE, else "kv"
+//   if (!client.ok()) ...client.status().ToString()...
+//   kv::Status s = client->CreateBucket("shopping");
+//   auto bucket = client->OpenBucket("shopping");
+//   s = bucket->Put("milk", "1");
+//   std::string value;
+//   s = bucket->Get("milk", &value);             // read directly from shared memory
+//
+// Reads are served from the bucket's shared-memory segment, mapped read-only into this process:
+// no message, no syscall, no lock. Writes go to the bucket's worker process over a private
+// shared-memory channel and return once the worker has applied them (visible to every reader).
+//
+// Caveats
+//  - fork(): a child must not use a Client or Bucket inherited from its parent; open new ones.
+//  - Stale handles: after DropBucket, operations on an existing Bucket handle fail with
+//    kBucketNotFound. Bucket ids are never reused, so a stale handle never reaches another bucket.
+//  - Worker restarts: reads keep working while a worker restarts. A write in flight when its
+//    worker dies fails with kUnavailable; a write that timed out (kTimeout) may still be applied.
+//  - Limits: keys 1..1024 bytes, values 0..65536 bytes (kMaxKeySize/kMaxValueSize below); bucket
+//    names 1..64 printable ASCII characters without spaces.
+//
+// Thread safety: a Client may be shared by many threads. A Bucket handle is cheap to copy; each
+// copy may be used by one thread at a time (copy it into each thread). Copies share the write
+// channel, which serialises their writes.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kv/status.h"
+
+namespace kv {
+
+inline constexpr std::size_t kMaxKeySize = 1024;
+inline constexpr std::size_t kMaxValueSize = 65536;
+inline constexpr std::size_t kMaxBucketNameSize = 64;
+
+struct ClientOptions {
+  // Instance namespace. Empty (default): $KV_NAMESPACE, else "kv".
+  std::string ns;
+  // How long a write or control request waits for its reply. Default 5 s.
+  std::chrono::milliseconds timeout{5000};
+};
+
+struct BucketInfo {
+  std::string name;
+  std::uint64_t id = 0;
+  std::string state;  // "starting", "running", "restarting", "failed", "dropping"
+  std::int32_t worker_pid = 0;
+  std::uint32_t restarts = 0;
+  std::uint64_t started_unix_ms = 0;
+  std::string reason;  // why it is restarting or failed; empty otherwise
+  // From the bucket's segment (0 if it could not be read).
+  std::uint64_t keys = 0;
+  std::uint64_t generation = 0;
+  std::uint64_t memory_bytes = 0;  // bytes of shared memory the bucket's table occupies
+  std::uint64_t writes = 0;        // writes applied since the bucket was created
+};
+
+struct InstanceStatus {
+  std::string ns;
+  std::int32_t kvd_pid = 0;  // 0: kvd is not running
+  std::uint64_t kvd_started_unix_ms = 0;
+  std::vector<BucketInfo> buckets;
+};
+
+class Bucket;
+
+class Client {
+ public:
+  // Opens the instance. Fails with kInvalidArgument for a bad namespace, kUnavailable if no kvd
+  // ever ran for it (no registry), kPermissionDenied if this user may not read it.
+  static Result<std::shared_ptr<Client>> Open(const ClientOptions& options);
+
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Creates a bucket (kvd starts its worker). Creating an existing bucket is OK and changes
+  // nothing. Errors: kInvalidArgument (name), kUnavailable (kvd down), kFailed (max buckets, or
+  // worker did not start), kTimeout.
+  Status CreateBucket(std::string_view name);
+  // Stops the bucket's worker and deletes its data. kBucketNotFound if it does not exist.
+  Status DropBucket(std::string_view name);
+  // Clears a failed bucket's restart history and restarts its worker.
+  Status RestartBucket(std::string_view name);
+  // A handle to an existing bucket. kBucketNotFound if it does not exist.
+  Result<Bucket> OpenBucket(std::string_view name);
+  // Buckets and kvd as the registry shows them (no round trip to kvd).
+  Result<InstanceStatus> GetStatus();
+  // Asks kvd to stop (workers stopped, data kept).
+  Status Shutdown();
+
+  const std::string& ns() const;
+
+  class Impl;
+
+ private:
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+class Bucket {
+ public:
+  Bucket(const Bucket&) = default;
+  Bucket& operator=(const Bucket&) = default;
+  Bucket(Bucket&&) noexcept = default;
+  Bucket& operator=(Bucket&&) noexcept = default;
+  ~Bucket();
+
+  // Copies the value of `key` into *value (reusing its capacity: no allocation when it fits).
+  // kNotFound for a missing key (allocates nothing); kBucketNotFound if the bucket was dropped;
+  // kCorrupt if the segment keeps failing validation.
+  Status Get(std::string_view key, std::string* value);
+  // Stores `value` under `key`. Returns once applied and visible to every reader.
+  // Errors: kInvalidArgument (empty key), kTooLarge, kBucketFull, kTimeout, kUnavailable.
+  Status Put(std::string_view key, std::string_view value);
+  // Deletes `key`; *old_value (if non-null) receives the value it had. kNotFound if absent.
+  Status Delete(std::string_view key, std::string* old_value = nullptr);
+
+  const std::string& name() const;
+  std::uint64_t id() const;
+
+  class Shared;
+  struct View;
+
+ private:
+  friend class Client;
+  Bucket(std::shared_ptr<Shared> shared, std::shared_ptr<const View> view);
+  Status Refresh();
+
+  std::shared_ptr<Shared> shared_;
+  std::shared_ptr<const View> view_;  // this handle's mapping of the current generation
+};
+
+}  // namespace kv

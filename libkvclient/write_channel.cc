@@ -1,0 +1,209 @@
+#include "write_channel.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+
+#include "shm/control_message.h"
+#include "shm/names.h"
+#include "shm/unix_socket.h"
+
+namespace kv {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Spin this long for a reply before sleeping on the futex: a worker that is awake answers a
+// small write in well under this, and a sleeping client costs a futex wake on the worker side.
+constexpr auto kReplySpin = std::chrono::microseconds(50);
+// While sleeping, wake this often to notice a dead worker (its socket hangs up).
+constexpr long kSleepSliceNs = 10'000'000;
+
+inline void CpuRelax() { __builtin_ia32_pause(); }
+
+long RemainingNs(Clock::time_point deadline) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - Clock::now()).count();
+}
+
+}  // namespace
+
+WriteChannel::WriteChannel(std::string ns, std::uint64_t bucket_id, std::string bucket_name)
+    : ns_(std::move(ns)), bucket_id_(bucket_id), bucket_name_(std::move(bucket_name)) {}
+
+WriteChannel::~WriteChannel() { Reset(); }
+
+void WriteChannel::Reset() {
+  if (sock_ >= 0) ::close(sock_);
+  sock_ = -1;
+  channel_ = shm::Channel();
+  requests_ = shm::RingWriter();
+  replies_ = shm::RingReader();
+}
+
+Status WriteChannel::Unavailable(const std::string& why) const {
+  return Status(Code::kUnavailable, "worker of bucket '" + bucket_name_ + "' " + why);
+}
+
+bool WriteChannel::WorkerGone() const {
+  pollfd p{sock_, POLLIN, 0};
+  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR | POLLIN)) != 0;
+}
+
+Status WriteChannel::Connect(Clock::time_point deadline) {
+  sock_ = shm::ConnectSeqpacket(shm::BucketSocketAddress(ns_, bucket_id_));
+  if (sock_ < 0) {
+    int err = errno;
+    Reset();
+    if (err == EACCES || err == EPERM) return Status(Code::kPermissionDenied, std::strerror(err));
+    return Unavailable(std::string("is not running (") + std::strerror(err) + ")");
+  }
+  std::string error;
+  channel_ = shm::Channel::Create(shm::kDefaultRequestCapacity, shm::kDefaultReplyCapacity, &error);
+  if (!channel_.valid()) {
+    Reset();
+    return Status(Code::kInternal, error);
+  }
+  static constexpr char kRegister[] = "KVREGISTER1";
+  if (!shm::SendPacket(sock_, kRegister, sizeof kRegister - 1, channel_.fd())) {
+    Reset();
+    return Unavailable("refused the channel");
+  }
+  long remaining_ms = RemainingNs(deadline) / 1'000'000;
+  if (remaining_ms <= 0 || !shm::WaitReadable(sock_, static_cast<int>(remaining_ms))) {
+    Reset();
+    return Status(Code::kTimeout, "worker of bucket '" + bucket_name_ +
+                                      "' did not accept the write channel in time");
+  }
+  char buf[shm::kMaxControlPacket];
+  int fd;
+  ssize_t n = shm::ReceivePacket(sock_, buf, sizeof buf, &fd);
+  if (fd >= 0) ::close(fd);
+  shm::ControlStatus status;
+  std::string_view message;
+  if (n <= 0 || !shm::DecodeControlReply(buf, static_cast<std::size_t>(n), &status, &message)) {
+    Reset();
+    return Unavailable("closed the channel during registration");
+  }
+  if (status != shm::ControlStatus::kOk) {
+    Code code = status == shm::ControlStatus::kDenied ? Code::kPermissionDenied : Code::kFailed;
+    Reset();
+    return Status(code, std::string(message));
+  }
+  requests_ = channel_.RequestWriter();
+  replies_ = channel_.ReplyReader();
+  return Status();
+}
+
+Status WriteChannel::Send(shm::Op op, std::uint16_t flags, std::string_view key,
+                          std::string_view value, std::int64_t arg, Clock::time_point deadline) {
+  std::size_t size = shm::RequestSize(key.size(), value.size());
+  if (size > requests_.max_payload()) {
+    return Status(Code::kTooLarge, "request of " + std::to_string(size) +
+                                       " bytes exceeds the channel limit");
+  }
+  shm::ChannelHeader* h = channel_.header();
+  for (;;) {
+    bool broken = false;
+    char* out = requests_.Begin(static_cast<std::uint32_t>(size), &broken);
+    if (broken) {
+      Reset();
+      return Status(Code::kInternal, "write channel of bucket '" + bucket_name_ + "' is corrupt");
+    }
+    if (out != nullptr) {
+      shm::EncodeRequest(out, op, flags, next_request_id_, key, value, arg);
+      requests_.Commit();
+      requests_.Publish();
+      break;
+    }
+    // The ring is full: the worker is behind (or stopped). Wait for space, not forever.
+    if (WorkerGone()) {
+      Reset();
+      return Unavailable("exited");
+    }
+    if (RemainingNs(deadline) <= 0) {
+      return Status(Code::kTimeout, "worker of bucket '" + bucket_name_ +
+                                        "' is not consuming requests");
+    }
+    ::usleep(100);
+  }
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (h->worker_waiting.load(std::memory_order_relaxed) != 0) {
+    char doorbell = 'w';
+    ::send(sock_, &doorbell, 1, MSG_DONTWAIT | MSG_NOSIGNAL);  // EAGAIN: a doorbell is pending
+  }
+  return Status();
+}
+
+Status WriteChannel::AwaitReply(Clock::time_point deadline, WriteReply* reply) {
+  shm::ChannelHeader* h = channel_.header();
+  std::uint64_t want = next_request_id_ - 1;
+  auto spin_until = Clock::now() + kReplySpin;
+  for (;;) {
+    bool broken = false;
+    std::uint32_t size;
+    const char* frame = replies_.Next(&size, &broken);
+    if (broken) {
+      Reset();
+      return Status(Code::kInternal, "reply ring of bucket '" + bucket_name_ + "' is corrupt");
+    }
+    if (frame != nullptr) {
+      shm::ReplyHeader header;
+      std::string_view value;
+      bool ok = shm::DecodeReply(frame, size, &header, &value);
+      if (ok && header.request_id == want) {
+        reply->status = static_cast<shm::WireStatus>(header.status);
+        reply->number = header.number;
+        reply->value.assign(value.data(), value.size());
+      }
+      replies_.Pop();
+      replies_.Release();
+      if (!ok) {
+        Reset();
+        return Status(Code::kInternal, "malformed reply from worker of '" + bucket_name_ + "'");
+      }
+      if (header.request_id == want) return Status();
+      continue;  // a late reply to a request that timed out earlier
+    }
+    if (Clock::now() < spin_until) {
+      CpuRelax();
+      continue;
+    }
+    long remaining = RemainingNs(deadline);
+    if (remaining <= 0) {
+      return Status(Code::kTimeout, "worker of bucket '" + bucket_name_ +
+                                        "' did not reply in time (the write may still be applied)");
+    }
+    std::uint32_t seq = h->reply_seq.load(std::memory_order_acquire);
+    h->client_waiting.store(1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (replies_.Empty()) shm::FutexWait(&h->reply_seq, seq, std::min(remaining, kSleepSliceNs));
+    h->client_waiting.store(0, std::memory_order_relaxed);
+    if (replies_.Empty() && WorkerGone()) {
+      Reset();
+      return Unavailable("exited before replying (the write may or may not be applied)");
+    }
+  }
+}
+
+Status WriteChannel::Call(shm::Op op, std::string_view key, std::string_view value,
+                          std::int64_t arg, std::chrono::milliseconds timeout, WriteReply* reply,
+                          bool* sent) {
+  *sent = false;
+  auto deadline = Clock::now() + timeout;
+  if (sock_ >= 0 && WorkerGone() && replies_.Empty()) Reset();  // worker restarted since last call
+  if (sock_ < 0) {
+    Status s = Connect(deadline);
+    if (!s.ok()) return s;
+  }
+  Status s = Send(op, 0, key, value, arg, deadline);
+  if (!s.ok()) return s;
+  *sent = true;
+  ++next_request_id_;
+  return AwaitReply(deadline, reply);
+}
+
+}  // namespace kv

@@ -1,0 +1,58 @@
+// The client end of one write channel to a bucket worker (shm/channel.h): connects to the
+// worker's socket, registers a fresh memfd channel, then sends requests on the request ring and
+// waits for replies on the reply ring (spin briefly, then futex).
+//
+// Thread safety: none; the owner (Bucket::Shared) serialises calls with its mutex.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "kv/status.h"
+#include "shm/channel.h"
+#include "shm/message.h"
+
+namespace kv {
+
+struct WriteReply {
+  shm::WireStatus status = shm::WireStatus::kOk;
+  std::int64_t number = 0;
+  std::string value;
+};
+
+class WriteChannel {
+ public:
+  WriteChannel(std::string ns, std::uint64_t bucket_id, std::string bucket_name);
+  ~WriteChannel();
+  WriteChannel(const WriteChannel&) = delete;
+  WriteChannel& operator=(const WriteChannel&) = delete;
+
+  // Sends one request and waits for its reply until `timeout`. kUnavailable if the worker is not
+  // running or dies meanwhile (the channel is then reset; the next call reconnects), kTimeout if
+  // no reply came in time (a late reply is discarded by request id). *sent says whether the
+  // request reached the worker's ring (if not, resending it cannot apply it twice).
+  Status Call(shm::Op op, std::string_view key, std::string_view value, std::int64_t arg,
+              std::chrono::milliseconds timeout, WriteReply* reply, bool* sent);
+
+ private:
+  Status Connect(std::chrono::steady_clock::time_point deadline);
+  void Reset();
+  Status Send(shm::Op op, std::uint16_t flags, std::string_view key, std::string_view value,
+              std::int64_t arg, std::chrono::steady_clock::time_point deadline);
+  Status AwaitReply(std::chrono::steady_clock::time_point deadline, WriteReply* reply);
+  bool WorkerGone() const;
+  Status Unavailable(const std::string& why) const;
+
+  std::string ns_;
+  std::uint64_t bucket_id_;
+  std::string bucket_name_;
+  int sock_ = -1;
+  shm::Channel channel_;
+  shm::RingWriter requests_;
+  shm::RingReader replies_;
+  std::uint64_t next_request_id_ = 1;
+};
+
+}  // namespace kv

@@ -1,0 +1,41 @@
+// The bucket anchor: a small segment NS.b<id> that says which generation segment holds the bucket
+// now. It exists for the whole life of the bucket; generations come and go behind it.
+//
+// Written only by the bucket's worker; read (mapped PROT_READ) by clients and kvd.
+// Invariants:
+//   A1. `generation` names a generation segment that is ready (TableHeader::ready == 1) from the
+//       moment it is stored until a later generation has been stored.
+//   A2. A generation is unlinked only after `generation` points past it.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "shm/layout.h"
+
+namespace kv::shm {
+
+enum AnchorState : std::uint32_t { kAnchorLive = 1, kAnchorDropped = 2 };
+
+struct alignas(kCacheLine) AnchorHeader {
+  // Identity: written once at creation, before any other process can find the bucket.
+  std::uint64_t magic;
+  std::uint32_t format_version;
+  std::uint32_t layout_word;
+  std::uint64_t bucket_id;
+
+  // Publication (worker stores with release; readers load with acquire).
+  alignas(kCacheLine) std::atomic<std::uint64_t> generation;
+  std::atomic<std::uint32_t> state;  // AnchorState
+
+  // Liveness, for kvd's watchdog: the worker stores its pid at start and a CLOCK_MONOTONIC time
+  // in ns at least once a second while it runs (relaxed; only compared against "now").
+  alignas(kCacheLine) std::atomic<std::int32_t> worker_pid;
+  std::atomic<std::uint64_t> heartbeat_ns;
+};
+
+inline constexpr std::size_t kAnchorSize = 4096;
+inline constexpr std::uint32_t kAnchorLayout = LayoutWord(sizeof(AnchorHeader), alignof(AnchorHeader));
+static_assert(sizeof(AnchorHeader) <= kAnchorSize);
+
+}  // namespace kv::shm

@@ -1,0 +1,89 @@
+// A client's write channel to one bucket worker: a memfd holding a request ring (client -> worker)
+// and a reply ring (worker -> client), plus the words each side uses to wake the other.
+//
+// The client creates the memfd and hands it to the worker over the bucket's socket (SCM_RIGHTS);
+// the socket connection stays open for the channel's life, so the kernel tells the worker when the
+// client dies (and the memfd disappears with its last mapping: nothing is left in /dev/shm).
+//
+// Wake-up protocol (Dekker style; both sides use seq_cst fences between "publish" and "check"):
+//   worker: spin briefly on every ring; then store worker_waiting=1, fence, re-check rings, sleep in
+//           epoll on the channel sockets. Client: publish tail, fence, if worker_waiting then send a
+//           one-byte doorbell on the socket.
+//   client: spin briefly on reply_tail; then store client_waiting=1, fence, re-check, futex-wait on
+//           reply_seq. Worker: publish replies, bump reply_seq, fence, if client_waiting wake it.
+//
+// Trust: the worker treats everything in the memfd as hostile input: indices and lengths are
+// validated (ring.h), capacities are checked against the memfd's real size at attach time.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "shm/layout.h"
+#include "shm/ring.h"
+
+namespace kv::shm {
+
+struct alignas(kCacheLine) ChannelHeader {
+  std::uint64_t magic;
+  std::uint32_t format_version;
+  std::uint32_t layout_word;
+  std::uint32_t request_capacity;  // bytes, power of two
+  std::uint32_t reply_capacity;    // bytes, power of two
+
+  alignas(kCacheLine) std::atomic<std::uint64_t> request_tail;  // client stores (release)
+  alignas(kCacheLine) std::atomic<std::uint64_t> request_head;  // worker stores (release)
+  std::atomic<std::uint32_t> worker_waiting;                    // worker stores; client loads
+  alignas(kCacheLine) std::atomic<std::uint64_t> reply_tail;    // worker stores (release)
+  std::atomic<std::uint32_t> reply_seq;                         // futex word, worker bumps
+  std::atomic<std::uint64_t> async_failures;  // worker: async writes that failed, ever
+  std::atomic<std::uint32_t> async_last_status;
+  alignas(kCacheLine) std::atomic<std::uint64_t> reply_head;    // client stores (release)
+  std::atomic<std::uint32_t> client_waiting;                    // client stores; worker loads
+};
+
+inline constexpr std::uint32_t kChannelLayout = LayoutWord(sizeof(ChannelHeader), alignof(ChannelHeader));
+inline constexpr std::uint32_t kDefaultRequestCapacity = 256 * 1024;
+inline constexpr std::uint32_t kDefaultReplyCapacity = 128 * 1024;
+
+// One mapping of a channel memfd. Move-only; unmaps and closes on destruction.
+class Channel {
+ public:
+  Channel() = default;
+  ~Channel();
+  Channel(Channel&& other) noexcept;
+  Channel& operator=(Channel&& other) noexcept;
+
+  // Client side: a new memfd with initialised header. Empty Channel and *error on failure.
+  static Channel Create(std::uint32_t request_capacity, std::uint32_t reply_capacity,
+                        std::string* error);
+  // Worker side: maps a memfd received from a client (takes ownership of fd) after checking the
+  // header against the memfd's real size.
+  static Channel Attach(int fd, std::string* error);
+
+  bool valid() const { return header_ != nullptr; }
+  int fd() const { return fd_; }
+  ChannelHeader* header() const { return header_; }
+
+  RingWriter RequestWriter() const;  // client
+  RingReader RequestReader() const;  // worker
+  RingWriter ReplyWriter() const;    // worker
+  RingReader ReplyReader() const;    // client
+
+ private:
+  void Reset();
+
+  int fd_ = -1;
+  ChannelHeader* header_ = nullptr;
+  std::size_t size_ = 0;
+  std::uint32_t request_capacity_ = 0;  // validated copies: never re-read from shared memory
+  std::uint32_t reply_capacity_ = 0;
+};
+
+// Futex on a 32-bit word in a MAP_SHARED mapping (cross-process). Wait returns after a wake, a
+// value change, a signal or `timeout_ns` (relative, CLOCK_MONOTONIC); callers re-check.
+void FutexWait(const std::atomic<std::uint32_t>* word, std::uint32_t expected, long timeout_ns);
+void FutexWakeAll(const std::atomic<std::uint32_t>* word);
+
+}  // namespace kv::shm

@@ -1,0 +1,14 @@
+// The key hash stored (in part) in the bucket table. It must never change between builds, so it is
+// XXH3-64 with seed 0 (stable output since xxhash 0.8.0), never std::hash.
+#pragma once
+
+#include <xxhash.h>
+
+#include <cstdint>
+#include <string_view>
+
+namespace kv::shm {
+
+inline std::uint64_t HashKey(std::string_view key) { return XXH3_64bits(key.data(), key.size()); }
+
+}  // namespace kv::shm

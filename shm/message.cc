@@ -1,0 +1,80 @@
+#include "shm/message.h"
+
+#include <cstring>
+
+#include "shm/layout.h"
+
+namespace kv::shm {
+
+const char* WireStatusName(WireStatus s) {
+  switch (s) {
+    case WireStatus::kOk: return "OK";
+    case WireStatus::kNotFound: return "NOT_FOUND";
+    case WireStatus::kVersionMismatch: return "VERSION_MISMATCH";
+    case WireStatus::kNotAnInteger: return "NOT_AN_INTEGER";
+    case WireStatus::kBucketFull: return "BUCKET_FULL";
+    case WireStatus::kTooLarge: return "TOO_LARGE";
+    case WireStatus::kMalformed: return "MALFORMED";
+    case WireStatus::kUnknownOp: return "UNKNOWN_OP";
+    case WireStatus::kBadVersion: return "BAD_VERSION";
+    case WireStatus::kWritesRefused: return "WRITES_REFUSED";
+    case WireStatus::kInternal: return "INTERNAL";
+  }
+  return "UNKNOWN_STATUS";
+}
+
+WireStatus DecodeRequest(const char* frame, std::size_t size, Request* out) {
+  *out = Request{};
+  if (size < sizeof(RequestHeader)) {
+    if (size >= 16) std::memcpy(&out->header.request_id, frame + 8, 8);
+    return WireStatus::kMalformed;
+  }
+  RequestHeader& h = out->header;
+  std::memcpy(&h, frame, sizeof h);  // a private copy: the client may change the frame meanwhile
+  if (h.version != kProtocolVersion) return WireStatus::kBadVersion;
+  if (h.op == 0 || h.op > kMaxOp) return WireStatus::kUnknownOp;
+  if (h.reserved != 0 || (h.flags & ~kFlagNoReply) != 0) return WireStatus::kMalformed;
+  if (std::uint64_t{h.key_len} + h.value_len != size - sizeof(RequestHeader)) {
+    return WireStatus::kMalformed;
+  }
+  if (h.key_len > kMaxKeySize || h.value_len > kMaxValueSize) return WireStatus::kTooLarge;
+  Op op = static_cast<Op>(h.op);
+  bool keyed = op != Op::kClear && op != Op::kFlush;
+  bool valued = op == Op::kPut || op == Op::kCas;
+  if (keyed != (h.key_len != 0)) return WireStatus::kMalformed;  // keyed ops need a non-empty key
+  if (!valued && h.value_len != 0) return WireStatus::kMalformed;
+  if (op != Op::kCas && op != Op::kIncr && h.arg != 0) return WireStatus::kMalformed;
+  out->key = std::string_view(frame + sizeof h, h.key_len);
+  out->value = std::string_view(frame + sizeof h + h.key_len, h.value_len);
+  return WireStatus::kOk;
+}
+
+void EncodeRequest(char* out, Op op, std::uint16_t flags, std::uint64_t request_id,
+                   std::string_view key, std::string_view value, std::int64_t arg) {
+  RequestHeader h{kProtocolVersion, static_cast<std::uint8_t>(op), flags,
+                  static_cast<std::uint32_t>(key.size()), request_id,
+                  static_cast<std::uint32_t>(value.size()), 0, arg};
+  std::memcpy(out, &h, sizeof h);
+  if (!key.empty()) std::memcpy(out + sizeof h, key.data(), key.size());
+  if (!value.empty()) std::memcpy(out + sizeof h + key.size(), value.data(), value.size());
+}
+
+void EncodeReply(char* out, WireStatus status, std::uint64_t request_id, std::int64_t number,
+                 std::string_view value) {
+  ReplyHeader h{kProtocolVersion, static_cast<std::uint8_t>(status), 0,
+                static_cast<std::uint32_t>(value.size()), request_id, number};
+  std::memcpy(out, &h, sizeof h);
+  if (!value.empty()) std::memcpy(out + sizeof h, value.data(), value.size());
+}
+
+bool DecodeReply(const char* frame, std::size_t size, ReplyHeader* header, std::string_view* value) {
+  if (size < sizeof(ReplyHeader)) return false;
+  std::memcpy(header, frame, sizeof *header);
+  if (header->version != kProtocolVersion || header->value_len != size - sizeof(ReplyHeader)) {
+    return false;
+  }
+  *value = std::string_view(frame + sizeof(ReplyHeader), header->value_len);
+  return true;
+}
+
+}  // namespace kv::shm

@@ -1,0 +1,90 @@
+// The write-path wire format: requests a client puts on a channel's request ring and the replies
+// the worker puts on its reply ring (docs/protocol.md). Fixed little-endian headers, then bytes.
+//
+// Every request field is validated by DecodeRequest before the worker uses it; DecodeRequest never
+// reads outside [frame, frame+size) and never trusts a length it has not checked.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+namespace kv::shm {
+
+inline constexpr std::uint8_t kProtocolVersion = 1;
+
+enum class Op : std::uint8_t {
+  kPut = 1,     // key, value
+  kDelete = 2,  // key; reply carries the old value
+  kCas = 3,     // key, value, arg = expected version (0: key must be absent)
+  kIncr = 4,    // key, arg = signed delta; reply number = new value
+  kClear = 5,   // no key
+  kFlush = 6,   // no key; replies once everything sent before it is applied
+};
+inline constexpr std::uint8_t kMaxOp = 6;
+
+// Request flags.
+inline constexpr std::uint16_t kFlagNoReply = 1;  // async: reply only... never; failures are counted
+
+// Wire status codes (replies). Values are stable: they are part of the protocol.
+enum class WireStatus : std::uint8_t {
+  kOk = 0,
+  kNotFound = 1,
+  kVersionMismatch = 2,
+  kNotAnInteger = 3,
+  kBucketFull = 4,
+  kTooLarge = 5,
+  kMalformed = 6,     // lengths inconsistent with the frame, reserved bits set, truncated
+  kUnknownOp = 7,
+  kBadVersion = 8,    // protocol version not spoken by this worker
+  kWritesRefused = 9, // bucket failed or dropping
+  kInternal = 10,
+};
+const char* WireStatusName(WireStatus s);
+
+struct RequestHeader {
+  std::uint8_t version;
+  std::uint8_t op;
+  std::uint16_t flags;
+  std::uint32_t key_len;
+  std::uint64_t request_id;
+  std::uint32_t value_len;
+  std::uint32_t reserved;  // must be 0
+  std::int64_t arg;
+};
+static_assert(sizeof(RequestHeader) == 32);
+
+struct ReplyHeader {
+  std::uint8_t version;
+  std::uint8_t status;  // WireStatus
+  std::uint16_t flags;
+  std::uint32_t value_len;
+  std::uint64_t request_id;
+  std::int64_t number;  // put/cas: new version; cas mismatch: current version; incr: new value
+};
+static_assert(sizeof(ReplyHeader) == 24);
+
+struct Request {
+  RequestHeader header;
+  std::string_view key;
+  std::string_view value;
+};
+
+// Decodes and validates one request frame. On failure returns the status to answer with;
+// out->header.request_id and flags are filled in whenever the frame was long enough to hold them.
+WireStatus DecodeRequest(const char* frame, std::size_t size, Request* out);
+
+// Bytes EncodeRequest writes.
+inline std::size_t RequestSize(std::size_t key_len, std::size_t value_len) {
+  return sizeof(RequestHeader) + key_len + value_len;
+}
+void EncodeRequest(char* out, Op op, std::uint16_t flags, std::uint64_t request_id,
+                   std::string_view key, std::string_view value, std::int64_t arg);
+
+inline std::size_t ReplySize(std::size_t value_len) { return sizeof(ReplyHeader) + value_len; }
+void EncodeReply(char* out, WireStatus status, std::uint64_t request_id, std::int64_t number,
+                 std::string_view value);
+
+// Decodes a reply frame (the client validates too: a buggy worker must not crash it).
+bool DecodeReply(const char* frame, std::size_t size, ReplyHeader* header, std::string_view* value);
+
+}  // namespace kv::shm

@@ -1,0 +1,250 @@
+#include "shm/registry.h"
+
+#include <cstring>
+
+#include "shm/names.h"
+#include "shm/seqlock.h"
+
+namespace kv::shm {
+namespace {
+
+constexpr int kMaxReadAttempts = 1000;
+
+std::size_t RegistrySize(std::uint32_t capacity) {
+  return sizeof(RegistryHeader) + std::size_t{capacity} * sizeof(RegistryEntry);
+}
+
+void CopyString(char* dst, std::size_t cap, std::string_view src) {
+  std::size_t n = std::min(cap - 1, src.size());
+  std::memcpy(dst, src.data(), n);
+  dst[n] = '\0';
+}
+
+}  // namespace
+
+const char* BucketStateName(std::uint32_t state) {
+  switch (state) {
+    case kBucketFree: return "free";
+    case kBucketStarting: return "starting";
+    case kBucketRunning: return "running";
+    case kBucketRestarting: return "restarting";
+    case kBucketFailed: return "failed";
+    case kBucketDropping: return "dropping";
+  }
+  return "unknown";
+}
+
+// ---------------------------------------------------------------------------------------------
+
+std::optional<RegistryReader> RegistryReader::Open(std::string_view ns, ShmError* error) {
+  RegistryReader reader;
+  reader.segment_ = Segment::OpenReadOnly(RegistryObjectName(ns), error);
+  if (!reader.segment_.valid()) return std::nullopt;
+  std::string why = reader.Attach(reader.segment_.data(), reader.segment_.size());
+  if (!why.empty()) {
+    *error = {ShmError::kCorrupt, "registry of namespace '" + std::string(ns) + "': " + why};
+    return std::nullopt;
+  }
+  return reader;
+}
+
+std::string RegistryReader::Attach(const char* base, std::size_t size) {
+  if (size < sizeof(RegistryHeader)) return "segment is smaller than a registry header";
+  const auto* h = reinterpret_cast<const RegistryHeader*>(base);
+  if (h->magic != kRegistryMagic) return "not a kv registry (bad magic)";
+  if (h->format_version != kFormatVersion) {
+    return "registry format version " + std::to_string(h->format_version) +
+           ", this build reads version " + std::to_string(kFormatVersion);
+  }
+  if (h->layout_word != kRegistryLayout) return "registry layout word does not match this build";
+  if (h->capacity == 0 || RegistrySize(h->capacity) > size) return "registry capacity exceeds its segment";
+  header_ = h;
+  entries_ = reinterpret_cast<const RegistryEntry*>(base + sizeof(RegistryHeader));
+  return {};
+}
+
+std::optional<BucketRecord> RegistryReader::Read(std::uint32_t index) const {
+  if (index >= header_->capacity) return std::nullopt;
+  const RegistryEntry& e = entries_[index];
+  BucketRecord r;
+  char name[kMaxBucketNameSize];
+  char reason[sizeof e.reason];
+  for (int attempt = 0; attempt < kMaxReadAttempts; ++attempt) {
+    std::uint32_t seq;
+    if (!ReadBegin(e.seq, &seq)) continue;
+    r.index = index;
+    r.state = e.state.load(std::memory_order_relaxed);
+    r.bucket_id = e.bucket_id.load(std::memory_order_relaxed);
+    r.worker_pid = e.worker_pid.load(std::memory_order_relaxed);
+    r.restarts = e.restarts.load(std::memory_order_relaxed);
+    r.worker_start_ticks = e.worker_start_ticks.load(std::memory_order_relaxed);
+    r.started_unix_ms = e.started_unix_ms.load(std::memory_order_relaxed);
+    std::uint32_t len = e.name_len.load(std::memory_order_relaxed);
+    RacyCopy(name, e.name, sizeof name);
+    RacyCopy(reason, e.reason, sizeof reason);
+    if (!ReadValid(e.seq, seq)) continue;
+    if (len > sizeof name) return std::nullopt;  // never trust a length
+    r.name.assign(name, len);
+    reason[sizeof reason - 1] = '\0';
+    r.reason = reason;
+    return r;
+  }
+  return std::nullopt;
+}
+
+std::optional<BucketRecord> RegistryReader::Find(std::string_view name) const {
+  for (std::uint32_t i = 0; i < header_->capacity; ++i) {
+    const RegistryEntry& e = entries_[i];
+    if (e.state.load(std::memory_order_relaxed) == kBucketFree) continue;
+    if (e.name_len.load(std::memory_order_relaxed) != name.size()) continue;
+    std::optional<BucketRecord> r = Read(i);
+    if (r && r->state != kBucketFree && r->name == name) return r;
+  }
+  return std::nullopt;
+}
+
+std::vector<BucketRecord> RegistryReader::List() const {
+  std::vector<BucketRecord> out;
+  for (std::uint32_t i = 0; i < header_->capacity; ++i) {
+    if (entries_[i].state.load(std::memory_order_relaxed) == kBucketFree) continue;
+    std::optional<BucketRecord> r = Read(i);
+    if (r && r->state != kBucketFree) out.push_back(std::move(*r));
+  }
+  return out;
+}
+
+KvdRecord RegistryReader::Kvd() const {
+  KvdRecord k;
+  for (int attempt = 0; attempt < kMaxReadAttempts; ++attempt) {
+    std::uint32_t seq;
+    if (!ReadBegin(header_->seq, &seq)) continue;
+    k.pid = header_->kvd_pid.load(std::memory_order_relaxed);
+    k.start_ticks = header_->kvd_start_ticks.load(std::memory_order_relaxed);
+    k.started_unix_ms = header_->kvd_started_unix_ms.load(std::memory_order_relaxed);
+    k.next_bucket_id = header_->next_bucket_id.load(std::memory_order_relaxed);
+    if (ReadValid(header_->seq, seq)) break;
+  }
+  return k;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+std::optional<RegistryWriter> RegistryWriter::OpenOrCreate(std::string_view ns,
+                                                           std::uint32_t capacity, mode_t mode,
+                                                           bool* created, ShmError* error) {
+  RegistryWriter w;
+  std::string name = RegistryObjectName(ns);
+  std::size_t size = RegistrySize(capacity);
+  w.segment_ = Segment::Create(name, size, size, mode, error);
+  *created = w.segment_.valid();
+  if (*created) {
+    auto* h = new (w.segment_.data()) RegistryHeader();
+    h->format_version = kFormatVersion;
+    h->layout_word = kRegistryLayout;
+    h->capacity = capacity;
+    h->next_bucket_id.store(1, std::memory_order_relaxed);
+    for (std::uint32_t i = 0; i < capacity; ++i) {
+      new (w.segment_.data() + sizeof(RegistryHeader) + i * sizeof(RegistryEntry)) RegistryEntry();
+    }
+    std::atomic_thread_fence(std::memory_order_release);
+    h->magic = kRegistryMagic;  // last: a registry without magic is one kvd died creating
+  } else {
+    if (error->kind != ShmError::kExists) return std::nullopt;
+    *error = {};
+    w.segment_ = Segment::OpenReadWrite(name, error);
+    if (!w.segment_.valid()) return std::nullopt;
+    const auto* h = reinterpret_cast<const RegistryHeader*>(w.segment_.data());
+    if (w.segment_.size() >= sizeof(RegistryHeader) && h->magic == 0) {
+      // A kvd died while creating it: nothing can reference it yet, so start over.
+      Segment::Remove(name);
+      return OpenOrCreate(ns, capacity, mode, created, error);
+    }
+  }
+  std::string why = w.reader_.Attach(w.segment_.data(), w.segment_.size());
+  if (!why.empty()) {
+    *error = {ShmError::kCorrupt, "registry '" + name + "': " + why};
+    return std::nullopt;
+  }
+  w.header_ = reinterpret_cast<RegistryHeader*>(w.segment_.data());
+  w.entries_ = reinterpret_cast<RegistryEntry*>(w.segment_.data() + sizeof(RegistryHeader));
+  // kvd holds its control socket before this point, so no other writer exists: any odd counter
+  // was left by a kvd killed mid-update. Each such entry is rewritten whole by its next update;
+  // make the counters even so readers do not spin on them meanwhile.
+  if (w.header_->seq.load(std::memory_order_relaxed) & 1u) WriteEnd(w.header_->seq);
+  for (std::uint32_t i = 0; i < w.header_->capacity; ++i) {
+    if (w.entries_[i].seq.load(std::memory_order_relaxed) & 1u) WriteEnd(w.entries_[i].seq);
+  }
+  return w;
+}
+
+void RegistryWriter::SetKvd(std::int32_t pid, std::uint64_t start_ticks,
+                            std::uint64_t started_unix_ms) {
+  WriteBegin(header_->seq);
+  header_->kvd_pid.store(pid, std::memory_order_relaxed);
+  header_->kvd_start_ticks.store(start_ticks, std::memory_order_relaxed);
+  header_->kvd_started_unix_ms.store(started_unix_ms, std::memory_order_relaxed);
+  WriteEnd(header_->seq);
+}
+
+std::uint64_t RegistryWriter::AllocateBucketId() {
+  WriteBegin(header_->seq);
+  std::uint64_t id = header_->next_bucket_id.fetch_add(1, std::memory_order_relaxed);
+  WriteEnd(header_->seq);
+  return id;
+}
+
+std::optional<std::uint32_t> RegistryWriter::Insert(std::string_view name, std::uint64_t bucket_id) {
+  for (std::uint32_t i = 0; i < header_->capacity; ++i) {
+    RegistryEntry& e = entries_[i];
+    if (e.state.load(std::memory_order_relaxed) != kBucketFree) continue;
+    WriteBegin(e.seq);
+    e.bucket_id.store(bucket_id, std::memory_order_relaxed);
+    e.worker_pid.store(0, std::memory_order_relaxed);
+    e.restarts.store(0, std::memory_order_relaxed);
+    e.worker_start_ticks.store(0, std::memory_order_relaxed);
+    e.started_unix_ms.store(0, std::memory_order_relaxed);
+    e.name_len.store(static_cast<std::uint32_t>(name.size()), std::memory_order_relaxed);
+    std::memset(e.name, 0, sizeof e.name);
+    std::memcpy(e.name, name.data(), std::min(name.size(), sizeof e.name));
+    e.reason[0] = '\0';
+    e.state.store(kBucketStarting, std::memory_order_relaxed);
+    WriteEnd(e.seq);
+    return i;
+  }
+  return std::nullopt;
+}
+
+void RegistryWriter::SetState(std::uint32_t index, std::uint32_t state, std::string_view reason) {
+  RegistryEntry& e = entries_[index];
+  WriteBegin(e.seq);
+  e.state.store(state, std::memory_order_relaxed);
+  CopyString(e.reason, sizeof e.reason, reason);
+  WriteEnd(e.seq);
+}
+
+void RegistryWriter::SetWorker(std::uint32_t index, std::int32_t pid, std::uint64_t start_ticks,
+                               std::uint64_t started_unix_ms) {
+  RegistryEntry& e = entries_[index];
+  WriteBegin(e.seq);
+  e.worker_pid.store(pid, std::memory_order_relaxed);
+  e.worker_start_ticks.store(start_ticks, std::memory_order_relaxed);
+  e.started_unix_ms.store(started_unix_ms, std::memory_order_relaxed);
+  WriteEnd(e.seq);
+}
+
+void RegistryWriter::SetRestarts(std::uint32_t index, std::uint32_t restarts) {
+  RegistryEntry& e = entries_[index];
+  WriteBegin(e.seq);
+  e.restarts.store(restarts, std::memory_order_relaxed);
+  WriteEnd(e.seq);
+}
+
+void RegistryWriter::Free(std::uint32_t index) {
+  RegistryEntry& e = entries_[index];
+  WriteBegin(e.seq);
+  e.state.store(kBucketFree, std::memory_order_relaxed);
+  e.worker_pid.store(0, std::memory_order_relaxed);
+  WriteEnd(e.seq);
+}
+
+}  // namespace kv::shm

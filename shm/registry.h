@@ -1,0 +1,134 @@
+// The registry segment NS.registry: which buckets exist, their ids, and the supervision state kvd
+// keeps for each. It is the native form of the Elixir KV.Registry (a :protected ETS table): written
+// by one process (kvd), read lock-free by every client through a PROT_READ mapping.
+//
+// Invariants:
+//   R1. Only kvd writes. Each entry changes under its own seqlock (entry.seq); readers copy an entry
+//       and retry if the counter was odd or changed (bounded retries).
+//   R2. A bucket id is never reused within an instance (next_bucket_id only grows), so a stale
+//       handle can never reach another bucket's objects.
+//   R3. An entry's name is unique among entries whose state is not kFree.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shm/layout.h"
+#include "shm/segment.h"
+
+namespace kv::shm {
+
+enum BucketState : std::uint32_t {
+  kBucketFree = 0,
+  kBucketStarting = 1,    // worker spawned, not yet ready
+  kBucketRunning = 2,
+  kBucketRestarting = 3,  // worker died; kvd restarts it after a backoff
+  kBucketFailed = 4,      // restart intensity exceeded; reads work, writes are refused
+  kBucketDropping = 5,    // drop requested; the worker is stopping
+};
+
+const char* BucketStateName(std::uint32_t state);
+
+struct alignas(kCacheLine) RegistryEntry {
+  std::atomic<std::uint32_t> seq;  // R1
+  std::atomic<std::uint32_t> state;
+  std::atomic<std::uint64_t> bucket_id;
+  std::atomic<std::int32_t> worker_pid;
+  std::atomic<std::uint32_t> restarts;
+  std::atomic<std::uint64_t> worker_start_ticks;  // /proc/<pid>/stat field 22: pid reuse check
+  std::atomic<std::uint64_t> started_unix_ms;     // when the current worker started
+  std::atomic<std::uint32_t> name_len;
+  char name[kMaxBucketNameSize];
+  char reason[96];  // NUL-terminated: why the bucket is restarting or failed
+};
+
+struct alignas(kCacheLine) RegistryHeader {
+  std::uint64_t magic;
+  std::uint32_t format_version;
+  std::uint32_t layout_word;
+  std::uint32_t capacity;  // number of entries after the header
+
+  alignas(kCacheLine) std::atomic<std::uint32_t> seq;  // guards the fields below
+  std::atomic<std::int32_t> kvd_pid;                    // 0 when kvd stopped cleanly
+  std::atomic<std::uint64_t> kvd_start_ticks;
+  std::atomic<std::uint64_t> kvd_started_unix_ms;
+  std::atomic<std::uint64_t> next_bucket_id;  // R2
+};
+
+inline constexpr std::uint32_t kRegistryLayout =
+    LayoutWord(sizeof(RegistryHeader), sizeof(RegistryEntry), alignof(RegistryEntry));
+
+// A consistent copy of one entry.
+struct BucketRecord {
+  std::uint32_t index = 0;
+  std::uint32_t state = kBucketFree;
+  std::uint64_t bucket_id = 0;
+  std::string name;
+  std::int32_t worker_pid = 0;
+  std::uint32_t restarts = 0;
+  std::uint64_t worker_start_ticks = 0;
+  std::uint64_t started_unix_ms = 0;
+  std::string reason;
+};
+
+struct KvdRecord {
+  std::int32_t pid = 0;
+  std::uint64_t start_ticks = 0;
+  std::uint64_t started_unix_ms = 0;
+  std::uint64_t next_bucket_id = 0;
+};
+
+// Read side: any process. Thread-safe (read-only).
+class RegistryReader {
+ public:
+  static std::optional<RegistryReader> Open(std::string_view ns, ShmError* error);
+  // Attaches to an already mapped registry (kvd reads through its own writable mapping).
+  std::string Attach(const char* base, std::size_t size);
+
+  std::optional<BucketRecord> Find(std::string_view name) const;  // only non-free entries
+  std::optional<BucketRecord> Read(std::uint32_t index) const;    // nullopt if torn too often
+  std::vector<BucketRecord> List() const;                         // non-free, by index
+  KvdRecord Kvd() const;
+  std::uint32_t capacity() const { return header_->capacity; }
+
+ private:
+  Segment segment_;  // empty when attached to another mapping
+  const RegistryHeader* header_ = nullptr;
+  const RegistryEntry* entries_ = nullptr;
+};
+
+// Write side: kvd only (R1). Not thread-safe.
+class RegistryWriter {
+ public:
+  // Opens the instance's registry if it exists and is valid (re-adoption), else creates it.
+  // *created says which. A registry that exists but is invalid is an error, never overwritten.
+  static std::optional<RegistryWriter> OpenOrCreate(std::string_view ns, std::uint32_t capacity,
+                                                    mode_t mode, bool* created, ShmError* error);
+
+  const RegistryReader& reader() const { return reader_; }
+  RegistryEntry* entry(std::uint32_t index) { return &entries_[index]; }
+
+  void SetKvd(std::int32_t pid, std::uint64_t start_ticks, std::uint64_t started_unix_ms);
+  std::uint64_t AllocateBucketId();
+  // Claims a free entry for `name`; nullopt when the registry is full.
+  std::optional<std::uint32_t> Insert(std::string_view name, std::uint64_t bucket_id);
+  void SetState(std::uint32_t index, std::uint32_t state, std::string_view reason = {});
+  void SetWorker(std::uint32_t index, std::int32_t pid, std::uint64_t start_ticks,
+                 std::uint64_t started_unix_ms);
+  void SetRestarts(std::uint32_t index, std::uint32_t restarts);
+  void Free(std::uint32_t index);
+
+ private:
+  Segment segment_;
+  RegistryHeader* header_ = nullptr;
+  RegistryEntry* entries_ = nullptr;
+  RegistryReader reader_;
+};
+
+}  // namespace kv::shm

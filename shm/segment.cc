@@ -1,0 +1,122 @@
+#include "shm/segment.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <boost/interprocess/exceptions.hpp>
+#include <cerrno>
+#include <cstring>
+
+namespace kv::shm {
+namespace bip = boost::interprocess;
+
+namespace {
+
+ShmError FromException(const std::string& name, const bip::interprocess_exception& e) {
+  ShmError error;
+  switch (e.get_error_code()) {
+    case bip::not_found_error:
+      error.kind = ShmError::kNotFound;
+      break;
+    case bip::already_exists_error:
+      error.kind = ShmError::kExists;
+      break;
+    case bip::security_error:
+      error.kind = ShmError::kPermission;
+      break;
+    case bip::out_of_space_error:
+      error.kind = ShmError::kNoSpace;
+      break;
+    default:
+      error.kind = ShmError::kOther;
+  }
+  error.message = "shared memory object '" + name + "': " + e.what();
+  return error;
+}
+
+ShmError FromErrno(const std::string& name, const char* what, int err) {
+  ShmError error;
+  error.kind = (err == ENOSPC) ? ShmError::kNoSpace
+               : (err == EACCES || err == EPERM) ? ShmError::kPermission
+                                                 : ShmError::kOther;
+  error.message = "shared memory object '" + name + "': " + what + ": " + std::strerror(err);
+  return error;
+}
+
+}  // namespace
+
+Segment Segment::Create(const std::string& name, std::size_t size, std::size_t reserve,
+                        mode_t mode, ShmError* error) {
+  Segment segment;
+  try {
+    bip::permissions perms(mode);
+    segment.object_ = bip::shared_memory_object(bip::create_only, name.c_str(), bip::read_write, perms);
+    int fd = segment.object_.get_mapping_handle().handle;
+    if (::fchmod(fd, mode) != 0) {  // shm_open applies the umask; the mode must not depend on it
+      *error = FromErrno(name, "fchmod", errno);
+      Remove(name);
+      return {};
+    }
+    segment.object_.truncate(static_cast<bip::offset_t>(size));
+    segment.name_ = name;
+    segment.region_ = bip::mapped_region(segment.object_, bip::read_write);
+  } catch (const bip::interprocess_exception& e) {
+    if (e.get_error_code() != bip::already_exists_error) Remove(name);
+    *error = FromException(name, e);
+    return {};
+  }
+  if (ShmError e = segment.Reserve(reserve)) {
+    Remove(name);
+    *error = e;
+    return {};
+  }
+  return segment;
+}
+
+Segment Segment::Open(const std::string& name, bool writable, ShmError* error) {
+  Segment segment;
+  try {
+    bip::mode_t mode = writable ? bip::read_write : bip::read_only;
+    segment.object_ = bip::shared_memory_object(bip::open_only, name.c_str(), mode);
+    bip::offset_t size = 0;
+    if (!segment.object_.get_size(size) || size <= 0) {
+      *error = {ShmError::kCorrupt, "shared memory object '" + name + "' is empty"};
+      return {};
+    }
+    segment.region_ = bip::mapped_region(segment.object_, mode);
+    segment.name_ = name;
+    segment.reserved_ = static_cast<std::size_t>(size);
+    if (!writable) segment.object_ = bip::shared_memory_object();  // the mapping outlives the fd
+  } catch (const bip::interprocess_exception& e) {
+    *error = FromException(name, e);
+    return {};
+  }
+  return segment;
+}
+
+Segment Segment::OpenReadOnly(const std::string& name, ShmError* error) {
+  return Open(name, false, error);
+}
+
+Segment Segment::OpenReadWrite(const std::string& name, ShmError* error) {
+  Segment segment = Open(name, true, error);
+  segment.reserved_ = 0;  // unknown: Reserve() asks the kernel again
+  return segment;
+}
+
+bool Segment::Remove(const std::string& name) {
+  return bip::shared_memory_object::remove(name.c_str());
+}
+
+ShmError Segment::Reserve(std::size_t upto) {
+  if (upto > size()) upto = size();
+  if (upto <= reserved_) return {};
+  int fd = object_.get_mapping_handle().handle;
+  int err = ::posix_fallocate(fd, static_cast<off_t>(reserved_),
+                              static_cast<off_t>(upto - reserved_));
+  if (err != 0) return FromErrno(name_, "posix_fallocate", err);
+  reserved_ = upto;
+  return {};
+}
+
+}  // namespace kv::shm
