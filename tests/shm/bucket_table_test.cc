@@ -1,0 +1,199 @@
+#include "shm/bucket_table.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+
+#include "shm/seqlock.h"
+#include "tests/testing/kvd_harness.h"
+
+namespace kv::shm {
+namespace {
+
+class BucketTableTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    for (const std::string& n : names_) Segment::Remove(n);
+  }
+  std::string Name() {
+    names_.push_back(kv::testing::UniqueNamespace() + ".b1.g" + std::to_string(names_.size() + 1));
+    return names_.back();
+  }
+  TableWriter NewTable(std::uint64_t slots = 64, std::uint64_t heap = 16 * 1024) {
+    ShmError e;
+    TableWriter w = TableWriter::Create(Name(), 1, 1, slots, heap, 0600, &e);
+    EXPECT_TRUE(w.valid()) << e.message;
+    w.Publish();
+    return w;
+  }
+  static std::string Get(const TableView& v, std::string_view key) {
+    std::string value;
+    switch (v.Get(key, &value, nullptr)) {
+      case ReadResult::kFound: return value;
+      case ReadResult::kNotFound: return "NOT_FOUND";
+      default: return "ERROR";
+    }
+  }
+  static std::string RandomBytes(std::mt19937_64& rng, std::size_t n) {
+    std::string s(n, '\0');
+    for (char& c : s) c = static_cast<char>(rng() % 4 == 0 ? (rng() % 2 ? '\0' : '\xff') : rng());
+    return s;
+  }
+  std::vector<std::string> names_;
+};
+
+TEST_F(BucketTableTest, PutGetDeleteWithBinaryKeysAndValues) {
+  TableWriter w = NewTable();
+  std::string key("\0k\xff", 3), value("v\0\xff", 3);
+  std::uint64_t version = 0;
+  ASSERT_EQ(w.Put(key, value, &version), WriteResult::kOk);
+  EXPECT_EQ(version, 1u);
+  EXPECT_EQ(Get(w.view(), key), value);
+  EXPECT_EQ(Get(w.view(), std::string("\0k", 2)), "NOT_FOUND");
+  std::string old;
+  EXPECT_EQ(w.Delete(key, &old), WriteResult::kOk);
+  EXPECT_EQ(old, value);
+  EXPECT_EQ(Get(w.view(), key), "NOT_FOUND");
+  EXPECT_EQ(w.Delete(key, &old), WriteResult::kNotFound);
+}
+
+TEST_F(BucketTableTest, OverwriteKeepsOneKeyAndBumpsVersion) {
+  TableWriter w = NewTable();
+  std::uint64_t v1, v2;
+  ASSERT_EQ(w.Put("k", "a", &v1), WriteResult::kOk);
+  ASSERT_EQ(w.Put("k", "bb", &v2), WriteResult::kOk);
+  EXPECT_GT(v2, v1);
+  EXPECT_EQ(Get(w.view(), "k"), "bb");
+  EXPECT_EQ(w.view().Stats().key_count, 1u);
+}
+
+TEST_F(BucketTableTest, CasSucceedsOnlyOnMatchingVersion) {
+  TableWriter w = NewTable();
+  std::uint64_t v = 0;
+  EXPECT_EQ(w.Cas("k", 0, "first", &v), WriteResult::kOk);  // 0: must be absent
+  std::uint64_t current = v;
+  EXPECT_EQ(w.Cas("k", 0, "again", &v), WriteResult::kVersionMismatch);
+  EXPECT_EQ(v, current);
+  EXPECT_EQ(w.Cas("k", current, "second", &v), WriteResult::kOk);
+  EXPECT_EQ(Get(w.view(), "k"), "second");
+}
+
+TEST_F(BucketTableTest, FullTableAsksForGrowthAndNextGenerationKeepsEverything) {
+  TableWriter w = NewTable();
+  std::map<std::string, std::string> model;
+  std::mt19937_64 rng(1);
+  int generations = 1;
+  for (int i = 0; i < 5000; ++i) {
+    std::string key = RandomBytes(rng, 1 + rng() % 40);
+    std::string value = RandomBytes(rng, rng() % 200);
+    std::uint64_t version;
+    WriteResult r = w.Put(key, value, &version);
+    if (r == WriteResult::kNeedsGrowth) {
+      ShmError e;
+      TableWriter next = w.BuildNext(Name(), RecordSize(key.size(), value.size()), false, 0, &e);
+      ASSERT_TRUE(next.valid()) << e.message;
+      next.Publish();
+      w.MarkMoved(next.generation());
+      EXPECT_EQ(w.view().Get(key, &value, nullptr), ReadResult::kMoved);
+      w = std::move(next);
+      ++generations;
+      r = w.Put(key, value, &version);
+    }
+    ASSERT_EQ(r, WriteResult::kOk);
+    model[key] = value;
+    if (i % 3 == 0) {
+      auto it = model.begin();
+      std::advance(it, static_cast<long>(rng() % model.size()));
+      ASSERT_EQ(w.Delete(it->first, nullptr), WriteResult::kOk);
+      model.erase(it);
+    }
+  }
+  EXPECT_GE(generations, 8);
+  for (const auto& [k, v] : model) ASSERT_EQ(Get(w.view(), k), v);
+  EXPECT_EQ(w.view().Stats().key_count, model.size());
+}
+
+TEST_F(BucketTableTest, ClearIsAnEmptyNextGeneration) {
+  TableWriter w = NewTable();
+  std::uint64_t v;
+  ASSERT_EQ(w.Put("a", "1", &v), WriteResult::kOk);
+  ShmError e;
+  TableWriter next = w.BuildNext(Name(), 0, true, 0, &e);
+  ASSERT_TRUE(next.valid()) << e.message;
+  next.Publish();
+  EXPECT_EQ(Get(next.view(), "a"), "NOT_FOUND");
+  EXPECT_EQ(next.view().Stats().key_count, 0u);
+  ASSERT_EQ(next.Put("b", "2", &v), WriteResult::kOk);
+  EXPECT_GT(v, 1u);  // versions continue across generations
+}
+
+TEST_F(BucketTableTest, MaximumSizeRefusesGrowthWithoutLosingData) {
+  TableWriter w = NewTable();
+  std::uint64_t v;
+  ASSERT_EQ(w.Put("keep", "me", &v), WriteResult::kOk);
+  ShmError e;
+  TableWriter next = w.BuildNext(Name(), 1 << 20, false, 64 * 1024, &e);
+  EXPECT_FALSE(next.valid());
+  EXPECT_EQ(e.kind, ShmError::kNoSpace);
+  EXPECT_EQ(Get(w.view(), "keep"), "me");
+}
+
+TEST_F(BucketTableTest, ReopenRepairsOddStatsCounter) {
+  std::string name;
+  {
+    TableWriter w = NewTable();
+    name = w.name();
+    std::uint64_t v;
+    ASSERT_EQ(w.Put("a", "1", &v), WriteResult::kOk);
+    ASSERT_EQ(w.Put("b", "2", &v), WriteResult::kOk);
+    auto* h = const_cast<TableHeader*>(w.view().header());
+    WriteBegin(h->stats_seq);  // as if killed between a slot store and the stats update
+    h->key_count.store(99);
+  }
+  ShmError e;
+  TableWriter w = TableWriter::Open(name, &e);
+  ASSERT_TRUE(w.valid()) << e.message;
+  EXPECT_EQ(w.view().Stats().key_count, 2u);
+  EXPECT_EQ(w.view().header()->stats_seq.load() % 2, 0u);
+  EXPECT_EQ(Get(w.view(), "b"), "2");
+}
+
+TEST_F(BucketTableTest, CorruptSlotsGiveErrorsNotCrashes) {
+  TableWriter w = NewTable();
+  std::uint64_t v;
+  for (int i = 0; i < 40; ++i) ASSERT_EQ(w.Put("key" + std::to_string(i), "value", &v), WriteResult::kOk);
+  auto* slots = reinterpret_cast<std::atomic<std::uint64_t>*>(
+      const_cast<char*>(reinterpret_cast<const char*>(w.view().header())) +
+      w.view().header()->slots_offset);
+  std::mt19937_64 rng(7);
+  for (std::uint64_t i = 0; i < w.view().slot_count(); ++i) {
+    if (slots[i].load() > 1) slots[i].store(rng());  // garbage offsets everywhere
+  }
+  for (int i = 0; i < 40; ++i) {
+    std::string value;
+    ReadResult r = w.view().Get("key" + std::to_string(i), &value, nullptr);
+    EXPECT_TRUE(r == ReadResult::kCorrupt || r == ReadResult::kNotFound || r == ReadResult::kFound);
+  }
+  ShmError e;
+  TableWriter reopened = TableWriter::Open(w.name(), &e);
+  EXPECT_FALSE(reopened.valid());
+  EXPECT_EQ(e.kind, ShmError::kCorrupt);
+}
+
+TEST_F(BucketTableTest, AttachRejectsBadMagicVersionAndGeometry) {
+  TableWriter w = NewTable();
+  auto* h = const_cast<TableHeader*>(w.view().header());
+  TableView view;
+  const char* base = reinterpret_cast<const char*>(h);
+  EXPECT_EQ(view.Attach(base, h->segment_size), "");
+  h->format_version = 99;
+  EXPECT_NE(view.Attach(base, h->segment_size), "");
+  h->format_version = kFormatVersion;
+  h->slot_count = 1ull << 60;
+  EXPECT_NE(view.Attach(base, h->segment_size), "");
+  EXPECT_NE(view.Attach(base, 100), "");
+}
+
+}  // namespace
+}  // namespace kv::shm

@@ -1,0 +1,86 @@
+// The process-test harness (redis's start_server): a real kvd in a namespace of its own.
+//
+// Contract: the constructor starts kvd (paths baked in at build time), waits until it accepts
+// control requests, and returns; the destructor stops it with SIGTERM, then SIGKILL, kills every
+// process started for the namespace (workers, orphans of a killed kvd), and removes every
+// /dev/shm object of the namespace -- also when the test failed. Namespaces start with
+// kTestNamespacePrefix so a CTest cleanup fixture can sweep what a crashed test process left.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kv/client.h"
+
+namespace kv::testing {
+
+inline constexpr char kTestNamespacePrefix[] = "kvt";
+
+// A namespace no other test (in this or another process) uses.
+std::string UniqueNamespace();
+
+// Paths of the built executables.
+std::string KvdPath();
+std::string KvctlPath();
+
+class KvdInstance {
+ public:
+  explicit KvdInstance(std::vector<std::string> extra_args = {});
+  ~KvdInstance();
+  KvdInstance(const KvdInstance&) = delete;
+  KvdInstance& operator=(const KvdInstance&) = delete;
+
+  const std::string& ns() const { return ns_; }
+  pid_t pid() const { return pid_; }
+
+  // Starts kvd (again, e.g. after Kill). Returns false if it did not become ready in time.
+  bool Start();
+  // Sends `sig` to kvd; with SIGKILL also reaps it (its workers keep running, orphaned).
+  void Signal(int sig);
+  // SIGTERM and wait for a clean exit; returns kvd's exit status (or -1).
+  int Stop();
+
+  // A fresh client for this namespace (fails the test if it cannot open).
+  std::shared_ptr<Client> NewClient(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  // Pid of the worker serving `bucket` now (0 if none), from `kvctl`-independent registry reads.
+  pid_t WorkerPid(const std::string& bucket);
+
+ private:
+  std::string ns_;
+  std::vector<std::string> extra_args_;
+  pid_t pid_ = 0;
+};
+
+// Every pid whose command line contains "--namespace <ns>" (kvd, workers).
+std::vector<pid_t> ProcessesOfNamespace(const std::string& ns);
+// /dev/shm entries named "<ns>.*".
+std::vector<std::string> ShmObjectsOfNamespace(const std::string& ns);
+// Kills every process of `ns` and removes its /dev/shm objects.
+void SweepNamespace(const std::string& ns);
+
+// Runs a command, feeding `input` to its stdin; returns its exit code and captures stdout/stderr.
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+CommandResult RunCommand(const std::vector<std::string>& argv, const std::string& input = {},
+                         const std::vector<std::string>& extra_env = {});
+
+// Waits until `predicate` holds or `timeout` passes.
+template <typename Predicate>
+bool WaitFor(Predicate predicate, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!predicate()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    struct timespec ts = {0, 1'000'000};
+    nanosleep(&ts, nullptr);
+  }
+  return true;
+}
+
+}  // namespace kv::testing
