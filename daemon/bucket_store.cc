@@ -55,8 +55,8 @@ std::optional<BucketStore> BucketStore::Open(const std::string& ns, std::uint64_
   }
   if (!store.anchor_segment_.valid()) {
     e = {};
-    store.anchor_segment_ = shm::Segment::Create(anchor_name, shm::kAnchorSize, shm::kAnchorSize,
-                                                 limits.mode, &e);
+    store.anchor_segment_ =
+        shm::Segment::Create(anchor_name, shm::kAnchorSize, shm::kAnchorSize, limits.mode, &e);
     if (!store.anchor_segment_.valid()) {
       *error = e.message;
       return std::nullopt;
@@ -74,13 +74,14 @@ std::optional<BucketStore> BucketStore::Open(const std::string& ns, std::uint64_
   std::uint64_t generation = store.anchor_->generation.load(std::memory_order_acquire);
   // Leftovers of an interrupted generation change (see the header comment).
   shm::Segment::Remove(shm::GenerationObjectName(ns, bucket_id, generation + 1));
-  if (generation > 1) shm::Segment::Remove(shm::GenerationObjectName(ns, bucket_id, generation - 1));
+  if (generation > 1)
+    shm::Segment::Remove(shm::GenerationObjectName(ns, bucket_id, generation - 1));
 
   if (generation == 0) {
     std::string name = shm::GenerationObjectName(ns, bucket_id, 1);
     shm::Segment::Remove(name);  // half-built by a worker killed before publishing it
-    store.table_ = shm::TableWriter::Create(name, bucket_id, 1, kInitialSlots, kInitialHeap,
-                                            limits.mode, &e);
+    store.table_ =
+        shm::TableWriter::Create(name, bucket_id, 1, kInitialSlots, kInitialHeap, limits.mode, &e);
     if (!store.table_.valid()) {
       *error = e.message;
       return std::nullopt;
@@ -185,10 +186,12 @@ shm::WireStatus BucketStore::Apply(const shm::Request& request, std::int64_t* nu
     case shm::Op::kPut:
       return Put(request.key, request.value, number);
     case shm::Op::kDelete:
-      return table_.Delete(request.key, value) == shm::WriteResult::kOk ? shm::WireStatus::kOk
-                                                                        : shm::WireStatus::kNotFound;
+      return table_.Delete(request.key, value) == shm::WriteResult::kOk
+                 ? shm::WireStatus::kOk
+                 : shm::WireStatus::kNotFound;
     case shm::Op::kCas:
-      return Cas(request.key, static_cast<std::uint64_t>(request.header.arg), request.value, number);
+      return Cas(request.key, static_cast<std::uint64_t>(request.header.arg), request.value,
+                 number);
     case shm::Op::kIncr:
       return Incr(request.key, request.header.arg, number);
     case shm::Op::kClear:

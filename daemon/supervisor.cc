@@ -209,12 +209,17 @@ void Supervisor::Spawn(WorkerSlot& w) {
     w.restart_at = Clock::now() + milliseconds(options_.max_backoff_ms);
     return;
   }
-  std::vector<std::string> args = {
-      "--worker",           "--namespace",        options_.ns,
-      "--bucket-id",        std::to_string(w.id), "--max-bucket-bytes",
-      std::to_string(options_.limits.max_bytes),  "--spin-us",
-      std::to_string(options_.worker_spin_us),    "--log-level",
-      options_.log_level};
+  std::vector<std::string> args = {"--worker",
+                                   "--namespace",
+                                   options_.ns,
+                                   "--bucket-id",
+                                   std::to_string(w.id),
+                                   "--max-bucket-bytes",
+                                   std::to_string(options_.limits.max_bytes),
+                                   "--spin-us",
+                                   std::to_string(options_.worker_spin_us),
+                                   "--log-level",
+                                   options_.log_level};
   std::error_code ec;
   bp::child child(
       options_.worker_executable, bp::args(args), bp::posix::fd.bind(STDOUT_FILENO, pipe_fds[1]),
@@ -267,9 +272,11 @@ void Supervisor::OnExit(WorkerSlot& w) {
   if (w.own_child) {
     siginfo_t info{};
     if (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(w.pidfd), &info,
-                 WEXITED | WNOHANG) == 0 && info.si_pid != 0) {
-      how = info.si_code == CLD_EXITED ? "exited with status " + std::to_string(info.si_status)
-                                       : std::string("killed by signal ") + ::strsignal(info.si_status);
+                 WEXITED | WNOHANG) == 0 &&
+        info.si_pid != 0) {
+      how = info.si_code == CLD_EXITED
+                ? "exited with status " + std::to_string(info.si_status)
+                : std::string("killed by signal ") + ::strsignal(info.si_status);
     }
   }
   fd_owner_.erase(w.pidfd);
@@ -306,7 +313,8 @@ void Supervisor::OnExit(WorkerSlot& w) {
   if (w.exits.size() > options_.max_restarts) {
     std::string reason = "worker " + how + "; " + std::to_string(w.exits.size()) +
                          " exits within " + std::to_string(options_.max_seconds) + " s";
-    spdlog::error("bucket '{}' failed: {} (reads are still served; writes refused)", w.name, reason);
+    spdlog::error("bucket '{}' failed: {} (reads are still served; writes refused)", w.name,
+                  reason);
     registry_->SetState(w.index, shm::kBucketFailed, reason);
     Settle(w, shm::ControlStatus::kFailed, "bucket '" + w.name + "' failed: " + reason);
     return;
@@ -369,8 +377,12 @@ void Supervisor::HandleControl(int conn) {
   shm::ControlOp op;
   std::string_view name;
   if (n <= 0 || !shm::DecodeControlRequest(buf, static_cast<std::size_t>(n), &op, &name)) {
-    if (n > 0) Answer(conn, shm::ControlStatus::kInvalid, "malformed control request");
-    else { Unwatch(conn); ::close(conn); }
+    if (n > 0)
+      Answer(conn, shm::ControlStatus::kInvalid, "malformed control request");
+    else {
+      Unwatch(conn);
+      ::close(conn);
+    }
     return;
   }
   if (stopping_) return Answer(conn, shm::ControlStatus::kFailed, "kvd is shutting down");
@@ -387,7 +399,8 @@ void Supervisor::HandleControl(int conn) {
   switch (op) {
     case shm::ControlOp::kCreate: {
       if (w != nullptr) {
-        if (w->dropping) return Answer(conn, shm::ControlStatus::kBusy, quoted + " is being dropped");
+        if (w->dropping)
+          return Answer(conn, shm::ControlStatus::kBusy, quoted + " is being dropped");
         if (StateOf(*w) == shm::kBucketStarting) {
           w->waiting.push_back(conn);
           return;
@@ -395,8 +408,9 @@ void Supervisor::HandleControl(int conn) {
         return Answer(conn, shm::ControlStatus::kOk, {});  // exists: nothing changes
       }
       if (workers_.size() >= registry_->reader().capacity()) {
-        return Answer(conn, shm::ControlStatus::kFull,
-                      "maximum number of buckets (" + std::to_string(workers_.size()) + ") reached");
+        return Answer(
+            conn, shm::ControlStatus::kFull,
+            "maximum number of buckets (" + std::to_string(workers_.size()) + ") reached");
       }
       std::uint64_t id = registry_->AllocateBucketId();
       std::optional<std::uint32_t> index = registry_->Insert(name, id);
@@ -411,7 +425,8 @@ void Supervisor::HandleControl(int conn) {
       return;
     }
     case shm::ControlOp::kDrop: {
-      if (w == nullptr) return Answer(conn, shm::ControlStatus::kNotFound, quoted + " does not exist");
+      if (w == nullptr)
+        return Answer(conn, shm::ControlStatus::kNotFound, quoted + " does not exist");
       w->waiting.push_back(conn);
       if (w->dropping) return;
       w->dropping = true;
@@ -424,7 +439,8 @@ void Supervisor::HandleControl(int conn) {
       return;
     }
     case shm::ControlOp::kRestart: {
-      if (w == nullptr) return Answer(conn, shm::ControlStatus::kNotFound, quoted + " does not exist");
+      if (w == nullptr)
+        return Answer(conn, shm::ControlStatus::kNotFound, quoted + " does not exist");
       if (w->dropping) return Answer(conn, shm::ControlStatus::kBusy, quoted + " is being dropped");
       w->exits.clear();
       registry_->SetRestarts(w->index, 0);
@@ -448,7 +464,8 @@ void Supervisor::RunTimers() {
   for (auto& [id, w] : workers_) {
     if (w.restart_at && *w.restart_at <= now && !stopping_) Spawn(w);
     if (w.ready_fd >= 0 && w.start_deadline <= now && w.pid != 0) {
-      spdlog::error("worker {} of bucket '{}' did not become ready in time; killing it", w.pid, w.name);
+      spdlog::error("worker {} of bucket '{}' did not become ready in time; killing it", w.pid,
+                    w.name);
       ::kill(w.pid, SIGKILL);
       w.start_deadline = now + kStartTimeout;
     }
@@ -518,12 +535,14 @@ int Supervisor::Run() {
       if (fd == signal_fd_) {
         signalfd_siginfo info;
         while (::read(signal_fd_, &info, sizeof info) == sizeof info) {
-          if (info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT) BeginShutdown(strsignal(info.ssi_signo));
+          if (info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT)
+            BeginShutdown(strsignal(info.ssi_signo));
           if (info.ssi_signo == SIGHUP) spdlog::info("SIGHUP: nothing to reload");
         }
       } else if (fd == control_fd_) {
         int conn;
-        while ((conn = ::accept4(control_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
+        while ((conn = ::accept4(control_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK)) >=
+               0) {
           if (!shm::PeerMayAccess(conn)) {
             Answer(conn, shm::ControlStatus::kDenied, "not a member of the instance's group");
             continue;

@@ -27,7 +27,7 @@ struct SupervisorOptions {
   BucketLimits limits;
   std::uint32_t max_restarts = 5;  // per bucket, within max_seconds
   std::uint32_t max_seconds = 10;
-  std::uint32_t backoff_ms = 20;       // second restart within the window; doubles after
+  std::uint32_t backoff_ms = 20;  // second restart within the window; doubles after
   std::uint32_t max_backoff_ms = 2000;
   std::uint32_t stop_timeout_ms = 5000;  // SIGTERM to SIGKILL on shutdown
   std::uint32_t worker_spin_us = 50;

@@ -124,8 +124,8 @@ void Worker::Accept() {
       return;
     }
     if (!shm::PeerMayAccess(sock)) {
-      std::string reply = shm::EncodeControlReply(shm::ControlStatus::kDenied,
-                                                  "PERMISSION: not a member of the instance's group");
+      std::string reply = shm::EncodeControlReply(
+          shm::ControlStatus::kDenied, "PERMISSION: not a member of the instance's group");
       shm::SendPacket(sock, reply.data(), reply.size());
       ::close(sock);
       continue;
@@ -277,7 +277,8 @@ bool Worker::AnyPending() const {
 
 void Worker::SetWaiting(std::uint32_t waiting) {
   for (auto& [sock, c] : connections_) {
-    if (c->registered) c->channel.header()->worker_waiting.store(waiting, std::memory_order_relaxed);
+    if (c->registered)
+      c->channel.header()->worker_waiting.store(waiting, std::memory_order_relaxed);
   }
 }
 
@@ -363,7 +364,8 @@ int RunWorker(const WorkerOptions& options) {
     return 1;
   }
   std::string error;
-  std::optional<BucketStore> store = BucketStore::Open(options.ns, options.bucket_id, options.limits, &error);
+  std::optional<BucketStore> store =
+      BucketStore::Open(options.ns, options.bucket_id, options.limits, &error);
   if (!store) {
     spdlog::error("cannot open bucket {}: {}", options.bucket_id, error);
     ::close(listen_fd);

@@ -34,7 +34,8 @@ std::string HumanBytes(std::uint64_t b) {
 std::string Uptime(std::uint64_t started_unix_ms) {
   if (started_unix_ms == 0) return "-";
   auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                 std::chrono::system_clock::now().time_since_epoch()).count();
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
   std::uint64_t s = (static_cast<std::uint64_t>(now) - started_unix_ms) / 1000;
   std::ostringstream out;
   if (s >= 86400) out << s / 86400 << "d";
@@ -60,13 +61,14 @@ int Status(kv::Client& client) {
   }
   std::cout << std::left << std::setw(20) << "BUCKET" << std::setw(10) << "STATE" << std::setw(9)
             << "PID" << std::setw(10) << "RESTARTS" << std::setw(10) << "UPTIME" << std::setw(10)
-            << "KEYS" << std::setw(6) << "GEN" << "MEMORY\n";
+            << "KEYS" << std::setw(6) << "GEN"
+            << "MEMORY\n";
   for (const kv::BucketInfo& b : st->buckets) {
     std::cout << std::left << std::setw(20) << b.name << std::setw(10) << b.state << std::setw(9)
               << (b.worker_pid != 0 ? std::to_string(b.worker_pid) : "-") << std::setw(10)
-              << b.restarts << std::setw(10) << (b.worker_pid != 0 ? Uptime(b.started_unix_ms) : "-")
-              << std::setw(10) << b.keys << std::setw(6) << b.generation
-              << HumanBytes(b.memory_bytes);
+              << b.restarts << std::setw(10)
+              << (b.worker_pid != 0 ? Uptime(b.started_unix_ms) : "-") << std::setw(10) << b.keys
+              << std::setw(6) << b.generation << HumanBytes(b.memory_bytes);
     if (!b.reason.empty()) std::cout << "  (" << b.reason << ")";
     std::cout << "\n";
   }
@@ -85,7 +87,8 @@ int Shell(kv::Client& client) {
       std::cout << "kv> " << std::flush;
       continue;
     }
-    for (const std::string& reply : kv::ctl::RunTextCommand(client, line)) std::cout << reply << eol;
+    for (const std::string& reply : kv::ctl::RunTextCommand(client, line))
+      std::cout << reply << eol;
     std::cout << std::flush;
     if (tty) std::cout << "kv> " << std::flush;
   }
@@ -108,7 +111,8 @@ int main(int argc, char** argv) {
   create->add_option("bucket", bucket)->required();
   auto* drop = app.add_subcommand("drop", "stop a bucket's worker and delete its data");
   drop->add_option("bucket", bucket)->required();
-  auto* restart = app.add_subcommand("restart", "restart a bucket's worker (clears a failed state)");
+  auto* restart =
+      app.add_subcommand("restart", "restart a bucket's worker (clears a failed state)");
   restart->add_option("bucket", bucket)->required();
   auto* put = app.add_subcommand("put", "store a value");
   put->add_option("bucket", bucket)->required();
@@ -169,12 +173,16 @@ int main(int argc, char** argv) {
   }
   if (*del) {
     kv::Status s = b->Delete(key);
-    if (s.IsNotFound()) return Fail(kv::Status(kv::Code::kNotFound, "key '" + key + "' not in bucket '" + bucket + "'"));
+    if (s.IsNotFound())
+      return Fail(
+          kv::Status(kv::Code::kNotFound, "key '" + key + "' not in bucket '" + bucket + "'"));
     return s.ok() ? 0 : Fail(s);
   }
   if (*get) {
     kv::Status s = b->Get(key, &value);
-    if (s.IsNotFound()) return Fail(kv::Status(kv::Code::kNotFound, "key '" + key + "' not in bucket '" + bucket + "'"));
+    if (s.IsNotFound())
+      return Fail(
+          kv::Status(kv::Code::kNotFound, "key '" + key + "' not in bucket '" + bucket + "'"));
     if (!s.ok()) return Fail(s);
     std::cout << value << "\n";
     return 0;

@@ -6,7 +6,9 @@ namespace {
 std::vector<std::string_view> SplitWhitespace(std::string_view line) {
   std::vector<std::string_view> out;
   std::size_t i = 0;
-  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'; };
+  auto space = [](char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+  };
   while (i < line.size()) {
     while (i < line.size() && space(line[i])) ++i;
     std::size_t start = i;

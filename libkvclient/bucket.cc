@@ -29,14 +29,19 @@ Status FromWireStatus(shm::WireStatus status, const std::string& bucket, std::st
   using shm::WireStatus;
   std::string where = "bucket '" + bucket + "'";
   switch (status) {
-    case WireStatus::kOk: return Status();
+    case WireStatus::kOk:
+      return Status();
     case WireStatus::kNotFound:
-      return Status(Code::kNotFound, "key of " + std::to_string(key.size()) + " bytes not in " + where);
-    case WireStatus::kVersionMismatch: return Status(Code::kVersionMismatch, "version changed in " + where);
+      return Status(Code::kNotFound,
+                    "key of " + std::to_string(key.size()) + " bytes not in " + where);
+    case WireStatus::kVersionMismatch:
+      return Status(Code::kVersionMismatch, "version changed in " + where);
     case WireStatus::kNotAnInteger:
       return Status(Code::kNotAnInteger, "value is not a decimal 64-bit integer in " + where);
-    case WireStatus::kBucketFull: return Status(Code::kBucketFull, where + " is full");
-    case WireStatus::kTooLarge: return Status(Code::kTooLarge, "request too large for " + where);
+    case WireStatus::kBucketFull:
+      return Status(Code::kBucketFull, where + " is full");
+    case WireStatus::kTooLarge:
+      return Status(Code::kTooLarge, "request too large for " + where);
     case WireStatus::kWritesRefused:
       return Status(Code::kFailed, where + " refuses writes (failed or being dropped)");
     default:
@@ -68,7 +73,8 @@ Result<std::shared_ptr<const Bucket::View>> Bucket::Shared::CurrentView() const 
     }
     auto view = std::make_shared<View>();
     shm::ShmError error;
-    view->segment = shm::Segment::OpenReadOnly(shm::GenerationObjectName(ns, id, generation), &error);
+    view->segment =
+        shm::Segment::OpenReadOnly(shm::GenerationObjectName(ns, id, generation), &error);
     if (!view->segment.valid()) {
       // The generation may have been replaced and unlinked since we read the anchor: re-read it.
       if (error.kind == shm::ShmError::kPermission) return FromShmError(error);
@@ -83,7 +89,8 @@ Result<std::shared_ptr<const Bucket::View>> Bucket::Shared::CurrentView() const 
     }
     return std::shared_ptr<const View>(std::move(view));
   }
-  return Status(Code::kCorrupt, "bucket '" + name + "': cannot map its current table: " + last_error);
+  return Status(Code::kCorrupt,
+                "bucket '" + name + "': cannot map its current table: " + last_error);
 }
 
 Status Bucket::Shared::Write(shm::Op op, std::string_view key, std::string_view value,
@@ -94,7 +101,8 @@ Status Bucket::Shared::Write(shm::Op op, std::string_view key, std::string_view 
   // A worker that is restarting refuses connections for a few milliseconds: keep trying for a
   // bounded time. (A request that reached a worker which then died is not resent: it may have been
   // applied; the caller gets kUnavailable and decides.)
-  auto give_up = std::chrono::steady_clock::now() + std::min<std::chrono::milliseconds>(timeout_, kRestartWait);
+  auto give_up = std::chrono::steady_clock::now() +
+                 std::min<std::chrono::milliseconds>(timeout_, kRestartWait);
   while (s.code() == Code::kUnavailable && !sent &&
          anchor_->state.load(std::memory_order_acquire) != shm::kAnchorDropped &&
          std::chrono::steady_clock::now() < give_up) {
@@ -155,7 +163,8 @@ Status Bucket::Delete(std::string_view key, std::string* old_value) {
   WriteReply reply;
   Status s = shared_->Write(shm::Op::kDelete, key, {}, 0, &reply);
   if (!s.ok()) return s;
-  if (reply.status == shm::WireStatus::kOk && old_value != nullptr) *old_value = std::move(reply.value);
+  if (reply.status == shm::WireStatus::kOk && old_value != nullptr)
+    *old_value = std::move(reply.value);
   return FromWireStatus(reply.status, shared_->name, key);
 }
 

@@ -13,12 +13,18 @@ namespace kv {
 
 Status FromShmError(const shm::ShmError& error) {
   switch (error.kind) {
-    case shm::ShmError::kNone: return Status();
-    case shm::ShmError::kNotFound: return Status(Code::kUnavailable, error.message);
-    case shm::ShmError::kPermission: return Status(Code::kPermissionDenied, error.message);
-    case shm::ShmError::kNoSpace: return Status(Code::kBucketFull, error.message);
-    case shm::ShmError::kCorrupt: return Status(Code::kCorrupt, error.message);
-    default: return Status(Code::kInternal, error.message);
+    case shm::ShmError::kNone:
+      return Status();
+    case shm::ShmError::kNotFound:
+      return Status(Code::kUnavailable, error.message);
+    case shm::ShmError::kPermission:
+      return Status(Code::kPermissionDenied, error.message);
+    case shm::ShmError::kNoSpace:
+      return Status(Code::kBucketFull, error.message);
+    case shm::ShmError::kCorrupt:
+      return Status(Code::kCorrupt, error.message);
+    default:
+      return Status(Code::kInternal, error.message);
   }
 }
 
@@ -33,8 +39,8 @@ Result<std::shared_ptr<Client>> Client::Open(const ClientOptions& options) {
   std::optional<shm::RegistryReader> registry = shm::RegistryReader::Open(impl->ns, &error);
   if (!registry) {
     if (error.kind == shm::ShmError::kNotFound) {
-      return Status(Code::kUnavailable, "kv instance '" + impl->ns +
-                                            "' is not running (no registry; start kvd first)");
+      return Status(Code::kUnavailable,
+                    "kv instance '" + impl->ns + "' is not running (no registry; start kvd first)");
     }
     return FromShmError(error);
   }
@@ -50,8 +56,8 @@ const std::string& Client::ns() const { return impl_->ns; }
 Status Client::Impl::Control(shm::ControlOp op, std::string_view name) {
   int sock = shm::ConnectSeqpacket(shm::ControlSocketAddress(ns));
   if (sock < 0) {
-    return Status(Code::kUnavailable, "kvd of instance '" + ns + "' is not running (" +
-                                          std::strerror(errno) + ")");
+    return Status(Code::kUnavailable,
+                  "kvd of instance '" + ns + "' is not running (" + std::strerror(errno) + ")");
   }
   std::string request = shm::EncodeControlRequest(op, name);
   char buf[shm::kMaxControlPacket];
@@ -71,11 +77,16 @@ Status Client::Impl::Control(shm::ControlOp op, std::string_view name) {
     return Status(Code::kUnavailable, "kvd closed the connection without a reply");
   }
   switch (status) {
-    case shm::ControlStatus::kOk: return Status();
-    case shm::ControlStatus::kNotFound: return Status(Code::kBucketNotFound, std::string(message));
-    case shm::ControlStatus::kInvalid: return Status(Code::kInvalidArgument, std::string(message));
-    case shm::ControlStatus::kDenied: return Status(Code::kPermissionDenied, std::string(message));
-    default: return Status(Code::kFailed, std::string(message));
+    case shm::ControlStatus::kOk:
+      return Status();
+    case shm::ControlStatus::kNotFound:
+      return Status(Code::kBucketNotFound, std::string(message));
+    case shm::ControlStatus::kInvalid:
+      return Status(Code::kInvalidArgument, std::string(message));
+    case shm::ControlStatus::kDenied:
+      return Status(Code::kPermissionDenied, std::string(message));
+    default:
+      return Status(Code::kFailed, std::string(message));
   }
 }
 
@@ -107,13 +118,16 @@ Result<Bucket> Client::OpenBucket(std::string_view name) {
     return Status(Code::kInvalidArgument, why);
   }
   std::optional<shm::BucketRecord> record = impl_->registry.Find(name);
-  if (!record) return Status(Code::kBucketNotFound, "bucket '" + std::string(name) + "' does not exist");
+  if (!record)
+    return Status(Code::kBucketNotFound, "bucket '" + std::string(name) + "' does not exist");
   shm::ShmError error;
-  shm::Segment anchor = shm::Segment::OpenReadOnly(shm::AnchorObjectName(impl_->ns, record->bucket_id), &error);
+  shm::Segment anchor =
+      shm::Segment::OpenReadOnly(shm::AnchorObjectName(impl_->ns, record->bucket_id), &error);
   if (!anchor.valid()) {
     if (error.kind == shm::ShmError::kNotFound) {
       return Status(Code::kUnavailable, "bucket '" + std::string(name) + "' is " +
-                                            shm::BucketStateName(record->state) + " and has no data yet");
+                                            shm::BucketStateName(record->state) +
+                                            " and has no data yet");
     }
     return FromShmError(error);
   }

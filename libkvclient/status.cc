@@ -4,20 +4,34 @@ namespace kv {
 
 const char* CodeName(Code code) {
   switch (code) {
-    case Code::kOk: return "OK";
-    case Code::kNotFound: return "NOT_FOUND";
-    case Code::kBucketNotFound: return "NO_BUCKET";
-    case Code::kInvalidArgument: return "INVALID";
-    case Code::kTooLarge: return "TOO_LARGE";
-    case Code::kBucketFull: return "BUCKET_FULL";
-    case Code::kTimeout: return "TIMEOUT";
-    case Code::kUnavailable: return "UNAVAILABLE";
-    case Code::kVersionMismatch: return "VERSION_MISMATCH";
-    case Code::kNotAnInteger: return "NOT_AN_INTEGER";
-    case Code::kPermissionDenied: return "PERMISSION";
-    case Code::kCorrupt: return "CORRUPT";
-    case Code::kFailed: return "FAILED";
-    case Code::kInternal: return "INTERNAL";
+    case Code::kOk:
+      return "OK";
+    case Code::kNotFound:
+      return "NOT_FOUND";
+    case Code::kBucketNotFound:
+      return "NO_BUCKET";
+    case Code::kInvalidArgument:
+      return "INVALID";
+    case Code::kTooLarge:
+      return "TOO_LARGE";
+    case Code::kBucketFull:
+      return "BUCKET_FULL";
+    case Code::kTimeout:
+      return "TIMEOUT";
+    case Code::kUnavailable:
+      return "UNAVAILABLE";
+    case Code::kVersionMismatch:
+      return "VERSION_MISMATCH";
+    case Code::kNotAnInteger:
+      return "NOT_AN_INTEGER";
+    case Code::kPermissionDenied:
+      return "PERMISSION";
+    case Code::kCorrupt:
+      return "CORRUPT";
+    case Code::kFailed:
+      return "FAILED";
+    case Code::kInternal:
+      return "INTERNAL";
   }
   return "INTERNAL";
 }

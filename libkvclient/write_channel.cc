@@ -102,8 +102,8 @@ Status WriteChannel::Send(shm::Op op, std::uint16_t flags, std::string_view key,
                           std::string_view value, std::int64_t arg, Clock::time_point deadline) {
   std::size_t size = shm::RequestSize(key.size(), value.size());
   if (size > requests_.max_payload()) {
-    return Status(Code::kTooLarge, "request of " + std::to_string(size) +
-                                       " bytes exceeds the channel limit");
+    return Status(Code::kTooLarge,
+                  "request of " + std::to_string(size) + " bytes exceeds the channel limit");
   }
   shm::ChannelHeader* h = channel_.header();
   for (;;) {
@@ -125,8 +125,8 @@ Status WriteChannel::Send(shm::Op op, std::uint16_t flags, std::string_view key,
       return Unavailable("exited");
     }
     if (RemainingNs(deadline) <= 0) {
-      return Status(Code::kTimeout, "worker of bucket '" + bucket_name_ +
-                                        "' is not consuming requests");
+      return Status(Code::kTimeout,
+                    "worker of bucket '" + bucket_name_ + "' is not consuming requests");
     }
     ::usleep(100);
   }

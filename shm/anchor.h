@@ -35,7 +35,8 @@ struct alignas(kCacheLine) AnchorHeader {
 };
 
 inline constexpr std::size_t kAnchorSize = 4096;
-inline constexpr std::uint32_t kAnchorLayout = LayoutWord(sizeof(AnchorHeader), alignof(AnchorHeader));
+inline constexpr std::uint32_t kAnchorLayout =
+    LayoutWord(sizeof(AnchorHeader), alignof(AnchorHeader));
 static_assert(sizeof(AnchorHeader) <= kAnchorSize);
 
 }  // namespace kv::shm

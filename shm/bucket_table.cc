@@ -10,7 +10,8 @@ namespace kv::shm {
 namespace {
 
 constexpr std::uint64_t kOffsetMask = (std::uint64_t{1} << 48) - 1;
-constexpr std::uint64_t kHeapReserved = 16;  // offset 0 and 8 would collide with kSlotEmpty/Tombstone
+constexpr std::uint64_t kHeapReserved =
+    16;  // offset 0 and 8 would collide with kSlotEmpty/Tombstone
 constexpr std::uint64_t kMinSlots = 64;
 constexpr std::uint64_t kMinHeap = 16 * 1024;
 constexpr int kMaxLoadPercent = 80;
@@ -48,8 +49,9 @@ std::string TableView::Attach(const char* base, std::size_t size) {
   if (h->ready.load(std::memory_order_acquire) != 1) return "bucket table is not ready";
   std::uint64_t slot_count = h->slot_count;
   if (h->segment_size != size || h->slots_offset < kTableHeaderSize || h->slots_offset % 8 != 0 ||
-      slot_count == 0 || slot_count > size / 8 || h->slots_offset + slot_count * 8 > h->heap_offset ||
-      h->heap_offset % 8 != 0 || h->heap_offset + kHeapReserved > size) {
+      slot_count == 0 || slot_count > size / 8 ||
+      h->slots_offset + slot_count * 8 > h->heap_offset || h->heap_offset % 8 != 0 ||
+      h->heap_offset + kHeapReserved > size) {
     return "bucket table geometry is inconsistent with its segment";
   }
   header_ = h;
@@ -242,8 +244,8 @@ TableWriter TableWriter::BuildNext(const std::string& name, std::uint64_t extra_
     }
     heap = max_segment_size - AlignUp(kTableHeaderSize + slots * 8, kCacheLine);
   }
-  TableWriter next = Create(name, view_.header_->bucket_id, generation() + 1, slots, heap,
-                            0640, error);
+  TableWriter next =
+      Create(name, view_.header_->bucket_id, generation() + 1, slots, heap, 0640, error);
   if (!next.valid()) return {};
   TableHeader* nh = next.header();
   nh->last_version.store(view_.header_->last_version.load(std::memory_order_relaxed),
@@ -265,7 +267,8 @@ TableWriter TableWriter::BuildNext(const std::string& name, std::uint64_t extra_
       std::uint64_t hash = HashKey(key);
       bool found;
       std::uint64_t at = next.Find(key, hash, &found);
-      std::uint64_t new_word = next.Append(hash, key, std::string_view(key.data() + k, v), rec->version);
+      std::uint64_t new_word =
+          next.Append(hash, key, std::string_view(key.data() + k, v), rec->version);
       next.slots()[at].store(new_word, std::memory_order_relaxed);
     }
   }
@@ -292,8 +295,7 @@ std::uint64_t TableWriter::Find(std::string_view key, std::uint64_t hash, bool* 
     } else if ((word >> 48) == tag) {
       std::uint32_t k, v;
       const RecordHeader* rec = view_.Record(word, &k, &v);
-      if (rec != nullptr && k == key.size() &&
-          std::memcmp(rec + 1, key.data(), key.size()) == 0) {
+      if (rec != nullptr && k == key.size() && std::memcmp(rec + 1, key.data(), key.size()) == 0) {
         *found = true;
         return index;
       }
@@ -328,11 +330,10 @@ WriteResult TableWriter::Put(std::string_view key, std::string_view value, std::
   std::uint64_t hash = HashKey(key);
   bool found;
   std::uint64_t at = Find(key, hash, &found);
-  std::uint64_t used_slots = h->key_count.load(std::memory_order_relaxed) +
-                             h->tombstones.load(std::memory_order_relaxed);
+  std::uint64_t used_slots =
+      h->key_count.load(std::memory_order_relaxed) + h->tombstones.load(std::memory_order_relaxed);
   bool reuses_tombstone = !found && slots()[at].load(std::memory_order_relaxed) == kSlotTombstone;
-  if (!found && !reuses_tombstone &&
-      (used_slots + 1) * 100 > view_.slot_count_ * kMaxLoadPercent) {
+  if (!found && !reuses_tombstone && (used_slots + 1) * 100 > view_.slot_count_ * kMaxLoadPercent) {
     return WriteResult::kNeedsGrowth;  // T3
   }
   std::uint64_t new_version = h->last_version.load(std::memory_order_relaxed) + 1;
@@ -363,8 +364,8 @@ WriteResult TableWriter::Cas(std::string_view key, std::uint64_t expected_versio
   std::uint64_t current_version = 0;
   ReadResult r = view_.Get(key, &current, &current_version);
   // Version 0 means "the key must not exist".
-  bool matches = (r == ReadResult::kFound) ? current_version == expected_version
-                                           : expected_version == 0;
+  bool matches =
+      (r == ReadResult::kFound) ? current_version == expected_version : expected_version == 0;
   if (!matches) {
     if (version != nullptr) *version = (r == ReadResult::kFound) ? current_version : 0;
     return WriteResult::kVersionMismatch;

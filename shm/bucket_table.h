@@ -68,7 +68,8 @@ struct alignas(kCacheLine) TableHeader {
   std::atomic<std::uint64_t> writes_applied;  // since the bucket was created
 };
 
-inline constexpr std::uint32_t kTableLayout = LayoutWord(sizeof(TableHeader), alignof(TableHeader), 16);
+inline constexpr std::uint32_t kTableLayout =
+    LayoutWord(sizeof(TableHeader), alignof(TableHeader), 16);
 static_assert(sizeof(TableHeader) <= kTableHeaderSize);
 
 struct RecordHeader {
@@ -161,8 +162,8 @@ class TableWriter {
   TableWriter BuildNext(const std::string& name, std::uint64_t extra_bytes, bool empty,
                         std::uint64_t max_segment_size, ShmError* error) const;
 
-  void Publish();                       // ready = 1 (release)
-  void MarkMoved(std::uint64_t next);   // moved_to = next (release); T4
+  void Publish();                      // ready = 1 (release)
+  void MarkMoved(std::uint64_t next);  // moved_to = next (release); T4
 
   // Writes. On kOk, *version is the key's new version (put/cas) and *old_value the previous
   // value (delete) when non-null.

@@ -129,7 +129,8 @@ RingWriter Channel::ReplyWriter() const {
 }
 
 RingReader Channel::ReplyReader() const {
-  const char* base = reinterpret_cast<const char*>(header_) + sizeof(ChannelHeader) + request_capacity_;
+  const char* base =
+      reinterpret_cast<const char*>(header_) + sizeof(ChannelHeader) + request_capacity_;
   return RingReader(&header_->reply_tail, &header_->reply_head, base, reply_capacity_);
 }
 
@@ -142,8 +143,8 @@ void FutexWait(const std::atomic<std::uint32_t>* word, std::uint32_t expected, l
 }
 
 void FutexWakeAll(const std::atomic<std::uint32_t>* word) {
-  ::syscall(SYS_futex, reinterpret_cast<const std::uint32_t*>(word), FUTEX_WAKE, INT32_MAX,
-            nullptr, nullptr, 0);
+  ::syscall(SYS_futex, reinterpret_cast<const std::uint32_t*>(word), FUTEX_WAKE, INT32_MAX, nullptr,
+            nullptr, 0);
 }
 
 }  // namespace kv::shm

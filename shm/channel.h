@@ -6,9 +6,10 @@
 // client dies (and the memfd disappears with its last mapping: nothing is left in /dev/shm).
 //
 // Wake-up protocol (Dekker style; both sides use seq_cst fences between "publish" and "check"):
-//   worker: spin briefly on every ring; then store worker_waiting=1, fence, re-check rings, sleep in
-//           epoll on the channel sockets. Client: publish tail, fence, if worker_waiting then send a
-//           one-byte doorbell on the socket.
+//   worker: spin briefly on every ring; then store worker_waiting=1, fence, re-check rings, sleep
+//   in
+//           epoll on the channel sockets. Client: publish tail, fence, if worker_waiting then send
+//           a one-byte doorbell on the socket.
 //   client: spin briefly on reply_tail; then store client_waiting=1, fence, re-check, futex-wait on
 //           reply_seq. Worker: publish replies, bump reply_seq, fence, if client_waiting wake it.
 //
@@ -39,11 +40,12 @@ struct alignas(kCacheLine) ChannelHeader {
   std::atomic<std::uint32_t> reply_seq;                         // futex word, worker bumps
   std::atomic<std::uint64_t> async_failures;  // worker: async writes that failed, ever
   std::atomic<std::uint32_t> async_last_status;
-  alignas(kCacheLine) std::atomic<std::uint64_t> reply_head;    // client stores (release)
-  std::atomic<std::uint32_t> client_waiting;                    // client stores; worker loads
+  alignas(kCacheLine) std::atomic<std::uint64_t> reply_head;  // client stores (release)
+  std::atomic<std::uint32_t> client_waiting;                  // client stores; worker loads
 };
 
-inline constexpr std::uint32_t kChannelLayout = LayoutWord(sizeof(ChannelHeader), alignof(ChannelHeader));
+inline constexpr std::uint32_t kChannelLayout =
+    LayoutWord(sizeof(ChannelHeader), alignof(ChannelHeader));
 inline constexpr std::uint32_t kDefaultRequestCapacity = 256 * 1024;
 inline constexpr std::uint32_t kDefaultReplyCapacity = 128 * 1024;
 

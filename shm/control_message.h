@@ -31,7 +31,8 @@ inline constexpr std::size_t kMaxControlPacket = 512;
 
 // Encodes [version=1][op][name]. Decoding returns false for anything malformed.
 std::string EncodeControlRequest(ControlOp op, std::string_view name);
-bool DecodeControlRequest(const char* data, std::size_t size, ControlOp* op, std::string_view* name);
+bool DecodeControlRequest(const char* data, std::size_t size, ControlOp* op,
+                          std::string_view* name);
 // Encodes [version=1][status][message].
 std::string EncodeControlReply(ControlStatus status, std::string_view message);
 bool DecodeControlReply(const char* data, std::size_t size, ControlStatus* status,

@@ -8,17 +8,28 @@ namespace kv::shm {
 
 const char* WireStatusName(WireStatus s) {
   switch (s) {
-    case WireStatus::kOk: return "OK";
-    case WireStatus::kNotFound: return "NOT_FOUND";
-    case WireStatus::kVersionMismatch: return "VERSION_MISMATCH";
-    case WireStatus::kNotAnInteger: return "NOT_AN_INTEGER";
-    case WireStatus::kBucketFull: return "BUCKET_FULL";
-    case WireStatus::kTooLarge: return "TOO_LARGE";
-    case WireStatus::kMalformed: return "MALFORMED";
-    case WireStatus::kUnknownOp: return "UNKNOWN_OP";
-    case WireStatus::kBadVersion: return "BAD_VERSION";
-    case WireStatus::kWritesRefused: return "WRITES_REFUSED";
-    case WireStatus::kInternal: return "INTERNAL";
+    case WireStatus::kOk:
+      return "OK";
+    case WireStatus::kNotFound:
+      return "NOT_FOUND";
+    case WireStatus::kVersionMismatch:
+      return "VERSION_MISMATCH";
+    case WireStatus::kNotAnInteger:
+      return "NOT_AN_INTEGER";
+    case WireStatus::kBucketFull:
+      return "BUCKET_FULL";
+    case WireStatus::kTooLarge:
+      return "TOO_LARGE";
+    case WireStatus::kMalformed:
+      return "MALFORMED";
+    case WireStatus::kUnknownOp:
+      return "UNKNOWN_OP";
+    case WireStatus::kBadVersion:
+      return "BAD_VERSION";
+    case WireStatus::kWritesRefused:
+      return "WRITES_REFUSED";
+    case WireStatus::kInternal:
+      return "INTERNAL";
   }
   return "UNKNOWN_STATUS";
 }
@@ -51,9 +62,14 @@ WireStatus DecodeRequest(const char* frame, std::size_t size, Request* out) {
 
 void EncodeRequest(char* out, Op op, std::uint16_t flags, std::uint64_t request_id,
                    std::string_view key, std::string_view value, std::int64_t arg) {
-  RequestHeader h{kProtocolVersion, static_cast<std::uint8_t>(op), flags,
-                  static_cast<std::uint32_t>(key.size()), request_id,
-                  static_cast<std::uint32_t>(value.size()), 0, arg};
+  RequestHeader h{kProtocolVersion,
+                  static_cast<std::uint8_t>(op),
+                  flags,
+                  static_cast<std::uint32_t>(key.size()),
+                  request_id,
+                  static_cast<std::uint32_t>(value.size()),
+                  0,
+                  arg};
   std::memcpy(out, &h, sizeof h);
   if (!key.empty()) std::memcpy(out + sizeof h, key.data(), key.size());
   if (!value.empty()) std::memcpy(out + sizeof h + key.size(), value.data(), value.size());
@@ -61,13 +77,18 @@ void EncodeRequest(char* out, Op op, std::uint16_t flags, std::uint64_t request_
 
 void EncodeReply(char* out, WireStatus status, std::uint64_t request_id, std::int64_t number,
                  std::string_view value) {
-  ReplyHeader h{kProtocolVersion, static_cast<std::uint8_t>(status), 0,
-                static_cast<std::uint32_t>(value.size()), request_id, number};
+  ReplyHeader h{kProtocolVersion,
+                static_cast<std::uint8_t>(status),
+                0,
+                static_cast<std::uint32_t>(value.size()),
+                request_id,
+                number};
   std::memcpy(out, &h, sizeof h);
   if (!value.empty()) std::memcpy(out + sizeof h, value.data(), value.size());
 }
 
-bool DecodeReply(const char* frame, std::size_t size, ReplyHeader* header, std::string_view* value) {
+bool DecodeReply(const char* frame, std::size_t size, ReplyHeader* header,
+                 std::string_view* value) {
   if (size < sizeof(ReplyHeader)) return false;
   std::memcpy(header, frame, sizeof *header);
   if (header->version != kProtocolVersion || header->value_len != size - sizeof(ReplyHeader)) {

@@ -23,7 +23,8 @@ enum class Op : std::uint8_t {
 inline constexpr std::uint8_t kMaxOp = 6;
 
 // Request flags.
-inline constexpr std::uint16_t kFlagNoReply = 1;  // async: reply only... never; failures are counted
+inline constexpr std::uint16_t kFlagNoReply =
+    1;  // async: reply only... never; failures are counted
 
 // Wire status codes (replies). Values are stable: they are part of the protocol.
 enum class WireStatus : std::uint8_t {
@@ -33,10 +34,10 @@ enum class WireStatus : std::uint8_t {
   kNotAnInteger = 3,
   kBucketFull = 4,
   kTooLarge = 5,
-  kMalformed = 6,     // lengths inconsistent with the frame, reserved bits set, truncated
+  kMalformed = 6,  // lengths inconsistent with the frame, reserved bits set, truncated
   kUnknownOp = 7,
-  kBadVersion = 8,    // protocol version not spoken by this worker
-  kWritesRefused = 9, // bucket failed or dropping
+  kBadVersion = 8,     // protocol version not spoken by this worker
+  kWritesRefused = 9,  // bucket failed or dropping
   kInternal = 10,
 };
 const char* WireStatusName(WireStatus s);

@@ -16,7 +16,7 @@ std::size_t RegistrySize(std::uint32_t capacity) {
 
 void CopyString(char* dst, std::size_t cap, std::string_view src) {
   std::size_t n = std::min(cap - 1, src.size());
-  std::memcpy(dst, src.data(), n);
+  if (n != 0) std::memcpy(dst, src.data(), n);
   dst[n] = '\0';
 }
 
@@ -24,12 +24,18 @@ void CopyString(char* dst, std::size_t cap, std::string_view src) {
 
 const char* BucketStateName(std::uint32_t state) {
   switch (state) {
-    case kBucketFree: return "free";
-    case kBucketStarting: return "starting";
-    case kBucketRunning: return "running";
-    case kBucketRestarting: return "restarting";
-    case kBucketFailed: return "failed";
-    case kBucketDropping: return "dropping";
+    case kBucketFree:
+      return "free";
+    case kBucketStarting:
+      return "starting";
+    case kBucketRunning:
+      return "running";
+    case kBucketRestarting:
+      return "restarting";
+    case kBucketFailed:
+      return "failed";
+    case kBucketDropping:
+      return "dropping";
   }
   return "unknown";
 }
@@ -57,7 +63,8 @@ std::string RegistryReader::Attach(const char* base, std::size_t size) {
            ", this build reads version " + std::to_string(kFormatVersion);
   }
   if (h->layout_word != kRegistryLayout) return "registry layout word does not match this build";
-  if (h->capacity == 0 || RegistrySize(h->capacity) > size) return "registry capacity exceeds its segment";
+  if (h->capacity == 0 || RegistrySize(h->capacity) > size)
+    return "registry capacity exceeds its segment";
   header_ = h;
   entries_ = reinterpret_cast<const RegistryEntry*>(base + sizeof(RegistryHeader));
   return {};
@@ -193,7 +200,8 @@ std::uint64_t RegistryWriter::AllocateBucketId() {
   return id;
 }
 
-std::optional<std::uint32_t> RegistryWriter::Insert(std::string_view name, std::uint64_t bucket_id) {
+std::optional<std::uint32_t> RegistryWriter::Insert(std::string_view name,
+                                                    std::uint64_t bucket_id) {
   for (std::uint32_t i = 0; i < header_->capacity; ++i) {
     RegistryEntry& e = entries_[i];
     if (e.state.load(std::memory_order_relaxed) != kBucketFree) continue;
@@ -205,7 +213,7 @@ std::optional<std::uint32_t> RegistryWriter::Insert(std::string_view name, std::
     e.started_unix_ms.store(0, std::memory_order_relaxed);
     e.name_len.store(static_cast<std::uint32_t>(name.size()), std::memory_order_relaxed);
     std::memset(e.name, 0, sizeof e.name);
-    std::memcpy(e.name, name.data(), std::min(name.size(), sizeof e.name));
+    if (!name.empty()) std::memcpy(e.name, name.data(), std::min(name.size(), sizeof e.name));
     e.reason[0] = '\0';
     e.state.store(kBucketStarting, std::memory_order_relaxed);
     WriteEnd(e.seq);

@@ -3,7 +3,8 @@
 // by one process (kvd), read lock-free by every client through a PROT_READ mapping.
 //
 // Invariants:
-//   R1. Only kvd writes. Each entry changes under its own seqlock (entry.seq); readers copy an entry
+//   R1. Only kvd writes. Each entry changes under its own seqlock (entry.seq); readers copy an
+//   entry
 //       and retry if the counter was odd or changed (bounded retries).
 //   R2. A bucket id is never reused within an instance (next_bucket_id only grows), so a stale
 //       handle can never reach another bucket's objects.
@@ -26,7 +27,7 @@ namespace kv::shm {
 
 enum BucketState : std::uint32_t {
   kBucketFree = 0,
-  kBucketStarting = 1,    // worker spawned, not yet ready
+  kBucketStarting = 1,  // worker spawned, not yet ready
   kBucketRunning = 2,
   kBucketRestarting = 3,  // worker died; kvd restarts it after a backoff
   kBucketFailed = 4,      // restart intensity exceeded; reads work, writes are refused
@@ -55,7 +56,7 @@ struct alignas(kCacheLine) RegistryHeader {
   std::uint32_t capacity;  // number of entries after the header
 
   alignas(kCacheLine) std::atomic<std::uint32_t> seq;  // guards the fields below
-  std::atomic<std::int32_t> kvd_pid;                    // 0 when kvd stopped cleanly
+  std::atomic<std::int32_t> kvd_pid;                   // 0 when kvd stopped cleanly
   std::atomic<std::uint64_t> kvd_start_ticks;
   std::atomic<std::uint64_t> kvd_started_unix_ms;
   std::atomic<std::uint64_t> next_bucket_id;  // R2

@@ -27,7 +27,9 @@ class RingWriter {
              std::uint64_t capacity);
 
   // The largest payload a frame can carry.
-  std::uint32_t max_payload() const { return static_cast<std::uint32_t>(capacity_ / 2) - kFrameHeader; }
+  std::uint32_t max_payload() const {
+    return static_cast<std::uint32_t>(capacity_ / 2) - kFrameHeader;
+  }
 
   // Space for a payload of `size` bytes, or nullptr if the consumer has not freed enough yet.
   // Sets *broken if the consumer's head is impossible (the channel must then be abandoned).

@@ -36,7 +36,7 @@ ShmError FromException(const std::string& name, const bip::interprocess_exceptio
 
 ShmError FromErrno(const std::string& name, const char* what, int err) {
   ShmError error;
-  error.kind = (err == ENOSPC) ? ShmError::kNoSpace
+  error.kind = (err == ENOSPC)                   ? ShmError::kNoSpace
                : (err == EACCES || err == EPERM) ? ShmError::kPermission
                                                  : ShmError::kOther;
   error.message = "shared memory object '" + name + "': " + what + ": " + std::strerror(err);
@@ -45,12 +45,13 @@ ShmError FromErrno(const std::string& name, const char* what, int err) {
 
 }  // namespace
 
-Segment Segment::Create(const std::string& name, std::size_t size, std::size_t reserve,
-                        mode_t mode, ShmError* error) {
+Segment Segment::Create(const std::string& name, std::size_t size, std::size_t reserve, mode_t mode,
+                        ShmError* error) {
   Segment segment;
   try {
     bip::permissions perms(mode);
-    segment.object_ = bip::shared_memory_object(bip::create_only, name.c_str(), bip::read_write, perms);
+    segment.object_ =
+        bip::shared_memory_object(bip::create_only, name.c_str(), bip::read_write, perms);
     int fd = segment.object_.get_mapping_handle().handle;
     if (::fchmod(fd, mode) != 0) {  // shm_open applies the umask; the mode must not depend on it
       *error = FromErrno(name, "fchmod", errno);
@@ -112,8 +113,8 @@ ShmError Segment::Reserve(std::size_t upto) {
   if (upto > size()) upto = size();
   if (upto <= reserved_) return {};
   int fd = object_.get_mapping_handle().handle;
-  int err = ::posix_fallocate(fd, static_cast<off_t>(reserved_),
-                              static_cast<off_t>(upto - reserved_));
+  int err =
+      ::posix_fallocate(fd, static_cast<off_t>(reserved_), static_cast<off_t>(upto - reserved_));
   if (err != 0) return FromErrno(name_, "posix_fallocate", err);
   reserved_ = upto;
   return {};

@@ -30,8 +30,8 @@ class Segment {
 
   // Creates `name` exclusively (fails with kExists if present), sets its size to `size` and its
   // mode to `mode`, reserves the first `reserve` bytes, and maps it read-write.
-  static Segment Create(const std::string& name, std::size_t size, std::size_t reserve,
-                        mode_t mode, ShmError* error);
+  static Segment Create(const std::string& name, std::size_t size, std::size_t reserve, mode_t mode,
+                        ShmError* error);
   // Maps an existing object. Read-only mappings are PROT_READ: a write through them faults.
   static Segment OpenReadOnly(const std::string& name, ShmError* error);
   static Segment OpenReadWrite(const std::string& name, ShmError* error);

@@ -1,11 +1,13 @@
 // Sequence counters for items that one writer mutates in place while other processes read them.
 //
 // Writer:  WriteBegin(seq); ...stores (relaxed atomics or plain)...; WriteEnd(seq);
-// Reader:  uint32_t s; if (!ReadBegin(seq, &s)) retry; ...copy out...; if (!ReadValid(seq, s)) retry;
+// Reader:  uint32_t s; if (!ReadBegin(seq, &s)) retry; ...copy out...; if (!ReadValid(seq, s))
+// retry;
 //
-// The counter is odd while a write is in progress. A writer killed mid-write leaves it odd; the next
-// writer repairs the item and calls WriteEnd, which makes it even again. Readers never write and
-// never wait unboundedly: ReadBegin returns false on an odd counter and the caller bounds its retries.
+// The counter is odd while a write is in progress. A writer killed mid-write leaves it odd; the
+// next writer repairs the item and calls WriteEnd, which makes it even again. Readers never write
+// and never wait unboundedly: ReadBegin returns false on an odd counter and the caller bounds its
+// retries.
 #pragma once
 
 #include <atomic>

@@ -13,8 +13,8 @@
 
 namespace kv::shm {
 
-int ListenSeqpacket(const std::string& address);             // nonblocking listener
-int ConnectSeqpacket(const std::string& address);            // blocking connected socket
+int ListenSeqpacket(const std::string& address);   // nonblocking listener
+int ConnectSeqpacket(const std::string& address);  // blocking connected socket
 // Sends one packet, with `fd` attached (SCM_RIGHTS) when fd >= 0.
 bool SendPacket(int sock, const void* data, std::size_t size, int fd = -1);
 // Receives one packet (at most `cap` bytes); *fd receives an attached descriptor or -1.

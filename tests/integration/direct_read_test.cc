@@ -12,8 +12,8 @@
 namespace kv {
 namespace {
 
-using kv::testing::KvdInstance;
 using kv::testing::KvctlPath;
+using kv::testing::KvdInstance;
 using kv::testing::RunCommand;
 
 struct MappingLine {
@@ -28,7 +28,8 @@ std::vector<MappingLine> MappingsOf(const std::string& object) {
   std::string line;
   while (std::getline(maps, line)) {
     std::string suffix = "/dev/shm/" + object;
-    if (line.size() < suffix.size() || line.compare(line.size() - suffix.size(), suffix.size(), suffix) != 0) {
+    if (line.size() < suffix.size() ||
+        line.compare(line.size() - suffix.size(), suffix.size(), suffix) != 0) {
       continue;
     }
     std::istringstream in(line);
@@ -83,8 +84,8 @@ TEST_F(DirectReadTest, ReadsWorkWhileWorkerIsStoppedAndWritesTimeOut) {
   EXPECT_EQ(value, "v1");  // timed-out writes are not visible while the worker is stopped
 
   ASSERT_EQ(::kill(worker, SIGCONT), 0);
-  EXPECT_TRUE(kv::testing::WaitFor([&] { return bucket_->Put("k", "v3").ok(); },
-                                   std::chrono::seconds(5)));
+  EXPECT_TRUE(
+      kv::testing::WaitFor([&] { return bucket_->Put("k", "v3").ok(); }, std::chrono::seconds(5)));
   ASSERT_TRUE(bucket_->Get("k", &value).ok());
   EXPECT_EQ(value, "v3");
   EXPECT_TRUE(b2->Put("k2", "x").ok());

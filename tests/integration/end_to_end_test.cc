@@ -9,8 +9,8 @@
 namespace kv {
 namespace {
 
-using kv::testing::KvdInstance;
 using kv::testing::KvctlPath;
+using kv::testing::KvdInstance;
 using kv::testing::RunCommand;
 
 std::string Get(Bucket& b, std::string_view key) {
@@ -107,7 +107,9 @@ TEST_F(EndToEndTest, ManyWritesGrowTheTableAcrossGenerations) {
   Result<Bucket> b = client->OpenBucket("big");
   ASSERT_TRUE(b.ok());
   for (int i = 0; i < 20000; ++i) {
-    ASSERT_TRUE(b->Put("key" + std::to_string(i), std::string(64, static_cast<char>('a' + i % 26))).ok()) << i;
+    ASSERT_TRUE(
+        b->Put("key" + std::to_string(i), std::string(64, static_cast<char>('a' + i % 26))).ok())
+        << i;
   }
   for (int i = 0; i < 20000; i += 97) {
     EXPECT_EQ(Get(*b, "key" + std::to_string(i)), std::string(64, static_cast<char>('a' + i % 26)));

@@ -6,8 +6,8 @@
 namespace kv {
 namespace {
 
-using kv::testing::KvdInstance;
 using kv::testing::KvctlPath;
+using kv::testing::KvdInstance;
 using kv::testing::RunCommand;
 
 class KvctlCliTest : public ::testing::Test {

@@ -30,9 +30,12 @@ class BucketTableTest : public ::testing::Test {
   static std::string Get(const TableView& v, std::string_view key) {
     std::string value;
     switch (v.Get(key, &value, nullptr)) {
-      case ReadResult::kFound: return value;
-      case ReadResult::kNotFound: return "NOT_FOUND";
-      default: return "ERROR";
+      case ReadResult::kFound:
+        return value;
+      case ReadResult::kNotFound:
+        return "NOT_FOUND";
+      default:
+        return "ERROR";
     }
   }
   static std::string RandomBytes(std::mt19937_64& rng, std::size_t n) {
@@ -162,7 +165,8 @@ TEST_F(BucketTableTest, ReopenRepairsOddStatsCounter) {
 TEST_F(BucketTableTest, CorruptSlotsGiveErrorsNotCrashes) {
   TableWriter w = NewTable();
   std::uint64_t v;
-  for (int i = 0; i < 40; ++i) ASSERT_EQ(w.Put("key" + std::to_string(i), "value", &v), WriteResult::kOk);
+  for (int i = 0; i < 40; ++i)
+    ASSERT_EQ(w.Put("key" + std::to_string(i), "value", &v), WriteResult::kOk);
   auto* slots = reinterpret_cast<std::atomic<std::uint64_t>*>(
       const_cast<char*>(reinterpret_cast<const char*>(w.view().header())) +
       w.view().header()->slots_offset);

@@ -12,9 +12,9 @@ TEST(NamesTest, NamespaceAcceptsLettersDigitsDashUnderscore) {
 }
 
 TEST(NamesTest, NamespaceRejectsEscapesAndOddSizes) {
-  for (std::string bad : {std::string(), std::string(33, 'a'), std::string("a.b"),
-                          std::string("../x"), std::string("a/b"), std::string("a b"),
-                          std::string("a\0b", 3)}) {
+  for (std::string bad :
+       {std::string(), std::string(33, 'a'), std::string("a.b"), std::string("../x"),
+        std::string("a/b"), std::string("a b"), std::string("a\0b", 3)}) {
     EXPECT_NE(ValidateNamespace(bad), "") << bad;
   }
 }
@@ -22,9 +22,9 @@ TEST(NamesTest, NamespaceRejectsEscapesAndOddSizes) {
 TEST(NamesTest, BucketNameRejectsSpacesControlAndOversize) {
   EXPECT_EQ(ValidateBucketName("shopping"), "");
   EXPECT_EQ(ValidateBucketName("a/../b.c"), "");  // never used as an object name
-  for (std::string bad : {std::string(), std::string(65, 'a'), std::string("a b"),
-                          std::string("a\nb"), std::string("\x01"), std::string("caf\xc3\xa9"),
-                          std::string("a\0b", 3)}) {
+  for (std::string bad :
+       {std::string(), std::string(65, 'a'), std::string("a b"), std::string("a\nb"),
+        std::string("\x01"), std::string("caf\xc3\xa9"), std::string("a\0b", 3)}) {
     EXPECT_NE(ValidateBucketName(bad), "") << bad;
   }
 }

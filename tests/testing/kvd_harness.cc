@@ -123,19 +123,20 @@ bool KvdInstance::Start() {
   }
   std::string address = shm::ControlSocketAddress(ns_);
   return WaitFor(
-      [&] {
-        int status;
-        if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-          pid_ = 0;
-          return true;  // exited: not ready
-        }
-        int fd = shm::ConnectSeqpacket(address);
-        if (fd < 0) return false;
-        ::close(fd);
-        shm::ShmError error;
-        return shm::RegistryReader::Open(ns_, &error).has_value();
-      },
-      std::chrono::seconds(10)) && pid_ != 0;
+             [&] {
+               int status;
+               if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+                 pid_ = 0;
+                 return true;  // exited: not ready
+               }
+               int fd = shm::ConnectSeqpacket(address);
+               if (fd < 0) return false;
+               ::close(fd);
+               shm::ShmError error;
+               return shm::RegistryReader::Open(ns_, &error).has_value();
+             },
+             std::chrono::seconds(10)) &&
+         pid_ != 0;
 }
 
 void KvdInstance::Signal(int sig) {
@@ -151,8 +152,8 @@ int KvdInstance::Stop() {
   if (pid_ == 0) return -1;
   ::kill(pid_, SIGTERM);
   int status = 0;
-  bool exited = WaitFor([&] { return ::waitpid(pid_, &status, WNOHANG) == pid_; },
-                        std::chrono::seconds(10));
+  bool exited =
+      WaitFor([&] { return ::waitpid(pid_, &status, WNOHANG) == pid_; }, std::chrono::seconds(10));
   if (!exited) {
     ::kill(pid_, SIGKILL);
     ::waitpid(pid_, &status, 0);

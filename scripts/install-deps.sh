@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs (as root, from Debian 12 packages) whatever kv needs to build, test and benchmark and
+# is not installed yet. Idempotent; does nothing when everything is present.
+set -euo pipefail
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  libboost-dev libboost-filesystem-dev libspdlog-dev libfmt-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libcli11-dev nlohmann-json3-dev libxxhash-dev libsystemd-dev libedit-dev libncurses-dev
+  clang clang-format libclang-rt-14-dev
+  systemd tmux redis-server procps
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
