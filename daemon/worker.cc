@@ -176,7 +176,11 @@ void Worker::Register(Connection& c) {
 void Worker::Reply(Connection& c, const shm::RequestHeader& header, shm::WireStatus status,
                    std::int64_t number, std::string_view value) {
   if ((header.flags & shm::kFlagNoReply) != 0) {
-    if (status != shm::WireStatus::kOk) {
+    // An async delete of a missing key did what was asked; anything else is a failure.
+    bool benign =
+        status == shm::WireStatus::kOk || (status == shm::WireStatus::kNotFound &&
+                                           static_cast<shm::Op>(header.op) == shm::Op::kDelete);
+    if (!benign) {
       c.channel.header()->async_last_status.store(static_cast<std::uint32_t>(status),
                                                   std::memory_order_relaxed);
       c.channel.header()->async_failures.fetch_add(1, std::memory_order_release);

@@ -1,6 +1,8 @@
 #include <sched.h>
 
+#include <cstring>
 #include <thread>
+#include <unordered_set>
 
 #include "client_impl.h"
 #include "shm/names.h"
@@ -23,6 +25,15 @@ Status KeyError(std::string_view key) {
   return Status();
 }
 
+Status WriteError(std::string_view key, std::string_view value) {
+  if (Status s = KeyError(key); !s.ok()) return s;
+  if (value.size() > kMaxValueSize) {
+    return Status(Code::kTooLarge, "value is " + std::to_string(value.size()) +
+                                       " bytes, the limit is " + std::to_string(kMaxValueSize));
+  }
+  return Status();
+}
+
 }  // namespace
 
 Status FromWireStatus(shm::WireStatus status, const std::string& bucket, std::string_view key) {
@@ -37,9 +48,10 @@ Status FromWireStatus(shm::WireStatus status, const std::string& bucket, std::st
     case WireStatus::kVersionMismatch:
       return Status(Code::kVersionMismatch, "version changed in " + where);
     case WireStatus::kNotAnInteger:
-      return Status(Code::kNotAnInteger, "value is not a decimal 64-bit integer in " + where);
+      return Status(Code::kNotAnInteger,
+                    "value is not a decimal 64-bit integer (or the sum overflows) in " + where);
     case WireStatus::kBucketFull:
-      return Status(Code::kBucketFull, where + " is full");
+      return Status(Code::kBucketFull, where + " is full (maximum size, or /dev/shm is full)");
     case WireStatus::kTooLarge:
       return Status(Code::kTooLarge, "request too large for " + where);
     case WireStatus::kWritesRefused:
@@ -99,8 +111,8 @@ Status Bucket::Shared::Write(shm::Op op, std::string_view key, std::string_view 
   bool sent = false;
   Status s = channel_.Call(op, key, value, arg, timeout_, reply, &sent);
   // A worker that is restarting refuses connections for a few milliseconds: keep trying for a
-  // bounded time. (A request that reached a worker which then died is not resent: it may have been
-  // applied; the caller gets kUnavailable and decides.)
+  // bounded time. (A request that reached a worker which then died is not resent: it may have
+  // been applied; the caller gets kUnavailable and decides.)
   auto give_up = std::chrono::steady_clock::now() +
                  std::min<std::chrono::milliseconds>(timeout_, kRestartWait);
   while (s.code() == Code::kUnavailable && !sent &&
@@ -110,6 +122,25 @@ Status Bucket::Shared::Write(shm::Op op, std::string_view key, std::string_view 
     s = channel_.Call(op, key, value, arg, timeout_, reply, &sent);
   }
   return s;
+}
+
+Status Bucket::Shared::Cast(shm::Op op, std::string_view key, std::string_view value) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return channel_.Cast(op, key, value, timeout_);
+}
+
+Status Bucket::Shared::Flush() {
+  WriteReply reply;
+  Status s = Write(shm::Op::kFlush, {}, {}, 0, &reply);
+  if (!s.ok()) return s;
+  std::lock_guard<std::mutex> lock(mu_);
+  shm::WireStatus last = shm::WireStatus::kOk;
+  std::uint64_t failures = channel_.TakeAsyncFailures(&last);
+  if (failures != 0) {
+    return Status(Code::kFailed, std::to_string(failures) + " async writes to bucket '" + name +
+                                     "' failed; the last with " + shm::WireStatusName(last));
+  }
+  return Status();
 }
 
 Bucket::Bucket(std::shared_ptr<Shared> shared, std::shared_ptr<const View> view)
@@ -127,11 +158,14 @@ Status Bucket::Refresh() {
   return Status();
 }
 
-Status Bucket::Get(std::string_view key, std::string* value) {
+Status Bucket::Locate(std::string_view key, std::string_view* value, std::uint64_t* version) {
   if (key.empty() || key.size() > kMaxKeySize) return KeyError(key);
   for (int attempt = 0; attempt < kMaxReadAttempts; ++attempt) {
-    switch (view_->table.Get(key, value, nullptr)) {
+    shm::RecordRef record;
+    switch (view_->table.Find(key, &record)) {
       case shm::ReadResult::kFound:
+        *value = record.value;
+        if (version != nullptr) *version = record.version;
         return Status();
       case shm::ReadResult::kNotFound:
         return Status(Code::kNotFound, {});
@@ -146,15 +180,92 @@ Status Bucket::Get(std::string_view key, std::string* value) {
   return Status(Code::kCorrupt, "bucket '" + shared_->name + "': lookups keep failing validation");
 }
 
-Status Bucket::Put(std::string_view key, std::string_view value) {
-  if (Status s = KeyError(key); !s.ok()) return s;
-  if (value.size() > kMaxValueSize) {
-    return Status(Code::kTooLarge, "value is " + std::to_string(value.size()) +
-                                       " bytes, the limit is " + std::to_string(kMaxValueSize));
+Status Bucket::Get(std::string_view key, std::string* value, std::uint64_t* version) {
+  std::string_view found;
+  Status s = Locate(key, &found, version);
+  if (s.ok()) value->assign(found.data(), found.size());
+  return s;
+}
+
+Status Bucket::Get(std::string_view key, char* buffer, std::size_t capacity, std::size_t* size) {
+  std::string_view found;
+  Status s = Locate(key, &found, nullptr);
+  if (!s.ok()) return s;
+  *size = found.size();
+  if (found.size() > capacity) {
+    return Status(Code::kTooLarge, "value is " + std::to_string(found.size()) +
+                                       " bytes, the buffer holds " + std::to_string(capacity));
   }
+  if (!found.empty()) std::memcpy(buffer, found.data(), found.size());
+  return Status();
+}
+
+std::vector<Status> Bucket::MultiGet(const std::vector<std::string_view>& keys,
+                                     std::vector<std::string>* values) {
+  std::vector<Status> out;
+  out.reserve(keys.size());
+  values->resize(keys.size());
+  for (std::size_t i = 0; i < keys.size(); ++i) out.push_back(Get(keys[i], &(*values)[i]));
+  return out;
+}
+
+Status Bucket::Scan(std::string_view prefix,
+                    const std::function<bool(std::string_view, std::string_view)>& fn) {
+  // Within one generation each live key occupies one slot for as long as it is present, so a
+  // pass over the slots sees it once. When the generation moves mid-scan, the scan continues in
+  // the new one from the start, skipping the keys it already emitted.
+  std::unordered_set<std::string> emitted;
+  bool moved = false;
+  for (int attempt = 0; attempt < kMaxReadAttempts; ++attempt) {
+    std::shared_ptr<const View> view = view_;
+    bool restart = false;
+    for (std::uint64_t i = 0; i < view->table.slot_count(); ++i) {
+      if ((i & 1023) == 0 && view->table.moved_to() != 0) {
+        restart = true;
+        break;
+      }
+      shm::RecordRef record;
+      shm::ReadResult r = view->table.SlotAt(i, &record);
+      if (r == shm::ReadResult::kCorrupt) {
+        restart = true;
+        break;
+      }
+      if (r != shm::ReadResult::kFound || record.key.substr(0, prefix.size()) != prefix) continue;
+      if (moved && emitted.count(std::string(record.key)) != 0) continue;
+      emitted.emplace(record.key);
+      if (!fn(record.key, record.value)) return Status();
+    }
+    if (!restart && view->table.moved_to() == 0) return Status();
+    if (view->table.moved_to() == shm::kMovedDropped) {
+      return Status(Code::kBucketNotFound, "bucket '" + shared_->name + "' was dropped");
+    }
+    moved = true;
+    if (Status s = Refresh(); !s.ok()) return s;
+  }
+  return Status(Code::kCorrupt, "bucket '" + shared_->name + "': scan keeps failing validation");
+}
+
+Result<BucketStats> Bucket::Stats() {
+  if (view_->table.moved_to() != 0) {
+    if (Status s = Refresh(); !s.ok()) return s;
+  }
+  shm::TableStats t = view_->table.Stats();
+  BucketStats s;
+  s.keys = t.key_count;
+  s.generation = t.generation;
+  s.memory_bytes = t.segment_size;
+  s.used_bytes = t.heap_used;
+  s.live_bytes = t.live_bytes;
+  s.writes = t.writes_applied;
+  return s;
+}
+
+Status Bucket::Put(std::string_view key, std::string_view value, std::uint64_t* version) {
+  if (Status s = WriteError(key, value); !s.ok()) return s;
   WriteReply reply;
   Status s = shared_->Write(shm::Op::kPut, key, value, 0, &reply);
   if (!s.ok()) return s;
+  if (version != nullptr) *version = static_cast<std::uint64_t>(reply.number);
   return FromWireStatus(reply.status, shared_->name, key);
 }
 
@@ -163,9 +274,49 @@ Status Bucket::Delete(std::string_view key, std::string* old_value) {
   WriteReply reply;
   Status s = shared_->Write(shm::Op::kDelete, key, {}, 0, &reply);
   if (!s.ok()) return s;
-  if (reply.status == shm::WireStatus::kOk && old_value != nullptr)
+  if (reply.status == shm::WireStatus::kOk && old_value != nullptr) {
     *old_value = std::move(reply.value);
+  }
   return FromWireStatus(reply.status, shared_->name, key);
 }
+
+Status Bucket::CompareAndSet(std::string_view key, std::uint64_t expected_version,
+                             std::string_view value, std::uint64_t* version) {
+  if (Status s = WriteError(key, value); !s.ok()) return s;
+  WriteReply reply;
+  Status s = shared_->Write(shm::Op::kCas, key, value, static_cast<std::int64_t>(expected_version),
+                            &reply);
+  if (!s.ok()) return s;
+  if (version != nullptr) *version = static_cast<std::uint64_t>(reply.number);
+  return FromWireStatus(reply.status, shared_->name, key);
+}
+
+Result<std::int64_t> Bucket::Increment(std::string_view key, std::int64_t delta) {
+  if (Status s = KeyError(key); !s.ok()) return s;
+  WriteReply reply;
+  Status s = shared_->Write(shm::Op::kIncr, key, {}, delta, &reply);
+  if (!s.ok()) return s;
+  if (reply.status != shm::WireStatus::kOk) return FromWireStatus(reply.status, shared_->name, key);
+  return reply.number;
+}
+
+Status Bucket::Clear() {
+  WriteReply reply;
+  Status s = shared_->Write(shm::Op::kClear, {}, {}, 0, &reply);
+  if (!s.ok()) return s;
+  return FromWireStatus(reply.status, shared_->name, {});
+}
+
+Status Bucket::PutAsync(std::string_view key, std::string_view value) {
+  if (Status s = WriteError(key, value); !s.ok()) return s;
+  return shared_->Cast(shm::Op::kPut, key, value);
+}
+
+Status Bucket::DeleteAsync(std::string_view key) {
+  if (Status s = KeyError(key); !s.ok()) return s;
+  return shared_->Cast(shm::Op::kDelete, key, {});
+}
+
+Status Bucket::Flush() { return shared_->Flush(); }
 
 }  // namespace kv

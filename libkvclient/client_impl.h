@@ -46,6 +46,10 @@ class Bucket::Shared {
   // Sends one write and waits for its reply (serialised by the mutex).
   Status Write(shm::Op op, std::string_view key, std::string_view value, std::int64_t arg,
                WriteReply* reply);
+  // Queues one async write (no reply).
+  Status Cast(shm::Op op, std::string_view key, std::string_view value);
+  // Waits until every write queued before is applied; kFailed if any async write failed.
+  Status Flush();
 
   const std::string ns;
   const std::uint64_t id;

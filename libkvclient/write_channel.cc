@@ -37,6 +37,11 @@ WriteChannel::WriteChannel(std::string ns, std::uint64_t bucket_id, std::string 
 WriteChannel::~WriteChannel() { Reset(); }
 
 void WriteChannel::Reset() {
+  if (channel_.valid()) {
+    std::uint64_t total = channel_.header()->async_failures.load(std::memory_order_acquire);
+    async_failures_lost_ += total - async_failures_seen_;
+  }
+  async_failures_seen_ = 0;
   if (sock_ >= 0) ::close(sock_);
   sock_ = -1;
   channel_ = shm::Channel();
@@ -204,6 +209,36 @@ Status WriteChannel::Call(shm::Op op, std::string_view key, std::string_view val
   *sent = true;
   ++next_request_id_;
   return AwaitReply(deadline, reply);
+}
+
+}  // namespace kv
+
+namespace kv {
+
+Status WriteChannel::Cast(shm::Op op, std::string_view key, std::string_view value,
+                          std::chrono::milliseconds timeout) {
+  auto deadline = Clock::now() + timeout;
+  if (sock_ >= 0 && WorkerGone() && replies_.Empty()) Reset();
+  if (sock_ < 0) {
+    Status s = Connect(deadline);
+    if (!s.ok()) return s;
+  }
+  Status s = Send(op, shm::kFlagNoReply, key, value, 0, deadline);
+  if (s.ok()) ++next_request_id_;
+  return s;
+}
+
+std::uint64_t WriteChannel::TakeAsyncFailures(shm::WireStatus* last) {
+  std::uint64_t failures = async_failures_lost_;
+  async_failures_lost_ = 0;
+  if (channel_.valid()) {
+    shm::ChannelHeader* h = channel_.header();
+    std::uint64_t total = h->async_failures.load(std::memory_order_acquire);
+    failures += total - async_failures_seen_;
+    async_failures_seen_ = total;
+    *last = static_cast<shm::WireStatus>(h->async_last_status.load(std::memory_order_relaxed));
+  }
+  return failures;
 }
 
 }  // namespace kv

@@ -35,6 +35,12 @@ class WriteChannel {
   // request reached the worker's ring (if not, resending it cannot apply it twice).
   Status Call(shm::Op op, std::string_view key, std::string_view value, std::int64_t arg,
               std::chrono::milliseconds timeout, WriteReply* reply, bool* sent);
+  // Queues one request without waiting for it to be applied (the worker sends no reply; it
+  // counts failures in the channel header). Waits only while the request ring is full.
+  Status Cast(shm::Op op, std::string_view key, std::string_view value,
+              std::chrono::milliseconds timeout);
+  // Async writes that failed since the previous call (and the last failure's status).
+  std::uint64_t TakeAsyncFailures(shm::WireStatus* last);
 
  private:
   Status Connect(std::chrono::steady_clock::time_point deadline);
@@ -53,6 +59,8 @@ class WriteChannel {
   shm::RingWriter requests_;
   shm::RingReader replies_;
   std::uint64_t next_request_id_ = 1;
+  std::uint64_t async_failures_seen_ = 0;
+  std::uint64_t async_failures_lost_ = 0;  // counted on channels that were reset since
 };
 
 }  // namespace kv

@@ -76,7 +76,7 @@ const RecordHeader* TableView::Record(std::uint64_t slot, std::uint32_t* key_len
   return rec;
 }
 
-ReadResult TableView::Get(std::string_view key, std::string* value, std::uint64_t* version) const {
+ReadResult TableView::Find(std::string_view key, RecordRef* record) const {
   std::uint64_t moved = header_->moved_to.load(std::memory_order_acquire);
   if (moved != 0) return moved == kMovedDropped ? ReadResult::kDropped : ReadResult::kMoved;
   std::uint64_t hash = HashKey(key);
@@ -91,8 +91,9 @@ ReadResult TableView::Get(std::string_view key, std::string* value, std::uint64_
       if (rec == nullptr) return ReadResult::kCorrupt;
       const char* rec_key = reinterpret_cast<const char*>(rec + 1);
       if (key_len == key.size() && std::memcmp(rec_key, key.data(), key_len) == 0) {
-        value->assign(rec_key + key_len, value_len);
-        if (version != nullptr) *version = rec->version;
+        record->key = std::string_view(rec_key, key_len);
+        record->value = std::string_view(rec_key + key_len, value_len);
+        record->version = rec->version;
         return ReadResult::kFound;
       }
     }
@@ -101,8 +102,17 @@ ReadResult TableView::Get(std::string_view key, std::string* value, std::uint64_
   return ReadResult::kCorrupt;  // T3 says an empty slot ends every probe sequence
 }
 
-ReadResult TableView::SlotAt(std::uint64_t index, std::string* key, std::string* value,
-                             std::uint64_t* version) const {
+ReadResult TableView::Get(std::string_view key, std::string* value, std::uint64_t* version) const {
+  RecordRef record;
+  ReadResult r = Find(key, &record);
+  if (r == ReadResult::kFound) {
+    value->assign(record.value.data(), record.value.size());
+    if (version != nullptr) *version = record.version;
+  }
+  return r;
+}
+
+ReadResult TableView::SlotAt(std::uint64_t index, RecordRef* record) const {
   if (index >= slot_count_) return ReadResult::kNotFound;
   std::uint64_t word = slots_[index].load(std::memory_order_acquire);
   if (!IsLive(word)) return ReadResult::kNotFound;
@@ -110,9 +120,9 @@ ReadResult TableView::SlotAt(std::uint64_t index, std::string* key, std::string*
   const RecordHeader* rec = Record(word, &key_len, &value_len);
   if (rec == nullptr) return ReadResult::kCorrupt;
   const char* rec_key = reinterpret_cast<const char*>(rec + 1);
-  key->assign(rec_key, key_len);
-  if (value != nullptr) value->assign(rec_key + key_len, value_len);
-  if (version != nullptr) *version = rec->version;
+  record->key = std::string_view(rec_key, key_len);
+  record->value = std::string_view(rec_key + key_len, value_len);
+  record->version = rec->version;
   return ReadResult::kFound;
 }
 

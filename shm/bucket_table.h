@@ -96,6 +96,13 @@ struct TableStats {
 
 enum class ReadResult { kFound, kNotFound, kMoved, kDropped, kCorrupt };
 
+// A record found by a reader: views into the mapping.
+struct RecordRef {
+  std::string_view key;
+  std::string_view value;
+  std::uint64_t version = 0;
+};
+
 // A validated view of one generation, for lookups. Holds no ownership: the caller keeps the mapping
 // alive. Thread-compatible (const methods may run concurrently).
 class TableView {
@@ -105,14 +112,15 @@ class TableView {
   // Returns an empty string when usable, else why not.
   std::string Attach(const char* base, std::size_t size);
 
-  // Copies the value of `key` into *value (and its version into *version when non-null).
-  // kMoved/kDropped: this generation is no longer current. kCorrupt: the table is inconsistent
-  // (never crashes, never loops: every offset is checked, probes are bounded).
+  // Finds `key`. On kFound, *record points at its immutable record inside the mapping (valid as
+  // long as the mapping is). kMoved/kDropped: this generation is no longer current. kCorrupt: the
+  // table is inconsistent (never crashes, never loops: every offset is checked, probes bounded).
+  ReadResult Find(std::string_view key, RecordRef* record) const;
+  // Find, then copy the value into *value (and its version into *version when non-null).
   ReadResult Get(std::string_view key, std::string* value, std::uint64_t* version) const;
 
   // The key and value of slot `index` if it is live (for scans). kNotFound for empty slots.
-  ReadResult SlotAt(std::uint64_t index, std::string* key, std::string* value,
-                    std::uint64_t* version) const;
+  ReadResult SlotAt(std::uint64_t index, RecordRef* record) const;
 
   std::uint64_t moved_to() const { return header_->moved_to.load(std::memory_order_acquire); }
   std::uint64_t slot_count() const { return slot_count_; }

@@ -28,6 +28,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -106,6 +107,16 @@ class Client {
   std::unique_ptr<Impl> impl_;
 };
 
+// Statistics of one bucket, read from its segment header (no round trip).
+struct BucketStats {
+  std::uint64_t keys = 0;
+  std::uint64_t generation = 0;    // table generation (grows on growth, compaction and clear)
+  std::uint64_t memory_bytes = 0;  // size of the current table segment
+  std::uint64_t used_bytes = 0;    // bytes of records written in this generation (incl. garbage)
+  std::uint64_t live_bytes = 0;    // bytes of records the keys point at
+  std::uint64_t writes = 0;        // writes applied since the bucket was created
+};
+
 class Bucket {
  public:
   Bucket(const Bucket&) = default;
@@ -114,15 +125,54 @@ class Bucket {
   Bucket& operator=(Bucket&&) noexcept = default;
   ~Bucket();
 
-  // Copies the value of `key` into *value (reusing its capacity: no allocation when it fits).
+  // --- Reads: served from shared memory in this process; no message, no syscall, no lock. ---
+
+  // Copies the value of `key` into *value (reusing its capacity: no allocation when it fits) and,
+  // if `version` is non-null, the key's version (for CompareAndSet).
   // kNotFound for a missing key (allocates nothing); kBucketNotFound if the bucket was dropped;
-  // kCorrupt if the segment keeps failing validation.
-  Status Get(std::string_view key, std::string* value);
-  // Stores `value` under `key`. Returns once applied and visible to every reader.
-  // Errors: kInvalidArgument (empty key), kTooLarge, kBucketFull, kTimeout, kUnavailable.
-  Status Put(std::string_view key, std::string_view value);
+  // kCorrupt if the segment keeps failing validation; kInvalidArgument/kTooLarge for a bad key.
+  Status Get(std::string_view key, std::string* value, std::uint64_t* version = nullptr);
+  // Allocation-free variant: copies the value into buffer[0, capacity) and its length into *size.
+  // If the value is longer than `capacity`, nothing is copied, *size is the length needed and the
+  // result is kTooLarge.
+  Status Get(std::string_view key, char* buffer, std::size_t capacity, std::size_t* size);
+  // Looks up many keys: (*values)[i] receives the value of keys[i]; the returned vector holds
+  // each key's Status (OK or kNotFound, or the error of that lookup).
+  std::vector<Status> MultiGet(const std::vector<std::string_view>& keys,
+                               std::vector<std::string>* values);
+  // Calls fn(key, value) for the keys starting with `prefix` until fn returns false. Weakly
+  // consistent: each key is seen at most once, and every key present for the whole scan is seen.
+  // The views passed to fn are valid only during the call.
+  Status Scan(std::string_view prefix,
+              const std::function<bool(std::string_view key, std::string_view value)>& fn);
+  // Counters from the bucket's segment header.
+  Result<BucketStats> Stats();
+
+  // --- Writes: sent to the bucket's worker; sync calls return once applied and visible. ---
+
+  // Stores `value` under `key`; *version (if non-null) receives the key's new version.
+  // Errors: kInvalidArgument (empty key), kTooLarge, kBucketFull, kTimeout, kUnavailable,
+  // kFailed (the bucket failed and refuses writes).
+  Status Put(std::string_view key, std::string_view value, std::uint64_t* version = nullptr);
   // Deletes `key`; *old_value (if non-null) receives the value it had. kNotFound if absent.
   Status Delete(std::string_view key, std::string* old_value = nullptr);
+  // Stores `value` only if the key's version is `expected_version` (0: only if the key is
+  // absent). kVersionMismatch otherwise, with *version set to the current version (0 if absent).
+  // On success *version is the new version. Any read-modify-write is a retry loop around this.
+  Status CompareAndSet(std::string_view key, std::uint64_t expected_version, std::string_view value,
+                       std::uint64_t* version = nullptr);
+  // Adds `delta` to the decimal integer stored at `key` (absent counts as 0) and returns the
+  // result. kNotAnInteger if the value is not a decimal int64 or the sum overflows.
+  Result<std::int64_t> Increment(std::string_view key, std::int64_t delta = 1);
+  // Removes every key.
+  Status Clear();
+
+  // Async writes (Agent.cast): queued for the worker, returning at once (or kTimeout if the queue
+  // stays full). Flush() returns once everything this handle's client sent before it is applied
+  // and visible; it reports kFailed if any async write failed since the previous Flush().
+  Status PutAsync(std::string_view key, std::string_view value);
+  Status DeleteAsync(std::string_view key);
+  Status Flush();
 
   const std::string& name() const;
   std::uint64_t id() const;
@@ -134,6 +184,8 @@ class Bucket {
   friend class Client;
   Bucket(std::shared_ptr<Shared> shared, std::shared_ptr<const View> view);
   Status Refresh();
+  // Finds `key`, following generation moves; *value views this handle's mapping.
+  Status Locate(std::string_view key, std::string_view* value, std::uint64_t* version);
 
   std::shared_ptr<Shared> shared_;
   std::shared_ptr<const View> view_;  // this handle's mapping of the current generation
