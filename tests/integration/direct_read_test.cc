@@ -105,7 +105,7 @@ TEST_F(DirectReadTest, ClientMapsRegistryAndBucketReadOnly) {
 }
 
 TEST_F(DirectReadTest, WritingThroughTheClientMappingFaults) {
-  ::testing::FLAGS_gtest_death_test_style = "threadsafe";
+  ::testing::FLAGS_gtest_death_test_style = "fast";
   ASSERT_TRUE(bucket_->Put("k", "v").ok());
   auto maps = MappingsOf(kvd_.ns() + ".b" + std::to_string(bucket_->id()) + ".g1");
   ASSERT_FALSE(maps.empty());
