@@ -1,0 +1,188 @@
+#include "shm/change_feed.h"
+
+#include <cstring>
+
+#include "shm/channel.h"
+
+namespace kv::shm {
+namespace {
+
+constexpr int kMaxReadAttempts = 64;
+
+bool IsPowerOfTwo(std::uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
+
+std::uint64_t AlignUp(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
+
+}  // namespace
+
+FeedWriter FeedWriter::OpenOrCreate(const std::string& name, std::uint64_t bucket_id,
+                                    std::uint64_t slot_count, std::uint64_t data_capacity,
+                                    mode_t mode, bool* unclean, ShmError* error) {
+  FeedWriter w;
+  *unclean = false;
+  w.segment_ = Segment::OpenReadWrite(name, error);
+  if (w.segment_.valid()) {
+    FeedReader check;
+    std::string why = check.Attach(w.segment_.data(), w.segment_.size());
+    const auto* h = reinterpret_cast<const FeedHeader*>(w.segment_.data());
+    if (!why.empty() || h->bucket_id != bucket_id) {
+      *error = {ShmError::kCorrupt,
+                "change feed '" + name + "': " + (why.empty() ? "belongs to another bucket" : why)};
+      return {};
+    }
+  } else {
+    if (error->kind != ShmError::kNotFound) return {};
+    *error = {};
+    if (!IsPowerOfTwo(slot_count) || !IsPowerOfTwo(data_capacity)) {
+      *error = {ShmError::kOther, "change feed sizes must be powers of two"};
+      return {};
+    }
+    std::uint64_t slots_offset = AlignUp(sizeof(FeedHeader), kCacheLine);
+    std::uint64_t data_offset = AlignUp(slots_offset + slot_count * sizeof(FeedSlot), kCacheLine);
+    std::uint64_t size = data_offset + data_capacity;
+    w.segment_ = Segment::Create(name, size, size, mode, error);
+    if (!w.segment_.valid()) return {};
+    auto* h = new (w.segment_.data()) FeedHeader();
+    h->format_version = kFormatVersion;
+    h->layout_word = kFeedLayout;
+    h->bucket_id = bucket_id;
+    h->slot_count = slot_count;
+    h->data_capacity = data_capacity;
+    h->slots_offset = slots_offset;
+    h->data_offset = data_offset;
+    h->next_seq.store(1, std::memory_order_relaxed);
+    h->clean.store(1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+    h->magic = kFeedMagic;  // last: a feed without magic is refused by readers
+  }
+  w.header_ = reinterpret_cast<FeedHeader*>(w.segment_.data());
+  w.slots_ = reinterpret_cast<FeedSlot*>(w.segment_.data() + w.header_->slots_offset);
+  w.data_ = w.segment_.data() + w.header_->data_offset;
+  w.next_seq_ = w.header_->next_seq.load(std::memory_order_relaxed);
+  // Positions below data_floor + capacity are safe to reuse only from data_head on.
+  w.data_head_ = std::max(w.header_->data_head.load(std::memory_order_relaxed),
+                          w.header_->data_floor.load(std::memory_order_relaxed));
+  *unclean = w.header_->clean.load(std::memory_order_relaxed) == 0;
+  w.header_->clean.store(0, std::memory_order_relaxed);
+  return w;
+}
+
+void FeedWriter::Append(FeedOp op, std::string_view key, std::string_view value) {
+  std::uint32_t flags = 0;
+  if (value.size() > kMaxFeedValue) {
+    value = {};
+    flags |= kFeedValueOmitted;
+  }
+  const std::uint64_t cap = header_->data_capacity;
+  std::uint64_t len = std::min<std::uint64_t>(key.size() + value.size(), cap);
+  std::uint64_t pos = data_head_;
+  if ((pos % cap) + len > cap) pos = AlignUp(pos, cap);  // F: data never wraps
+  if (pos + len > cap) {
+    std::uint64_t floor = pos + len - cap;
+    if (floor > header_->data_floor.load(std::memory_order_relaxed)) {
+      header_->data_floor.store(floor, std::memory_order_relaxed);  // F2
+      std::atomic_thread_fence(std::memory_order_release);
+    }
+  }
+  char* at = data_ + (pos % cap);
+  std::memcpy(at, key.data(), std::min<std::uint64_t>(key.size(), len));
+  if (!value.empty()) std::memcpy(at + key.size(), value.data(), len - key.size());
+  data_head_ = pos + len;
+
+  FeedSlot& slot = slots_[next_seq_ & (header_->slot_count - 1)];
+  slot.seq.store(0, std::memory_order_relaxed);  // F3
+  std::atomic_thread_fence(std::memory_order_release);
+  slot.data_pos.store(pos, std::memory_order_relaxed);
+  slot.op.store(static_cast<std::uint32_t>(op), std::memory_order_relaxed);
+  slot.flags.store(flags, std::memory_order_relaxed);
+  slot.key_len.store(static_cast<std::uint32_t>(key.size()), std::memory_order_relaxed);
+  slot.value_len.store(static_cast<std::uint32_t>(value.size()), std::memory_order_relaxed);
+  slot.seq.store(next_seq_, std::memory_order_release);
+  ++next_seq_;
+  dirty_ = true;
+}
+
+void FeedWriter::Publish() {
+  if (!dirty_) return;
+  dirty_ = false;
+  header_->data_head.store(data_head_, std::memory_order_relaxed);
+  header_->next_seq.store(next_seq_, std::memory_order_release);  // F1
+  header_->wake.fetch_add(1, std::memory_order_release);
+  FutexWakeAll(&header_->wake);
+}
+
+void FeedWriter::Close() {
+  Publish();
+  header_->clean.store(1, std::memory_order_release);
+}
+
+std::string FeedReader::Attach(const char* base, std::size_t size) {
+  if (size < sizeof(FeedHeader)) return "segment is smaller than a feed header";
+  const auto* h = reinterpret_cast<const FeedHeader*>(base);
+  if (h->magic != kFeedMagic) return "not a kv change feed (bad magic)";
+  if (h->format_version != kFormatVersion || h->layout_word != kFeedLayout) {
+    return "change feed format or layout does not match this build";
+  }
+  if (!IsPowerOfTwo(h->slot_count) || !IsPowerOfTwo(h->data_capacity) ||
+      h->slots_offset < sizeof(FeedHeader) ||
+      h->slots_offset + h->slot_count * sizeof(FeedSlot) > h->data_offset ||
+      h->data_offset + h->data_capacity > size) {
+    return "change feed geometry is inconsistent with its segment";
+  }
+  header_ = h;
+  slots_ = reinterpret_cast<const FeedSlot*>(base + h->slots_offset);
+  data_ = base + h->data_offset;
+  slot_count_ = h->slot_count;
+  data_capacity_ = h->data_capacity;
+  return {};
+}
+
+FeedRead FeedReader::Read(std::uint64_t* seq, FeedRecord* record, std::uint64_t* missed) const {
+  for (int attempt = 0; attempt < kMaxReadAttempts; ++attempt) {
+    std::uint64_t head = Head();
+    if (*seq == 0) *seq = 1;
+    if (*seq >= head) return FeedRead::kEmpty;
+    std::uint64_t oldest = head > slot_count_ ? head - slot_count_ : 1;
+    if (*seq < oldest) {
+      *missed = oldest - *seq;
+      *seq = oldest;
+      return FeedRead::kMissed;
+    }
+    const FeedSlot& slot = slots_[*seq & (slot_count_ - 1)];
+    if (slot.seq.load(std::memory_order_acquire) != *seq) continue;  // overwritten: re-evaluate
+    std::uint64_t pos = slot.data_pos.load(std::memory_order_relaxed);
+    auto op = slot.op.load(std::memory_order_relaxed);
+    std::uint32_t flags = slot.flags.load(std::memory_order_relaxed);
+    std::uint64_t key_len = slot.key_len.load(std::memory_order_relaxed);
+    std::uint64_t value_len = slot.value_len.load(std::memory_order_relaxed);
+    if (key_len > kMaxKeySize || value_len > kMaxFeedValue ||
+        (pos % data_capacity_) + key_len + value_len > data_capacity_ || op < 1 || op > 4) {
+      if (slot.seq.load(std::memory_order_acquire) != *seq) continue;
+      return FeedRead::kCorrupt;
+    }
+    const char* at = data_ + (pos % data_capacity_);
+    record->key.resize(key_len);
+    record->value.resize(value_len);
+    std::memcpy(record->key.data(), at, key_len);
+    std::memcpy(record->value.data(), at + key_len, value_len);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (slot.seq.load(std::memory_order_relaxed) != *seq) continue;
+    if (header_->data_floor.load(std::memory_order_relaxed) > pos) {
+      *missed = 1;  // its bytes were overwritten while we copied them
+      ++*seq;
+      return FeedRead::kMissed;
+    }
+    record->seq = *seq;
+    record->op = static_cast<FeedOp>(op);
+    record->value_omitted = (flags & kFeedValueOmitted) != 0;
+    ++*seq;
+    return FeedRead::kRecord;
+  }
+  return FeedRead::kCorrupt;
+}
+
+void FeedReader::Wait(std::uint32_t wake_value, long timeout_ns) const {
+  FutexWait(&header_->wake, wake_value, timeout_ns);
+}
+
+}  // namespace kv::shm

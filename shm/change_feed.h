@@ -1,0 +1,136 @@
+// The change feed of a bucket: segment NS.b<id>.feed, where the worker appends one record per
+// applied write and any number of subscribers, in any process, read them through PROT_READ
+// mappings — the worker never waits for a subscriber and never learns that one exists.
+//
+// Layout: [FeedHeader | FeedSlot x slot_count | data ring of data_capacity bytes]. Change number
+// `seq` (1, 2, ...) lives in slot seq % slot_count; its key and value bytes live in the data ring
+// at byte position data_pos (positions grow monotonically; the ring holds the last
+// data_capacity bytes). A record's data never wraps around the ring's end.
+//
+// Invariants (writer = the bucket's worker, single-threaded):
+//   F1. next_seq is stored (release) only after the slot of every smaller sequence is complete.
+//   F2. Before the writer overwrites data bytes below position P, it stores data_floor >= P
+//       (then a release fence). A reader copies bytes, then (acquire fence) checks data_floor: if
+//       it passed the record's data_pos, the copy may be torn and the record counts as missed.
+//   F3. A slot's `seq` is 0 while the writer fills it and the record's sequence afterwards; a
+//       reader re-checks it after copying (seqlock) and treats any change as "overwritten".
+//   F4. The feed survives worker restarts (next_seq continues). A worker that starts after an
+//       unclean stop appends a kResync record first: changes applied by the dead worker after its
+//       last feed record may be missing, and a subscriber must resynchronise (e.g. with a scan).
+// Readers never block the writer; a slow reader is told exactly how many changes it missed.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "shm/layout.h"
+#include "shm/segment.h"
+
+namespace kv::shm {
+
+inline constexpr std::uint64_t kFeedMagic = 0x314445454650564bULL;  // "KVPFEED1"
+
+enum class FeedOp : std::uint32_t {
+  kPut = 1,     // key, value (also cas and incr: the value stored)
+  kDelete = 2,  // key
+  kClear = 3,   // no key
+  kResync = 4,  // the worker restarted after a crash: changes may be missing before this
+};
+
+inline constexpr std::uint32_t kFeedValueOmitted = 1;  // flag: value too large for the feed
+
+struct alignas(kCacheLine) FeedHeader {
+  std::uint64_t magic;
+  std::uint32_t format_version;
+  std::uint32_t layout_word;
+  std::uint64_t bucket_id;
+  std::uint64_t slot_count;     // power of two
+  std::uint64_t data_capacity;  // power of two
+  std::uint64_t slots_offset;
+  std::uint64_t data_offset;
+
+  alignas(kCacheLine) std::atomic<std::uint64_t> next_seq;    // F1
+  std::atomic<std::uint32_t> wake;                            // futex word, bumped per batch
+  alignas(kCacheLine) std::atomic<std::uint64_t> data_floor;  // F2
+  std::atomic<std::uint64_t> data_head;  // writer: where the next record's data goes
+  std::atomic<std::uint32_t> clean;      // 1 after a clean stop, 0 while a worker runs
+};
+
+struct FeedSlot {
+  std::atomic<std::uint64_t> seq;  // F3
+  std::atomic<std::uint64_t> data_pos;
+  std::atomic<std::uint32_t> op;
+  std::atomic<std::uint32_t> flags;
+  std::atomic<std::uint32_t> key_len;
+  std::atomic<std::uint32_t> value_len;
+};
+static_assert(sizeof(FeedSlot) == 32);
+
+inline constexpr std::uint32_t kFeedLayout =
+    LayoutWord(sizeof(FeedHeader), sizeof(FeedSlot), alignof(FeedHeader));
+
+// Values longer than this are not copied into the feed (the record says kFeedValueOmitted).
+inline constexpr std::uint32_t kMaxFeedValue = 64 * 1024;
+
+// Writer side: the bucket's worker. Not thread-safe.
+class FeedWriter {
+ public:
+  // Opens the bucket's feed or creates it. *unclean tells whether the previous worker stopped
+  // without Close() (F4); the caller then appends kResync.
+  static FeedWriter OpenOrCreate(const std::string& name, std::uint64_t bucket_id,
+                                 std::uint64_t slot_count, std::uint64_t data_capacity, mode_t mode,
+                                 bool* unclean, ShmError* error);
+  bool valid() const { return header_ != nullptr; }
+  // Appends one record (not yet visible: see Publish).
+  void Append(FeedOp op, std::string_view key, std::string_view value);
+  // Makes appended records visible and wakes sleeping subscribers (one syscall per batch).
+  void Publish();
+  // Marks a clean stop (F4).
+  void Close();
+  std::uint64_t next_seq() const { return next_seq_; }
+
+ private:
+  Segment segment_;
+  FeedHeader* header_ = nullptr;
+  FeedSlot* slots_ = nullptr;
+  char* data_ = nullptr;
+  std::uint64_t next_seq_ = 1;
+  std::uint64_t data_head_ = 0;
+  bool dirty_ = false;
+};
+
+struct FeedRecord {
+  std::uint64_t seq = 0;
+  FeedOp op = FeedOp::kPut;
+  bool value_omitted = false;
+  std::string key;
+  std::string value;
+};
+
+enum class FeedRead { kRecord, kEmpty, kMissed, kCorrupt };
+
+// Reader side: any process, PROT_READ mapping. One reader per thread (or lock around it).
+class FeedReader {
+ public:
+  std::string Attach(const char* base, std::size_t size);
+  // The sequence the next change will get (changes < it exist or existed).
+  std::uint64_t Head() const { return header_->next_seq.load(std::memory_order_acquire); }
+  // Reads change `*seq`. kRecord: *record filled, *seq advanced. kEmpty: not written yet.
+  // kMissed: changes [*seq, *seq + *missed) are gone (overwritten); *seq is advanced past them.
+  // kCorrupt: the feed failed validation.
+  FeedRead Read(std::uint64_t* seq, FeedRecord* record, std::uint64_t* missed) const;
+  // Sleeps until the feed may have changed since `wake_value` (futex) or `timeout_ns` passes.
+  void Wait(std::uint32_t wake_value, long timeout_ns) const;
+  std::uint32_t WakeValue() const { return header_->wake.load(std::memory_order_acquire); }
+
+ private:
+  const FeedHeader* header_ = nullptr;
+  const FeedSlot* slots_ = nullptr;
+  const char* data_ = nullptr;
+  std::uint64_t slot_count_ = 0;
+  std::uint64_t data_capacity_ = 0;
+};
+
+}  // namespace kv::shm
