@@ -1,5 +1,7 @@
-// `kvctl shell` speaks the Elixir guide's KV text protocol exactly.
+// `kvctl shell` speaks the Elixir guide's KV text protocol exactly, and runs kvctl commands.
 #include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
 
 #include "tests/testing/kvd_harness.h"
 
@@ -48,6 +50,51 @@ TEST(ShellTest, CrLfLinesGetCrLfAnswers) {
                       "CREATE shopping\r\nPUT shopping milk 1\r\nGET shopping milk\r\n");
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "OK\r\nOK\r\n1\r\nOK\r\n");
+}
+
+TEST(ShellTest, KvctlCommandsRunInsideTheShell) {
+  KvdInstance kvd;
+  auto r = RunCommand({KvctlPath(), "--namespace", kvd.ns(), "shell"},
+                      "CREATE shopping\n"
+                      "put shopping eggs 12\n"
+                      "incr shopping eggs\n"
+                      "keys shopping\n"
+                      "get shopping eggs --json\n"
+                      "GET shopping eggs\n"
+                      "get nothere x\n"
+                      "put onlybucket\n"
+                      "put shopping 'a key' 'a value'\n"
+                      "GET shopping eggs\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::string json_line = "{\"bucket\":\"shopping\",\"key\":\"eggs\",\"value\":\"13\",\"version\":";
+  std::size_t at = r.out.find(json_line);
+  ASSERT_NE(at, std::string::npos) << r.out;
+  std::size_t end = r.out.find("}\n", at);
+  ASSERT_NE(end, std::string::npos) << r.out;
+  EXPECT_EQ(r.out.substr(0, at), "OK\n13\neggs\n");
+  EXPECT_EQ(r.out.substr(end), "}\n13\nOK\n13\nOK\n");
+  EXPECT_NE(r.err.find("NO_BUCKET"), std::string::npos) << r.err;  // from "get nothere x"
+  EXPECT_NE(r.err.find("key"), std::string::npos) << r.err;        // from "put onlybucket"
+  auto b = kvd.NewClient()->OpenBucket("shopping");
+  ASSERT_TRUE(b.ok());
+  std::string value;
+  EXPECT_TRUE(b->Get("a key", &value).ok());
+  EXPECT_EQ(value, "a value");
+}
+
+TEST(ShellTest, StatusAndHelpAndQuit) {
+  KvdInstance kvd;
+  auto r = RunCommand({KvctlPath(), "--namespace", kvd.ns(), "shell"},
+                      "status --json\nhelp\nshell\nquit\nCREATE never\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::string first = r.out.substr(0, r.out.find('\n'));
+  auto j = nlohmann::json::parse(first, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.out;
+  EXPECT_EQ(j["kvd"]["pid"], kvd.pid());
+  EXPECT_NE(r.out.find("Text protocol"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("cannot run inside the shell"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find("OK"), std::string::npos) << "quit did not stop the shell: " << r.out;
+  EXPECT_TRUE(kvd.NewClient()->OpenBucket("never").status().code() == Code::kBucketNotFound);
 }
 
 }  // namespace
