@@ -1,6 +1,7 @@
 # Per-target defaults for every kv target: C++17, warnings, optional sanitizers.
 option(KV_SANITIZE "Build with AddressSanitizer and UndefinedBehaviorSanitizer" OFF)
 option(KV_WERROR "Treat warnings as errors" OFF)
+option(KV_FUZZ "Instrument for libFuzzer (clang only) and build tests/fuzz" OFF)
 
 set(KV_SANITIZER_FLAGS -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
 
@@ -13,5 +14,9 @@ function(kv_target_defaults target)
   if(KV_SANITIZE)
     target_compile_options(${target} PRIVATE ${KV_SANITIZER_FLAGS})
     target_link_options(${target} PRIVATE ${KV_SANITIZER_FLAGS})
+  endif()
+  if(KV_FUZZ)
+    target_compile_options(${target} PRIVATE -fsanitize=fuzzer-no-link,address,undefined)
+    target_link_options(${target} PRIVATE -fsanitize=fuzzer-no-link,address,undefined)
   endif()
 endfunction()

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <unordered_map>
 #include <vector>
@@ -29,15 +30,20 @@ using Clock = std::chrono::steady_clock;
 
 constexpr int kMaxBatchPerChannel = 256;  // fairness between channels
 constexpr std::size_t kMaxConnections = 4096;
-constexpr char kRegisterMessage[] = "KVREGISTER1";
+constexpr std::size_t kMaxStagedPerConnection = 16;  // staged values received, not yet used
 
 struct Connection {
+  ~Connection() {
+    for (int fd : staged) ::close(fd);
+  }
   int sock = -1;
   bool registered = false;
   bool paused = false;  // reply ring full: retry on a timer, not in a busy loop
+  bool hung_up = false;
   shm::Channel channel;
   shm::RingReader requests;
   shm::RingWriter replies;
+  std::deque<int> staged;  // staged-value memfds, in the order the client sent them
 };
 
 class Worker {
@@ -52,6 +58,13 @@ class Worker {
  private:
   bool DrainAll();
   bool Drain(Connection& c);
+  // Reads every pending packet (doorbells, staged values) of a registered connection.
+  void ReadPackets(Connection& c);
+  // The next staged value of `c`, read into staged_value_. False if the client sent none or it
+  // does not match `size`.
+  bool TakeStagedValue(Connection& c, std::uint32_t size);
+  // Sends `value` to the client as a staged reply value. False if the socket refuses it.
+  bool SendStagedValue(Connection& c, std::string_view value);
   void Reply(Connection& c, const shm::RequestHeader& header, shm::WireStatus status,
              std::int64_t number, std::string_view value);
   void WakeClient(Connection& c);
@@ -70,7 +83,10 @@ class Worker {
   bool stop_ = false;
   bool drop_ = false;
   std::unordered_map<int, std::unique_ptr<Connection>> connections_;
-  std::string reply_value_;  // scratch, reused across requests
+  std::string reply_value_;         // scratch, reused across requests
+  std::string old_value_;           // scratch: a delete's old value, to size its reply
+  std::string staged_value_;        // scratch: the value of a staged request
+  std::vector<Connection*> ready_;  // scratch for DrainAll
 };
 
 Worker::~Worker() {
@@ -151,9 +167,13 @@ void Worker::Register(Connection& c) {
   int fd = -1;
   ssize_t n = shm::ReceivePacket(c.sock, buf, sizeof buf, &fd);
   if (n < 0 && errno == EAGAIN) return;
+  if (n == 0) {  // the client left (or was killed) before registering
+    Close(c.sock, nullptr);
+    return;
+  }
   std::string error = "registration packet is malformed";
-  bool ok = n == static_cast<ssize_t>(sizeof kRegisterMessage - 1) &&
-            std::memcmp(buf, kRegisterMessage, sizeof kRegisterMessage - 1) == 0 && fd >= 0;
+  bool ok = n == static_cast<ssize_t>(shm::kRegisterMessageSize) &&
+            std::memcmp(buf, shm::kRegisterMessage, shm::kRegisterMessageSize) == 0 && fd >= 0;
   if (ok) {
     c.channel = shm::Channel::Attach(fd, &error);
     fd = -1;  // owned by the channel now (closed by it on failure)
@@ -173,6 +193,53 @@ void Worker::Register(Connection& c) {
   shm::SendPacket(c.sock, reply.data(), reply.size());
 }
 
+void Worker::ReadPackets(Connection& c) {
+  for (;;) {
+    char buf[64];
+    int fd = -1;
+    ssize_t n = shm::ReceivePacket(c.sock, buf, sizeof buf, &fd);
+    if (n == 0) c.hung_up = true;
+    if (n < 0 && errno == EMSGSIZE) continue;  // an oversized packet: dropped, keep reading
+    if (n <= 0) return;
+    if (fd < 0) continue;  // a doorbell
+    if (c.staged.size() >= kMaxStagedPerConnection || buf[0] != shm::kStagedPacket) {
+      spdlog::warn("client channel (fd {}): unexpected descriptor dropped", c.sock);
+      ::close(fd);
+      continue;
+    }
+    c.staged.push_back(fd);
+  }
+}
+
+bool Worker::TakeStagedValue(Connection& c, std::uint32_t size) {
+  // The client sends the memfd before it publishes the frame, so it is queued by now.
+  if (c.staged.empty()) ReadPackets(c);
+  if (c.staged.empty()) {
+    spdlog::warn("client channel (fd {}): staged request without a staged value", c.sock);
+    return false;
+  }
+  int fd = c.staged.front();
+  c.staged.pop_front();
+  std::string error;
+  bool ok = shm::ReadStagedValue(fd, size, &staged_value_, &error);
+  ::close(fd);
+  if (!ok) spdlog::warn("client channel (fd {}): {}", c.sock, error);
+  return ok;
+}
+
+bool Worker::SendStagedValue(Connection& c, std::string_view value) {
+  std::string error;
+  int fd = shm::CreateStagedValue(value, &error);
+  if (fd < 0) {
+    spdlog::warn("cannot stage a reply value: {}", error);
+    return false;
+  }
+  bool ok = shm::SendPacket(c.sock, &shm::kStagedPacket, 1, fd, MSG_DONTWAIT);
+  if (!ok) spdlog::warn("client channel (fd {}): cannot send a staged reply value", c.sock);
+  ::close(fd);
+  return ok;
+}
+
 void Worker::Reply(Connection& c, const shm::RequestHeader& header, shm::WireStatus status,
                    std::int64_t number, std::string_view value) {
   if ((header.flags & shm::kFlagNoReply) != 0) {
@@ -188,9 +255,16 @@ void Worker::Reply(Connection& c, const shm::RequestHeader& header, shm::WireSta
     return;
   }
   bool broken = false;
-  char* out = c.replies.Begin(static_cast<std::uint32_t>(shm::ReplySize(value.size())), &broken);
+  bool staged = shm::ReplySize(value.size()) > c.replies.max_payload();
+  std::size_t size = shm::ReplySize(staged ? 0 : value.size());
+  char* out = c.replies.Begin(static_cast<std::uint32_t>(size), &broken);
   if (out == nullptr) return;  // Drain() reserved the space first; unreachable
-  shm::EncodeReply(out, status, header.request_id, number, value);
+  if (staged) {
+    shm::EncodeStagedReply(out, status, header.request_id, number,
+                           static_cast<std::uint32_t>(value.size()));
+  } else {
+    shm::EncodeReply(out, status, header.request_id, number, value);
+  }
   c.replies.Commit();
 }
 
@@ -203,33 +277,48 @@ bool Worker::Drain(Connection& c) {
     const char* frame = c.requests.Next(&size, &broken);
     if (broken) {
       c.requests = shm::RingReader();
-      Close(c.sock, "request ring indices or frame header are invalid");
+      c.registered = false;
+      c.hung_up = true;  // closed by the caller
+      spdlog::warn("client channel (fd {}): request ring indices or frame header are invalid",
+                   c.sock);
       return did;
     }
     if (frame == nullptr) break;
     shm::Request request;
     shm::WireStatus status = shm::DecodeRequest(frame, size, &request);
-    // Reserve the reply before applying, so an applied write always gets its reply.
+    bool wants_reply = (request.header.flags & shm::kFlagNoReply) == 0;
+    auto op = static_cast<shm::Op>(request.header.op);
+    // Reserve the reply before applying, so an applied write always gets its reply. A delete's
+    // reply carries the old value: inline if it fits the reply ring, else staged (a memfd).
     std::size_t reply_size = shm::ReplySize(0);
-    if (status == shm::WireStatus::kOk &&
-        static_cast<shm::Op>(request.header.op) == shm::Op::kDelete) {
-      std::string old;
-      if (store_.table().view().Get(request.key, &old, nullptr) == shm::ReadResult::kFound) {
-        reply_size = shm::ReplySize(old.size());
-        if (reply_size > c.replies.max_payload()) status = shm::WireStatus::kTooLarge;
+    bool stage_reply = false;
+    if (status == shm::WireStatus::kOk && op == shm::Op::kDelete && wants_reply &&
+        store_.table().view().Get(request.key, &old_value_, nullptr) == shm::ReadResult::kFound) {
+      stage_reply = shm::ReplySize(old_value_.size()) > c.replies.max_payload();
+      if (!stage_reply) reply_size = shm::ReplySize(old_value_.size());
+    }
+    if (wants_reply &&
+        c.replies.Begin(static_cast<std::uint32_t>(reply_size), &broken) == nullptr) {
+      if (broken) {
+        c.registered = false;
+        c.hung_up = true;
+        spdlog::warn("client channel (fd {}): reply ring indices are invalid", c.sock);
+        return did;
+      }
+      c.paused = true;  // the client is not reading its replies; try again later
+      break;
+    }
+    if (status == shm::WireStatus::kOk && request.staged()) {
+      if (TakeStagedValue(c, request.header.value_len)) {
+        request.value = staged_value_;
+      } else {
+        status = shm::WireStatus::kMalformed;
       }
     }
-    if ((request.header.flags & shm::kFlagNoReply) == 0) {
-      std::uint32_t need = static_cast<std::uint32_t>(
-          status == shm::WireStatus::kOk ? reply_size : shm::ReplySize(0));
-      if (c.replies.Begin(need, &broken) == nullptr) {
-        if (broken) {
-          Close(c.sock, "reply ring indices are invalid");
-          return did;
-        }
-        c.paused = true;  // the client is not reading its replies; try again later
-        break;
-      }
+    // The old value goes out before the delete is applied: if the socket refuses it, nothing
+    // changes and the client gets an error instead of a lost value.
+    if (status == shm::WireStatus::kOk && stage_reply && !SendStagedValue(c, old_value_)) {
+      status = shm::WireStatus::kInternal;
     }
     std::int64_t number = 0;
     reply_value_.clear();
@@ -248,6 +337,7 @@ bool Worker::Drain(Connection& c) {
     c.requests.Release();
     WakeClient(c);
   }
+  if (staged_value_.capacity() > (1u << 20)) std::string().swap(staged_value_);  // 16 MiB peaks
   return did;
 }
 
@@ -262,13 +352,15 @@ void Worker::WakeClient(Connection& c) {
 
 bool Worker::DrainAll() {
   bool did = false;
-  // Drain may close connections: collect the registered ones first.
-  std::vector<Connection*> ready;
-  ready.reserve(connections_.size());
+  // Drain may find a channel broken: collect the registered ones first, close after.
+  ready_.clear();
   for (auto& [sock, c] : connections_) {
-    if (c->registered) ready.push_back(c.get());
+    if (c->registered) ready_.push_back(c.get());
   }
-  for (Connection* c : ready) did |= Drain(*c);
+  for (Connection* c : ready_) {
+    did |= Drain(*c);
+    if (c->hung_up && !c->registered) Close(c->sock, "its ring is corrupt");
+  }
   return did;
 }
 
@@ -311,13 +403,12 @@ void Worker::HandleEvents(int timeout_ms) {
         }
         continue;
       }
-      char doorbells[64];
-      ssize_t r;
-      while ((r = ::recv(fd, doorbells, sizeof doorbells, MSG_DONTWAIT)) > 0) {
-      }
-      if (r == 0 || (events[i].events & (EPOLLHUP | EPOLLRDHUP | EPOLLERR))) {
-        Drain(c);  // apply what a dead client published completely; then release its channel
-        Close(fd, nullptr);
+      ReadPackets(c);
+      if (c.hung_up || (events[i].events & (EPOLLHUP | EPOLLRDHUP | EPOLLERR))) {
+        // Apply everything the dead client published completely; then release its channel.
+        while (c.registered && Drain(c) && !c.paused) {
+        }
+        Close(fd, c.registered ? nullptr : "its ring is corrupt");
       }
     }
   }
@@ -375,6 +466,7 @@ int RunWorker(const WorkerOptions& options) {
     ::close(listen_fd);
     return 1;
   }
+  CrashPoint("worker-start");  // supervisor tests: a worker that dies at every start
   std::uint64_t generation = store->table().generation();
   Worker worker(options, std::move(*store));
   if (!worker.Start(listen_fd, &error)) {

@@ -54,8 +54,9 @@ Status WriteChannel::Unavailable(const std::string& why) const {
 }
 
 bool WriteChannel::WorkerGone() const {
-  pollfd p{sock_, POLLIN, 0};
-  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR | POLLIN)) != 0;
+  // The worker sends staged reply values on the socket, so readable is not gone: only a hang-up.
+  pollfd p{sock_, POLLRDHUP, 0};
+  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR | POLLRDHUP)) != 0;
 }
 
 Status WriteChannel::Connect(Clock::time_point deadline) {
@@ -72,8 +73,7 @@ Status WriteChannel::Connect(Clock::time_point deadline) {
     Reset();
     return Status(Code::kInternal, error);
   }
-  static constexpr char kRegister[] = "KVREGISTER1";
-  if (!shm::SendPacket(sock_, kRegister, sizeof kRegister - 1, channel_.fd())) {
+  if (!shm::SendPacket(sock_, shm::kRegisterMessage, shm::kRegisterMessageSize, channel_.fd())) {
     Reset();
     return Unavailable("refused the channel");
   }
@@ -105,11 +105,22 @@ Status WriteChannel::Connect(Clock::time_point deadline) {
 
 Status WriteChannel::Send(shm::Op op, std::uint16_t flags, std::string_view key,
                           std::string_view value, std::int64_t arg, Clock::time_point deadline) {
-  std::size_t size = shm::RequestSize(key.size(), value.size());
-  if (size > requests_.max_payload()) {
-    return Status(Code::kTooLarge,
-                  "request of " + std::to_string(size) + " bytes exceeds the channel limit");
+  // A value too large for a ring frame travels in a sealed memfd sent on the socket just before
+  // the frame (which then carries the key only): see docs/protocol.md, "Large values".
+  bool staged = shm::RequestSize(key.size(), value.size()) > requests_.max_payload();
+  std::size_t size = shm::RequestSize(key.size(), staged ? 0 : value.size());
+  int staged_fd = -1;
+  if (staged) {
+    std::string error;
+    staged_fd = shm::CreateStagedValue(value, &error);
+    if (staged_fd < 0) return Status(Code::kInternal, error);
   }
+  struct CloseFd {
+    int fd;
+    ~CloseFd() {
+      if (fd >= 0) ::close(fd);
+    }
+  } close_staged{staged_fd};
   shm::ChannelHeader* h = channel_.header();
   for (;;) {
     bool broken = false;
@@ -118,8 +129,27 @@ Status WriteChannel::Send(shm::Op op, std::uint16_t flags, std::string_view key,
       Reset();
       return Status(Code::kInternal, "write channel of bucket '" + bucket_name_ + "' is corrupt");
     }
+    // The frame's space is reserved (only this process fills the ring): hand over the staged
+    // value first, so that it is queued on the socket before the worker can see the frame.
+    while (out != nullptr && staged_fd >= 0 &&
+           !shm::SendPacket(sock_, &shm::kStagedPacket, 1, staged_fd, MSG_DONTWAIT)) {
+      if (errno != EAGAIN || WorkerGone()) {
+        Reset();
+        return Unavailable("refused a staged value");
+      }
+      if (RemainingNs(deadline) <= 0) {
+        return Status(Code::kTimeout,
+                      "worker of bucket '" + bucket_name_ + "' is not consuming staged values");
+      }
+      ::usleep(100);
+    }
     if (out != nullptr) {
-      shm::EncodeRequest(out, op, flags, next_request_id_, key, value, arg);
+      if (staged) {
+        shm::EncodeStagedRequest(out, op, flags, next_request_id_, key,
+                                 static_cast<std::uint32_t>(value.size()), arg);
+      } else {
+        shm::EncodeRequest(out, op, flags, next_request_id_, key, value, arg);
+      }
       requests_.Commit();
       requests_.Publish();
       break;
@@ -137,10 +167,24 @@ Status WriteChannel::Send(shm::Op op, std::uint16_t flags, std::string_view key,
   }
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (h->worker_waiting.load(std::memory_order_relaxed) != 0) {
-    char doorbell = 'w';
-    ::send(sock_, &doorbell, 1, MSG_DONTWAIT | MSG_NOSIGNAL);  // EAGAIN: a doorbell is pending
+    // EAGAIN: the socket is full of doorbells the worker has not read yet; one is enough.
+    ::send(sock_, &shm::kDoorbellPacket, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
   }
   return Status();
+}
+
+bool WriteChannel::ReceiveStagedReply(std::uint32_t size, std::string* value) {
+  // The worker sends the memfd before it publishes the reply frame: it is queued by now.
+  char byte;
+  int fd = -1;
+  if (!shm::WaitReadable(sock_, 0) || shm::ReceivePacket(sock_, &byte, 1, &fd) != 1 || fd < 0) {
+    if (fd >= 0) ::close(fd);
+    return false;
+  }
+  std::string error;
+  bool ok = shm::ReadStagedValue(fd, size, value, &error);
+  ::close(fd);
+  return ok;
 }
 
 Status WriteChannel::AwaitReply(Clock::time_point deadline, WriteReply* reply) {
@@ -159,6 +203,11 @@ Status WriteChannel::AwaitReply(Clock::time_point deadline, WriteReply* reply) {
       shm::ReplyHeader header;
       std::string_view value;
       bool ok = shm::DecodeReply(frame, size, &header, &value);
+      std::string staged_value;
+      if (ok && (header.flags & shm::kReplyStagedValue) != 0) {
+        ok = ReceiveStagedReply(header.value_len, &staged_value);  // consumed even when late
+        value = staged_value;
+      }
       if (ok && header.request_id == want) {
         reply->status = static_cast<shm::WireStatus>(header.status);
         reply->number = header.number;

@@ -1,6 +1,7 @@
 // The client end of one write channel to a bucket worker (shm/channel.h): connects to the
 // worker's socket, registers a fresh memfd channel, then sends requests on the request ring and
-// waits for replies on the reply ring (spin briefly, then futex).
+// waits for replies on the reply ring (spin briefly, then futex). Values too large for a ring
+// frame travel as sealed memfds on the socket (docs/protocol.md, "Large values").
 //
 // Thread safety: none; the owner (Bucket::Shared) serialises calls with its mutex.
 #pragma once
@@ -48,6 +49,8 @@ class WriteChannel {
   Status Send(shm::Op op, std::uint16_t flags, std::string_view key, std::string_view value,
               std::int64_t arg, std::chrono::steady_clock::time_point deadline);
   Status AwaitReply(std::chrono::steady_clock::time_point deadline, WriteReply* reply);
+  // Receives the memfd of a staged reply value (kReplyStagedValue) and copies it.
+  bool ReceiveStagedReply(std::uint32_t size, std::string* value);
   bool WorkerGone() const;
   Status Unavailable(const std::string& why) const;
 

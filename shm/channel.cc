@@ -1,5 +1,6 @@
 #include "shm/channel.h"
 
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -55,9 +56,10 @@ Channel Channel::Create(std::uint32_t request_capacity, std::uint32_t reply_capa
     *error = "channel capacities must be powers of two of at least 4096 bytes";
     return c;
   }
-  c.fd_ = ::memfd_create("kv-channel", MFD_CLOEXEC);
+  c.fd_ = ::memfd_create("kv-channel", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   c.size_ = ChannelSize(request_capacity, reply_capacity);
-  if (c.fd_ < 0 || ::ftruncate(c.fd_, static_cast<off_t>(c.size_)) != 0) {
+  if (c.fd_ < 0 || ::ftruncate(c.fd_, static_cast<off_t>(c.size_)) != 0 ||
+      ::fcntl(c.fd_, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
     *error = std::string("cannot create a channel memfd: ") + std::strerror(errno);
     c.Reset();
     return c;
@@ -86,6 +88,12 @@ Channel Channel::Attach(int fd, std::string* error) {
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
       st.st_size < static_cast<off_t>(sizeof(ChannelHeader)) || st.st_size > (64 << 20)) {
     *error = "channel descriptor is not a memfd of a plausible size";
+    c.Reset();
+    return c;
+  }
+  int seals = ::fcntl(fd, F_GET_SEALS);
+  if (seals < 0 || (seals & F_SEAL_SHRINK) == 0) {
+    *error = "channel memfd is not sealed against shrinking (F_SEAL_SHRINK)";
     c.Reset();
     return c;
   }
@@ -132,6 +140,57 @@ RingReader Channel::ReplyReader() const {
   const char* base =
       reinterpret_cast<const char*>(header_) + sizeof(ChannelHeader) + request_capacity_;
   return RingReader(&header_->reply_tail, &header_->reply_head, base, reply_capacity_);
+}
+
+int CreateStagedValue(std::string_view value, std::string* error) {
+  int fd = ::memfd_create("kv-value", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) {
+    *error = std::string("cannot create a staging memfd: ") + std::strerror(errno);
+    return -1;
+  }
+  std::size_t done = 0;
+  while (done < value.size()) {
+    ssize_t n = ::write(fd, value.data() + done, value.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      *error = std::string("cannot fill a staging memfd: ") + std::strerror(errno);
+      ::close(fd);
+      return -1;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
+    *error = std::string("cannot seal a staging memfd: ") + std::strerror(errno);
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+bool ReadStagedValue(int fd, std::uint32_t size, std::string* out, std::string* error) {
+  struct stat st;
+  // F_GET_SEALS succeeds only on shmem (memfd, tmpfs) files: reading them never blocks.
+  if (::fcntl(fd, F_GET_SEALS) < 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    *error = "staged value is not a memfd";
+    return false;
+  }
+  if (st.st_size != static_cast<off_t>(size)) {
+    *error = "staged value has " + std::to_string(st.st_size) + " bytes, the request announced " +
+             std::to_string(size);
+    return false;
+  }
+  out->resize(size);
+  std::size_t done = 0;
+  while (done < size) {
+    ssize_t n = ::pread(fd, out->data() + done, size - done, static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {  // truncated meanwhile (an unsealed memfd) or an I/O error
+      *error = "staged value is shorter than announced";
+      return false;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  return true;
 }
 
 void FutexWait(const std::atomic<std::uint32_t>* word, std::uint32_t expected, long timeout_ns) {

@@ -14,12 +14,19 @@
 //           reply_seq. Worker: publish replies, bump reply_seq, fence, if client_waiting wake it.
 //
 // Trust: the worker treats everything in the memfd as hostile input: indices and lengths are
-// validated (ring.h), capacities are checked against the memfd's real size at attach time.
+// validated (ring.h), capacities are checked against the memfd's real size at attach time, and
+// the memfd must be sealed against shrinking (F_SEAL_SHRINK), so a client cannot truncate it
+// under the worker's mapping and kill the worker with SIGBUS.
+//
+// Large values (message.h kFlagStagedValue / kReplyStagedValue) travel as sealed memfds passed on
+// the channel socket: CreateStagedValue / ReadStagedValue below. The reader never maps them (it
+// copies with pread), so nothing the sender does to the memfd afterwards can fault the reader.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "shm/layout.h"
 #include "shm/ring.h"
@@ -48,6 +55,15 @@ inline constexpr std::uint32_t kChannelLayout =
     LayoutWord(sizeof(ChannelHeader), alignof(ChannelHeader));
 inline constexpr std::uint32_t kDefaultRequestCapacity = 256 * 1024;
 inline constexpr std::uint32_t kDefaultReplyCapacity = 128 * 1024;
+
+// Registration: the client's first packet on a new connection to the bucket socket is exactly
+// these 11 bytes with the channel memfd attached; the worker answers with one control reply
+// (control_message.h). Afterwards the client sends only doorbells (1 byte, no fd) and staged
+// values (kStagedPacket, 1 byte, one memfd); the worker sends staged reply values the same way.
+inline constexpr char kRegisterMessage[] = "KVREGISTER1";
+inline constexpr std::size_t kRegisterMessageSize = sizeof kRegisterMessage - 1;
+inline constexpr char kDoorbellPacket = 'w';
+inline constexpr char kStagedPacket = 'V';
 
 // One mapping of a channel memfd. Move-only; unmaps and closes on destruction.
 class Channel {
@@ -82,6 +98,14 @@ class Channel {
   std::uint32_t request_capacity_ = 0;  // validated copies: never re-read from shared memory
   std::uint32_t reply_capacity_ = 0;
 };
+
+// A sealed (no write, shrink or grow) memfd holding `value`. Returns the fd (CLOEXEC) or -1 and
+// *error.
+int CreateStagedValue(std::string_view value, std::string* error);
+// Copies exactly `size` bytes from a staged-value fd into *out. Fails (false, *error) unless the
+// fd is a tmpfs/memfd regular file of exactly `size` bytes: never blocks on a file system, never
+// maps the peer's memory. Does not close fd.
+bool ReadStagedValue(int fd, std::uint32_t size, std::string* out, std::string* error);
 
 // Futex on a 32-bit word in a MAP_SHARED mapping (cross-process). Wait returns after a wake, a
 // value change, a signal or `timeout_ns` (relative, CLOCK_MONOTONIC); callers re-check.

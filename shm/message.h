@@ -23,8 +23,21 @@ enum class Op : std::uint8_t {
 inline constexpr std::uint8_t kMaxOp = 6;
 
 // Request flags.
-inline constexpr std::uint16_t kFlagNoReply =
-    1;  // async: reply only... never; failures are counted
+// Async (Agent.cast): the worker sends no reply; failures are counted in the channel header.
+inline constexpr std::uint16_t kFlagNoReply = 1;
+// Large value (put/cas only): the frame carries the key only; the value_len bytes of the value
+// travel in a sealed memfd sent on the channel's socket (SCM_RIGHTS) before the frame is
+// published. value_len is the memfd's exact size.
+inline constexpr std::uint16_t kFlagStagedValue = 2;
+inline constexpr std::uint16_t kKnownRequestFlags = kFlagNoReply | kFlagStagedValue;
+
+// Reply flags.
+// The value (delete's old value) travels in a memfd the worker sent on the channel socket before
+// publishing this reply; value_len is its size and the frame carries no value bytes.
+inline constexpr std::uint16_t kReplyStagedValue = 2;
+
+// A value whose request would not fit half the request ring is staged (see kFlagStagedValue).
+// The largest value either way is kMaxValueSize (layout.h, 16 MiB).
 
 // Wire status codes (replies). Values are stable: they are part of the protocol.
 enum class WireStatus : std::uint8_t {
@@ -67,11 +80,13 @@ static_assert(sizeof(ReplyHeader) == 24);
 struct Request {
   RequestHeader header;
   std::string_view key;
-  std::string_view value;
+  std::string_view value;  // empty for a staged value: the caller fills it from the memfd
+  bool staged() const { return (header.flags & kFlagStagedValue) != 0; }
 };
 
 // Decodes and validates one request frame. On failure returns the status to answer with;
-// out->header.request_id and flags are filled in whenever the frame was long enough to hold them.
+// out->header.request_id and flags are filled in whenever the frame was long enough to hold them
+// (flags only when they are known: an unknown flag never asks for "no reply").
 WireStatus DecodeRequest(const char* frame, std::size_t size, Request* out);
 
 // Bytes EncodeRequest writes.
@@ -80,12 +95,19 @@ inline std::size_t RequestSize(std::size_t key_len, std::size_t value_len) {
 }
 void EncodeRequest(char* out, Op op, std::uint16_t flags, std::uint64_t request_id,
                    std::string_view key, std::string_view value, std::int64_t arg);
+// A staged request: the frame holds the header and key; value_len announces the memfd's size.
+void EncodeStagedRequest(char* out, Op op, std::uint16_t flags, std::uint64_t request_id,
+                         std::string_view key, std::uint32_t value_len, std::int64_t arg);
 
 inline std::size_t ReplySize(std::size_t value_len) { return sizeof(ReplyHeader) + value_len; }
 void EncodeReply(char* out, WireStatus status, std::uint64_t request_id, std::int64_t number,
                  std::string_view value);
+// A reply whose value (value_len bytes) travels in a memfd (kReplyStagedValue).
+void EncodeStagedReply(char* out, WireStatus status, std::uint64_t request_id, std::int64_t number,
+                       std::uint32_t value_len);
 
-// Decodes a reply frame (the client validates too: a buggy worker must not crash it).
+// Decodes a reply frame (the client validates too: a buggy worker must not crash it). For a
+// staged reply *value is empty and header->value_len is the memfd's size.
 bool DecodeReply(const char* frame, std::size_t size, ReplyHeader* header, std::string_view* value);
 
 }  // namespace kv::shm

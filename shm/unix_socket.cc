@@ -50,7 +50,7 @@ int ConnectSeqpacket(const std::string& address) {
   return fd;
 }
 
-bool SendPacket(int sock, const void* data, std::size_t size, int fd) {
+bool SendPacket(int sock, const void* data, std::size_t size, int fd, int flags) {
   iovec iov{const_cast<void*>(data), size};
   msghdr msg{};
   msg.msg_iov = &iov;
@@ -67,7 +67,7 @@ bool SendPacket(int sock, const void* data, std::size_t size, int fd) {
   }
   ssize_t n;
   do {
-    n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
+    n = ::sendmsg(sock, &msg, MSG_NOSIGNAL | flags);
   } while (n < 0 && errno == EINTR);
   return n == static_cast<ssize_t>(size);
 }

@@ -15,8 +15,9 @@ namespace kv::shm {
 
 int ListenSeqpacket(const std::string& address);   // nonblocking listener
 int ConnectSeqpacket(const std::string& address);  // blocking connected socket
-// Sends one packet, with `fd` attached (SCM_RIGHTS) when fd >= 0.
-bool SendPacket(int sock, const void* data, std::size_t size, int fd = -1);
+// Sends one packet, with `fd` attached (SCM_RIGHTS) when fd >= 0. `flags` are added to
+// MSG_NOSIGNAL (e.g. MSG_DONTWAIT: false with errno EAGAIN when the peer's queue is full).
+bool SendPacket(int sock, const void* data, std::size_t size, int fd = -1, int flags = 0);
 // Receives one packet (at most `cap` bytes); *fd receives an attached descriptor or -1.
 // Returns bytes received, 0 on hang-up, -1 on error (EAGAIN for nonblocking sockets).
 ssize_t ReceivePacket(int sock, void* data, std::size_t cap, int* fd);

@@ -18,8 +18,10 @@
 //    kBucketNotFound. Bucket ids are never reused, so a stale handle never reaches another bucket.
 //  - Worker restarts: reads keep working while a worker restarts. A write in flight when its
 //    worker dies fails with kUnavailable; a write that timed out (kTimeout) may still be applied.
-//  - Limits: keys 1..1024 bytes, values 0..65536 bytes (kMaxKeySize/kMaxValueSize below); bucket
-//    names 1..64 printable ASCII characters without spaces.
+//  - Limits: keys 1..1024 bytes, values 0..16 MiB (kMaxKeySize/kMaxValueSize below; larger is
+//    kTooLarge); bucket names 1..64 printable ASCII characters without spaces. Values over about
+//    128 KiB travel to the worker in a sealed memfd instead of the channel ring (one extra copy
+//    and a few syscalls), and a Delete returning such an old value receives it the same way.
 //
 // Thread safety: a Client may be shared by many threads. A Bucket handle is cheap to copy; each
 // copy may be used by one thread at a time (copy it into each thread). Copies share the write
@@ -39,7 +41,7 @@
 namespace kv {
 
 inline constexpr std::size_t kMaxKeySize = 1024;
-inline constexpr std::size_t kMaxValueSize = 65536;
+inline constexpr std::size_t kMaxValueSize = 16u << 20;  // 16 MiB (shm::kMaxValueSize)
 inline constexpr std::size_t kMaxBucketNameSize = 64;
 
 struct ClientOptions {

@@ -1,0 +1,429 @@
+// kv_write_bench: the write path, end to end, in real processes against a real kvd.
+//
+// Workloads (16-byte keys, 64-byte values, 100k distinct keys, one bucket):
+//   sync put x1     one client process: Put round trips (latency p50/p99 per call)
+//   sync put x4     four client processes on the same bucket: total round trips/s
+//   async put+flush one client process: PutAsync N times, then Flush; ops/s including the flush
+//   mq ping-pong    baseline: two processes bouncing a 100-byte message through a pair of Boost
+//                   message_queues (the transport DESIGN.md §7 rejects)
+//   idle worker     CPU the bucket's worker uses while nobody writes (must be ~0)
+// Ratios are to the ping-pong measured in the same run and to DESIGN.md §5's Redis reference
+// (SET, one client, no pipelining, ~18k/s on this machine kind).
+//
+// Starts its own kvd (namespace kvbench<pid>, --ephemeral) and removes everything on exit.
+// Usage: kv_write_bench [--seconds S] [--kvd PATH] [--json]
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/interprocess/ipc/message_queue.hpp>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "kv/client.h"
+#include "shm/names.h"
+#include "shm/registry.h"
+#include "shm/segment.h"
+#include "shm/unix_socket.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+namespace bip = boost::interprocess;
+
+constexpr double kRedisSetPerS = 18000;  // DESIGN.md §5 reference, same machine kind
+constexpr int kKeys = 100000;
+
+double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+std::string Key(int i) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "key:%012d", i);
+  return std::string(buf, 16);
+}
+
+// --- processes ---
+
+// Runs body in a child that writes one line of results to a pipe; returns the line.
+struct Child {
+  pid_t pid;
+  int out;
+};
+
+Child Spawn(const std::function<std::string()>& body) {
+  int p[2];
+  if (::pipe(p) != 0) std::exit(1);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    ::close(p[0]);
+    std::string line = body() + "\n";
+    if (::write(p[1], line.data(), line.size()) < 0) ::_exit(1);
+    ::_exit(0);
+  }
+  ::close(p[1]);
+  return {pid, p[0]};
+}
+
+std::string Join(Child c) {
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(c.out, buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
+  ::close(c.out);
+  ::waitpid(c.pid, nullptr, 0);
+  return out;
+}
+
+class Kvd {
+ public:
+  explicit Kvd(std::string path) : path_(std::move(path)) {
+    ns_ = "kvbench" + std::to_string(::getpid());
+  }
+  ~Kvd() { Stop(); }
+  bool Start() {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      ::execl(path_.c_str(), path_.c_str(), "--namespace", ns_.c_str(), "--log-level", "warn",
+              "--ephemeral", "--max-bucket-bytes", "1073741824", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    for (int i = 0; i < 1000; ++i) {
+      int fd = kv::shm::ConnectSeqpacket(kv::shm::ControlSocketAddress(ns_));
+      if (fd >= 0) {
+        ::close(fd);
+        kv::shm::ShmError e;
+        if (kv::shm::RegistryReader::Open(ns_, &e)) return true;
+      }
+      if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
+        pid_ = 0;
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+  void Stop() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      ::waitpid(pid_, nullptr, 0);
+      pid_ = 0;
+    }
+    // --ephemeral removes the namespace's objects on a clean stop; sweep in case it was not.
+    if (DIR* d = ::opendir("/dev/shm")) {
+      while (dirent* e = ::readdir(d)) {
+        std::string name = e->d_name;
+        if (name.rfind(ns_ + ".", 0) == 0) kv::shm::Segment::Remove(name);
+      }
+      ::closedir(d);
+    }
+  }
+  const std::string& ns() const { return ns_; }
+
+ private:
+  std::string path_;
+  std::string ns_;
+  pid_t pid_ = 0;
+};
+
+kv::Bucket OpenBucket(const std::string& ns) {
+  kv::ClientOptions options;
+  options.ns = ns;
+  auto client = kv::Client::Open(options);
+  if (!client.ok()) {
+    std::fprintf(stderr, "cannot open client: %s\n", client.status().ToString().c_str());
+    ::_exit(1);
+  }
+  auto bucket = (*client)->OpenBucket("bench");
+  if (!bucket.ok()) ::_exit(1);
+  return *bucket;  // the Bucket keeps what it needs alive
+}
+
+// --- workloads (each runs in a child; returns "ops seconds p50_us p99_us") ---
+
+std::string SyncPuts(const std::string& ns, double seconds, int offset) {
+  kv::Bucket b = OpenBucket(ns);
+  std::string value(64, 'v');
+  std::vector<float> lat;
+  lat.reserve(1 << 22);
+  auto start = Clock::now();
+  auto end = start + std::chrono::duration<double>(seconds);
+  long ops = 0;
+  for (;; ++ops) {
+    if ((ops & 255) == 0 && Clock::now() >= end) break;
+    auto t0 = Clock::now();
+    if (!b.Put(Key(static_cast<int>((ops + offset) % kKeys)), value).ok()) ::_exit(2);
+    lat.push_back(
+        static_cast<float>(std::chrono::duration<double, std::micro>(Clock::now() - t0).count()));
+  }
+  double elapsed = Seconds(Clock::now() - start);
+  std::sort(lat.begin(), lat.end());
+  float p50 = lat.empty() ? 0 : lat[lat.size() / 2];
+  float p99 = lat.empty() ? 0 : lat[lat.size() * 99 / 100];
+  std::ostringstream out;
+  out << ops << " " << elapsed << " " << p50 << " " << p99;
+  return out.str();
+}
+
+std::string AsyncPuts(const std::string& ns, long count) {
+  kv::Bucket b = OpenBucket(ns);
+  std::string value(64, 'a');
+  std::vector<std::string> keys;
+  for (int i = 0; i < kKeys; ++i) keys.push_back(Key(i));
+  if (!b.Flush().ok()) ::_exit(2);  // connect first: the channel set-up is not the workload
+  auto start = Clock::now();
+  for (long i = 0; i < count; ++i) {
+    if (!b.PutAsync(keys[static_cast<std::size_t>(i % kKeys)], value).ok()) ::_exit(3);
+  }
+  if (!b.Flush().ok()) ::_exit(4);
+  double elapsed = Seconds(Clock::now() - start);
+  std::ostringstream out;
+  out << count << " " << elapsed << " 0 0";
+  return out.str();
+}
+
+// Boost message_queue ping-pong between two processes, 100-byte messages.
+std::string PingPong(double seconds) {
+  std::string base = "kvbench" + std::to_string(::getpid());
+  std::string ping = base + ".ping", pong = base + ".pong";
+  bip::message_queue::remove(ping.c_str());
+  bip::message_queue::remove(pong.c_str());
+  bip::message_queue q1(bip::create_only, ping.c_str(), 16, 100);
+  bip::message_queue q2(bip::create_only, pong.c_str(), 16, 100);
+  pid_t echo = ::fork();
+  if (echo == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    bip::message_queue in(bip::open_only, ping.c_str());
+    bip::message_queue out(bip::open_only, pong.c_str());
+    char buf[100];
+    for (;;) {
+      std::size_t n;
+      unsigned prio;
+      in.receive(buf, sizeof buf, n, prio);
+      if (buf[0] == 'q') ::_exit(0);
+      out.send(buf, n, 0);
+    }
+  }
+  char buf[100] = {'p'};
+  std::vector<float> lat;
+  lat.reserve(1 << 21);
+  auto start = Clock::now();
+  auto end = start + std::chrono::duration<double>(seconds);
+  long ops = 0;
+  for (;; ++ops) {
+    if ((ops & 255) == 0 && Clock::now() >= end) break;
+    auto t0 = Clock::now();
+    std::size_t n;
+    unsigned prio;
+    q1.send(buf, sizeof buf, 0);
+    q2.receive(buf, sizeof buf, n, prio);
+    lat.push_back(
+        static_cast<float>(std::chrono::duration<double, std::micro>(Clock::now() - t0).count()));
+  }
+  double elapsed = Seconds(Clock::now() - start);
+  buf[0] = 'q';
+  q1.send(buf, sizeof buf, 0);
+  ::waitpid(echo, nullptr, 0);
+  bip::message_queue::remove(ping.c_str());
+  bip::message_queue::remove(pong.c_str());
+  std::sort(lat.begin(), lat.end());
+  std::ostringstream out;
+  out << ops << " " << elapsed << " " << (lat.empty() ? 0 : lat[lat.size() / 2]) << " "
+      << (lat.empty() ? 0 : lat[lat.size() * 99 / 100]);
+  return out.str();
+}
+
+struct Result {
+  double ops = 0, seconds = 0, p50 = 0, p99 = 0;
+  double per_s() const { return seconds > 0 ? ops / seconds : 0; }
+};
+
+Result Parse(const std::string& line) {
+  Result r;
+  std::istringstream in(line);
+  in >> r.ops >> r.seconds >> r.p50 >> r.p99;
+  return r;
+}
+
+// utime + stime of a process, in clock ticks.
+long CpuTicks(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) return -1;
+  std::istringstream rest(stat.substr(paren + 2));
+  std::string field;
+  long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stol(field);
+    if (i == 15) stime = std::stol(field);
+  }
+  return utime + stime;
+}
+
+pid_t WorkerPid(const std::string& ns) {
+  kv::shm::ShmError e;
+  auto registry = kv::shm::RegistryReader::Open(ns, &e);
+  if (!registry) return 0;
+  auto record = registry->Find("bench");
+  return record ? record->worker_pid : 0;
+}
+
+void Line(const char* name, const Result& r, const std::string& ratio) {
+  double ns_per_op = r.per_s() > 0 ? 1e9 / r.per_s() : 0;
+  std::printf("%-22s %12.0f ops/s %10.0f ns/op  p50 %7.2f us  p99 %7.2f us  %s\n", name, r.per_s(),
+              ns_per_op, r.p50, r.p99, ratio.c_str());
+}
+
+std::string Ratio(double a, double b, const char* what) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%6.2fx %s", b > 0 ? a / b : 0.0, what);
+  return buf;
+}
+
+std::string DefaultKvdPath() {
+  char self[4096];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return "kvd";
+  std::string path(self, static_cast<std::size_t>(n));
+  return path.substr(0, path.rfind('/')) + "/../daemon/kvd";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool json = false;
+  double seconds = 2.0;
+  std::string kvd_path = DefaultKvdPath();
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--json") {
+      json = true;
+    } else if (a == "--seconds" && i + 1 < argc) {
+      seconds = std::stod(argv[++i]);
+    } else if (a == "--kvd" && i + 1 < argc) {
+      kvd_path = argv[++i];
+    } else {
+      std::fprintf(stderr, "usage: kv_write_bench [--seconds S] [--kvd PATH] [--json]\n");
+      return 2;
+    }
+  }
+#ifdef NDEBUG
+  const char* build = "release (NDEBUG)";
+  bool debug = false;
+#else
+  const char* build = "debug (assertions on)";
+  bool debug = true;
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+  bool sanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+  bool sanitized = true;
+#else
+  bool sanitized = false;
+#endif
+#else
+  bool sanitized = false;
+#endif
+  std::printf("kv_write_bench %s  build: %s%s  cpus: %u\n", "0.1.0", build,
+              sanitized ? " +ASan" : "", std::thread::hardware_concurrency());
+  std::printf("keys 16 B, values 64 B, %d distinct keys, one bucket, %.1f s per workload\n", kKeys,
+              seconds);
+  if (debug || sanitized) {
+    std::printf("WARNING: debug or sanitizer build: figures are not representative\n");
+  }
+  std::fflush(stdout);
+
+  Kvd kvd(kvd_path);
+  if (!kvd.Start()) {
+    std::fprintf(stderr, "kv_write_bench: cannot start kvd at %s\n", kvd_path.c_str());
+    return 1;
+  }
+  {
+    kv::ClientOptions options;
+    options.ns = kvd.ns();
+    auto client = kv::Client::Open(options);
+    if (!client.ok() || !(*client)->CreateBucket("bench").ok()) {
+      std::fprintf(stderr, "kv_write_bench: cannot create the bucket\n");
+      return 1;
+    }
+  }
+  std::string ns = kvd.ns();
+
+  Result ping = Parse(Join(Spawn([&] { return PingPong(seconds); })));
+  Result sync1 = Parse(Join(Spawn([&] { return SyncPuts(ns, seconds, 0); })));
+  std::vector<Child> four;
+  for (int i = 0; i < 4; ++i) {
+    four.push_back(Spawn([&, i] { return SyncPuts(ns, seconds, i * 25000); }));
+  }
+  Result sync4;
+  for (Child c : four) {
+    Result r = Parse(Join(c));
+    sync4.ops += r.ops;
+    sync4.seconds = std::max(sync4.seconds, r.seconds);
+    sync4.p50 = std::max<double>(sync4.p50, r.p50);
+    sync4.p99 = std::max<double>(sync4.p99, r.p99);
+  }
+  long async_count = static_cast<long>(2'000'000 * seconds / 2);
+  Result async = Parse(Join(Spawn([&] { return AsyncPuts(ns, async_count); })));
+
+  // Idle: nobody writes; the worker spins for a bounded time, then sleeps.
+  pid_t worker = WorkerPid(ns);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  long t0 = CpuTicks(worker);
+  auto idle_start = Clock::now();
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  long t1 = CpuTicks(worker);
+  double idle_cpu = worker > 0 && t0 >= 0
+                        ? 100.0 * (t1 - t0) / static_cast<double>(::sysconf(_SC_CLK_TCK)) /
+                              Seconds(Clock::now() - idle_start)
+                        : -1;
+  kvd.Stop();
+
+  std::printf("\n%-22s %12s %16s\n", "workload", "throughput", "");
+  Line("mq ping-pong (base)", ping, "  1.00x ping-pong");
+  Line("sync put x1", sync1,
+       Ratio(sync1.per_s(), ping.per_s(), "ping-pong") + "  " +
+           Ratio(sync1.per_s(), kRedisSetPerS, "Redis SET ref"));
+  Line("sync put x4 (total)", sync4,
+       Ratio(sync4.per_s(), ping.per_s(), "ping-pong") + "  " +
+           Ratio(sync4.per_s(), kRedisSetPerS, "Redis SET ref"));
+  Line("async put + flush", async,
+       Ratio(async.per_s(), ping.per_s(), "ping-pong") + "  " +
+           Ratio(async.per_s(), 1e6, "of 1M/s target"));
+  std::printf("%-22s %11.2f%% of one CPU (over 1 s, after 0.2 s idle)\n", "idle worker", idle_cpu);
+  std::printf("targets: sync put >= %.0f/s (2x Redis SET), aim 300000/s; async >= 1000000/s\n",
+              2 * kRedisSetPerS);
+  if (json) {
+    nlohmann::json j = {{"bench", "kv_write_bench"},
+                        {"build", build},
+                        {"sanitized", sanitized},
+                        {"seconds", seconds},
+                        {"sync_put_per_s", sync1.per_s()},
+                        {"sync_put_p50_us", sync1.p50},
+                        {"sync_put_p99_us", sync1.p99},
+                        {"sync_put_x4_per_s", sync4.per_s()},
+                        {"async_put_per_s", async.per_s()},
+                        {"pingpong_per_s", ping.per_s()},
+                        {"pingpong_p50_us", ping.p50},
+                        {"sync_vs_pingpong", ping.per_s() > 0 ? sync1.per_s() / ping.per_s() : 0},
+                        {"sync_vs_redis_ref", sync1.per_s() / kRedisSetPerS},
+                        {"idle_worker_cpu_percent", idle_cpu}};
+    std::printf("%s\n", j.dump().c_str());
+  }
+  return 0;
+}
