@@ -100,6 +100,10 @@ void FeedWriter::Append(FeedOp op, std::string_view key, std::string_view value)
   slot.seq.store(next_seq_, std::memory_order_release);
   ++next_seq_;
   dirty_ = true;
+  if (next_seq_ - header_->next_seq.load(std::memory_order_relaxed) >= header_->slot_count / 2) {
+    header_->data_head.store(data_head_, std::memory_order_relaxed);
+    header_->next_seq.store(next_seq_, std::memory_order_release);  // F1, without a wake-up
+  }
 }
 
 void FeedWriter::Publish() {
@@ -149,7 +153,15 @@ FeedRead FeedReader::Read(std::uint64_t* seq, FeedRecord* record, std::uint64_t*
       return FeedRead::kMissed;
     }
     const FeedSlot& slot = slots_[*seq & (slot_count_ - 1)];
-    if (slot.seq.load(std::memory_order_acquire) != *seq) continue;  // overwritten: re-evaluate
+    std::uint64_t stamp = slot.seq.load(std::memory_order_acquire);
+    if (stamp != *seq) {
+      // Overwritten by a newer record the writer has not published yet (or is writing now):
+      // every sequence up to stamp - slot_count is gone as well, since slots are filled in order.
+      std::uint64_t first_kept = stamp > *seq ? stamp - slot_count_ + 1 : *seq + 1;
+      *missed = first_kept - *seq;
+      *seq = first_kept;
+      return FeedRead::kMissed;
+    }
     std::uint64_t pos = slot.data_pos.load(std::memory_order_relaxed);
     auto op = slot.op.load(std::memory_order_relaxed);
     std::uint32_t flags = slot.flags.load(std::memory_order_relaxed);
@@ -166,7 +178,7 @@ FeedRead FeedReader::Read(std::uint64_t* seq, FeedRecord* record, std::uint64_t*
     std::memcpy(record->key.data(), at, key_len);
     std::memcpy(record->value.data(), at + key_len, value_len);
     std::atomic_thread_fence(std::memory_order_acquire);
-    if (slot.seq.load(std::memory_order_relaxed) != *seq) continue;
+    if (slot.seq.load(std::memory_order_relaxed) != *seq) continue;  // re-evaluated above
     if (header_->data_floor.load(std::memory_order_relaxed) > pos) {
       *missed = 1;  // its bytes were overwritten while we copied them
       ++*seq;

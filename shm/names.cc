@@ -48,6 +48,10 @@ std::string GenerationObjectName(std::string_view ns, std::uint64_t bucket_id,
   return AnchorObjectName(ns, bucket_id) + ".g" + std::to_string(generation);
 }
 
+std::string FeedObjectName(std::string_view ns, std::uint64_t bucket_id) {
+  return AnchorObjectName(ns, bucket_id) + ".feed";
+}
+
 std::string ControlSocketAddress(std::string_view ns) {
   return std::string(1, '\0') + "kv/" + std::string(ns) + "/ctl";
 }
