@@ -155,7 +155,7 @@ TEST_F(ChaosTest, FaultsLoseNothingTearNothingWedgeNothing) {
       case 'f': {
         auto filler = kvd_.NewClient(std::chrono::seconds(5));
         Result<Bucket> full = filler->OpenBucket("full");
-        ASSERT_TRUE(full.ok());
+        ASSERT_TRUE(full.ok()) << full.status().ToString();
         Status s;
         std::string value(4000, 'x');
         for (int i = 0; i < 100000 && (s = full->Put("f" + std::to_string(i), value)).ok(); ++i) {
