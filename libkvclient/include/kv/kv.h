@@ -1,0 +1,215 @@
+/* kv.h: the C ABI of kv, a shared-memory key-value store for one host.
+ *
+ * A thin, stable wrapper over the C++ API (kv/client.h) for C and for any language with a C FFI,
+ * shaped like LMDB: opaque handles, kv_<object>_<verb> names, int results (0 = KV_OK, otherwise
+ * one of kv's own negative codes below), kv_strerror(), keys and values as pointer + length pairs
+ * (binary-safe: they may contain '\0'), and memory returned by the library freed with kv_free().
+ * No entry point lets a C++ exception escape: an unexpected failure is KV_INTERNAL.
+ *
+ *   kv_client* client;
+ *   kv_bucket* bucket;
+ *   void* value;
+ *   size_t len;
+ *   int rc = kv_client_open(NULL, 0, &client);      (namespace from $KV_NAMESPACE, else "kv")
+ *   if (rc == KV_OK) rc = kv_bucket_create(client, "shopping");
+ *   if (rc == KV_OK) rc = kv_bucket_open(client, "shopping", &bucket);
+ *   if (rc == KV_OK) rc = kv_put(bucket, "milk", 4, "1", 1);
+ *   if (rc == KV_OK) rc = kv_get(bucket, "milk", 4, &value, &len);   (value: "1", len: 1)
+ *   if (rc == KV_OK) kv_free(value);
+ *   if (rc != KV_OK) fprintf(stderr, "%s\n", kv_last_error());
+ *
+ * Caveats (see kv/client.h for the full list)
+ *  - fork(): a child must not use a kv_client or kv_bucket inherited from its parent.
+ *  - Stale handles: after kv_bucket_drop, calls on an open kv_bucket fail with KV_NO_BUCKET
+ *    (writes may also report KV_FAILED or KV_UNAVAILABLE while the drop completes); bucket ids
+ *    are never reused, so a stale handle never reaches another bucket.
+ *  - Worker restarts: reads keep working while a bucket's worker restarts. A write in flight when
+ *    its worker dies fails with KV_UNAVAILABLE; one that timed out (KV_TIMEOUT) may still apply.
+ *  - Limits: keys 1..KV_MAX_KEY_SIZE bytes, values 0..KV_MAX_VALUE_SIZE bytes, bucket names
+ *    1..KV_MAX_BUCKET_NAME_SIZE printable ASCII characters without spaces.
+ *
+ * Thread safety
+ *  - A kv_client may be used by many threads at once.
+ *  - A kv_bucket may be used by one thread at a time. Give each thread its own handle: either
+ *    kv_bucket_open (its own write channel) or kv_bucket_dup (cheap; shares the write channel,
+ * which serialises the copies' writes). Duplicate before handing the copy to the other thread.
+ *  - kv_last_error() is per thread. kv_strerror() and kv_free() may be called from any thread.
+ *  - A kv_bucket stays usable after its kv_client is closed; close each handle exactly once.
+ *
+ * C89-compatible apart from <stdint.h> (uint64_t, int64_t), which every C89 compiler in use
+ * provides.
+ */
+#ifndef KV_KV_H
+#define KV_KV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KV_VERSION_MAJOR 0
+#define KV_VERSION_MINOR 1
+#define KV_VERSION_PATCH 0
+
+/* Limits, equal to kv::kMaxKeySize, kv::kMaxValueSize and kv::kMaxBucketNameSize. */
+#define KV_MAX_KEY_SIZE 1024
+#define KV_MAX_VALUE_SIZE 16777216 /* 16 MiB */
+#define KV_MAX_BUCKET_NAME_SIZE 64
+
+/* Result codes: KV_OK, or the negative of a kv::Code. The word after each is what kv_strerror
+ * and kvctl print; kv_last_error() gives the message with context. */
+#define KV_OK 0
+#define KV_NOTFOUND (-1)         /* NOT_FOUND: the key does not exist */
+#define KV_NO_BUCKET (-2)        /* NO_BUCKET: the bucket does not exist (or was dropped) */
+#define KV_INVALID (-3)          /* INVALID: bad name or namespace, empty key, NULL argument */
+#define KV_TOO_LARGE (-4)        /* TOO_LARGE: key or value over its limit, or buffer too small */
+#define KV_BUCKET_FULL (-5)      /* BUCKET_FULL: the bucket reached its maximum size */
+#define KV_TIMEOUT (-6)          /* TIMEOUT: no answer in time (the write may still apply) */
+#define KV_UNAVAILABLE (-7)      /* UNAVAILABLE: kvd or the bucket's worker is not running */
+#define KV_VERSION_MISMATCH (-8) /* VERSION_MISMATCH: compare-and-set lost */
+#define KV_NOT_AN_INTEGER (-9)   /* NOT_AN_INTEGER: incr on a non-integer value, or overflow */
+#define KV_PERMISSION (-10)      /* PERMISSION: not allowed to open the instance's objects */
+#define KV_CORRUPT (-11)         /* CORRUPT: a segment failed validation */
+#define KV_FAILED (-12)          /* FAILED: could not be done (bucket failed, limit hit) */
+#define KV_INTERNAL (-13)        /* INTERNAL: a bug, out of memory, or unexpected system error */
+
+/* Opaque handles. */
+typedef struct kv_client kv_client;
+typedef struct kv_bucket kv_bucket;
+
+/* Counters of one bucket (kv_stats), read from its segment header. */
+typedef struct kv_stat {
+  uint64_t keys;         /* live keys */
+  uint64_t generation;   /* table generation (grows on growth, compaction and clear) */
+  uint64_t memory_bytes; /* size of the current table segment */
+  uint64_t used_bytes;   /* bytes of records written in this generation (incl. garbage) */
+  uint64_t live_bytes;   /* bytes of records the keys point at */
+  uint64_t writes;       /* writes applied since the bucket was created */
+} kv_stat;
+
+/* ---- Errors and memory ---- */
+
+/* A static string for a result code: "OK", "NOT_FOUND: the key does not exist", ...
+ * Never NULL; an unknown code gives "UNKNOWN: not a kv result code". */
+const char* kv_strerror(int rc);
+
+/* The full message of the last failed call on this thread ("NO_BUCKET: bucket 'x' does not
+ * exist"), or "OK" if the last call succeeded. Valid until the next kv call on this thread. */
+const char* kv_last_error(void);
+
+/* Frees memory returned by kv_get, kv_get_versioned and kv_del. NULL is ignored. */
+void kv_free(void* ptr);
+
+/* ---- Client ---- */
+
+/* Opens the kv instance `ns` (NULL or "": $KV_NAMESPACE, else "kv"). `timeout_ms` bounds how
+ * long writes and control requests wait for an answer (<= 0: 5000). On KV_OK *client receives a
+ * handle to close with kv_client_close; on error *client is NULL.
+ * Errors: KV_INVALID (bad namespace), KV_UNAVAILABLE (no kvd ever ran for it), KV_PERMISSION. */
+int kv_client_open(const char* ns, int timeout_ms, kv_client** client);
+
+/* Closes a client. NULL is ignored. Open kv_bucket handles stay valid. */
+void kv_client_close(kv_client* client);
+
+/* ---- Buckets ---- */
+
+/* Creates a bucket (kvd starts its worker); an existing bucket is KV_OK and unchanged.
+ * Errors: KV_INVALID (name), KV_UNAVAILABLE (kvd down), KV_FAILED, KV_TIMEOUT. */
+int kv_bucket_create(kv_client* client, const char* name);
+
+/* Stops the bucket's worker and deletes its data. KV_NO_BUCKET if it does not exist;
+ * KV_UNAVAILABLE if kvd is down. */
+int kv_bucket_drop(kv_client* client, const char* name);
+
+/* Clears a failed bucket's restart history and restarts its worker. Errors as kv_bucket_drop. */
+int kv_bucket_restart(kv_client* client, const char* name);
+
+/* Opens a handle to an existing bucket (works while kvd is down). On KV_OK *bucket receives a
+ * handle to close with kv_bucket_close; on error *bucket is NULL.
+ * Errors: KV_INVALID (name), KV_NO_BUCKET, KV_UNAVAILABLE (bucket has no data yet). */
+int kv_bucket_open(kv_client* client, const char* name, kv_bucket** bucket);
+
+/* A second handle to the same bucket, sharing the first one's write channel (cheap). For
+ * giving each thread its own handle. Errors: KV_INVALID (NULL argument). */
+int kv_bucket_dup(kv_bucket* bucket, kv_bucket** copy);
+
+/* Closes a bucket handle. NULL is ignored. */
+void kv_bucket_close(kv_bucket* bucket);
+
+/* ---- Reads: served from shared memory in this process (no message, no syscall) ---- */
+
+/* Copies the value of `key` into a new buffer: on KV_OK *value points to *value_len bytes
+ * (plus a terminating '\0' not counted in the length, for convenience), owned by the caller and
+ * freed with kv_free. On error *value is NULL and *value_len 0; a miss (KV_NOTFOUND) allocates
+ * nothing. Errors: KV_NOTFOUND, KV_NO_BUCKET (dropped), KV_INVALID/KV_TOO_LARGE (key),
+ * KV_CORRUPT. */
+int kv_get(kv_bucket* bucket, const void* key, size_t key_len, void** value, size_t* value_len);
+
+/* As kv_get, and *version (non-NULL) receives the key's version, for kv_cas. */
+int kv_get_versioned(kv_bucket* bucket, const void* key, size_t key_len, void** value,
+                     size_t* value_len, uint64_t* version);
+
+/* Allocation-free get: copies the value into buf[0, buf_size) and its length into *value_len
+ * (no terminating '\0'). If the value is longer than buf_size, nothing is copied, *value_len is
+ * the size needed and the result is KV_TOO_LARGE. `buf` may be NULL when buf_size is 0.
+ * Other errors as kv_get. */
+int kv_get_buf(kv_bucket* bucket, const void* key, size_t key_len, void* buf, size_t buf_size,
+               size_t* value_len);
+
+/* Calls fn(ctx, key, key_len, value, value_len) for each key starting with prefix[0,
+ * prefix_len) (prefix_len 0: every key) until fn returns non-zero. The pointers passed to fn are
+ * valid only during that call. Weakly consistent: each key is seen at most once, and every key
+ * present for the whole scan is seen. Errors: KV_NO_BUCKET, KV_CORRUPT. */
+int kv_scan(kv_bucket* bucket, const void* prefix, size_t prefix_len,
+            int (*fn)(void* ctx, const void* key, size_t key_len, const void* value,
+                      size_t value_len),
+            void* ctx);
+
+/* Fills *stat with the bucket's counters. Errors: KV_NO_BUCKET, KV_CORRUPT. */
+int kv_stats(kv_bucket* bucket, kv_stat* stat);
+
+/* ---- Writes: sent to the bucket's worker; return once applied and visible everywhere ---- */
+
+/* Stores the value under the key. Errors: KV_INVALID (empty key), KV_TOO_LARGE,
+ * KV_BUCKET_FULL, KV_TIMEOUT, KV_UNAVAILABLE, KV_FAILED (the bucket refuses writes),
+ * KV_NO_BUCKET. */
+int kv_put(kv_bucket* bucket, const void* key, size_t key_len, const void* value, size_t value_len);
+
+/* Deletes the key. If old_value is non-NULL, on KV_OK *old_value receives the value the key
+ * had (caller frees it with kv_free; '\0'-terminated as in kv_get) and *old_len its length
+ * (old_len may be NULL). KV_NOTFOUND if the key was absent. Other errors as kv_put. */
+int kv_del(kv_bucket* bucket, const void* key, size_t key_len, void** old_value, size_t* old_len);
+
+/* Stores the value only if the key's version is expected_version (0: only if the key is
+ * absent). On KV_OK *version (if non-NULL) is the new version; on KV_VERSION_MISMATCH it is the
+ * current version (0 if absent). Other errors as kv_put. */
+int kv_cas(kv_bucket* bucket, const void* key, size_t key_len, uint64_t expected_version,
+           const void* value, size_t value_len, uint64_t* version);
+
+/* Adds delta to the decimal integer stored at the key (absent counts as 0); *result (if
+ * non-NULL) receives the sum. KV_NOT_AN_INTEGER if the value is not a decimal int64 or the sum
+ * overflows. Other errors as kv_put. */
+int kv_incr(kv_bucket* bucket, const void* key, size_t key_len, int64_t delta, int64_t* result);
+
+/* Removes every key of the bucket. Errors as kv_put. */
+int kv_clear(kv_bucket* bucket);
+
+/* Async writes: queued for the worker, returning at once (KV_TIMEOUT if the queue stays full).
+ * Argument errors (KV_INVALID, KV_TOO_LARGE) are reported at once; failures while applying are
+ * reported by the next kv_flush. */
+int kv_put_async(kv_bucket* bucket, const void* key, size_t key_len, const void* value,
+                 size_t value_len);
+int kv_del_async(kv_bucket* bucket, const void* key, size_t key_len);
+
+/* Returns once every write sent before on this bucket's write channel (by this handle and its
+ * kv_bucket_dup copies) is applied and visible. KV_FAILED if any async write failed since the
+ * previous kv_flush. Other errors as kv_put. */
+int kv_flush(kv_bucket* bucket);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* KV_KV_H */

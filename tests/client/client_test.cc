@@ -1,0 +1,165 @@
+// kv::Client: opening an instance, bucket lifecycle, status, shutdown, and each error.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "tests/client/client_testing.h"
+
+namespace kv {
+namespace {
+
+using kv::client_testing::Get;
+using kv::testing::KvdInstance;
+
+class ClientTest : public ::testing::Test {
+ protected:
+  KvdInstance kvd_;
+};
+
+TEST_F(ClientTest, OpenNamesItsNamespace) {
+  ClientOptions options;
+  options.ns = kvd_.ns();
+  Result<std::shared_ptr<Client>> client = Client::Open(options);
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  EXPECT_EQ((*client)->ns(), kvd_.ns());
+}
+
+TEST_F(ClientTest, OpenTakesTheNamespaceFromTheEnvironmentWhenEmpty) {
+  ::setenv("KV_NAMESPACE", kvd_.ns().c_str(), 1);
+  Result<std::shared_ptr<Client>> client = Client::Open({});
+  ::unsetenv("KV_NAMESPACE");
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  EXPECT_EQ((*client)->ns(), kvd_.ns());
+}
+
+TEST(ClientOpenTest, BadNamespaceIsInvalid) {
+  for (const char* ns : {"bad/namespace", "has space", "dot.ted", "../x"}) {
+    ClientOptions options;
+    options.ns = ns;
+    Result<std::shared_ptr<Client>> client = Client::Open(options);
+    EXPECT_EQ(client.status().code(), Code::kInvalidArgument) << ns;
+  }
+  ClientOptions options;
+  options.ns = std::string(300, 'n');
+  EXPECT_EQ(Client::Open(options).status().code(), Code::kInvalidArgument);
+}
+
+TEST(ClientOpenTest, NamespaceWithoutKvdIsUnavailable) {
+  ClientOptions options;
+  options.ns = kv::testing::UniqueNamespace();
+  Result<std::shared_ptr<Client>> client = Client::Open(options);
+  EXPECT_EQ(client.status().code(), Code::kUnavailable);
+  EXPECT_NE(client.status().message().find(options.ns), std::string::npos)
+      << client.status().ToString();
+}
+
+TEST_F(ClientTest, CreateBucketIsIdempotentAndValidatesNames) {
+  auto client = kvd_.NewClient();
+  ASSERT_TRUE(client->CreateBucket("shopping").ok());
+  Result<Bucket> b = client->OpenBucket("shopping");
+  ASSERT_TRUE(b.ok());
+  ASSERT_TRUE(b->Put("milk", "1").ok());
+  ASSERT_TRUE(client->CreateBucket("shopping").ok());
+  EXPECT_EQ(Get(*b, "milk"), "1");  // re-creating changes nothing
+  for (std::string bad : {std::string(), std::string("two words"), std::string("tab\t"),
+                          std::string(kMaxBucketNameSize + 1, 'x'), std::string("nul\0", 4)}) {
+    EXPECT_EQ(client->CreateBucket(bad).code(), Code::kInvalidArgument) << bad;
+    EXPECT_EQ(client->DropBucket(bad).code(), Code::kInvalidArgument) << bad;
+    EXPECT_EQ(client->RestartBucket(bad).code(), Code::kInvalidArgument) << bad;
+    EXPECT_EQ(client->OpenBucket(bad).status().code(), Code::kInvalidArgument) << bad;
+  }
+  EXPECT_TRUE(client->CreateBucket(std::string(kMaxBucketNameSize, 'x')).ok());
+}
+
+TEST_F(ClientTest, MissingBucketIsBucketNotFound) {
+  auto client = kvd_.NewClient();
+  Result<Bucket> b = client->OpenBucket("nope");
+  EXPECT_EQ(b.status().code(), Code::kBucketNotFound);
+  EXPECT_NE(b.status().message().find("nope"), std::string::npos) << b.status().ToString();
+  EXPECT_EQ(client->DropBucket("nope").code(), Code::kBucketNotFound);
+  EXPECT_EQ(client->RestartBucket("nope").code(), Code::kBucketNotFound);
+}
+
+TEST_F(ClientTest, DropBucketDeletesItsData) {
+  auto client = kvd_.NewClient();
+  ASSERT_TRUE(client->CreateBucket("b").ok());
+  {
+    Result<Bucket> b = client->OpenBucket("b");
+    ASSERT_TRUE(b.ok());
+    ASSERT_TRUE(b->Put("k", "v").ok());
+  }
+  ASSERT_TRUE(client->DropBucket("b").ok());
+  EXPECT_EQ(client->OpenBucket("b").status().code(), Code::kBucketNotFound);
+  ASSERT_TRUE(client->CreateBucket("b").ok());  // a new bucket of the same name starts empty
+  Result<Bucket> b = client->OpenBucket("b");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(Get(*b, "k"), "NOT_FOUND");
+}
+
+TEST_F(ClientTest, RestartBucketStartsANewWorkerAndKeepsData) {
+  auto client = kvd_.NewClient();
+  ASSERT_TRUE(client->CreateBucket("b").ok());
+  Result<Bucket> b = client->OpenBucket("b");
+  ASSERT_TRUE(b.ok());
+  ASSERT_TRUE(b->Put("k", "v").ok());
+  pid_t before = kvd_.WorkerPid("b");
+  ASSERT_TRUE(client->RestartBucket("b").ok());
+  EXPECT_TRUE(kv::testing::WaitFor(
+      [&] {
+        pid_t now = kvd_.WorkerPid("b");
+        return now != 0 && now != before;
+      },
+      std::chrono::seconds(10)));
+  EXPECT_EQ(Get(*b, "k"), "v");
+  EXPECT_TRUE(
+      kv::testing::WaitFor([&] { return b->Put("k", "w").ok(); }, std::chrono::seconds(10)));
+  EXPECT_EQ(Get(*b, "k"), "w");
+}
+
+TEST_F(ClientTest, GetStatusListsKvdAndEveryBucket) {
+  auto client = kvd_.NewClient();
+  ASSERT_TRUE(client->CreateBucket("a").ok());
+  ASSERT_TRUE(client->CreateBucket("b").ok());
+  Result<Bucket> a = client->OpenBucket("a");
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(a->Put("k1", "v").ok());
+  ASSERT_TRUE(a->Put("k2", "v").ok());
+  Result<InstanceStatus> status = client->GetStatus();
+  ASSERT_TRUE(status.ok()) << status.status().ToString();
+  EXPECT_EQ(status->ns, kvd_.ns());
+  EXPECT_EQ(status->kvd_pid, kvd_.pid());
+  EXPECT_GT(status->kvd_started_unix_ms, 0u);
+  ASSERT_EQ(status->buckets.size(), 2u);
+  auto it = std::find_if(status->buckets.begin(), status->buckets.end(),
+                         [](const BucketInfo& i) { return i.name == "a"; });
+  ASSERT_NE(it, status->buckets.end());
+  EXPECT_EQ(it->id, a->id());
+  EXPECT_EQ(it->state, "running");
+  EXPECT_EQ(it->worker_pid, kvd_.WorkerPid("a"));
+  EXPECT_EQ(it->keys, 2u);
+  EXPECT_GE(it->writes, 2u);
+  EXPECT_GT(it->memory_bytes, 0u);
+  EXPECT_GE(it->generation, 1u);
+  EXPECT_TRUE(it->reason.empty()) << it->reason;
+}
+
+TEST_F(ClientTest, ShutdownStopsKvdAndLaterControlIsUnavailable) {
+  auto client = kvd_.NewClient();
+  ASSERT_TRUE(client->CreateBucket("b").ok());
+  Result<Bucket> b = client->OpenBucket("b");
+  ASSERT_TRUE(b.ok());
+  ASSERT_TRUE(b->Put("k", "v").ok());
+  ASSERT_TRUE(client->Shutdown().ok());
+  EXPECT_TRUE(
+      kv::testing::WaitFor([&] { return kv::testing::ProcessesOfNamespace(kvd_.ns()).empty(); },
+                           std::chrono::seconds(10)));
+  EXPECT_EQ(client->CreateBucket("c").code(), Code::kUnavailable);
+  EXPECT_EQ(client->Shutdown().code(), Code::kUnavailable);
+  EXPECT_EQ(Get(*b, "k"), "v");  // data is kept, and readable without any kv process
+  Result<InstanceStatus> status = client->GetStatus();
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(status->kvd_pid, 0);
+}
+
+}  // namespace
+}  // namespace kv

@@ -1,0 +1,13 @@
+/* Compiled as strict C89 with -pedantic -Werror: kv/kv.h stays usable from any C compiler. */
+#include "kv/kv.h"
+
+int kv_h_c89_check(void);
+
+int kv_h_c89_check(void) {
+  kv_client* client = NULL;
+  kv_stat stat;
+  int rc = kv_client_open(NULL, 0, &client);
+  (void)stat;
+  kv_client_close(client);
+  return rc == KV_OK ? 0 : 1;
+}
