@@ -22,6 +22,8 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kReplySpin = std::chrono::microseconds(50);
 // While sleeping, wake this often to notice a dead worker (its socket hangs up).
 constexpr long kSleepSliceNs = 10'000'000;
+// A channel that answered within this interval is assumed alive without a poll() for hang-up.
+constexpr auto kAliveCheckInterval = std::chrono::milliseconds(1);
 
 inline void CpuRelax() { __builtin_ia32_pause(); }
 
@@ -57,6 +59,16 @@ bool WriteChannel::WorkerGone() const {
   // The worker sends staged reply values on the socket, so readable is not gone: only a hang-up.
   pollfd p{sock_, POLLRDHUP, 0};
   return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR | POLLRDHUP)) != 0;
+}
+
+bool WriteChannel::StaleChannel() {
+  // A poll() per write would cost a syscall on the hot path: look for a hang-up only when the
+  // worker has not been heard from for a while. (A worker can die right after any check; a write
+  // that then reaches a dead ring fails with kUnavailable either way.)
+  auto now = Clock::now();
+  if (now - last_alive_ < kAliveCheckInterval) return false;
+  last_alive_ = now;
+  return WorkerGone() && replies_.Empty();
 }
 
 Status WriteChannel::Connect(Clock::time_point deadline) {
@@ -219,6 +231,7 @@ Status WriteChannel::AwaitReply(Clock::time_point deadline, WriteReply* reply) {
         Reset();
         return Status(Code::kInternal, "malformed reply from worker of '" + bucket_name_ + "'");
       }
+      last_alive_ = Clock::now();
       if (header.request_id == want) return Status();
       continue;  // a late reply to a request that timed out earlier
     }
@@ -248,7 +261,7 @@ Status WriteChannel::Call(shm::Op op, std::string_view key, std::string_view val
                           bool* sent) {
   *sent = false;
   auto deadline = Clock::now() + timeout;
-  if (sock_ >= 0 && WorkerGone() && replies_.Empty()) Reset();  // worker restarted since last call
+  if (sock_ >= 0 && StaleChannel()) Reset();  // the worker restarted since the last call
   if (sock_ < 0) {
     Status s = Connect(deadline);
     if (!s.ok()) return s;
@@ -267,7 +280,7 @@ namespace kv {
 Status WriteChannel::Cast(shm::Op op, std::string_view key, std::string_view value,
                           std::chrono::milliseconds timeout) {
   auto deadline = Clock::now() + timeout;
-  if (sock_ >= 0 && WorkerGone() && replies_.Empty()) Reset();
+  if (sock_ >= 0 && StaleChannel()) Reset();
   if (sock_ < 0) {
     Status s = Connect(deadline);
     if (!s.ok()) return s;

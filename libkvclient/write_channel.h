@@ -52,6 +52,8 @@ class WriteChannel {
   // Receives the memfd of a staged reply value (kReplyStagedValue) and copies it.
   bool ReceiveStagedReply(std::uint32_t size, std::string* value);
   bool WorkerGone() const;
+  // True if the worker hung up with no reply left to read (checked at most every millisecond).
+  bool StaleChannel();
   Status Unavailable(const std::string& why) const;
 
   std::string ns_;
@@ -62,6 +64,7 @@ class WriteChannel {
   shm::RingWriter requests_;
   shm::RingReader replies_;
   std::uint64_t next_request_id_ = 1;
+  std::chrono::steady_clock::time_point last_alive_{};  // last hang-up check or reply
   std::uint64_t async_failures_seen_ = 0;
   std::uint64_t async_failures_lost_ = 0;  // counted on channels that were reset since
 };
