@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <iostream>
@@ -203,6 +204,13 @@ Status RunWorkload(const Plan& p, const std::string& workload, bool baseline, bo
       if (r < 0) status = Status(Code::kFailed, "a bench client could not open the bucket");
       if (r == 0) waiting = true;
     }
+    for (pid_t& pid : pids) {  // a client that died while setting up never becomes ready
+      int ws = 0;
+      if (waiting && pid > 0 && ::waitpid(pid, &ws, WNOHANG) == pid) {
+        pid = 0;
+        if (status.ok()) status = Status(Code::kFailed, "a bench client exited while starting");
+      }
+    }
     if (!status.ok() || g_interrupted.load() != 0) break;
     if (waiting) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
@@ -213,7 +221,7 @@ Status RunWorkload(const Plan& p, const std::string& workload, bool baseline, bo
   }
   std::string label = workload + (baseline ? " (map)" : " (kv)");
   auto start = Clock::now();
-  std::size_t running = pids.size();
+  std::size_t running = std::count_if(pids.begin(), pids.end(), [](pid_t p) { return p > 0; });
   while (running > 0) {
     for (pid_t& pid : pids) {
       int ws = 0;

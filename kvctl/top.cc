@@ -5,6 +5,7 @@
 #include <curses.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <ctime>
 #include <iostream>
 #include <thread>
