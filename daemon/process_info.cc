@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 namespace kv::daemon {
@@ -40,6 +41,18 @@ std::uint64_t MonotonicNanosNow() {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                         std::chrono::steady_clock::now().time_since_epoch())
                                         .count());
+}
+
+bool IsWorkerOf(pid_t pid, const std::string& ns, std::uint64_t bucket_id) {
+  if (pid <= 0) return false;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
+  std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string args = '\0' + cmdline;  // every argument is now preceded by a NUL
+  auto has = [&](const std::string& seq) {
+    return args.find('\0' + seq + '\0') != std::string::npos;
+  };
+  return has("--worker") && has(std::string("--namespace") + '\0' + ns) &&
+         has(std::string("--bucket-id") + '\0' + std::to_string(bucket_id));
 }
 
 std::string SelfExecutable() {

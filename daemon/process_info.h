@@ -14,6 +14,9 @@ std::uint64_t ProcessStartTicks(pid_t pid);
 bool ProcessMatches(pid_t pid, std::uint64_t start_ticks);
 std::uint64_t UnixMillisNow();
 std::uint64_t MonotonicNanosNow();
+// True if `pid` runs `kvd --worker` for bucket `bucket_id` of namespace `ns` (its command line).
+// Used to find a worker that kvd started but died before recording.
+bool IsWorkerOf(pid_t pid, const std::string& ns, std::uint64_t bucket_id);
 // Absolute path of the running executable (/proc/self/exe).
 std::string SelfExecutable();
 

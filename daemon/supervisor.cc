@@ -4,9 +4,9 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <boost/process/args.hpp>
@@ -15,6 +15,7 @@
 #include <boost/process/posix.hpp>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -24,10 +25,12 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/process_info.h"
+#include "daemon/systemd_notify.h"
 #include "shm/anchor.h"
 #include "shm/control_message.h"
 #include "shm/names.h"
 #include "shm/registry.h"
+#include "shm/segment.h"
 #include "shm/unix_socket.h"
 
 namespace kv::daemon {
@@ -47,14 +50,18 @@ struct WorkerSlot {
   std::string name;
   pid_t pid = 0;
   int pidfd = -1;
-  int ready_fd = -1;
+  int ready_fd = -1;   // set while the worker starts; closed when it says READY (or dies)
+  int failed_fd = -1;  // listener on the bucket's socket while the bucket is failed
   bool own_child = false;
   bool dropping = false;
   bool restart_requested = false;  // an exit we asked for: not counted as a crash
+  bool killed_unresponsive = false;
+  bool stale = false;  // heartbeat older than kHeartbeatFreshMs
   std::optional<Clock::time_point> restart_at;
   Clock::time_point start_deadline;
   std::deque<Clock::time_point> exits;  // crash times within the intensity window
   std::vector<int> waiting;             // control connections answered when this settles
+  shm::Segment anchor;                  // PROT_READ: the worker's heartbeat
 };
 
 class Supervisor {
@@ -69,13 +76,24 @@ class Supervisor {
   void Spawn(WorkerSlot& w);
   void OnReadable(WorkerSlot& w);
   void OnExit(WorkerSlot& w);
+  void MarkFailed(WorkerSlot& w, const std::string& reason);
+  void OpenFailedListener(WorkerSlot& w);
+  void CloseFailedListener(WorkerSlot& w);
+  void OnFailedConnection(WorkerSlot& w);
+  void MapAnchor(WorkerSlot& w);
   void FinishDrop(WorkerSlot& w);
   void Settle(WorkerSlot& w, shm::ControlStatus status, const std::string& message);
   void HandleControl(int conn);
   void Answer(int conn, shm::ControlStatus status, const std::string& message);
   void Watch(int fd, std::uint64_t tag);
   void Unwatch(int fd);
+  void CloseWatched(int* fd);
   void RunTimers();
+  bool CheckLiveness();
+  void Notify(const std::string& message);
+  void UpdateStatus();
+  void Reload();
+  void ApplyReload(const SupervisorOptions& fresh);
   int NextTimeoutMs() const;
   void BeginShutdown(const char* why);
   void FinishShutdown();
@@ -90,13 +108,26 @@ class Supervisor {
   bool stopping_ = false;
   Clock::time_point stop_deadline_;
   std::map<std::uint64_t, WorkerSlot> workers_;  // by bucket id
-  std::map<int, std::uint64_t> fd_owner_;        // pidfd / ready fd -> bucket id
-  // Tags for epoll data: small values are fixed fds, the rest encode (kind, fd).
+  std::map<int, std::uint64_t> fd_owner_;        // pidfd / ready fd / failed fd -> bucket id
+  // systemd: notifications are sent only when NOTIFY_SOCKET is set; the watchdog only when
+  // WATCHDOG_USEC is set (for this pid).
+  bool notify_ = false;
+  bool status_dirty_ = true;
+  std::string last_status_;
+  std::chrono::microseconds watchdog_interval_{0};  // half of WATCHDOG_USEC; 0 = off
+  Clock::time_point next_watchdog_;
+  Clock::time_point next_liveness_check_;
+  // Tags for epoll data: the top bits say what the fd is; 0 means "look it up in fd_owner_".
   static constexpr std::uint64_t kTagControl = 1ull << 62;
   static constexpr std::uint64_t kTagConnection = 2ull << 62;
 };
 
 Supervisor::~Supervisor() {
+  for (auto& [id, w] : workers_) {
+    for (int fd : {w.pidfd, w.ready_fd, w.failed_fd}) {
+      if (fd >= 0) ::close(fd);
+    }
+  }
   if (control_fd_ >= 0) ::close(control_fd_);
   if (signal_fd_ >= 0) ::close(signal_fd_);
   if (epoll_fd_ >= 0) ::close(epoll_fd_);
@@ -111,6 +142,14 @@ void Supervisor::Watch(int fd, std::uint64_t tag) {
 
 void Supervisor::Unwatch(int fd) { ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr); }
 
+void Supervisor::CloseWatched(int* fd) {
+  if (*fd < 0) return;
+  fd_owner_.erase(*fd);
+  Unwatch(*fd);
+  ::close(*fd);
+  *fd = -1;
+}
+
 std::uint32_t Supervisor::StateOf(const WorkerSlot& w) const {
   std::optional<shm::BucketRecord> r = registry_->reader().Read(w.index);
   return r ? r->state : shm::kBucketFree;
@@ -121,6 +160,10 @@ WorkerSlot* Supervisor::FindByName(std::string_view name) {
     if (w.name == name) return &w;
   }
   return nullptr;
+}
+
+void Supervisor::Notify(const std::string& message) {
+  if (notify_) daemon::Notify(message);
 }
 
 bool Supervisor::SetUp() {
@@ -160,7 +203,22 @@ bool Supervisor::SetUp() {
   Watch(control_fd_, kTagControl);
   Watch(signal_fd_, kTagControl);
   registry_->SetKvd(::getpid(), ProcessStartTicks(::getpid()), UnixMillisNow());
+
+  notify_ = NotifySocketSet();
+  if (std::uint64_t watchdog_usec = WatchdogUsec(); watchdog_usec > 0) {
+    watchdog_interval_ = std::chrono::microseconds(watchdog_usec / 2);
+    next_watchdog_ = Clock::now();
+    spdlog::info("systemd watchdog every {} ms while every worker's heartbeat is fresh",
+                 watchdog_usec / 2000);
+  }
   return true;
+}
+
+void Supervisor::MapAnchor(WorkerSlot& w) {
+  if (w.anchor.valid()) return;
+  shm::ShmError error;
+  w.anchor = shm::Segment::OpenReadOnly(shm::AnchorObjectName(options_.ns, w.id), &error);
+  if (w.anchor.valid() && w.anchor.size() < sizeof(shm::AnchorHeader)) w.anchor = shm::Segment();
 }
 
 void Supervisor::Adopt() {
@@ -169,11 +227,24 @@ void Supervisor::Adopt() {
     w.index = r.index;
     w.id = r.bucket_id;
     w.name = r.name;
-    bool alive = ProcessMatches(r.worker_pid, r.worker_start_ticks);
-    if (alive) {
-      w.pidfd = PidfdOpen(r.worker_pid);
+    MapAnchor(w);
+    pid_t pid = 0;
+    if (ProcessMatches(r.worker_pid, r.worker_start_ticks)) {
+      pid = r.worker_pid;
+    } else if (w.anchor.valid()) {
+      // A kvd killed between spawning a worker and recording it: the worker stamped its pid in
+      // the anchor and still holds the bucket's socket. Adopt it rather than fight it.
+      const auto* a = reinterpret_cast<const shm::AnchorHeader*>(w.anchor.data());
+      pid_t stamped = a->worker_pid.load(std::memory_order_relaxed);
+      if (IsWorkerOf(stamped, options_.ns, w.id)) {
+        pid = stamped;
+        registry_->SetWorker(w.index, pid, ProcessStartTicks(pid), UnixMillisNow());
+      }
+    }
+    if (pid != 0) {
+      w.pidfd = PidfdOpen(pid);
       if (w.pidfd >= 0) {
-        w.pid = r.worker_pid;
+        w.pid = pid;
         fd_owner_[w.pidfd] = w.id;
         Watch(w.pidfd, 0);
       }
@@ -189,11 +260,10 @@ void Supervisor::Adopt() {
     }
     if (w.pid != 0) {
       spdlog::info("adopted worker {} of bucket '{}'", w.pid, w.name);
-      if (r.state != shm::kBucketRunning && r.state != shm::kBucketFailed) {
-        registry_->SetState(w.index, shm::kBucketRunning);
-      }
+      if (r.state != shm::kBucketRunning) registry_->SetState(w.index, shm::kBucketRunning);
     } else if (r.state == shm::kBucketFailed) {
       spdlog::info("bucket '{}' stays failed: {}", w.name, r.reason);
+      OpenFailedListener(w);
     } else {
       spdlog::info("bucket '{}' has no running worker; starting one", w.name);
       Spawn(w);
@@ -203,6 +273,9 @@ void Supervisor::Adopt() {
 
 void Supervisor::Spawn(WorkerSlot& w) {
   w.restart_at.reset();
+  w.killed_unresponsive = false;
+  w.stale = false;
+  CloseFailedListener(w);  // the worker binds the bucket's socket itself
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
     spdlog::error("cannot create a pipe for bucket '{}': {}", w.name, std::strerror(errno));
@@ -233,8 +306,7 @@ void Supervisor::Spawn(WorkerSlot& w) {
   if (ec || !child.valid()) {
     ::close(pipe_fds[0]);
     spdlog::error("cannot start a worker for bucket '{}': {}", w.name, ec.message());
-    registry_->SetState(w.index, shm::kBucketFailed, "cannot start worker: " + ec.message());
-    Settle(w, shm::ControlStatus::kFailed, "cannot start worker: " + ec.message());
+    MarkFailed(w, "cannot start worker: " + ec.message());
     return;
   }
   w.pid = child.id();
@@ -249,6 +321,7 @@ void Supervisor::Spawn(WorkerSlot& w) {
   Watch(w.ready_fd, 0);
   registry_->SetWorker(w.index, w.pid, ProcessStartTicks(w.pid), UnixMillisNow());
   if (StateOf(w) != shm::kBucketRestarting) registry_->SetState(w.index, shm::kBucketStarting);
+  status_dirty_ = true;
   spdlog::info("started worker {} for bucket '{}' (id {})", w.pid, w.name, w.id);
 }
 
@@ -256,12 +329,11 @@ void Supervisor::OnReadable(WorkerSlot& w) {
   char buf[16];
   ssize_t n = ::read(w.ready_fd, buf, sizeof buf);
   if (n < 0 && errno == EAGAIN) return;
-  fd_owner_.erase(w.ready_fd);
-  Unwatch(w.ready_fd);
-  ::close(w.ready_fd);
-  w.ready_fd = -1;
+  CloseWatched(&w.ready_fd);
   if (n >= 5 && std::memcmp(buf, "READY", 5) == 0) {
     registry_->SetState(w.index, shm::kBucketRunning);
+    MapAnchor(w);
+    status_dirty_ = true;
     Settle(w, shm::ControlStatus::kOk, {});
   }
   // Otherwise the worker closed its pipe without being ready: its exit follows on the pidfd.
@@ -279,19 +351,16 @@ void Supervisor::OnExit(WorkerSlot& w) {
                 : std::string("killed by signal ") + ::strsignal(info.si_status);
     }
   }
-  fd_owner_.erase(w.pidfd);
-  Unwatch(w.pidfd);
-  ::close(w.pidfd);
-  w.pidfd = -1;
-  if (w.ready_fd >= 0) {
-    fd_owner_.erase(w.ready_fd);
-    Unwatch(w.ready_fd);
-    ::close(w.ready_fd);
-    w.ready_fd = -1;
-  }
+  if (w.killed_unresponsive) how = "was unresponsive (heartbeat older than the liveness timeout)";
+  w.killed_unresponsive = false;
+  w.stale = false;
+  CloseWatched(&w.pidfd);
+  CloseWatched(&w.ready_fd);
   pid_t pid = w.pid;
   w.pid = 0;
+  w.own_child = false;
   registry_->SetWorker(w.index, 0, 0, 0);
+  status_dirty_ = true;
   if (stopping_) return;
   if (w.dropping) {
     FinishDrop(w);
@@ -308,15 +377,11 @@ void Supervisor::OnExit(WorkerSlot& w) {
   while (!w.exits.empty() && now - w.exits.front() > std::chrono::seconds(options_.max_seconds)) {
     w.exits.pop_front();
   }
-  std::uint32_t restarts = registry_->reader().Read(w.index)->restarts + 1;
-  registry_->SetRestarts(w.index, restarts);
+  std::optional<shm::BucketRecord> record = registry_->reader().Read(w.index);
+  registry_->SetRestarts(w.index, (record ? record->restarts : 0) + 1);
   if (w.exits.size() > options_.max_restarts) {
-    std::string reason = "worker " + how + "; " + std::to_string(w.exits.size()) +
-                         " exits within " + std::to_string(options_.max_seconds) + " s";
-    spdlog::error("bucket '{}' failed: {} (reads are still served; writes refused)", w.name,
-                  reason);
-    registry_->SetState(w.index, shm::kBucketFailed, reason);
-    Settle(w, shm::ControlStatus::kFailed, "bucket '" + w.name + "' failed: " + reason);
+    MarkFailed(w, "worker " + how + "; " + std::to_string(w.exits.size()) + " exits within " +
+                      std::to_string(options_.max_seconds) + " s");
     return;
   }
   std::uint64_t delay_ms = 0;
@@ -333,9 +398,53 @@ void Supervisor::OnExit(WorkerSlot& w) {
   }
 }
 
+void Supervisor::MarkFailed(WorkerSlot& w, const std::string& reason) {
+  spdlog::error(
+      "bucket '{}' failed: {} (reads are still served; writes refused until `kvctl "
+      "restart {}`)",
+      w.name, reason, w.name);
+  registry_->SetState(w.index, shm::kBucketFailed, reason);
+  status_dirty_ = true;
+  OpenFailedListener(w);
+  Settle(w, shm::ControlStatus::kFailed, "bucket '" + w.name + "' failed: " + reason);
+}
+
+void Supervisor::OpenFailedListener(WorkerSlot& w) {
+  if (w.failed_fd >= 0) return;
+  w.failed_fd = shm::ListenSeqpacket(shm::BucketSocketAddress(options_.ns, w.id));
+  if (w.failed_fd < 0) {
+    // Without it a writer gets UNAVAILABLE instead of FAILED: worse words, same effect.
+    spdlog::warn("cannot listen on the socket of failed bucket '{}': {}", w.name,
+                 std::strerror(errno));
+    return;
+  }
+  fd_owner_[w.failed_fd] = w.id;
+  Watch(w.failed_fd, 0);
+}
+
+void Supervisor::CloseFailedListener(WorkerSlot& w) { CloseWatched(&w.failed_fd); }
+
+void Supervisor::OnFailedConnection(WorkerSlot& w) {
+  std::optional<shm::BucketRecord> r = registry_->reader().Read(w.index);
+  std::string message = "bucket '" + w.name + "' failed (" + (r ? r->reason : std::string()) +
+                        "); writes are refused until `kvctl restart " + w.name + "`";
+  int conn;
+  while ((conn = ::accept4(w.failed_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
+    std::string reply =
+        shm::PeerMayAccess(conn)
+            ? shm::EncodeControlReply(shm::ControlStatus::kFailed, message)
+            : shm::EncodeControlReply(shm::ControlStatus::kDenied,
+                                      "PERMISSION: not a member of the instance's group");
+    shm::SendPacket(conn, reply.data(), reply.size());
+    ::close(conn);
+  }
+}
+
 void Supervisor::FinishDrop(WorkerSlot& w) {
   // The worker is gone, so nothing writes the bucket's objects now. If it died before marking the
   // bucket dropped (SIGKILL), do it for it so readers with stale handles learn it.
+  CloseFailedListener(w);
+  w.anchor = shm::Segment();
   std::string anchor_name = shm::AnchorObjectName(options_.ns, w.id);
   shm::ShmError error;
   shm::Segment anchor = shm::Segment::OpenReadWrite(anchor_name, &error);
@@ -349,6 +458,7 @@ void Supervisor::FinishDrop(WorkerSlot& w) {
   }
   shm::Segment::Remove(anchor_name);
   registry_->Free(w.index);
+  status_dirty_ = true;
   spdlog::info("dropped bucket '{}' (id {})", w.name, w.id);
   std::vector<int> waiting = std::move(w.waiting);
   workers_.erase(w.id);
@@ -377,9 +487,9 @@ void Supervisor::HandleControl(int conn) {
   shm::ControlOp op;
   std::string_view name;
   if (n <= 0 || !shm::DecodeControlRequest(buf, static_cast<std::size_t>(n), &op, &name)) {
-    if (n > 0)
+    if (n > 0) {
       Answer(conn, shm::ControlStatus::kInvalid, "malformed control request");
-    else {
+    } else {
       Unwatch(conn);
       ::close(conn);
     }
@@ -430,9 +540,11 @@ void Supervisor::HandleControl(int conn) {
       w->waiting.push_back(conn);
       if (w->dropping) return;
       w->dropping = true;
+      w->restart_at.reset();
       registry_->SetState(w->index, shm::kBucketDropping);
       if (w->pid != 0) {
         ::kill(w->pid, SIGUSR1);  // the worker marks the bucket dropped for readers, then exits
+        ::kill(w->pid, SIGCONT);  // (a stopped worker would never see it)
       } else {
         FinishDrop(*w);
       }
@@ -445,9 +557,11 @@ void Supervisor::HandleControl(int conn) {
       w->exits.clear();
       registry_->SetRestarts(w->index, 0);
       w->waiting.push_back(conn);
+      spdlog::info("restart of {} requested", quoted);
       if (w->pid != 0) {
         w->restart_requested = true;
         ::kill(w->pid, SIGTERM);
+        ::kill(w->pid, SIGCONT);
       } else {
         registry_->SetState(w->index, shm::kBucketStarting);
         Spawn(*w);
@@ -457,6 +571,65 @@ void Supervisor::HandleControl(int conn) {
     default:
       return Answer(conn, shm::ControlStatus::kInvalid, "unsupported control request");
   }
+}
+
+// Returns true if every running worker's heartbeat is fresh. Kills wedged workers.
+bool Supervisor::CheckLiveness() {
+  bool all_fresh = true;
+  std::uint64_t now_ns = MonotonicNanosNow();
+  for (auto& [id, w] : workers_) {
+    if (w.pid == 0 || w.ready_fd >= 0 || w.dropping || !w.anchor.valid()) continue;
+    const auto* a = reinterpret_cast<const shm::AnchorHeader*>(w.anchor.data());
+    std::uint64_t beat = a->heartbeat_ns.load(std::memory_order_relaxed);
+    std::uint64_t age_ms = now_ns > beat ? (now_ns - beat) / 1'000'000 : 0;
+    bool stale = age_ms > kHeartbeatFreshMs;
+    if (stale != w.stale) {
+      w.stale = stale;
+      status_dirty_ = true;
+      if (stale) {
+        spdlog::warn("worker {} of bucket '{}' has not beaten for {} ms", w.pid, w.name, age_ms);
+      } else {
+        spdlog::info("worker {} of bucket '{}' beats again", w.pid, w.name);
+      }
+    }
+    all_fresh &= !stale;
+    if (options_.liveness_timeout_ms != 0 && age_ms > options_.liveness_timeout_ms &&
+        !w.killed_unresponsive) {
+      spdlog::error(
+          "worker {} of bucket '{}' unresponsive for {} ms (liveness timeout {} ms); "
+          "killing it",
+          w.pid, w.name, age_ms, options_.liveness_timeout_ms);
+      w.killed_unresponsive = true;
+      ::kill(w.pid, SIGKILL);
+    }
+  }
+  return all_fresh;
+}
+
+void Supervisor::UpdateStatus() {
+  if (!notify_ || !status_dirty_) return;
+  status_dirty_ = false;
+  std::size_t running = 0, failed = 0, other = 0;
+  std::string stale;
+  for (const auto& [id, w] : workers_) {
+    std::uint32_t state = StateOf(w);
+    if (state == shm::kBucketRunning) {
+      ++running;
+    } else if (state == shm::kBucketFailed) {
+      ++failed;
+    } else {
+      ++other;
+    }
+    if (w.stale) stale += (stale.empty() ? "" : ", ") + w.name;
+  }
+  std::string status = "serving " + std::to_string(workers_.size()) +
+                       " buckets: " + std::to_string(running) + " running, " +
+                       std::to_string(failed) + " failed, " + std::to_string(other) + " starting";
+  if (!stale.empty()) status += "; unresponsive: " + stale;
+  if (stopping_) status = "stopping workers";
+  if (status == last_status_) return;
+  last_status_ = status;
+  Notify("STATUS=" + status);
 }
 
 void Supervisor::RunTimers() {
@@ -470,6 +643,16 @@ void Supervisor::RunTimers() {
       w.start_deadline = now + kStartTimeout;
     }
   }
+  if (now >= next_liveness_check_ || (watchdog_interval_.count() != 0 && now >= next_watchdog_)) {
+    next_liveness_check_ = now + milliseconds(250);
+    bool all_fresh = CheckLiveness();
+    if (watchdog_interval_.count() != 0 && now >= next_watchdog_) {
+      // Withheld while a worker is stale: systemd then restarts kvd (and its workers) if it stays
+      // so for WatchdogSec -- the liveness timeout normally resolves it first.
+      if (all_fresh && !stopping_) Notify("WATCHDOG=1");
+      next_watchdog_ = now + watchdog_interval_;
+    }
+  }
   if (stopping_ && now >= stop_deadline_) {
     for (auto& [id, w] : workers_) {
       if (w.pid != 0) {
@@ -479,11 +662,13 @@ void Supervisor::RunTimers() {
     }
     stop_deadline_ = now + std::chrono::hours(1);
   }
+  UpdateStatus();
 }
 
 int Supervisor::NextTimeoutMs() const {
   auto now = Clock::now();
-  auto next = now + std::chrono::seconds(1);
+  auto next = std::min(now + std::chrono::seconds(1), next_liveness_check_);
+  if (watchdog_interval_.count() != 0) next = std::min(next, next_watchdog_);
   for (const auto& [id, w] : workers_) {
     if (w.restart_at) next = std::min(next, *w.restart_at);
     if (w.ready_fd >= 0) next = std::min(next, w.start_deadline);
@@ -493,33 +678,101 @@ int Supervisor::NextTimeoutMs() const {
   return static_cast<int>(std::max<long>(0, ms));
 }
 
+void Supervisor::Reload() {
+  Notify("RELOADING=1\nSTATUS=reloading the configuration");
+  bool applied = true;
+  if (!options_.reload) {
+    spdlog::info("SIGHUP: no configuration to reload");
+  } else {
+    SupervisorOptions fresh;
+    std::string error;
+    applied = options_.reload(&fresh, &error);
+    if (applied) {
+      ApplyReload(fresh);
+    } else {
+      spdlog::error("SIGHUP: configuration refused, the running one stays: {}", error);
+    }
+  }
+  registry_->RecordReload(applied);
+  last_status_.clear();
+  status_dirty_ = true;
+  Notify("READY=1");
+  UpdateStatus();
+}
+
+void Supervisor::ApplyReload(const SupervisorOptions& fresh) {
+  std::string changes;
+  auto note = [&](const char* key, const auto& before, const auto& after) {
+    if (before == after) return;
+    changes += std::string(changes.empty() ? "" : ", ") + key + " " + fmt::format("{}", before) +
+               " -> " + fmt::format("{}", after);
+  };
+  note("log-level", options_.log_level, fresh.log_level);
+  note("max-restarts", options_.max_restarts, fresh.max_restarts);
+  note("max-seconds", options_.max_seconds, fresh.max_seconds);
+  note("backoff-ms", options_.backoff_ms, fresh.backoff_ms);
+  note("max-backoff-ms", options_.max_backoff_ms, fresh.max_backoff_ms);
+  note("liveness-timeout-ms", options_.liveness_timeout_ms, fresh.liveness_timeout_ms);
+  note("stop-timeout-ms", options_.stop_timeout_ms, fresh.stop_timeout_ms);
+  note("ephemeral", options_.ephemeral, fresh.ephemeral);
+  std::string fixed;
+  auto keep = [&](const char* key, bool same) {
+    if (!same) fixed += std::string(fixed.empty() ? "" : ", ") + key;
+  };
+  keep("namespace", options_.ns == fresh.ns);
+  keep("group", options_.group == fresh.group);
+  keep("max-buckets", options_.max_buckets == fresh.max_buckets);
+  keep("max-bucket-bytes", options_.limits.max_bytes == fresh.limits.max_bytes);
+  keep("spin-us", options_.worker_spin_us == fresh.worker_spin_us);
+  options_.log_level = fresh.log_level;
+  options_.max_restarts = fresh.max_restarts;
+  options_.max_seconds = fresh.max_seconds;
+  options_.backoff_ms = fresh.backoff_ms;
+  options_.max_backoff_ms = fresh.max_backoff_ms;
+  options_.liveness_timeout_ms = fresh.liveness_timeout_ms;
+  options_.stop_timeout_ms = fresh.stop_timeout_ms;
+  options_.ephemeral = fresh.ephemeral;
+  spdlog::default_logger()->set_level(spdlog::level::from_str(options_.log_level));
+  // Logged at warn so that it shows even at a quiet log level.
+  spdlog::warn("SIGHUP: configuration reloaded: {}", changes.empty() ? "no change" : changes);
+  if (!fixed.empty()) spdlog::warn("SIGHUP: changes to {} need a restart of kvd", fixed);
+}
+
 void Supervisor::BeginShutdown(const char* why) {
   if (stopping_) return;
   stopping_ = true;
   stop_deadline_ = Clock::now() + milliseconds(options_.stop_timeout_ms);
   spdlog::info("stopping ({}): stopping {} workers", why, workers_.size());
-  sd_notify(0, "STOPPING=1\nSTATUS=stopping workers");
+  Notify("STOPPING=1\nSTATUS=stopping workers");
   for (auto& [id, w] : workers_) {
     Settle(w, shm::ControlStatus::kFailed, "kvd is shutting down");
-    if (w.pid != 0) ::kill(w.pid, SIGTERM);
+    if (w.pid != 0) {
+      ::kill(w.pid, SIGTERM);
+      ::kill(w.pid, SIGCONT);
+    }
   }
 }
 
 void Supervisor::FinishShutdown() {
   registry_->SetKvd(0, 0, 0);
+  for (auto& [id, w] : workers_) CloseFailedListener(w);
   if (options_.ephemeral) {
     std::vector<std::uint64_t> ids;
     for (const auto& [id, w] : workers_) ids.push_back(id);
     for (std::uint64_t id : ids) FinishDrop(workers_.at(id));
     shm::Segment::Remove(shm::RegistryObjectName(options_.ns));
+    spdlog::info("stopped; removed every shared object of namespace '{}' (--ephemeral)",
+                 options_.ns);
+  } else {
+    spdlog::info("stopped; the buckets' shared memory persists for the next start");
   }
-  spdlog::info("stopped");
 }
 
 int Supervisor::Run() {
   if (!SetUp()) return 1;
   Adopt();
-  sd_notifyf(0, "READY=1\nSTATUS=serving %zu buckets\nMAINPID=%d", workers_.size(), ::getpid());
+  Notify("READY=1\nSTATUS=serving " + std::to_string(workers_.size()) +
+         " buckets\nMAINPID=" + std::to_string(::getpid()));
   spdlog::info("ready: namespace '{}', {} buckets", options_.ns, workers_.size());
   while (true) {
     if (stopping_) {
@@ -537,7 +790,7 @@ int Supervisor::Run() {
         while (::read(signal_fd_, &info, sizeof info) == sizeof info) {
           if (info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT)
             BeginShutdown(strsignal(info.ssi_signo));
-          if (info.ssi_signo == SIGHUP) spdlog::info("SIGHUP: nothing to reload");
+          if (info.ssi_signo == SIGHUP) Reload();
         }
       } else if (fd == control_fd_) {
         int conn;
@@ -557,6 +810,8 @@ int Supervisor::Run() {
           OnReadable(w);
         } else if (fd == w.pidfd) {
           OnExit(w);
+        } else if (fd == w.failed_fd) {
+          OnFailedConnection(w);
         }
       }
     }

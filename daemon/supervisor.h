@@ -1,42 +1,62 @@
 // kvd's supervisor: the native form of the Elixir application's supervision tree.
 //
 // One event loop (epoll) over: the control socket (create, drop, restart, shutdown), a signalfd
-// (SIGTERM/SIGINT stop, SIGHUP logged), one pidfd per worker (exit notification for children and
-// for adopted workers alike: a single reaping mechanism), and one readiness pipe per starting
-// worker. Workers are spawned with Boost.Process and detached: their lifetime is managed here.
+// (SIGTERM/SIGINT stop, SIGHUP reload), one pidfd per worker (exit notification for children and
+// for adopted workers alike: a single reaping mechanism), one readiness pipe per starting worker,
+// and one stand-in listener per failed bucket. Workers are spawned with Boost.Process and
+// detached: their lifetime is managed here.
 //
 // Restart policy (OTP's one_for_one with max_restarts in max_seconds): a worker that exits
 // without being asked to is restarted on its existing segments, at once the first time and with
 // exponential backoff after that; more than max_restarts exits within max_seconds marks the
-// bucket failed (reads still work from its segment; writes are refused until `kvctl restart`).
+// bucket failed. A failed bucket's segments stay: reads work; kvd listens on the bucket's socket
+// in the worker's place and answers every write registration with FAILED and the reason, until
+// `kvctl restart` clears the history and starts a worker again.
+//
+// Liveness: every worker stores a heartbeat (CLOCK_MONOTONIC ns) in its anchor once a second.
+// A heartbeat older than kHeartbeatFreshMs makes the worker "stale": kvd withholds its systemd
+// watchdog ping (WATCHDOG=1) and says so in STATUS=. Older than liveness_timeout_ms: the worker is
+// wedged, kvd SIGKILLs it and the restart policy takes over.
 //
 // Re-adoption: on start, an existing registry is opened; a worker that still runs (same pid and
 // start time) is adopted, any other bucket gets a new worker. No bucket and no key is lost.
+// Workers outlive a kvd that dies (by design: they keep serving writes until it is back).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "daemon/bucket_store.h"
 
 namespace kv::daemon {
 
+// A heartbeat younger than this is fresh (workers beat every second).
+inline constexpr std::uint32_t kHeartbeatFreshMs = 3000;
+
 struct SupervisorOptions {
   std::string ns = "kv";
+  std::string group;  // informational here: main() applies it (AdoptGroup) before Run
   std::uint32_t max_buckets = 4096;
   BucketLimits limits;
-  std::uint32_t max_restarts = 5;  // per bucket, within max_seconds
+  // Restart policy (reloadable).
+  std::uint32_t max_restarts = 5;  // crashes per bucket allowed within max_seconds
   std::uint32_t max_seconds = 10;
-  std::uint32_t backoff_ms = 20;  // second restart within the window; doubles after
+  std::uint32_t backoff_ms = 20;  // delay of the second restart within the window; doubles
   std::uint32_t max_backoff_ms = 2000;
-  std::uint32_t stop_timeout_ms = 5000;  // SIGTERM to SIGKILL on shutdown
+  std::uint32_t liveness_timeout_ms = 10000;  // 0: never kill a worker for a stale heartbeat
+  std::uint32_t stop_timeout_ms = 5000;       // SIGTERM to SIGKILL on shutdown
   std::uint32_t worker_spin_us = 50;
   bool ephemeral = false;  // remove every shared object of the namespace on a clean stop
   std::string log_level = "info";
   std::string worker_executable;  // default: this executable
+  // Re-reads the configuration on SIGHUP. Returns false with *error to refuse it. Unset: SIGHUP
+  // only logs.
+  std::function<bool(SupervisorOptions* fresh, std::string* error)> reload;
 };
 
 // Runs kvd in the foreground until SIGTERM/SIGINT or a shutdown request. Returns the exit code.
+// REQUIRES: called once per process, from its only thread.
 int RunSupervisor(const SupervisorOptions& options);
 
 }  // namespace kv::daemon

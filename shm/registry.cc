@@ -129,6 +129,8 @@ KvdRecord RegistryReader::Kvd() const {
     k.start_ticks = header_->kvd_start_ticks.load(std::memory_order_relaxed);
     k.started_unix_ms = header_->kvd_started_unix_ms.load(std::memory_order_relaxed);
     k.next_bucket_id = header_->next_bucket_id.load(std::memory_order_relaxed);
+    k.reloads = header_->reloads.load(std::memory_order_relaxed);
+    k.last_reload_ok = header_->last_reload_ok.load(std::memory_order_relaxed) != 0;
     if (ReadValid(header_->seq, seq)) break;
   }
   return k;
@@ -198,6 +200,13 @@ std::uint64_t RegistryWriter::AllocateBucketId() {
   std::uint64_t id = header_->next_bucket_id.fetch_add(1, std::memory_order_relaxed);
   WriteEnd(header_->seq);
   return id;
+}
+
+void RegistryWriter::RecordReload(bool applied) {
+  WriteBegin(header_->seq);
+  header_->last_reload_ok.store(applied ? 1 : 0, std::memory_order_relaxed);
+  header_->reloads.fetch_add(1, std::memory_order_relaxed);
+  WriteEnd(header_->seq);
 }
 
 std::optional<std::uint32_t> RegistryWriter::Insert(std::string_view name,

@@ -60,8 +60,13 @@ struct alignas(kCacheLine) RegistryHeader {
   std::atomic<std::uint64_t> kvd_start_ticks;
   std::atomic<std::uint64_t> kvd_started_unix_ms;
   std::atomic<std::uint64_t> next_bucket_id;  // R2
+  // Configuration reloads (SIGHUP) kvd finished, and whether the last one was applied (1) or
+  // refused (0). `kvd --reload` waits for `reloads` to change.
+  std::atomic<std::uint64_t> reloads;
+  std::atomic<std::uint32_t> last_reload_ok;
 };
 
+static_assert(sizeof(RegistryHeader) == 2 * kCacheLine, "header growth changes the layout word");
 inline constexpr std::uint32_t kRegistryLayout =
     LayoutWord(sizeof(RegistryHeader), sizeof(RegistryEntry), alignof(RegistryEntry));
 
@@ -83,6 +88,8 @@ struct KvdRecord {
   std::uint64_t start_ticks = 0;
   std::uint64_t started_unix_ms = 0;
   std::uint64_t next_bucket_id = 0;
+  std::uint64_t reloads = 0;
+  bool last_reload_ok = false;
 };
 
 // Read side: any process. Thread-safe (read-only).
@@ -117,6 +124,8 @@ class RegistryWriter {
 
   void SetKvd(std::int32_t pid, std::uint64_t start_ticks, std::uint64_t started_unix_ms);
   std::uint64_t AllocateBucketId();
+  // Counts one finished configuration reload; `applied` false when it was refused.
+  void RecordReload(bool applied);
   // Claims a free entry for `name`; nullopt when the registry is full.
   std::optional<std::uint32_t> Insert(std::string_view name, std::uint64_t bucket_id);
   void SetState(std::uint32_t index, std::uint32_t state, std::string_view reason = {});
