@@ -5,7 +5,8 @@
 # private kvd (namespace kvcmp<pid>), runs redis-benchmark and `kvctl bench --json` with one
 # client, 16-byte keys, 64-byte values over 100k keys, prints one table, and stops and removes
 # everything it started (also on failure or Ctrl-C). Needs redis-server, redis-benchmark, jq.
-# Takes about a minute (KV_COMPARE_SECONDS per kv workload and target, default 3).
+# Takes under a minute on an idle machine (KV_COMPARE_SECONDS per kv workload and target,
+# default 2; Redis runs a fixed number of requests).
 #
 # Rows: get = kv direct read vs Redis GET; put = kv sync put vs Redis SET; put-async = kv async
 # put with flush vs Redis SET with pipeline 16; mixed = kv 90% get / 10% put vs Redis derived
@@ -15,7 +16,7 @@ cd "$(dirname "$0")/.."
 build=${1:-build}
 kvctl=$build/kvctl/kvctl
 kvd=$build/daemon/kvd
-seconds=${KV_COMPARE_SECONDS:-3}
+seconds=${KV_COMPARE_SECONDS:-2}
 keys=100000
 value=64
 for tool in redis-server redis-benchmark jq "$kvctl" "$kvd"; do
@@ -48,12 +49,12 @@ done
 [[ -S $sock ]] || { echo "compare.sh: redis-server did not start" >&2; exit 1; }
 
 # Redis: one client, no pipelining (and pipeline 16 for SET), random keys "key:<12 digits>"
-# (16 bytes) over the same key space. The first SET run also populates keys for GET.
+# (16 bytes) over the same key space. A pipelined SET run first populates keys for GET.
 rb() { redis-benchmark -s "$sock" -c 1 -r "$keys" -d "$value" --csv --precision 3 "$@" | tail -n 1; }
-rb -t set -n 200000 >/dev/null
-redis_set=$(rb -t set -n 100000)
-redis_get=$(rb -t get -n 100000)
-redis_set16=$(rb -t set -n 600000 -P 16)
+rb -t set -n 300000 -P 64 >/dev/null
+redis_set=$(rb -t set -n 50000)
+redis_get=$(rb -t get -n 50000)
+redis_set16=$(rb -t set -n 300000 -P 16)
 
 kv_json=$("$kvctl" --namespace "$ns" bench --json --keys "$keys" --key-size 16 \
   --value-size "$value" --clients 1 --duration "$seconds")
@@ -67,7 +68,8 @@ ms_to_us() { awk -v ms="$1" 'BEGIN { printf "%.2f", ms * 1000 }'; }
 echo "kv vs Redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), unix socket, 1 client," \
   "16 B keys, $value B values, $keys keys"
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) CPUs;" \
-  "$(date -u '+%Y-%m-%d %H:%M UTC'); kv build $(echo "$kv_json" | jq -r .build_type)"
+  "load average $(cut -d' ' -f1-3 /proc/loadavg); $(date -u '+%Y-%m-%d %H:%M UTC');" \
+  "kv build $(echo "$kv_json" | jq -r .build_type)"
 printf '%-10s | %12s %9s %9s | %-12s %12s %9s %9s | %9s\n' workload "kv ops/s" "p50 us" \
   "p99 us" "redis" "ops/s" "p50 us" "p99 us" "kv/redis"
 row() {  # workload redis_label redis_csv
