@@ -28,6 +28,7 @@ bool ParseInt64(std::string_view s, std::int64_t* out) {
 
 std::optional<BucketStore> BucketStore::Open(const std::string& ns, std::uint64_t bucket_id,
                                              const BucketLimits& limits, std::string* error) {
+  shm::SetTableCrashHook([](const char* point) { CrashPoint(point); });
   BucketStore store;
   store.ns_ = ns;
   store.bucket_id_ = bucket_id;
@@ -72,10 +73,15 @@ std::optional<BucketStore> BucketStore::Open(const std::string& ns, std::uint64_
   store.anchor_ = reinterpret_cast<shm::AnchorHeader*>(store.anchor_segment_.data());
 
   std::uint64_t generation = store.anchor_->generation.load(std::memory_order_acquire);
-  // Leftovers of an interrupted generation change (see the header comment).
+  // Leftovers of an interrupted generation change (see the header comment). A replaced
+  // generation may still be mapped by readers: mark it moved (T4) before unlinking it, or they
+  // would keep reading it and miss every later write.
   shm::Segment::Remove(shm::GenerationObjectName(ns, bucket_id, generation + 1));
-  if (generation > 1)
-    shm::Segment::Remove(shm::GenerationObjectName(ns, bucket_id, generation - 1));
+  if (generation > 1) {
+    std::string previous = shm::GenerationObjectName(ns, bucket_id, generation - 1);
+    shm::TableWriter::MarkReplaced(previous, generation);
+    shm::Segment::Remove(previous);
+  }
 
   if (generation == 0) {
     std::string name = shm::GenerationObjectName(ns, bucket_id, 1);
@@ -86,13 +92,19 @@ std::optional<BucketStore> BucketStore::Open(const std::string& ns, std::uint64_
       *error = e.message;
       return std::nullopt;
     }
+    CrashPoint("first-generation-built");
     store.table_.Publish();
     store.anchor_->generation.store(1, std::memory_order_release);
   } else {
-    store.table_ = shm::TableWriter::Open(shm::GenerationObjectName(ns, bucket_id, generation), &e);
+    std::string repairs;
+    store.table_ =
+        shm::TableWriter::Open(shm::GenerationObjectName(ns, bucket_id, generation), &e, &repairs);
     if (!store.table_.valid()) {
-      *error = e.message;
+      *error = "CORRUPT: " + e.message;
       return std::nullopt;
+    }
+    if (!repairs.empty()) {
+      spdlog::warn("bucket {}: generation {} repaired on open: {}", bucket_id, generation, repairs);
     }
   }
   store.anchor_->state.store(shm::kAnchorLive, std::memory_order_release);

@@ -6,8 +6,13 @@
 //   - an anchor whose magic is unset (killed while creating it): rebuilt;
 //   - anchor.generation == 0 (killed before the first table was published): first table built;
 //   - a half-built or unpublished next generation g+1: unlinked (the anchor still names g);
-//   - a replaced generation g-1 not yet unlinked: unlinked;
-//   - table stats out of step with the slots: recomputed (bucket_table.h, T5).
+//   - a replaced generation g-1 not yet unlinked: marked moved (readers follow), then unlinked;
+//   - table stats out of step with the slots: recomputed (bucket_table.h, T5);
+//   - a damaged table: repaired where TableWriter::Open can without guessing, else refused
+//     ("CORRUPT: ..."; the worker exits and kvd's restart limit marks the bucket failed).
+// Crash points (KV_CRASH_POINT): first-generation-built, generation-built (next generation
+// complete, unpublished), generation-published (ready, anchor not yet updated), anchor-updated
+// (old generation not yet marked moved), and the table's own (shm::SetTableCrashHook).
 #pragma once
 
 #include <cstdint>

@@ -1,7 +1,13 @@
 // Named crash points for fault-injection tests (leveldb's fault env, redis's DEBUG SEGFAULT): a
 // process started with KV_CRASH_POINT=<name> SIGKILLs itself when it reaches that point, so a
 // test can kill a worker exactly "after the table write, before the reply".
-// KV_CRASH_POINT=<name>:<n> crashes on the n-th time the point is reached (1-based).
+// KV_CRASH_POINT=<name>:<n> crashes on the n-th time the point is reached (1-based);
+// <name>:r<N> crashes with probability 1/N each time it is reached (a restarted worker inherits
+// the variable, so this keeps crashing it while still letting it make progress). Several points:
+// a comma-separated list, e.g. KV_CRASH_POINT=after-apply:r50,generation-built:r2.
+// KV_CRASH_POINT_GATE=<path> (optional): the point fires only while the file <path> exists, so a
+// test can remove the cause of a crash loop without restarting the process that spawns workers
+// (kvd passes its environment to every worker it starts).
 // Costs one predictable branch per point when unset.
 #pragma once
 

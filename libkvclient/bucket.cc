@@ -160,6 +160,7 @@ Status Bucket::Refresh() {
 
 Status Bucket::Locate(std::string_view key, std::string_view* value, std::uint64_t* version) {
   if (key.empty() || key.size() > kMaxKeySize) return KeyError(key);
+  int corrupt = 0;
   for (int attempt = 0; attempt < kMaxReadAttempts; ++attempt) {
     shm::RecordRef record;
     switch (view_->table.Find(key, &record)) {
@@ -171,8 +172,18 @@ Status Bucket::Locate(std::string_view key, std::string_view* value, std::uint64
         return Status(Code::kNotFound, {});
       case shm::ReadResult::kDropped:
         return Status(Code::kBucketNotFound, "bucket '" + shared_->name + "' was dropped");
-      case shm::ReadResult::kMoved:
       case shm::ReadResult::kCorrupt:
+        // Damage within a generation is permanent (records are immutable, slot stores atomic):
+        // re-map once in case the generation was replaced meanwhile, then report it.
+        if (++corrupt > 1) {
+          return Status(Code::kCorrupt, "bucket '" + shared_->name +
+                                            "': the table entry of a key of " +
+                                            std::to_string(key.size()) +
+                                            " bytes fails validation (damaged segment)");
+        }
+        if (Status s = Refresh(); !s.ok()) return s;
+        break;
+      case shm::ReadResult::kMoved:
         if (Status s = Refresh(); !s.ok()) return s;
         break;
     }

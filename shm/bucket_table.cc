@@ -1,6 +1,7 @@
 #include "shm/bucket_table.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 
 #include "shm/hash.h"
@@ -9,35 +10,64 @@
 namespace kv::shm {
 namespace {
 
-constexpr std::uint64_t kOffsetMask = (std::uint64_t{1} << 48) - 1;
-constexpr std::uint64_t kHeapReserved =
-    16;  // offset 0 and 8 would collide with kSlotEmpty/Tombstone
+constexpr std::uint64_t kOffsetMask = (std::uint64_t{1} << 40) - 1;
 constexpr std::uint64_t kMinSlots = 64;
 constexpr std::uint64_t kMinHeap = 16 * 1024;
 constexpr int kMaxLoadPercent = 80;
+constexpr int kBuildLoadPercent = 60;
+
+TableCrashHook g_crash_hook = nullptr;
+
+void CrashHook(const char* point) {
+  if (__builtin_expect(g_crash_hook != nullptr, 0)) g_crash_hook(point);
+}
 
 std::uint64_t HomeSlot(std::uint64_t hash, std::uint64_t slot_count) {
   return static_cast<std::uint64_t>((static_cast<unsigned __int128>(hash) * slot_count) >> 64);
 }
-std::uint64_t Tag(std::uint64_t hash) { return hash & 0xffff; }
-std::uint64_t SlotWord(std::uint64_t hash, std::uint64_t offset) {
-  return (Tag(hash) << 48) | (offset >> 3);
+std::uint64_t Tag(std::uint64_t hash) { return hash >> 48; }
+// XOR of the word's 8 bytes.
+std::uint64_t FoldBytes(std::uint64_t word) {
+  word ^= word >> 32;
+  word ^= word >> 16;
+  word ^= word >> 8;
+  return word & 0xff;
 }
-bool IsLive(std::uint64_t word) { return word > kSlotTombstone; }
+std::uint64_t SlotWord(std::uint64_t hash, std::uint64_t offset) {
+  std::uint64_t word = (Tag(hash) << 48) | (offset >> 3);
+  return word | ((FoldBytes(word) ^ kSlotCheck) << 40);
+}
+bool SlotValid(std::uint64_t word) { return word == kSlotEmpty || FoldBytes(word) == kSlotCheck; }
+// Only for valid words.
+bool IsLive(std::uint64_t word) { return (word & kOffsetMask) != 0; }
+std::uint64_t SlotOffset(std::uint64_t word) { return (word & kOffsetMask) << 3; }
 
 std::uint64_t AlignUp(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
 
-// Bytes to reserve ahead of the bump pointer: a syscall per chunk, not per record.
+// Bytes to reserve ahead of the bump pointer: a syscall per chunk, not per record, and at most
+// 1 MiB of reserved but unused memory per bucket.
 std::uint64_t ReserveChunk(std::uint64_t heap_used) {
-  return std::clamp<std::uint64_t>(heap_used / 8, 64 * 1024, 4u << 20);
+  return std::clamp<std::uint64_t>(heap_used / 32, 64 * 1024, 1u << 20);
 }
 
 }  // namespace
 
+std::uint64_t GeometryCheck(const TableHeader& header) {
+  return XXH3_64bits(&header, offsetof(TableHeader, geometry_check));
+}
+
+std::uint16_t RecordCheck(const char* key_and_value, std::size_t key_len, std::size_t value_len,
+                          std::uint64_t version) {
+  std::uint64_t seed = version ^ (std::uint64_t{key_len} << 32) ^ value_len;
+  return static_cast<std::uint16_t>(XXH3_64bits_withSeed(key_and_value, key_len + value_len, seed));
+}
+
+void SetTableCrashHook(TableCrashHook hook) { g_crash_hook = hook; }
+
 // ---------------------------------------------------------------------------------------------
 // TableView (readers)
 
-std::string TableView::Attach(const char* base, std::size_t size) {
+std::string TableView::Attach(const char* base, std::size_t size, bool require_ready) {
   if (size < kTableHeaderSize) return "segment is smaller than a table header";
   const auto* h = reinterpret_cast<const TableHeader*>(base);
   if (h->magic != kTableMagic) return "not a kv bucket table (bad magic)";
@@ -46,12 +76,16 @@ std::string TableView::Attach(const char* base, std::size_t size) {
            ", this build reads version " + std::to_string(kFormatVersion);
   }
   if (h->layout_word != kTableLayout) return "bucket table layout word does not match this build";
-  if (h->ready.load(std::memory_order_acquire) != 1) return "bucket table is not ready";
+  if (require_ready && h->ready.load(std::memory_order_acquire) != 1) {
+    return "bucket table is not ready";
+  }
+  if (h->geometry_check != GeometryCheck(*h)) return "bucket table header fails its checksum";
   std::uint64_t slot_count = h->slot_count;
-  if (h->segment_size != size || h->slots_offset < kTableHeaderSize || h->slots_offset % 8 != 0 ||
-      slot_count == 0 || slot_count > size / 8 ||
-      h->slots_offset + slot_count * 8 > h->heap_offset || h->heap_offset % 8 != 0 ||
-      h->heap_offset + kHeapReserved > size) {
+  if (h->segment_size != size || h->slots_offset != kTableHeaderSize || slot_count == 0 ||
+      slot_count > size / 8 ||
+      h->heap_offset != AlignUp(h->slots_offset + slot_count * 8, kCacheLine) ||
+      h->heap_offset + kHeapReserved + sizeof(RecordHeader) > size ||
+      size - h->heap_offset > kMaxHeapSize) {
     return "bucket table geometry is inconsistent with its segment";
   }
   header_ = h;
@@ -64,15 +98,25 @@ std::string TableView::Attach(const char* base, std::size_t size) {
 
 const RecordHeader* TableView::Record(std::uint64_t slot, std::uint32_t* key_len,
                                       std::uint32_t* value_len) const {
-  std::uint64_t offset = (slot & kOffsetMask) << 3;
+  std::uint64_t offset = SlotOffset(slot);
   if (offset < kHeapReserved || offset > heap_size_ - sizeof(RecordHeader)) return nullptr;
   const auto* rec = reinterpret_cast<const RecordHeader*>(heap_ + offset);
   std::uint32_t k = rec->key_len;
   std::uint32_t v = rec->value_len;
-  if (k > kMaxKeySize || v > kMaxValueSize) return nullptr;
-  if (offset + sizeof(RecordHeader) + k + v > heap_size_) return nullptr;
+  if (k == 0 || k > kMaxKeySize || v > kMaxValueSize) return nullptr;
+  if (k + v > heap_size_ - offset - sizeof(RecordHeader)) return nullptr;
   *key_len = k;
   *value_len = v;
+  return rec;
+}
+
+const RecordHeader* TableView::CheckedRecord(std::uint64_t slot, std::uint32_t* key_len,
+                                             std::uint32_t* value_len) const {
+  const RecordHeader* rec = Record(slot, key_len, value_len);
+  if (rec == nullptr || rec->check != RecordCheck(reinterpret_cast<const char*>(rec + 1), *key_len,
+                                                  *value_len, rec->version)) {
+    return nullptr;
+  }
   return rec;
 }
 
@@ -85,12 +129,21 @@ ReadResult TableView::Find(std::string_view key, RecordRef* record) const {
   for (std::uint64_t probes = 0; probes < slot_count_; ++probes) {
     std::uint64_t word = slots_[index].load(std::memory_order_acquire);
     if (word == kSlotEmpty) return ReadResult::kNotFound;
-    if (IsLive(word) && (word >> 48) == tag) {
+    if (!SlotValid(word)) return ReadResult::kCorrupt;
+    if ((word >> 48) == tag && IsLive(word)) {
+      // A record usually spans two cache lines: start fetching the second with the first.
+      __builtin_prefetch(heap_ + SlotOffset(word) + 64);
       std::uint32_t key_len, value_len;
       const RecordHeader* rec = Record(word, &key_len, &value_len);
       if (rec == nullptr) return ReadResult::kCorrupt;
       const char* rec_key = reinterpret_cast<const char*>(rec + 1);
-      if (key_len == key.size() && std::memcmp(rec_key, key.data(), key_len) == 0) {
+      bool same = key_len == key.size() && std::memcmp(rec_key, key.data(), key_len) == 0;
+      // Checked on every tag match, not only on a key match: a damaged key must not turn into
+      // a silent miss.
+      if (rec->check != RecordCheck(rec_key, key_len, value_len, rec->version)) {
+        return ReadResult::kCorrupt;
+      }
+      if (same) {
         record->key = std::string_view(rec_key, key_len);
         record->value = std::string_view(rec_key + key_len, value_len);
         record->version = rec->version;
@@ -115,9 +168,11 @@ ReadResult TableView::Get(std::string_view key, std::string* value, std::uint64_
 ReadResult TableView::SlotAt(std::uint64_t index, RecordRef* record) const {
   if (index >= slot_count_) return ReadResult::kNotFound;
   std::uint64_t word = slots_[index].load(std::memory_order_acquire);
+  if (word == kSlotEmpty) return ReadResult::kNotFound;
+  if (!SlotValid(word)) return ReadResult::kCorrupt;
   if (!IsLive(word)) return ReadResult::kNotFound;
   std::uint32_t key_len, value_len;
-  const RecordHeader* rec = Record(word, &key_len, &value_len);
+  const RecordHeader* rec = CheckedRecord(word, &key_len, &value_len);
   if (rec == nullptr) return ReadResult::kCorrupt;
   const char* rec_key = reinterpret_cast<const char*>(rec + 1);
   record->key = std::string_view(rec_key, key_len);
@@ -151,7 +206,7 @@ TableWriter TableWriter::Create(const std::string& name, std::uint64_t bucket_id
                                 std::uint64_t generation, std::uint64_t slot_count,
                                 std::uint64_t heap_size, mode_t mode, ShmError* error) {
   slot_count = std::max(slot_count, kMinSlots);
-  heap_size = AlignUp(std::max(heap_size, kMinHeap), 8);
+  heap_size = std::min(AlignUp(std::max(heap_size, kMinHeap), 8), kMaxHeapSize);
   std::uint64_t slots_offset = kTableHeaderSize;
   std::uint64_t heap_offset = AlignUp(slots_offset + slot_count * 8, kCacheLine);
   std::uint64_t size = heap_offset + heap_size;
@@ -170,11 +225,9 @@ TableWriter TableWriter::Create(const std::string& name, std::uint64_t bucket_id
   h->slot_count = slot_count;
   h->slots_offset = slots_offset;
   h->heap_offset = heap_offset;
+  h->geometry_check = GeometryCheck(*h);
   h->heap_used.store(kHeapReserved, std::memory_order_relaxed);
-  // Attach() insists on readiness; the writer attaches to its own unpublished table directly.
-  h->ready.store(1, std::memory_order_relaxed);
-  std::string why = w.view_.Attach(w.segment_.data(), w.segment_.size());
-  h->ready.store(0, std::memory_order_relaxed);
+  std::string why = w.view_.Attach(w.segment_.data(), w.segment_.size(), false);
   if (!why.empty()) {
     *error = {ShmError::kCorrupt, why};
     Segment::Remove(name);
@@ -183,39 +236,107 @@ TableWriter TableWriter::Create(const std::string& name, std::uint64_t bucket_id
   return w;
 }
 
-TableWriter TableWriter::Open(const std::string& name, ShmError* error) {
+namespace {
+
+// The slot word `word` should be if it points at an intact record, differing from it in one
+// byte (a damaged tag or check byte); 0 if there is no such word.
+std::uint64_t RepairedSlot(const TableView& view, std::uint64_t word) {
+  std::uint32_t k, v;
+  const RecordHeader* rec = view.CheckedRecord(word, &k, &v);
+  if (rec == nullptr) return 0;
+  std::uint64_t fixed =
+      SlotWord(HashKey({reinterpret_cast<const char*>(rec + 1), k}), SlotOffset(word));
+  int bytes_differing = 0;
+  for (std::uint64_t diff = fixed ^ word; diff != 0; diff >>= 8)
+    bytes_differing += (diff & 0xff) != 0;
+  return bytes_differing == 1 ? fixed : 0;
+}
+
+}  // namespace
+
+TableWriter TableWriter::Open(const std::string& name, ShmError* error, std::string* repairs) {
   TableWriter w;
+  std::string repaired;
+  auto refuse = [&](const std::string& why) {
+    *error = {ShmError::kCorrupt, "bucket table '" + name + "': " + why};
+    return TableWriter();
+  };
   w.segment_ = Segment::OpenReadWrite(name, error);
   if (!w.segment_.valid()) return {};
-  std::string why = w.view_.Attach(w.segment_.data(), w.segment_.size());
-  if (!why.empty()) {
-    *error = {ShmError::kCorrupt, "bucket table '" + name + "': " + why};
-    return {};
-  }
+  std::string why = w.view_.Attach(w.segment_.data(), w.segment_.size(), false);
+  if (!why.empty()) return refuse(why);
   TableHeader* h = w.header();
-  std::uint64_t heap_used = h->heap_used.load(std::memory_order_relaxed);
-  if (heap_used < kHeapReserved || heap_used > w.view_.heap_size_) {
-    *error = {ShmError::kCorrupt, "bucket table '" + name + "': heap_used is out of bounds"};
-    return {};
-  }
-  // Every slot must point below heap_used at a well-formed record (T1, T2).
-  std::uint64_t live = 0, tombstones = 0, live_bytes = 0;
-  for (std::uint64_t i = 0; i < w.view_.slot_count_; ++i) {
-    std::uint64_t word = w.view_.slots_[i].load(std::memory_order_relaxed);
-    if (word == kSlotTombstone) ++tombstones;
-    if (!IsLive(word)) continue;
-    std::uint32_t k, v;
-    if (w.view_.Record(word, &k, &v) == nullptr || ((word & kOffsetMask) << 3) >= heap_used) {
-      *error = {ShmError::kCorrupt, "bucket table '" + name + "': slot " + std::to_string(i) +
-                                        " points outside the records written"};
-      return {};
+  const TableView& view = w.view_;
+
+  // Every slot: a valid word, pointing at an intact record whose key hashes to its tag (T2).
+  std::uint64_t live = 0, tombstones = 0, live_bytes = 0, records_end = kHeapReserved;
+  std::uint64_t max_version = 0;
+  for (std::uint64_t i = 0; i < view.slot_count_; ++i) {
+    std::uint64_t word = view.slots_[i].load(std::memory_order_relaxed);
+    if (word == kSlotEmpty) continue;
+    std::uint32_t k = 0, v = 0;
+    const RecordHeader* rec = nullptr;
+    if (SlotValid(word) && IsLive(word)) rec = view.CheckedRecord(word, &k, &v);
+    bool tag_ok =
+        rec != nullptr && (word >> 48) == Tag(HashKey({reinterpret_cast<const char*>(rec + 1), k}));
+    if (!SlotValid(word) || (IsLive(word) && !tag_ok)) {
+      std::uint64_t fixed = RepairedSlot(view, word);
+      if (fixed == 0) {
+        return refuse("slot " + std::to_string(i) + " (word 0x" + [&] {
+          char buf[17];
+          std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(word));
+          return std::string(buf);
+        }() + ") is damaged or points at a damaged record; refusing to guess");
+      }
+      w.slots()[i].store(fixed, std::memory_order_relaxed);
+      repaired += "slot " + std::to_string(i) + " check byte/tag; ";
+      word = fixed;
+      rec = view.CheckedRecord(word, &k, &v);
+    }
+    if (!IsLive(word)) {
+      ++tombstones;
+      continue;
     }
     ++live;
     live_bytes += RecordSize(k, v);
+    records_end = std::max(records_end, SlotOffset(word) + RecordSize(k, v));
+    max_version = std::max(max_version, rec->version);
   }
-  if (live + tombstones > w.view_.slot_count_ * kMaxLoadPercent / 100 + 1) {
-    *error = {ShmError::kCorrupt, "bucket table '" + name + "': more slots used than allowed"};
-    return {};
+  if ((live + tombstones) * 100 > view.slot_count_ * kMaxLoadPercent + 100) {
+    return refuse("more slots used (" + std::to_string(live + tombstones) + ") than allowed");
+  }
+  // T6: every live key is reachable from its home slot.
+  for (std::uint64_t i = 0; i < view.slot_count_; ++i) {
+    std::uint64_t word = view.slots_[i].load(std::memory_order_relaxed);
+    if (word == kSlotEmpty || !IsLive(word)) continue;
+    std::uint32_t k, v;
+    const RecordHeader* rec = view.Record(word, &k, &v);
+    std::uint64_t j =
+        HomeSlot(HashKey({reinterpret_cast<const char*>(rec + 1), k}), view.slot_count_);
+    for (; j != i; j = (j + 1 == view.slot_count_) ? 0 : j + 1) {
+      if (view.slots_[j].load(std::memory_order_relaxed) == kSlotEmpty) {
+        return refuse("slot " + std::to_string(i) + " is unreachable from its home slot");
+      }
+    }
+  }
+  // Counters a crash or damage can leave behind the records: move them forward, never back.
+  std::uint64_t heap_used = h->heap_used.load(std::memory_order_relaxed);
+  if (heap_used < records_end || heap_used > view.heap_size_) {
+    h->heap_used.store(records_end, std::memory_order_release);
+    repaired += "heap_used; ";
+  }
+  if (h->last_version.load(std::memory_order_relaxed) < max_version) {
+    h->last_version.store(max_version, std::memory_order_relaxed);
+    repaired += "last_version; ";
+  }
+  // The anchor names this table: it is published and current, whatever these words say.
+  if (h->ready.load(std::memory_order_relaxed) != 1) {
+    h->ready.store(1, std::memory_order_release);
+    repaired += "ready; ";
+  }
+  if (h->moved_to.load(std::memory_order_relaxed) != 0) {
+    h->moved_to.store(0, std::memory_order_release);
+    repaired += "moved_to; ";
   }
   // T5: a crash between a slot store and the stats update leaves stats_seq odd; the scan above is
   // the truth either way, so store it.
@@ -224,12 +345,25 @@ TableWriter TableWriter::Open(const std::string& name, ShmError* error) {
   h->tombstones.store(tombstones, std::memory_order_relaxed);
   h->live_bytes.store(live_bytes, std::memory_order_relaxed);
   WriteEnd(h->stats_seq);
-  ShmError reserve = w.segment_.Reserve(h->heap_offset + heap_used + ReserveChunk(heap_used));
-  if (reserve) {
-    *error = reserve;
+  heap_used = h->heap_used.load(std::memory_order_relaxed);
+  if (ShmError e = w.segment_.Reserve(h->heap_offset + heap_used + ReserveChunk(heap_used))) {
+    *error = e;
     return {};
   }
+  if (repairs != nullptr) *repairs = repaired;
   return w;
+}
+
+void TableWriter::MarkReplaced(const std::string& name, std::uint64_t next) {
+  ShmError error;
+  Segment segment = Segment::OpenReadWrite(name, &error);
+  if (!segment.valid() || segment.size() < kTableHeaderSize) return;
+  TableView view;
+  if (!view.Attach(segment.data(), segment.size(), false).empty()) return;
+  auto* h = reinterpret_cast<TableHeader*>(segment.data());
+  if (h->moved_to.load(std::memory_order_relaxed) == 0) {
+    h->moved_to.store(next, std::memory_order_release);
+  }
 }
 
 TableWriter TableWriter::BuildNext(const std::string& name, std::uint64_t extra_bytes, bool empty,
@@ -239,7 +373,7 @@ TableWriter TableWriter::BuildNext(const std::string& name, std::uint64_t extra_
   std::uint64_t live = empty ? 0 : stats.live_bytes;
   std::uint64_t need_heap = kHeapReserved + live + extra_bytes;
   std::uint64_t heap = std::max(2 * need_heap, kMinHeap);
-  std::uint64_t slots = std::max((keys + 1) * 100 / kMaxLoadPercent * 2, kMinSlots);
+  std::uint64_t slots = std::max((keys + 1) * 100 / kBuildLoadPercent + 1, kMinSlots);
   auto total = [](std::uint64_t s, std::uint64_t hp) {
     return AlignUp(kTableHeaderSize + s * 8, kCacheLine) + hp;
   };
@@ -266,24 +400,32 @@ TableWriter TableWriter::BuildNext(const std::string& name, std::uint64_t extra_
     Segment::Remove(name);
     return {};
   }
-  if (!empty) {
-    for (std::uint64_t i = 0; i < view_.slot_count_; ++i) {
-      std::uint64_t word = view_.slots_[i].load(std::memory_order_relaxed);
-      if (!IsLive(word)) continue;
-      std::uint32_t k, v;
-      const RecordHeader* rec = view_.Record(word, &k, &v);
-      if (rec == nullptr) continue;  // Open() validated every slot; unreachable in practice
-      std::string_view key(reinterpret_cast<const char*>(rec + 1), k);
-      std::uint64_t hash = HashKey(key);
-      bool found;
-      std::uint64_t at = next.Find(key, hash, &found);
-      std::uint64_t new_word =
-          next.Append(hash, key, std::string_view(key.data() + k, v), rec->version);
-      next.slots()[at].store(new_word, std::memory_order_relaxed);
+  std::uint64_t copied = 0;
+  for (std::uint64_t i = 0; i < view_.slot_count_ && !empty; ++i) {
+    if (i == view_.slot_count_ / 2) CrashHook("generation-half-copied");
+    std::uint64_t word = view_.slots_[i].load(std::memory_order_relaxed);
+    if (word == kSlotEmpty || !IsLive(word)) continue;
+    std::uint32_t k, v;
+    const RecordHeader* rec = view_.Record(word, &k, &v);
+    if (rec == nullptr) continue;  // Open() validated every slot; unreachable in practice
+    std::string_view key(reinterpret_cast<const char*>(rec + 1), k);
+    std::uint64_t hash = HashKey(key);
+    bool found;
+    std::uint64_t at = next.Find(key, hash, &found);
+    std::uint64_t new_word =
+        next.Append(hash, key, std::string_view(key.data() + k, v), rec->version);
+    if (new_word == 0) {
+      *error = next.last_error_ ? next.last_error_
+                                : ShmError{ShmError::kNoSpace, "next generation heap is full"};
+      Segment::Remove(name);
+      return {};
     }
+    next.slots()[at].store(new_word, std::memory_order_relaxed);
+    ++copied;
   }
-  nh->key_count.store(keys, std::memory_order_relaxed);
-  nh->live_bytes.store(live, std::memory_order_relaxed);
+  nh->key_count.store(copied, std::memory_order_relaxed);
+  nh->live_bytes.store(nh->heap_used.load(std::memory_order_relaxed) - kHeapReserved,
+                       std::memory_order_relaxed);
   return next;
 }
 
@@ -326,11 +468,12 @@ std::uint64_t TableWriter::Append(std::uint64_t hash, std::string_view key, std:
   last_error_ = segment_.Reserve(h->heap_offset + used + size + ReserveChunk(used));
   if (last_error_) return 0;
   char* at = const_cast<char*>(view_.heap_) + used;
-  RecordHeader rec{static_cast<std::uint32_t>(key.size()), static_cast<std::uint32_t>(value.size()),
-                   version};
-  std::memcpy(at, &rec, sizeof rec);
+  RecordHeader rec{static_cast<std::uint32_t>(value.size()), static_cast<std::uint16_t>(key.size()),
+                   0, version};
   std::memcpy(at + sizeof rec, key.data(), key.size());
   if (!value.empty()) std::memcpy(at + sizeof rec + key.size(), value.data(), value.size());
+  rec.check = RecordCheck(at + sizeof rec, key.size(), value.size(), version);
+  std::memcpy(at, &rec, sizeof rec);
   h->heap_used.store(used + size, std::memory_order_release);  // T1: before any slot points here
   return SlotWord(hash, used);
 }
@@ -350,11 +493,13 @@ WriteResult TableWriter::Put(std::string_view key, std::string_view value, std::
   std::uint64_t word = Append(hash, key, value, new_version);
   if (word == 0) return WriteResult::kNeedsGrowth;
   h->last_version.store(new_version, std::memory_order_relaxed);
+  CrashHook("table-record-appended");
 
   std::uint32_t old_k = 0, old_v = 0;
   if (found) view_.Record(slots()[at].load(std::memory_order_relaxed), &old_k, &old_v);
   WriteBegin(h->stats_seq);
   slots()[at].store(word, std::memory_order_release);
+  CrashHook("table-slot-stored");
   if (found) {
     h->live_bytes.fetch_sub(RecordSize(old_k, old_v), std::memory_order_relaxed);
   } else {
@@ -396,6 +541,7 @@ WriteResult TableWriter::Delete(std::string_view key, std::string* old_value) {
   }
   WriteBegin(h->stats_seq);
   slots()[at].store(kSlotTombstone, std::memory_order_release);
+  CrashHook("table-slot-stored");
   h->key_count.fetch_sub(1, std::memory_order_relaxed);
   h->tombstones.fetch_add(1, std::memory_order_relaxed);
   h->live_bytes.fetch_sub(RecordSize(k, v), std::memory_order_relaxed);

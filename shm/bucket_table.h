@@ -4,23 +4,33 @@
 //
 // Layout: [TableHeader | slot array (u64 per slot) | heap of records]. See docs/shm_format.md.
 //
-// Approach: open addressing with linear probing over 8-byte slots. A slot holds a 16-bit hash tag
-// and the heap offset of an immutable record {key_len, value_len, version, key, value}. The heap is
-// append-only within a generation: a put writes a new record and swings the slot to it, so a reader
-// that loaded a slot copies a record nobody will ever write again, and a torn value is impossible.
-// The slot word is the item's sequence counter: every change stores a new, never-repeated value.
-// Garbage (superseded records, tombstones) is reclaimed by building the next generation, which also
-// grows the table; `clear` is an empty next generation.
+// Approach: open addressing with linear probing over 8-byte slots. A slot holds a 16-bit hash tag,
+// an 8-bit check byte and the heap offset of an immutable record {value_len, key_len, check,
+// version, key, value}. The heap is append-only within a generation: a put writes a new record
+// and swings the slot to it, so a reader that loaded a slot copies a record nobody will ever write
+// again, and a torn value is impossible. The slot word is the item's sequence counter: every
+// change stores a new, never-repeated value. Garbage (superseded records, tombstones) is reclaimed
+// by building the next generation, which also grows the table; `clear` is an empty next
+// generation.
+//
+// Damage detection (a flipped byte must give an error, never a crash, a loop or a wrong answer):
+// the geometry fields carry a checksum (geometry_check), every non-empty slot word carries a check
+// byte (any single corrupted byte of a slot is detected by the reader that visits it), and every
+// record a 16-bit checksum over its header, key and value, verified by readers before a value is
+// returned. Every offset and length is bounds-checked before it is followed; probes are bounded.
 //
 // Invariants (the writer keeps them in this store order; readers rely on them):
 //   T1. A record is fully written, and heap_used advanced past it (release), before any slot
 //       points at it. A record is never modified afterwards.
-//   T2. Every slot is 0 (empty), 1 (tombstone) or tag<<48 | (offset/8), offset < heap_used.
+//   T2. Every slot is kSlotEmpty, kSlotTombstone or SlotWord(hash, offset) with
+//       kHeapReserved <= offset < heap_used; the XOR of a non-empty slot's 8 bytes is kSlotCheck.
 //   T3. live slots + tombstones <= 80% of slot_count: every probe sequence meets an empty slot.
 //   T4. moved_to is stored (release) only after the next generation is ready and the anchor names
 //       it; once non-zero it never changes back.
 //   T5. stats_seq is odd from before a slot changes until the stats agree with the slots again; a
 //       worker that finds it odd on start recomputes the stats from the slots.
+//   T6. A key occupies at most one live slot, reachable from its home slot without crossing an
+//       empty slot.
 //
 // What this does not do: durability across reboot (it is memory), or more than one writer.
 #pragma once
@@ -35,8 +45,12 @@
 
 namespace kv::shm {
 
+// Slot word: tag (bits 63..48) | check byte (47..40) | record offset / 8 (39..0).
+inline constexpr std::uint64_t kSlotCheck = 0x5a;  // XOR of the 8 bytes of every non-empty slot
 inline constexpr std::uint64_t kSlotEmpty = 0;
-inline constexpr std::uint64_t kSlotTombstone = 1;
+inline constexpr std::uint64_t kSlotTombstone = kSlotCheck << 40;  // tag 0, offset 0
+inline constexpr std::uint64_t kHeapReserved = 16;                 // no record at offsets 0 and 8
+inline constexpr std::uint64_t kMaxHeapSize = std::uint64_t{8} << 40;  // 40-bit offset / 8
 inline constexpr std::uint64_t kMovedDropped = ~std::uint64_t{0};
 inline constexpr std::size_t kTableHeaderSize = 4096;
 
@@ -51,6 +65,7 @@ struct alignas(kCacheLine) TableHeader {
   std::uint64_t slot_count;
   std::uint64_t slots_offset;
   std::uint64_t heap_offset;
+  std::uint64_t geometry_check;  // XXH3 of the bytes above (GeometryCheck)
 
   // Publication: read by every get (so nothing else lives on this line).
   alignas(kCacheLine) std::atomic<std::uint32_t> ready;  // 1 once readable (release)
@@ -72,9 +87,11 @@ inline constexpr std::uint32_t kTableLayout =
     LayoutWord(sizeof(TableHeader), alignof(TableHeader), 16);
 static_assert(sizeof(TableHeader) <= kTableHeaderSize);
 
+// A record in the heap, 8-aligned, followed by key_len key bytes and value_len value bytes.
 struct RecordHeader {
-  std::uint32_t key_len;
   std::uint32_t value_len;
+  std::uint16_t key_len;
+  std::uint16_t check;  // RecordCheck(key, value, version)
   std::uint64_t version;
 };
 static_assert(sizeof(RecordHeader) == 16);
@@ -82,6 +99,17 @@ static_assert(sizeof(RecordHeader) == 16);
 inline std::uint64_t RecordSize(std::size_t key_len, std::size_t value_len) {
   return (sizeof(RecordHeader) + key_len + value_len + 7) & ~std::uint64_t{7};
 }
+
+// Checksums (stable across builds: XXH3).
+std::uint64_t GeometryCheck(const TableHeader& header);
+std::uint16_t RecordCheck(const char* key_and_value, std::size_t key_len, std::size_t value_len,
+                          std::uint64_t version);
+
+// Lets the worker inject named crash points (daemon/crash_point.h) into table code, which must
+// not depend on the daemon. Points: "table-record-appended" (record written, slot not yet
+// stored), "table-slot-stored" (slot stored, stats not yet even), "generation-half-copied".
+using TableCrashHook = void (*)(const char* point);
+void SetTableCrashHook(TableCrashHook hook);
 
 struct TableStats {
   std::uint64_t generation = 0;
@@ -108,13 +136,14 @@ struct RecordRef {
 class TableView {
  public:
   TableView() = default;
-  // Checks magic, version, layout, readiness and that the geometry fits in [base, base+size).
-  // Returns an empty string when usable, else why not.
-  std::string Attach(const char* base, std::size_t size);
+  // Checks magic, version, layout, readiness, the geometry checksum and that the geometry fits
+  // in [base, base+size). Returns an empty string when usable, else why not.
+  std::string Attach(const char* base, std::size_t size, bool require_ready = true);
 
   // Finds `key`. On kFound, *record points at its immutable record inside the mapping (valid as
-  // long as the mapping is). kMoved/kDropped: this generation is no longer current. kCorrupt: the
-  // table is inconsistent (never crashes, never loops: every offset is checked, probes bounded).
+  // long as the mapping is), its checksum verified. kMoved/kDropped: this generation is no longer
+  // current. kCorrupt: the table is damaged (never crashes, never loops: every offset is
+  // checked, probes are bounded). Damage within a generation is permanent: retrying is useless.
   ReadResult Find(std::string_view key, RecordRef* record) const;
   // Find, then copy the value into *value (and its version into *version when non-null).
   ReadResult Get(std::string_view key, std::string* value, std::uint64_t* version) const;
@@ -127,11 +156,15 @@ class TableView {
   const TableHeader* header() const { return header_; }
   TableStats Stats() const;  // seqlock snapshot; best effort if the writer is mid-update
 
- private:
-  // Returns the record a slot word points at, or nullptr if the slot word is out of bounds.
+  // Returns the record a live slot word points at, or nullptr if the slot word or the record's
+  // lengths are out of bounds. Does not verify the record checksum (CheckedRecord does).
   const RecordHeader* Record(std::uint64_t slot, std::uint32_t* key_len,
                              std::uint32_t* value_len) const;
+  // Record, and its checksum verified.
+  const RecordHeader* CheckedRecord(std::uint64_t slot, std::uint32_t* key_len,
+                                    std::uint32_t* value_len) const;
 
+ private:
   const TableHeader* header_ = nullptr;
   const std::atomic<std::uint64_t>* slots_ = nullptr;
   const char* heap_ = nullptr;
@@ -161,12 +194,20 @@ class TableWriter {
   static TableWriter Create(const std::string& name, std::uint64_t bucket_id,
                             std::uint64_t generation, std::uint64_t slot_count,
                             std::uint64_t heap_size, mode_t mode, ShmError* error);
-  // Opens an existing generation after a restart: validates it and repairs what a crash can leave
-  // (odd stats counter, stats out of step with slots). kCorrupt if it cannot be trusted.
-  static TableWriter Open(const std::string& name, ShmError* error);
+  // Opens the current generation after a restart and verifies every slot and record. Repairs
+  // what a crash can leave (odd stats counter, stats out of step with the slots, ready not yet
+  // stored) and what damage can be repaired without guessing (a slot whose tag or check byte is
+  // wrong but whose record is intact, heap_used or last_version behind the records, moved_to set
+  // on a live bucket's current table); *repairs (if non-null) lists what was repaired. kCorrupt
+  // with the slot or field named if anything else is wrong: the table is refused, never guessed.
+  static TableWriter Open(const std::string& name, ShmError* error, std::string* repairs = nullptr);
+  // Opens a replaced generation left behind by a crash, only to mark it moved (T4).
+  static void MarkReplaced(const std::string& name, std::uint64_t next);
 
   // Builds the next generation from this one: copies every live record (keeping versions), sized
-  // for the live data plus `extra_bytes` (0 slots/bytes copied when `empty`, for clear).
+  // for the live data plus `extra_bytes` (0 slots/bytes copied when `empty`, for clear). Slots
+  // are sized for a load of 60% after the copy (growth by ~1.33x per rebuild keeps the slot array
+  // at 10-13 bytes per key); the heap's virtual size is twice the live data, reserved lazily.
   TableWriter BuildNext(const std::string& name, std::uint64_t extra_bytes, bool empty,
                         std::uint64_t max_segment_size, ShmError* error) const;
 
@@ -198,7 +239,6 @@ class TableWriter {
   // Appends a record (T1). Returns its slot word, or 0 if the heap (or /dev/shm) is full.
   std::uint64_t Append(std::uint64_t hash, std::string_view key, std::string_view value,
                        std::uint64_t version);
-  void RecomputeStats();
 
   Segment segment_;
   TableView view_;
