@@ -1,12 +1,10 @@
 // `kvctl top`: the model's rates and sorting, the batch output, and the live ncurses view
 // driven in a detached tmux session (capture-pane, send-keys).
 #include <gtest/gtest.h>
-#include <stdlib.h>
-#include <unistd.h>
-
 #include <sstream>
 
 #include "kvctl/top_model.h"
+#include "tests/kvctl/tmux_session.h"
 #include "tests/testing/kvd_harness.h"
 
 namespace kv {
@@ -83,22 +81,7 @@ TEST(TopBatchTest, PrintsPlainFramesWhenNotATerminal) {
 // The live view in a detached tmux session on a private server socket.
 class TopTmuxTest : public ::testing::Test {
  protected:
-  TopTmuxTest() {
-    char tmpl[] = "/tmp/kvctl_top_XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
-    socket_ = dir_ + "/tmux.sock";
-    session_ = "kvtop" + std::to_string(::getpid());
-  }
-  ~TopTmuxTest() override {
-    Tmux({"kill-server"});
-    ::unlink(socket_.c_str());
-    ::rmdir(dir_.c_str());
-  }
-  testing::CommandResult Tmux(std::vector<std::string> args) {
-    args.insert(args.begin(), {"/usr/bin/tmux", "-S", socket_});
-    return RunCommand(args, {}, {"TERM=xterm"});
-  }
-  std::string Screen() { return Tmux({"capture-pane", "-p", "-t", session_}).out; }
+  std::string Screen() { return tmux_.Screen(); }
   // The WRITES/S column of `bucket`'s row, or -1 when not shown (yet).
   double WritesPerSec(const std::string& bucket) {
     std::istringstream lines(Screen());
@@ -114,12 +97,12 @@ class TopTmuxTest : public ::testing::Test {
     return -1;
   }
   KvdInstance kvd_;
-  std::string dir_, socket_, session_;
+  testing::TmuxSession tmux_;  // destroyed first: no top left running against a stopped kvd
 };
 
 TEST_F(TopTmuxTest, ShowsANewBucketAndItsWritesAndQuitsOnQ) {
   std::string command = KvctlPath() + " --namespace " + kvd_.ns() + " top --interval-ms 250";
-  auto started = Tmux({"new-session", "-d", "-s", session_, "-x", "160", "-y", "40", command});
+  auto started = tmux_.Start(command, 160, 40);
   ASSERT_EQ(started.exit_code, 0) << started.err;
   ASSERT_TRUE(WaitFor([&] { return Screen().find("(no buckets)") != std::string::npos; },
                       std::chrono::seconds(20)))
@@ -145,12 +128,8 @@ TEST_F(TopTmuxTest, ShowsANewBucketAndItsWritesAndQuitsOnQ) {
       std::chrono::seconds(30));
   EXPECT_TRUE(moved) << Screen();
 
-  ASSERT_EQ(Tmux({"send-keys", "-t", session_, "q"}).exit_code, 0);
-  EXPECT_TRUE(WaitFor(
-      [&] {
-        return Tmux({"has-session", "-t", session_}).exit_code != 0;
-      },
-      std::chrono::seconds(20)))
+  ASSERT_TRUE(tmux_.SendKeys({"q"}));
+  EXPECT_TRUE(WaitFor([&] { return !tmux_.Alive(); }, std::chrono::seconds(20)))
       << "top did not quit on q: " << Screen();
 }
 
