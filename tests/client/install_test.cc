@@ -80,7 +80,7 @@ TEST_F(InstallTest, InstalledPackageBuildsAndRunsTheExamples) {
   EXPECT_NE(r.out.find("Library soname: [libkvclient.so.0]"), std::string::npos) << r.out;
   r = Shell("nm -DC --defined-only " + lib);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  for (const char* symbol : {"kv::Client::Open(", "kv::Bucket::Get(", "kv::Status::ToString()",
+  for (const char* symbol : {"kv::Client::Open(", "kv::Bucket::Get(", "kv::Status::ToString",
                              "kv::CodeName(", "kv_client_open", "kv_get", "kv_strerror"}) {
     EXPECT_NE(r.out.find(symbol), std::string::npos) << symbol;
   }
