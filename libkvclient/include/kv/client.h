@@ -18,14 +18,21 @@
 //    kBucketNotFound. Bucket ids are never reused, so a stale handle never reaches another bucket.
 //  - Worker restarts: reads keep working while a worker restarts. A write in flight when its
 //    worker dies fails with kUnavailable; a write that timed out (kTimeout) may still be applied.
+//    Once kvd has restarted the worker, the same handle writes again (no need to reopen).
+//  - kvd down: reads, writes, OpenBucket and GetStatus keep working (workers outlive kvd);
+//    CreateBucket, DropBucket, RestartBucket and Shutdown fail with kUnavailable.
 //  - Limits: keys 1..1024 bytes, values 0..16 MiB (kMaxKeySize/kMaxValueSize below; larger is
 //    kTooLarge); bucket names 1..64 printable ASCII characters without spaces. Values over about
 //    128 KiB travel to the worker in a sealed memfd instead of the channel ring (one extra copy
 //    and a few syscalls), and a Delete returning such an old value receives it the same way.
 //
 // Thread safety: a Client may be shared by many threads. A Bucket handle is cheap to copy; each
-// copy may be used by one thread at a time (copy it into each thread). Copies share the write
-// channel, which serialises their writes.
+// copy may be used by one thread at a time (copy it into each thread before the thread starts:
+// copying a handle another thread is using is a data race). Copies share the write channel,
+// which serialises their writes; a second OpenBucket gives a handle with a channel of its own.
+// A Bucket stays valid after its Client is destroyed.
+//
+// The C ABI over this API, for C and other languages, is kv/kv.h.
 #pragma once
 
 #include <chrono>
@@ -75,6 +82,8 @@ struct InstanceStatus {
 
 class Bucket;
 
+// A connection to one kv instance: the registry mapped read-only, plus control requests to kvd.
+// Created by Open (shared ownership); thread-safe.
 class Client {
  public:
   // Opens the instance. Fails with kInvalidArgument for a bad namespace, kUnavailable if no kvd
@@ -89,17 +98,25 @@ class Client {
   // nothing. Errors: kInvalidArgument (name), kUnavailable (kvd down), kFailed (max buckets, or
   // worker did not start), kTimeout.
   Status CreateBucket(std::string_view name);
-  // Stops the bucket's worker and deletes its data. kBucketNotFound if it does not exist.
+  // Stops the bucket's worker and deletes its data; open handles to it become stale (see
+  // Caveats). Errors: kBucketNotFound if it does not exist, kInvalidArgument (name),
+  // kUnavailable (kvd down), kTimeout.
   Status DropBucket(std::string_view name);
-  // Clears a failed bucket's restart history and restarts its worker.
+  // Clears a failed bucket's restart history and restarts its worker (also a running one); the
+  // data is kept. Errors as DropBucket.
   Status RestartBucket(std::string_view name);
-  // A handle to an existing bucket. kBucketNotFound if it does not exist.
+  // A handle to an existing bucket (no round trip to kvd: works while kvd is down). Errors:
+  // kBucketNotFound if it does not exist, kInvalidArgument (name), kUnavailable (the bucket has
+  // no data yet: its first worker is still starting), kPermissionDenied, kCorrupt.
   Result<Bucket> OpenBucket(std::string_view name);
-  // Buckets and kvd as the registry shows them (no round trip to kvd).
+  // Buckets and kvd as the registry shows them (no round trip to kvd; kvd_pid is 0 if kvd is
+  // not running).
   Result<InstanceStatus> GetStatus();
-  // Asks kvd to stop (workers stopped, data kept).
+  // Asks kvd to stop (workers stopped, data kept). Errors: kUnavailable (kvd not running),
+  // kTimeout.
   Status Shutdown();
 
+  // The namespace this client opened (after applying $KV_NAMESPACE and the default).
   const std::string& ns() const;
 
   class Impl;
@@ -119,6 +136,8 @@ struct BucketStats {
   std::uint64_t writes = 0;        // writes applied since the bucket was created
 };
 
+// A handle to one bucket, from Client::OpenBucket. A value type: copies share the bucket's
+// mapping and write channel and are cheap. One thread at a time per copy (see Thread safety).
 class Bucket {
  public:
   Bucket(const Bucket&) = default;
@@ -138,25 +157,28 @@ class Bucket {
   // If the value is longer than `capacity`, nothing is copied, *size is the length needed and the
   // result is kTooLarge.
   Status Get(std::string_view key, char* buffer, std::size_t capacity, std::size_t* size);
-  // Looks up many keys: (*values)[i] receives the value of keys[i]; the returned vector holds
-  // each key's Status (OK or kNotFound, or the error of that lookup).
+  // Looks up many keys: *values is resized to keys.size() and (*values)[i] receives the value
+  // of keys[i]; the returned vector holds each key's Status (OK or kNotFound, or the error of
+  // that lookup, as Get). REQUIRES: values != nullptr.
   std::vector<Status> MultiGet(const std::vector<std::string_view>& keys,
                                std::vector<std::string>* values);
   // Calls fn(key, value) for the keys starting with `prefix` until fn returns false. Weakly
   // consistent: each key is seen at most once, and every key present for the whole scan is seen.
-  // The views passed to fn are valid only during the call.
+  // The views passed to fn are valid only during the call. An exception thrown by fn propagates
+  // to the caller. Errors: kBucketNotFound (dropped), kCorrupt.
   Status Scan(std::string_view prefix,
               const std::function<bool(std::string_view key, std::string_view value)>& fn);
-  // Counters from the bucket's segment header.
+  // Counters from the bucket's segment header. Errors: kBucketNotFound (dropped), kCorrupt.
   Result<BucketStats> Stats();
 
   // --- Writes: sent to the bucket's worker; sync calls return once applied and visible. ---
 
   // Stores `value` under `key`; *version (if non-null) receives the key's new version.
   // Errors: kInvalidArgument (empty key), kTooLarge, kBucketFull, kTimeout, kUnavailable,
-  // kFailed (the bucket failed and refuses writes).
+  // kFailed (the bucket failed and refuses writes), kBucketNotFound (dropped).
   Status Put(std::string_view key, std::string_view value, std::uint64_t* version = nullptr);
-  // Deletes `key`; *old_value (if non-null) receives the value it had. kNotFound if absent.
+  // Deletes `key`; *old_value (if non-null) receives the value it had. kNotFound if absent
+  // (*old_value untouched). Other errors as Put.
   Status Delete(std::string_view key, std::string* old_value = nullptr);
   // Stores `value` only if the key's version is `expected_version` (0: only if the key is
   // absent). kVersionMismatch otherwise, with *version set to the current version (0 if absent).
@@ -164,14 +186,16 @@ class Bucket {
   Status CompareAndSet(std::string_view key, std::uint64_t expected_version, std::string_view value,
                        std::uint64_t* version = nullptr);
   // Adds `delta` to the decimal integer stored at `key` (absent counts as 0) and returns the
-  // result. kNotAnInteger if the value is not a decimal int64 or the sum overflows.
+  // result. kNotAnInteger if the value is not a decimal int64 or the sum overflows (the value
+  // is then unchanged). Other errors as Put.
   Result<std::int64_t> Increment(std::string_view key, std::int64_t delta = 1);
-  // Removes every key.
+  // Removes every key. Errors as Put.
   Status Clear();
 
   // Async writes (Agent.cast): queued for the worker, returning at once (or kTimeout if the queue
   // stays full). Flush() returns once everything this handle's client sent before it is applied
   // and visible; it reports kFailed if any async write failed since the previous Flush().
+  // Argument errors (kInvalidArgument, kTooLarge) are returned by PutAsync/DeleteAsync at once.
   Status PutAsync(std::string_view key, std::string_view value);
   Status DeleteAsync(std::string_view key);
   Status Flush();
