@@ -94,6 +94,7 @@ class TableCrashTest : public ::testing::Test {
       readers.push_back(ForkChild([&, i] { return Reader(kvd.ns(), &*shared, i); }));
     }
     std::atomic<bool> stop_killer{false};
+    std::atomic<std::uint64_t> acked_writes{0};
     std::thread killer;
     // Runs on every exit path (an ASSERT returns early): no thread or child outlives the test.
     struct Cleanup {
@@ -114,9 +115,13 @@ class TableCrashTest : public ::testing::Test {
       killer = std::thread([&] {
         std::mt19937_64 rng(7);
         while (!stop_killer.load()) {
-          std::this_thread::sleep_for(std::chrono::microseconds(rng() % 20000));
+          // Let a few writes through after each restart, then kill at a random instant.
+          std::uint64_t target = acked_writes.load() + 1 + rng() % 8;
+          kv::testing::WaitFor([&] { return stop_killer.load() || acked_writes.load() >= target; },
+                               std::chrono::seconds(30));
+          std::this_thread::sleep_for(std::chrono::microseconds(rng() % 3000));
           pid_t pid = kvd.WorkerPid("crash");
-          if (pid <= 0) continue;
+          if (pid <= 0 || stop_killer.load()) continue;
           ::kill(pid, SIGKILL);
           kv::testing::WaitFor([&] { return stop_killer.load() || kvd.WorkerPid("crash") != pid; },
                                std::chrono::seconds(10));
@@ -137,6 +142,7 @@ class TableCrashTest : public ::testing::Test {
       ++writes;
       if (s.ok()) {
         shared->acked[k].store(c, std::memory_order_release);
+        acked_writes.fetch_add(1);
       } else {
         ++failed_writes;  // the worker died under this write; it may or may not be applied
         ASSERT_TRUE(s.code() == Code::kUnavailable || s.code() == Code::kTimeout) << s.ToString();

@@ -58,6 +58,7 @@ int Writer(const std::string& ns, Shared* shared, std::uint64_t min_generation) 
     Status s = bucket.value().Put(key, MakeValue(key, ++counter[k], rng() % 300));
     if (!s.ok()) {
       shared->error.Set("writer: " + s.ToString());
+      shared->writer_done.store(1);  // let the readers finish
       return 11;
     }
     shared->acked[k].store(counter[k], std::memory_order_release);
