@@ -154,6 +154,29 @@ kv::Bucket OpenBucket(const std::string& ns) {
 
 // --- workloads (each runs in a child; returns "ops seconds p50_us p99_us") ---
 
+// The transport alone: Flush() is a sync round trip that applies nothing.
+std::string SyncNoops(const std::string& ns, double seconds) {
+  kv::Bucket b = OpenBucket(ns);
+  std::vector<float> lat;
+  lat.reserve(1 << 22);
+  auto start = Clock::now();
+  auto end = start + std::chrono::duration<double>(seconds);
+  long ops = 0;
+  for (;; ++ops) {
+    if ((ops & 255) == 0 && Clock::now() >= end) break;
+    auto t0 = Clock::now();
+    if (!b.Flush().ok()) ::_exit(2);
+    lat.push_back(
+        static_cast<float>(std::chrono::duration<double, std::micro>(Clock::now() - t0).count()));
+  }
+  double elapsed = Seconds(Clock::now() - start);
+  std::sort(lat.begin(), lat.end());
+  std::ostringstream out;
+  out << ops << " " << elapsed << " " << (lat.empty() ? 0 : lat[lat.size() / 2]) << " "
+      << (lat.empty() ? 0 : lat[lat.size() * 99 / 100]);
+  return out.str();
+}
+
 std::string SyncPuts(const std::string& ns, double seconds, int offset) {
   kv::Bucket b = OpenBucket(ns);
   std::string value(64, 'v');
@@ -365,6 +388,7 @@ int main(int argc, char** argv) {
   std::string ns = kvd.ns();
 
   Result ping = Parse(Join(Spawn([&] { return PingPong(seconds); })));
+  Result noop = Parse(Join(Spawn([&] { return SyncNoops(ns, seconds); })));
   Result sync1 = Parse(Join(Spawn([&] { return SyncPuts(ns, seconds, 0); })));
   std::vector<Child> four;
   for (int i = 0; i < 4; ++i) {
@@ -396,6 +420,8 @@ int main(int argc, char** argv) {
 
   std::printf("\n%-22s %12s %16s\n", "workload", "throughput", "");
   Line("mq ping-pong (base)", ping, "  1.00x ping-pong");
+  Line("sync no-op (flush) x1", noop,
+       Ratio(noop.per_s(), ping.per_s(), "ping-pong") + "  (transport only)");
   Line("sync put x1", sync1,
        Ratio(sync1.per_s(), ping.per_s(), "ping-pong") + "  " +
            Ratio(sync1.per_s(), kRedisSetPerS, "Redis SET ref"));
@@ -417,6 +443,8 @@ int main(int argc, char** argv) {
                         {"sync_put_p50_us", sync1.p50},
                         {"sync_put_p99_us", sync1.p99},
                         {"sync_put_x4_per_s", sync4.per_s()},
+                        {"sync_noop_per_s", noop.per_s()},
+                        {"sync_noop_p50_us", noop.p50},
                         {"async_put_per_s", async.per_s()},
                         {"pingpong_per_s", ping.per_s()},
                         {"pingpong_p50_us", ping.p50},

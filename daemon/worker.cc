@@ -419,6 +419,12 @@ void Worker::Run() {
   auto last_work = Clock::now();
   auto last_heartbeat = Clock::now();
   unsigned iterations = 0;
+  // Adaptive spin (like an adaptive mutex): when work keeps arriving while we spin, spin up to
+  // spin_us; when a spin keeps ending in sleep anyway (an idle bucket, or a machine so busy that
+  // our clients are not running), spinning only steals their CPU: halve it, down to 2 µs.
+  auto spin = microseconds(options_.spin_us);
+  const auto min_spin = std::min(microseconds(2), microseconds(options_.spin_us));
+  bool spinning = false;
   while (!stop_) {
     bool did = DrainAll();
     auto now = Clock::now();
@@ -426,12 +432,21 @@ void Worker::Run() {
       store_.Heartbeat();
       last_heartbeat = now;
     }
-    if (did) last_work = now;
-    if (did || now - last_work < microseconds(options_.spin_us)) {
+    if (did) {
+      if (spinning) spin = std::min(spin * 2, microseconds(options_.spin_us));  // it paid
+      spinning = false;
+      last_work = now;
+    }
+    if (did || now - last_work < spin) {
       if ((++iterations & 63) == 0) HandleEvents(0);  // new clients, hang-ups, signals
-      if (!did) __builtin_ia32_pause();
+      if (!did) {
+        spinning = true;
+        __builtin_ia32_pause();
+      }
       continue;
     }
+    spin = std::max(spin / 2, min_spin);  // the spin did not pay
+    spinning = false;
     SetWaiting(1);
     std::atomic_thread_fence(std::memory_order_seq_cst);
     bool any_paused = false;

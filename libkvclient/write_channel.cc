@@ -19,7 +19,8 @@ using Clock = std::chrono::steady_clock;
 
 // Spin this long for a reply before sleeping on the futex: a worker that is awake answers a
 // small write in well under this, and a sleeping client costs a futex wake on the worker side.
-constexpr auto kReplySpin = std::chrono::microseconds(50);
+constexpr std::chrono::nanoseconds kReplySpin = std::chrono::microseconds(50);
+constexpr std::chrono::nanoseconds kMinReplySpin = std::chrono::microseconds(2);
 // While sleeping, wake this often to notice a dead worker (its socket hangs up).
 constexpr long kSleepSliceNs = 10'000'000;
 // A channel that answered within this interval is assumed alive without a poll() for hang-up.
@@ -202,7 +203,7 @@ bool WriteChannel::ReceiveStagedReply(std::uint32_t size, std::string* value) {
 Status WriteChannel::AwaitReply(Clock::time_point deadline, WriteReply* reply) {
   shm::ChannelHeader* h = channel_.header();
   std::uint64_t want = next_request_id_ - 1;
-  auto spin_until = Clock::now() + kReplySpin;
+  auto spin_until = Clock::now() + spin_;
   for (;;) {
     bool broken = false;
     std::uint32_t size;
@@ -232,6 +233,11 @@ Status WriteChannel::AwaitReply(Clock::time_point deadline, WriteReply* reply) {
         return Status(Code::kInternal, "malformed reply from worker of '" + bucket_name_ + "'");
       }
       last_alive_ = Clock::now();
+      // Adaptive spin: a reply caught while spinning doubles the next spin (up to kReplySpin);
+      // one that needed a futex sleep halves it (down to kMinReplySpin), so that a client on a
+      // busy machine stops burning the CPU its worker needs.
+      spin_ = last_alive_ <= spin_until ? std::min(spin_ * 2, kReplySpin)
+                                        : std::max(spin_ / 2, kMinReplySpin);
       if (header.request_id == want) return Status();
       continue;  // a late reply to a request that timed out earlier
     }

@@ -64,7 +64,8 @@ class WriteChannel {
   shm::RingWriter requests_;
   shm::RingReader replies_;
   std::uint64_t next_request_id_ = 1;
-  std::chrono::steady_clock::time_point last_alive_{};  // last hang-up check or reply
+  std::chrono::steady_clock::time_point last_alive_{};            // last hang-up check or reply
+  std::chrono::nanoseconds spin_{std::chrono::microseconds(50)};  // adaptive reply spin
   std::uint64_t async_failures_seen_ = 0;
   std::uint64_t async_failures_lost_ = 0;  // counted on channels that were reset since
 };
