@@ -112,6 +112,7 @@ class Daemon {
   std::shared_ptr<kv::Client> Connect() {
     kv::ClientOptions options;
     options.ns = ns_;
+    options.timeout = std::chrono::seconds(120);  // a 1M-key generation change under load
     for (int i = 0; i < 2000; ++i) {
       auto client = kv::Client::Open(options);
       if (client.ok() && client.value()->CreateBucket("probe").ok()) return client.value();
@@ -136,34 +137,37 @@ struct Timing {
   double p50 = 0, p99 = 0;
 };
 
-// Runs `read(key)` for the keys keys[order[0..]], kRepetitions times; ns/op of the median run, and
-// the p50/p99 of per-batch ns/op over all runs. The keys of each batch are first copied into a
-// small reused array (untimed), so that neither contender pays for fetching the caller's key and
-// neither benefits from its key having been allocated next to its own data.
-template <typename Read>
-Timing Measure(const std::vector<std::string>& keys, const std::vector<std::uint32_t>& order,
-               Read read) {
+struct Samples {
   std::vector<double> runs, batches;
-  std::vector<std::string> batch(kBatch, std::string(kKeySize, '\0'));
-  for (int r = 0; r < kRepetitions; ++r) {
-    double total = 0;
-    for (std::size_t at = 0; at + kBatch <= order.size(); at += kBatch) {
-      for (std::size_t i = 0; i < kBatch; ++i) batch[i].assign(keys[order[at + i]]);
-      auto start = Clock::now();
-      for (const std::string& key : batch) read(key);
-      double ns = std::chrono::duration<double, std::nano>(Clock::now() - start).count();
-      batches.push_back(ns / kBatch);
-      total += ns;
-    }
-    runs.push_back(total / static_cast<double>(order.size() / kBatch * kBatch));
+  Timing Summary() {
+    std::sort(runs.begin(), runs.end());
+    std::sort(batches.begin(), batches.end());
+    Timing t;
+    t.ns_per_op = runs[runs.size() / 2];
+    t.p50 = batches[batches.size() / 2];
+    t.p99 = batches[batches.size() * 99 / 100];
+    return t;
   }
-  std::sort(runs.begin(), runs.end());
-  std::sort(batches.begin(), batches.end());
-  Timing t;
-  t.ns_per_op = runs[runs.size() / 2];
-  t.p50 = batches[batches.size() / 2];
-  t.p99 = batches[batches.size() * 99 / 100];
-  return t;
+};
+
+// One run of `read(key)` over the keys keys[order[0..]]: appends the run's ns/op and each
+// batch's ns/op to *samples. The keys of each batch are first copied into a small reused array
+// (untimed), so that neither contender pays for fetching the caller's key and neither benefits
+// from its key having been allocated next to its own data.
+template <typename Read>
+void MeasureRun(const std::vector<std::string>& keys, const std::vector<std::uint32_t>& order,
+                Read read, Samples* samples) {
+  static std::vector<std::string> batch(kBatch, std::string(kKeySize, '\0'));
+  double total = 0;
+  for (std::size_t at = 0; at + kBatch <= order.size(); at += kBatch) {
+    for (std::size_t i = 0; i < kBatch; ++i) batch[i].assign(keys[order[at + i]]);
+    auto start = Clock::now();
+    for (const std::string& key : batch) read(key);
+    double ns = std::chrono::duration<double, std::nano>(Clock::now() - start).count();
+    samples->batches.push_back(ns / kBatch);
+    total += ns;
+  }
+  samples->runs.push_back(total / static_cast<double>(order.size() / kBatch * kBatch));
 }
 
 // Reads per second over `seconds`, in the order given (wrapping).
@@ -323,15 +327,27 @@ int main(int argc, char** argv) {
       misses += !bucket.Get(keys[order[i]], &out).ok();
       out = baseline.find(keys[order[i]])->second;
     }
-    r.baseline = Measure(keys, order, [&](const std::string& key) {
-      auto it = baseline.find(key);
-      if (it != baseline.end()) out = it->second;
-      g_sink = g_sink + out.size();
-    });
-    r.get = Measure(keys, order, [&](const std::string& key) {
-      misses += !bucket.Get(key, &out).ok();
-      g_sink = g_sink + out.size();
-    });
+    // Alternate the contenders run by run, so that load from other processes hits both alike.
+    Samples baseline_samples, get_samples;
+    for (int run = 0; run < kRepetitions; ++run) {
+      MeasureRun(
+          keys, order,
+          [&](const std::string& key) {
+            auto it = baseline.find(key);
+            if (it != baseline.end()) out = it->second;
+            g_sink = g_sink + out.size();
+          },
+          &baseline_samples);
+      MeasureRun(
+          keys, order,
+          [&](const std::string& key) {
+            misses += !bucket.Get(key, &out).ok();
+            g_sink = g_sink + out.size();
+          },
+          &get_samples);
+    }
+    r.baseline = baseline_samples.Summary();
+    r.get = get_samples.Summary();
     if (misses != 0 || out.size() != kValueSize) {
       std::fprintf(stderr, "kv_read_bench: %zu reads failed\n", misses);
       return 1;
