@@ -1,7 +1,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 
 #include "client_impl.h"
@@ -30,7 +32,14 @@ Status FromShmError(const shm::ShmError& error) {
 
 Result<std::shared_ptr<Client>> Client::Open(const ClientOptions& options) {
   auto impl = std::make_unique<Impl>();
+  if (options.timeout.count() < 0) {
+    return Status(Code::kInvalidArgument,
+                  "timeout is " + std::to_string(options.timeout.count()) + " ms (negative)");
+  }
   impl->options = options;
+  // Deadlines are now + timeout: keep that far from overflowing (and within poll()'s int).
+  impl->options.timeout =
+      std::min<std::chrono::milliseconds>(options.timeout, std::chrono::milliseconds(INT_MAX));
   impl->ns = options.ns.empty() ? shm::DefaultNamespace() : options.ns;
   if (std::string why = shm::ValidateNamespace(impl->ns); !why.empty()) {
     return Status(Code::kInvalidArgument, why);

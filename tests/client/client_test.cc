@@ -44,6 +44,20 @@ TEST(ClientOpenTest, BadNamespaceIsInvalid) {
   EXPECT_EQ(Client::Open(options).status().code(), Code::kInvalidArgument);
 }
 
+TEST_F(ClientTest, NegativeTimeoutIsInvalid) {
+  ClientOptions options;
+  options.ns = kvd_.ns();
+  options.timeout = std::chrono::milliseconds(-1);
+  EXPECT_EQ(Client::Open(options).status().code(), Code::kInvalidArgument);
+  options.timeout = std::chrono::milliseconds::max();  // clamped, not overflowed into "forever"
+  Result<std::shared_ptr<Client>> client = Client::Open(options);
+  ASSERT_TRUE(client.ok());
+  EXPECT_TRUE((*client)->CreateBucket("b").ok());
+  Result<Bucket> b = (*client)->OpenBucket("b");
+  ASSERT_TRUE(b.ok());
+  EXPECT_TRUE(b->Put("k", "v").ok());
+}
+
 TEST(ClientOpenTest, NamespaceWithoutKvdIsUnavailable) {
   ClientOptions options;
   options.ns = kv::testing::UniqueNamespace();

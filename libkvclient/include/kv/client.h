@@ -54,7 +54,8 @@ inline constexpr std::size_t kMaxBucketNameSize = 64;
 struct ClientOptions {
   // Instance namespace. Empty (default): $KV_NAMESPACE, else "kv".
   std::string ns;
-  // How long a write or control request waits for its reply. Default 5 s.
+  // How long a write or control request waits for its reply. Default 5 s. Negative:
+  // kInvalidArgument from Open; more than INT_MAX ms (24.8 days) counts as INT_MAX ms.
   std::chrono::milliseconds timeout{5000};
 };
 
@@ -86,8 +87,9 @@ class Bucket;
 // Created by Open (shared ownership); thread-safe.
 class Client {
  public:
-  // Opens the instance. Fails with kInvalidArgument for a bad namespace, kUnavailable if no kvd
-  // ever ran for it (no registry), kPermissionDenied if this user may not read it.
+  // Opens the instance. Fails with kInvalidArgument for a bad namespace or a negative timeout,
+  // kUnavailable if no kvd ever ran for it (no registry), kPermissionDenied if this user may not
+  // read it.
   static Result<std::shared_ptr<Client>> Open(const ClientOptions& options);
 
   ~Client();
