@@ -212,7 +212,9 @@ class TableCorruptionEndToEndTest : public ::testing::Test {
     return "none";
   }
 
-  kv::testing::KvdInstance kvd_;
+  // A refusing worker exits at once; two restarts within the window mark the bucket failed
+  // (quickly, even on a slow sanitizer build).
+  kv::testing::KvdInstance kvd_{{"--max-restarts", "2", "--max-seconds", "60"}};
 };
 
 TEST_F(TableCorruptionEndToEndTest, DamagedValueIsCorruptForReadersAndRefusedByWorker) {
@@ -227,7 +229,7 @@ TEST_F(TableCorruptionEndToEndTest, DamagedValueIsCorruptForReadersAndRefusedByW
   KillWorker("c");
   // The restarted worker refuses the table each time; kvd gives up and marks the bucket failed.
   EXPECT_TRUE(kv::testing::WaitFor([&] { return State(*client, "c") == "failed"; },
-                                   std::chrono::seconds(20)))
+                                   std::chrono::seconds(60)))
       << State(*client, "c");
   EXPECT_EQ(Get(bucket, "k3"), "CORRUPT");
   EXPECT_EQ(Get(bucket, "k4"), "value");  // reads of intact keys keep working
