@@ -218,7 +218,7 @@ class TableCorruptionEndToEndTest : public ::testing::Test {
 };
 
 TEST_F(TableCorruptionEndToEndTest, DamagedValueIsCorruptForReadersAndRefusedByWorker) {
-  auto client = kvd_.NewClient(std::chrono::milliseconds(500));
+  auto client = kvd_.NewClient(std::chrono::seconds(5));
   ASSERT_TRUE(client);
   ASSERT_TRUE(client->CreateBucket("c").ok());
   Bucket bucket = client->OpenBucket("c").value();
