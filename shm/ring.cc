@@ -13,7 +13,9 @@ RingWriter::RingWriter(std::atomic<std::uint64_t>* tail, const std::atomic<std::
 char* RingWriter::Begin(std::uint32_t size, bool* broken) {
   if (size > max_payload()) return nullptr;
   std::uint64_t head = head_->load(std::memory_order_acquire);
-  if (local_tail_ - head > capacity_ || head % 8 != 0) {  // head ahead of tail, or beyond a lap
+  // Head ahead of tail or beyond a lap, or either index unaligned (our own tail came from shared
+  // memory when the ring was attached: a peer could have set it to anything before).
+  if (local_tail_ - head > capacity_ || head % 8 != 0 || local_tail_ % 8 != 0) {
     *broken = true;
     return nullptr;
   }
@@ -60,7 +62,7 @@ const char* RingReader::Next(std::uint32_t* size, bool* broken) {
   std::uint64_t tail = tail_->load(std::memory_order_acquire);
   for (int hops = 0; hops < 2; ++hops) {
     if (tail == local_head_) return nullptr;
-    if (tail - local_head_ > capacity_ || tail % 8 != 0) {
+    if (tail - local_head_ > capacity_ || tail % 8 != 0 || local_head_ % 8 != 0) {
       *broken = true;
       return nullptr;
     }

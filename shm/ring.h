@@ -3,6 +3,9 @@
 // consumer owns `head`; each keeps its own copy of its index and only *reads* the other's, and
 // validates what it reads, so a peer that scribbles on the ring can only break its own channel.
 //
+// Both indices must stay multiples of 8 (so a frame header never straddles the ring's end): an
+// unaligned index, including one a peer planted before the ring was attached, breaks the ring.
+//
 // Frames: [u32 size][u32 zero][payload, padded to 8]. A size of kWrapMarker means "continue at
 // offset 0". A frame never wraps. Indices grow monotonically (u64) and are reduced modulo the
 // capacity, which is a power of two.

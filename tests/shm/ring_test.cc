@@ -90,6 +90,27 @@ TEST(RingTest, ReaderDetectsImpossibleTailAndFrameSizes) {
   EXPECT_TRUE(broken);
 }
 
+TEST(RingTest, UnalignedOwnIndexPlantedBeforeAttachBreaksTheRing) {
+  // Found by the fuzzer: a peer sets the index the other side starts from to an unaligned value;
+  // a frame header at offset capacity-4 would be read (or written) past the ring's end.
+  Ring ring;
+  ring.head.store(4092);
+  ring.tail.store(4092 + 16);
+  RingReader reader(&ring.tail, &ring.head, ring.data.data(), 4096);
+  bool broken = false;
+  std::uint32_t size;
+  EXPECT_EQ(reader.Next(&size, &broken), nullptr);
+  EXPECT_TRUE(broken);
+
+  Ring ring2;
+  ring2.tail.store(4095);
+  ring2.head.store(4095);
+  RingWriter writer(&ring2.tail, &ring2.head, ring2.data.data(), 4096);
+  broken = false;
+  EXPECT_EQ(writer.Begin(8, &broken), nullptr);
+  EXPECT_TRUE(broken);
+}
+
 TEST(RingTest, WriterDetectsImpossibleHead) {
   Ring ring;
   ring.head.store(1 << 20);  // consumer claims to be ahead of the producer

@@ -306,6 +306,46 @@ TEST_F(BadRequestTest, ForgedRingIndicesCloseOnlyThatChannel) {
   EXPECT_EQ(Contents(), before_);
 }
 
+TEST_F(BadRequestTest, IndicesPlantedBeforeRegistrationCloseOnlyThatChannel) {
+  // Found by the fuzzer: the worker starts its reply writer at the reply_tail the client left in
+  // the memfd; an unaligned one made the worker write a frame header past the ring's end.
+  for (int which = 0; which < 2; ++which) {
+    SCOPED_TRACE(which == 0 ? "reply tail" : "request head");
+    std::string error;
+    shm::Channel channel =
+        shm::Channel::Create(shm::kDefaultRequestCapacity, shm::kDefaultReplyCapacity, &error);
+    ASSERT_TRUE(channel.valid()) << error;
+    std::uint64_t planted = shm::kDefaultReplyCapacity - 4;
+    if (which == 0) {
+      channel.header()->reply_tail.store(planted);
+      channel.header()->reply_head.store(planted);
+    } else {
+      channel.header()->request_head.store(planted);
+      channel.header()->request_tail.store(planted);
+    }
+    RawChannel raw;
+    ASSERT_TRUE(raw.Connect(kvd_.ns(), bucket_->id()));
+    std::string message;
+    ASSERT_EQ(raw.Register(std::string(shm::kRegisterMessage, shm::kRegisterMessageSize),
+                           channel.fd(), &message),
+              shm::ControlStatus::kOk)
+        << message;
+    // A request written where the worker expects it (past the planted index).
+    char* ring = reinterpret_cast<char*>(channel.header()) + sizeof(shm::ChannelHeader);
+    std::string frame = Frame(Op::kFlush, 5, {}, {});
+    std::uint32_t h[2] = {static_cast<std::uint32_t>(frame.size()), 0};
+    std::uint64_t at = which == 0 ? 0 : planted;
+    std::memcpy(ring + at, h, sizeof h);
+    std::memcpy(ring + at + 8, frame.data(), frame.size());
+    channel.header()->request_tail.store(at +
+                                         shm::FrameBytes(static_cast<std::uint32_t>(frame.size())));
+    raw.RingDoorbell();
+    EXPECT_TRUE(raw.WorkerClosed());
+    ExpectServing();
+  }
+  EXPECT_EQ(Contents(), before_);
+}
+
 TEST_F(BadRequestTest, ForeignProcessScribblingOnTheRingWedgesNothing) {
   std::mt19937_64 rng(12345);
   for (int round = 0; round < 8; ++round) {
