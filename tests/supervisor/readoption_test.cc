@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <fstream>
 #include <set>
 
 #include "shm/registry.h"
@@ -41,7 +42,22 @@ TEST(SupervisorReadoptionTest, KvdKilledWith50BucketsComesBackWithEveryBucketAnd
   // While kvd is down, a few workers die too: those must be replaced, the others adopted.
   std::set<int> killed = {3, 17, 42};
   for (int b : killed) ::kill(before[b], SIGKILL);
-  ReapExited(before);
+  // SIGKILL is asynchronous: wait until they are really gone (or zombies), else kvd adopts them.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        ReapExited(before);
+        for (int b : killed) {
+          std::ifstream in("/proc/" + std::to_string(before[b]) + "/stat");
+          std::string stat;
+          std::getline(in, stat);
+          std::size_t close = stat.rfind(')');
+          if (close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z') {
+            return false;
+          }
+        }
+        return true;
+      },
+      std::chrono::seconds(10)));
   ASSERT_TRUE(kvd.Start());
 
   auto client = kvd.NewClient();
