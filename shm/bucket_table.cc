@@ -465,7 +465,10 @@ std::uint64_t TableWriter::Append(std::uint64_t hash, std::string_view key, std:
   std::uint64_t used = h->heap_used.load(std::memory_order_relaxed);
   std::uint64_t size = RecordSize(key.size(), value.size());
   if (size > view_.heap_size_ - used) return 0;
-  last_error_ = segment_.Reserve(h->heap_offset + used + size + ReserveChunk(used));
+  // Reserve a chunk ahead only when this record crosses what is reserved: one syscall per chunk.
+  if (h->heap_offset + used + size > segment_.reserved()) {
+    last_error_ = segment_.Reserve(h->heap_offset + used + size + ReserveChunk(used));
+  }
   if (last_error_) return 0;
   char* at = const_cast<char*>(view_.heap_) + used;
   RecordHeader rec{static_cast<std::uint32_t>(value.size()), static_cast<std::uint16_t>(key.size()),

@@ -40,6 +40,8 @@ class Segment {
 
   // Reserves backing memory for [0, upto) (writer only). kNoSpace when /dev/shm is full.
   ShmError Reserve(std::size_t upto);
+  // Bytes from the start known to be reserved (no syscall needed below this).
+  std::size_t reserved() const { return reserved_; }
 
   bool valid() const { return region_.get_address() != nullptr; }
   char* data() const { return static_cast<char*>(region_.get_address()); }
