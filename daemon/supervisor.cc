@@ -649,6 +649,7 @@ void Supervisor::RunTimers() {
     if (watchdog_interval_.count() != 0 && now >= next_watchdog_) {
       // Withheld while a worker is stale: systemd then restarts kvd (and its workers) if it stays
       // so for WatchdogSec -- the liveness timeout normally resolves it first.
+      UpdateStatus();  // a recovery is reported before the ping that follows it
       if (all_fresh && !stopping_) Notify("WATCHDOG=1");
       next_watchdog_ = now + watchdog_interval_;
     }
