@@ -484,6 +484,11 @@ void Supervisor::HandleControl(int conn) {
   ssize_t n = shm::ReceivePacket(conn, buf, sizeof buf, &fd);
   if (fd >= 0) ::close(fd);
   if (n < 0 && errno == EAGAIN) return;
+  // Refuse only after reading the request: closing a socket whose peer's packet is still unread
+  // makes the peer's recv fail with ECONNRESET, and it would never see the refusal.
+  if (n > 0 && !shm::PeerMayAccess(conn)) {
+    return Answer(conn, shm::ControlStatus::kDenied, "not a member of the instance's group");
+  }
   shm::ControlOp op;
   std::string_view name;
   if (n <= 0 || !shm::DecodeControlRequest(buf, static_cast<std::size_t>(n), &op, &name)) {
@@ -797,11 +802,7 @@ int Supervisor::Run() {
         int conn;
         while ((conn = ::accept4(control_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK)) >=
                0) {
-          if (!shm::PeerMayAccess(conn)) {
-            Answer(conn, shm::ControlStatus::kDenied, "not a member of the instance's group");
-            continue;
-          }
-          Watch(conn, kTagConnection);
+          Watch(conn, kTagConnection);  // the peer is checked once its request is read
         }
       } else if (tag == kTagConnection) {
         HandleControl(fd);

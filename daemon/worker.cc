@@ -139,13 +139,6 @@ void Worker::Accept() {
       }
       return;
     }
-    if (!shm::PeerMayAccess(sock)) {
-      std::string reply = shm::EncodeControlReply(
-          shm::ControlStatus::kDenied, "PERMISSION: not a member of the instance's group");
-      shm::SendPacket(sock, reply.data(), reply.size());
-      ::close(sock);
-      continue;
-    }
     if (connections_.size() >= kMaxConnections) {
       std::string reply = shm::EncodeControlReply(shm::ControlStatus::kBusy, "too many clients");
       shm::SendPacket(sock, reply.data(), reply.size());
@@ -172,6 +165,16 @@ void Worker::Register(Connection& c) {
     return;
   }
   std::string error = "registration packet is malformed";
+  if (n > 0 && !shm::PeerMayAccess(c.sock)) {
+    // Refused after reading its packet: closing with the packet unread would reset the peer
+    // (ECONNRESET) before it could read the refusal.
+    if (fd >= 0) ::close(fd);
+    std::string reply = shm::EncodeControlReply(shm::ControlStatus::kDenied,
+                                                "PERMISSION: not a member of the instance's group");
+    shm::SendPacket(c.sock, reply.data(), reply.size());
+    Close(c.sock, nullptr);
+    return;
+  }
   bool ok = n == static_cast<ssize_t>(shm::kRegisterMessageSize) &&
             std::memcmp(buf, shm::kRegisterMessage, shm::kRegisterMessageSize) == 0 && fd >= 0;
   if (ok) {

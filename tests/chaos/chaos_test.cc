@@ -89,7 +89,7 @@ class ChaosTest : public ::testing::Test {
   }
 
   KvdInstance kvd_{
-      {"--max-restarts", "1000000", "--max-seconds", "1", "--max-bucket-bytes", "2097152"}};
+      {"--max-restarts", "1000", "--max-seconds", "1", "--max-bucket-bytes", "2097152"}};
   std::string log_dir_;
   std::vector<std::string> buckets_;
   std::map<pid_t, int> clients_;

@@ -70,7 +70,7 @@ TEST_F(DirectReadTest, ReadsWorkWhileWorkerIsStoppedAndWritesTimeOut) {
   EXPECT_EQ(value, "v1");
   auto r = RunCommand({KvctlPath(), "--namespace", kvd_.ns(), "get", "b", "k"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(r.out, "v1\n");
+  EXPECT_EQ(r.out, "v1");  // kvctl get writes the raw bytes when stdout is not a terminal
 
   auto start = std::chrono::steady_clock::now();
   Status put = bucket_->Put("k", "v2");

@@ -80,7 +80,7 @@ class TableCrashTest : public ::testing::Test {
     bool full = kv::testing::FullCounts();
     const std::uint32_t crashes = full ? 1000 : 40;
     if (crash_env != nullptr) ::setenv("KV_CRASH_POINT", crash_env, 1);
-    KvdInstance kvd({"--max-restarts", "1000000", "--max-seconds", "1"});
+    KvdInstance kvd({"--max-restarts", "1000", "--max-seconds", "1"});
     ::unsetenv("KV_CRASH_POINT");
     auto client = kvd.NewClient(std::chrono::seconds(5));
     ASSERT_TRUE(client);
