@@ -1,6 +1,8 @@
 #include "shm/registry.h"
 
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "shm/names.h"
 #include "shm/seqlock.h"
@@ -8,7 +10,25 @@
 namespace kv::shm {
 namespace {
 
-constexpr int kMaxReadAttempts = 1000;
+// A reader retries a torn or in-progress entry: spinning first, then yielding, so that a kvd
+// preempted in the middle of an update (or killed there, until the next kvd repairs the counter)
+// delays readers by at most about kReadPatience instead of making an entry look absent.
+constexpr int kSpinAttempts = 200;
+constexpr auto kReadPatience = std::chrono::milliseconds(500);
+
+// Calls attempt() until it returns true; false once the patience is exhausted.
+template <typename Attempt>
+bool RetryRead(Attempt attempt) {
+  for (int i = 0; i < kSpinAttempts; ++i) {
+    if (attempt()) return true;
+  }
+  auto deadline = std::chrono::steady_clock::now() + kReadPatience;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (attempt()) return true;
+    std::this_thread::yield();
+  }
+  return false;
+}
 
 std::size_t RegistrySize(std::uint32_t capacity) {
   return sizeof(RegistryHeader) + std::size_t{capacity} * sizeof(RegistryEntry);
@@ -76,9 +96,10 @@ std::optional<BucketRecord> RegistryReader::Read(std::uint32_t index) const {
   BucketRecord r;
   char name[kMaxBucketNameSize];
   char reason[sizeof e.reason];
-  for (int attempt = 0; attempt < kMaxReadAttempts; ++attempt) {
+  std::uint32_t len = 0;
+  bool read = RetryRead([&] {
     std::uint32_t seq;
-    if (!ReadBegin(e.seq, &seq)) continue;
+    if (!ReadBegin(e.seq, &seq)) return false;
     r.index = index;
     r.state = e.state.load(std::memory_order_relaxed);
     r.bucket_id = e.bucket_id.load(std::memory_order_relaxed);
@@ -86,17 +107,16 @@ std::optional<BucketRecord> RegistryReader::Read(std::uint32_t index) const {
     r.restarts = e.restarts.load(std::memory_order_relaxed);
     r.worker_start_ticks = e.worker_start_ticks.load(std::memory_order_relaxed);
     r.started_unix_ms = e.started_unix_ms.load(std::memory_order_relaxed);
-    std::uint32_t len = e.name_len.load(std::memory_order_relaxed);
+    len = e.name_len.load(std::memory_order_relaxed);
     RacyCopy(name, e.name, sizeof name);
     RacyCopy(reason, e.reason, sizeof reason);
-    if (!ReadValid(e.seq, seq)) continue;
-    if (len > sizeof name) return std::nullopt;  // never trust a length
-    r.name.assign(name, len);
-    reason[sizeof reason - 1] = '\0';
-    r.reason = reason;
-    return r;
-  }
-  return std::nullopt;
+    return ReadValid(e.seq, seq);
+  });
+  if (!read || len > sizeof name) return std::nullopt;  // never trust a length
+  r.name.assign(name, len);
+  reason[sizeof reason - 1] = '\0';
+  r.reason = reason;
+  return r;
 }
 
 std::optional<BucketRecord> RegistryReader::Find(std::string_view name) const {
@@ -122,17 +142,17 @@ std::vector<BucketRecord> RegistryReader::List() const {
 
 KvdRecord RegistryReader::Kvd() const {
   KvdRecord k;
-  for (int attempt = 0; attempt < kMaxReadAttempts; ++attempt) {
+  RetryRead([&] {
     std::uint32_t seq;
-    if (!ReadBegin(header_->seq, &seq)) continue;
+    if (!ReadBegin(header_->seq, &seq)) return false;
     k.pid = header_->kvd_pid.load(std::memory_order_relaxed);
     k.start_ticks = header_->kvd_start_ticks.load(std::memory_order_relaxed);
     k.started_unix_ms = header_->kvd_started_unix_ms.load(std::memory_order_relaxed);
     k.next_bucket_id = header_->next_bucket_id.load(std::memory_order_relaxed);
     k.reloads = header_->reloads.load(std::memory_order_relaxed);
     k.last_reload_ok = header_->last_reload_ok.load(std::memory_order_relaxed) != 0;
-    if (ReadValid(header_->seq, seq)) break;
-  }
+    return ReadValid(header_->seq, seq);
+  });
   return k;
 }
 
