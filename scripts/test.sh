@@ -9,7 +9,7 @@ jobs=$(nproc)
 scripts/build.sh build
 (cd build && ctest -j"$jobs" --output-on-failure)
 scripts/build.sh build-asan -DKV_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
-(cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest -j"$jobs" --output-on-failure)
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$PWD/../tests/lsan.supp ctest -j"$jobs" --output-on-failure)
 # Fuzz the request decoder and ring reader for a bounded time (libFuzzer needs clang).
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DKV_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-fuzz --target kv_request_fuzz -j"$jobs"
