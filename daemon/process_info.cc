@@ -1,18 +1,19 @@
 #include "daemon/process_info.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 #include <chrono>
-#include <fstream>
-#include <iterator>
+#include <cstdlib>
 #include <sstream>
 
 namespace kv::daemon {
 
 std::uint64_t ProcessStartTicks(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(in, line)) return 0;
+  std::string line = ReadProcFile("/proc/" + std::to_string(pid) + "/stat");
+  if (line.empty()) return 0;
   // Field 2 (comm) may contain spaces and parentheses: skip to the last ')'.
   auto close = line.rfind(')');
   if (close == std::string::npos) return 0;
@@ -24,7 +25,7 @@ std::uint64_t ProcessStartTicks(pid_t pid) {
   for (int i = 4; i <= 22; ++i) {
     if (!(rest >> field)) return 0;
   }
-  return std::stoull(field);
+  return std::strtoull(field.c_str(), nullptr, 10);
 }
 
 bool ProcessMatches(pid_t pid, std::uint64_t start_ticks) {
@@ -43,10 +44,24 @@ std::uint64_t MonotonicNanosNow() {
                                         .count());
 }
 
+std::string ReadProcFile(const std::string& path) {
+  std::string out;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
 bool IsWorkerOf(pid_t pid, const std::string& ns, std::uint64_t bucket_id) {
   if (pid <= 0) return false;
-  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
-  std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string cmdline = ReadProcFile("/proc/" + std::to_string(pid) + "/cmdline");
   std::string args = '\0' + cmdline;  // every argument is now preceded by a NUL
   auto has = [&](const std::string& seq) {
     return args.find('\0' + seq + '\0') != std::string::npos;

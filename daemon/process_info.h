@@ -17,6 +17,9 @@ std::uint64_t MonotonicNanosNow();
 // True if `pid` runs `kvd --worker` for bucket `bucket_id` of namespace `ns` (its command line).
 // Used to find a worker that kvd started but died before recording.
 bool IsWorkerOf(pid_t pid, const std::string& ns, std::uint64_t bucket_id);
+// Contents of a /proc file, empty if it cannot be read. Never throws: a process may exit between
+// open and read, and then read fails with ESRCH (std::ifstream iterators throw on that).
+std::string ReadProcFile(const std::string& path);
 // Absolute path of the running executable (/proc/self/exe).
 std::string SelfExecutable();
 

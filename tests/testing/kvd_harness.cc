@@ -11,10 +11,10 @@
 
 #include <atomic>
 #include <cstring>
-#include <fstream>
 #include <random>
 #include <thread>
 
+#include "daemon/process_info.h"
 #include "shm/names.h"
 #include "shm/registry.h"
 #include "shm/segment.h"
@@ -65,8 +65,7 @@ std::vector<pid_t> ProcessesOfNamespace(const std::string& ns) {
   while (dirent* e = ::readdir(proc)) {
     pid_t pid = static_cast<pid_t>(std::atoi(e->d_name));
     if (pid <= 0 || pid == ::getpid()) continue;
-    std::ifstream in(std::string("/proc/") + e->d_name + "/cmdline");
-    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string cmdline = daemon::ReadProcFile(std::string("/proc/") + e->d_name + "/cmdline");
     std::string needle = std::string("--namespace") + '\0' + ns + '\0';
     if (cmdline.find(needle) != std::string::npos) out.push_back(pid);
   }
