@@ -2,6 +2,8 @@
 //   - create N buckets through kvd (control round trip + worker spawn + worker ready): p50/p99;
 //   - PSS of an idle worker (/proc/<pid>/smaps_rollup), mean over all workers;
 //   - kill a worker (SIGKILL) and time until the next write to its bucket succeeds: p50/max.
+// Each is measured twice in one run: with workers forked by the spawner (kvd's default) and, as
+// the baseline, with every worker exec'd (--exec-workers).
 // Starts its own kvd (--ephemeral, in a namespace of its own) and removes everything it made.
 //
 // Usage: kv_supervisor_bench [--buckets N] [--kills K] [--kvd PATH] [--json]
@@ -69,6 +71,122 @@ void RemoveNamespaceObjects(const std::string& ns) {
   for (const std::string& name : names) kv::shm::Segment::Remove(name);
 }
 
+struct Figures {
+  bool ok = false;
+  std::vector<double> create_ms;
+  std::vector<double> restart_ms;
+  std::vector<double> pss_kib;
+  long kvd_pss_kib = 0;
+};
+
+// Starts a private kvd (with `extra_flag` if not empty), creates `buckets` buckets, measures
+// worker PSS, kills `kills` workers, and stops it leaving nothing behind.
+Figures RunOnce(const std::string& kvd_path, int buckets, int kills, const char* extra_flag) {
+  Figures f;
+  const std::string ns = "kvbench" + std::to_string(::getpid()) + (extra_flag ? "x" : "");
+  pid_t kvd = ::fork();
+  if (kvd == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    std::string max = std::to_string(buckets + 16);
+    std::vector<const char*> argv = {
+        kvd_path.c_str(), "--namespace", ns.c_str(), "--config",      "",
+        "--ephemeral",    "--log-level", "warn",     "--max-buckets", max.c_str()};
+    if (extra_flag != nullptr) argv.push_back(extra_flag);
+    argv.push_back(nullptr);
+    ::execv(kvd_path.c_str(), const_cast<char* const*>(argv.data()));
+    std::perror("exec kvd");
+    ::_exit(127);
+  }
+  std::shared_ptr<kv::Client> client;
+  for (int i = 0; i < 5000 && !client; ++i) {
+    int status;
+    if (::waitpid(kvd, &status, WNOHANG) == kvd) {
+      std::cerr << "kvd exited at start\n";
+      return f;
+    }
+    int fd = kv::shm::ConnectSeqpacket(kv::shm::ControlSocketAddress(ns));
+    if (fd >= 0) {
+      ::close(fd);
+      kv::ClientOptions options;
+      options.ns = ns;
+      auto opened = kv::Client::Open(options);
+      if (opened.ok()) client = opened.value();
+    }
+    if (!client) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  if (!client) {
+    std::cerr << "kvd did not become ready\n";
+  } else {
+    f.ok = true;
+    for (int b = 0; b < buckets && f.ok; ++b) {
+      auto t0 = Clock::now();
+      kv::Status s = client->CreateBucket("bucket" + std::to_string(b));
+      f.create_ms.push_back(Ms(Clock::now() - t0));
+      if (!s.ok()) {
+        std::cerr << "create failed: " << s.ToString() << "\n";
+        f.ok = false;
+      }
+    }
+    // Idle workers: let them finish their start-up spin and sleep.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    auto st = client->GetStatus();
+    if (st.ok()) {
+      for (const kv::BucketInfo& b : st->buckets) {
+        if (b.worker_pid > 0) f.pss_kib.push_back(static_cast<double>(PssKib(b.worker_pid)));
+      }
+    }
+    f.kvd_pss_kib = PssKib(kvd);
+    for (int k = 0; k < kills && f.ok && st.ok(); ++k) {
+      const kv::BucketInfo& info = st->buckets[static_cast<std::size_t>(k)];
+      auto bucket = client->OpenBucket(info.name);
+      if (!bucket.ok() || !bucket->Put("warm", "up").ok()) {
+        f.ok = false;
+        break;
+      }
+      auto t0 = Clock::now();
+      ::kill(info.worker_pid, SIGKILL);
+      kv::Status s;
+      for (int attempt = 0; attempt < 1000; ++attempt) {
+        s = bucket->Put("after", "kill");
+        if (s.ok()) break;
+      }
+      f.restart_ms.push_back(Ms(Clock::now() - t0));
+      if (!s.ok()) {
+        std::cerr << "write after kill failed: " << s.ToString() << "\n";
+        f.ok = false;
+      }
+    }
+    if (!client->Shutdown().ok()) ::kill(kvd, SIGTERM);
+  }
+  int status = 0;
+  for (int i = 0; i < 3000; ++i) {  // up to 30 s for 1,000 workers to stop
+    if (::waitpid(kvd, &status, WNOHANG) == kvd) {
+      kvd = 0;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (kvd != 0) {
+    ::kill(kvd, SIGKILL);
+    ::waitpid(kvd, &status, 0);
+  }
+  while (::waitpid(-1, &status, WNOHANG) > 0) {
+  }
+  RemoveNamespaceObjects(ns);
+  return f;
+}
+
+double Mean(const std::vector<double>& v) {
+  double sum = 0;
+  for (double x : v) sum += x;
+  return v.empty() ? 0 : sum / static_cast<double>(v.size());
+}
+
+void PrintRow(const char* name, const std::vector<double>& ms, const char* target) {
+  std::printf("%-40s %7.3f ms %7.3f ms %7.3f ms   %s\n", name, Percentile(ms, 0.5),
+              Percentile(ms, 0.99), Percentile(ms, 1.0), target);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -92,7 +210,6 @@ int main(int argc, char** argv) {
     }
   }
   kills = std::min(kills, buckets);
-  const std::string ns = "kvbench" + std::to_string(::getpid());
 
   std::printf("kv_supervisor_bench: %d buckets, %d worker kills, kvd %s\n", buckets, kills,
               kvd_path.c_str());
@@ -102,127 +219,43 @@ int main(int argc, char** argv) {
 #if defined(__SANITIZE_ADDRESS__)
   std::printf("WARNING: sanitizer build: figures are not representative\n");
 #endif
-
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
-  pid_t kvd = ::fork();
-  if (kvd == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-    std::string max = std::to_string(buckets + 16);
-    ::execl(kvd_path.c_str(), kvd_path.c_str(), "--namespace", ns.c_str(), "--config", "",
-            "--ephemeral", "--log-level", "warn", "--max-buckets", max.c_str(), nullptr);
-    std::perror("exec kvd");
-    ::_exit(127);
-  }
-  std::shared_ptr<kv::Client> client;
-  for (int i = 0; i < 5000 && !client; ++i) {
-    int status;
-    if (::waitpid(kvd, &status, WNOHANG) == kvd) {
-      std::cerr << "kvd exited at start\n";
-      return 1;
-    }
-    int fd = kv::shm::ConnectSeqpacket(kv::shm::ControlSocketAddress(ns));
-    if (fd >= 0) {
-      ::close(fd);
-      kv::ClientOptions options;
-      options.ns = ns;
-      auto opened = kv::Client::Open(options);
-      if (opened.ok()) client = opened.value();
-    }
-    if (!client) std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  int rc = 0;
-  nlohmann::json out;
-  if (!client) {
-    std::cerr << "kvd did not become ready\n";
-    rc = 1;
-  } else {
-    std::vector<double> create_ms;
-    for (int b = 0; b < buckets && rc == 0; ++b) {
-      auto t0 = Clock::now();
-      kv::Status s = client->CreateBucket("bucket" + std::to_string(b));
-      create_ms.push_back(Ms(Clock::now() - t0));
-      if (!s.ok()) {
-        std::cerr << "create failed: " << s.ToString() << "\n";
-        rc = 1;
-      }
-    }
-    // Idle workers: let them finish their start-up spin and sleep.
-    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-    auto st = client->GetStatus();
-    std::vector<double> pss;
-    if (st.ok()) {
-      for (const kv::BucketInfo& b : st->buckets) {
-        if (b.worker_pid > 0) pss.push_back(static_cast<double>(PssKib(b.worker_pid)));
-      }
-    }
-    double pss_mean = 0;
-    for (double p : pss) pss_mean += p;
-    if (!pss.empty()) pss_mean /= static_cast<double>(pss.size());
-    long kvd_pss = PssKib(kvd);
+  // Baseline: the same kvd starting every worker by fork+exec (--exec-workers).
+  Figures exec = RunOnce(kvd_path, buckets, kills, "--exec-workers");
+  Figures f = RunOnce(kvd_path, buckets, kills, nullptr);
+  if (!exec.ok || !f.ok) return 1;
 
-    std::vector<double> restart_ms;
-    for (int k = 0; k < kills && rc == 0 && st.ok(); ++k) {
-      const kv::BucketInfo& info = st->buckets[static_cast<std::size_t>(k)];
-      auto bucket = client->OpenBucket(info.name);
-      if (!bucket.ok() || !bucket->Put("warm", "up").ok()) {
-        rc = 1;
-        break;
-      }
-      auto t0 = Clock::now();
-      ::kill(info.worker_pid, SIGKILL);
-      kv::Status s;
-      for (int attempt = 0; attempt < 1000; ++attempt) {
-        s = bucket->Put("after", "kill");
-        if (s.ok()) break;
-      }
-      restart_ms.push_back(Ms(Clock::now() - t0));
-      if (!s.ok()) {
-        std::cerr << "write after kill failed: " << s.ToString() << "\n";
-        rc = 1;
-      }
-    }
-
-    std::printf("%-34s %10s %10s %10s   %s\n", "workload", "p50", "p99", "max", "target (must)");
-    std::printf("%-34s %7.3f ms %7.3f ms %7.3f ms   <= 1 ms p50 (<= 2 ms)\n", "create bucket",
-                Percentile(create_ms, 0.5), Percentile(create_ms, 0.99),
-                Percentile(create_ms, 1.0));
-    std::printf("%-34s %7.3f ms %7.3f ms %7.3f ms   <= 10 ms (<= 50 ms)\n",
-                "worker SIGKILL -> write served", Percentile(restart_ms, 0.5),
-                Percentile(restart_ms, 0.99), Percentile(restart_ms, 1.0));
-    std::printf("%-34s %7.0f KiB (mean of %zu; p50 %.0f, max %.0f)   <= 512 KiB (<= 1 MiB)\n",
-                "idle worker PSS", pss_mean, pss.size(), Percentile(pss, 0.5),
-                Percentile(pss, 1.0));
-    std::printf("%-34s %7ld KiB\n", "kvd PSS", kvd_pss);
-    out = {{"benchmark", "supervisor"},
-           {"buckets", buckets},
-           {"kills", kills},
-           {"create_ms_p50", Percentile(create_ms, 0.5)},
-           {"create_ms_p99", Percentile(create_ms, 0.99)},
-           {"create_ms_max", Percentile(create_ms, 1.0)},
-           {"worker_pss_kib", pss_mean},
-           {"worker_pss_kib_p50", Percentile(pss, 0.5)},
-           {"worker_pss_kib_max", Percentile(pss, 1.0)},
-           {"kvd_pss_kib", kvd_pss},
-           {"restart_ms_p50", Percentile(restart_ms, 0.5)},
-           {"restart_ms_p99", Percentile(restart_ms, 0.99)},
-           {"restart_ms_max", Percentile(restart_ms, 1.0)}};
-    if (!client->Shutdown().ok()) ::kill(kvd, SIGTERM);
+  std::printf("%-40s %10s %10s %10s   %s\n", "workload", "p50", "p99", "max", "target (must)");
+  PrintRow("create bucket (exec'd worker: baseline)", exec.create_ms, "");
+  PrintRow("create bucket", f.create_ms, "<= 1 ms p50 (<= 2 ms)");
+  PrintRow("worker SIGKILL -> write (exec'd: baseline)", exec.restart_ms, "");
+  PrintRow("worker SIGKILL -> write served", f.restart_ms, "<= 10 ms (<= 50 ms)");
+  std::printf("%-40s %7.0f KiB (mean of %zu; p50 %.0f, max %.0f)   <= 512 KiB (<= 1 MiB)\n",
+              "idle worker PSS", Mean(f.pss_kib), f.pss_kib.size(), Percentile(f.pss_kib, 0.5),
+              Percentile(f.pss_kib, 1.0));
+  std::printf("%-40s %7.0f KiB\n", "idle worker PSS (exec'd: baseline)", Mean(exec.pss_kib));
+  std::printf("%-40s %7ld KiB\n", "kvd PSS", f.kvd_pss_kib);
+  double create_ratio = Percentile(f.create_ms, 0.5) / Percentile(exec.create_ms, 0.5);
+  std::printf("create p50: %.2fx the exec'd baseline\n", create_ratio);
+  if (json) {
+    nlohmann::json out = {{"benchmark", "supervisor"},
+                          {"buckets", buckets},
+                          {"kills", kills},
+                          {"create_ms_p50", Percentile(f.create_ms, 0.5)},
+                          {"create_ms_p99", Percentile(f.create_ms, 0.99)},
+                          {"create_ms_max", Percentile(f.create_ms, 1.0)},
+                          {"create_ms_p50_exec", Percentile(exec.create_ms, 0.5)},
+                          {"create_ratio_vs_exec", create_ratio},
+                          {"worker_pss_kib", Mean(f.pss_kib)},
+                          {"worker_pss_kib_p50", Percentile(f.pss_kib, 0.5)},
+                          {"worker_pss_kib_max", Percentile(f.pss_kib, 1.0)},
+                          {"worker_pss_kib_exec", Mean(exec.pss_kib)},
+                          {"kvd_pss_kib", f.kvd_pss_kib},
+                          {"restart_ms_p50", Percentile(f.restart_ms, 0.5)},
+                          {"restart_ms_p99", Percentile(f.restart_ms, 0.99)},
+                          {"restart_ms_max", Percentile(f.restart_ms, 1.0)},
+                          {"restart_ms_p50_exec", Percentile(exec.restart_ms, 0.5)}};
+    std::printf("%s\n", out.dump().c_str());
   }
-  int status = 0;
-  for (int i = 0; i < 3000; ++i) {  // up to 30 s for 1,000 workers to stop
-    if (::waitpid(kvd, &status, WNOHANG) == kvd) {
-      kvd = 0;
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  if (kvd != 0) {
-    ::kill(kvd, SIGKILL);
-    ::waitpid(kvd, &status, 0);
-  }
-  while (::waitpid(-1, &status, WNOHANG) > 0) {
-  }
-  RemoveNamespaceObjects(ns);
-  if (json) std::printf("%s\n", out.dump().c_str());
-  return rc;
+  return 0;
 }

@@ -108,7 +108,8 @@ std::optional<BucketStore> BucketStore::Open(const std::string& ns, std::uint64_
     }
   }
   store.anchor_->state.store(shm::kAnchorLive, std::memory_order_release);
-  store.anchor_->worker_pid.store(::getpid(), std::memory_order_relaxed);
+  store.anchor_->worker_start_ticks.store(ProcessStartTicks(::getpid()), std::memory_order_relaxed);
+  store.anchor_->worker_pid.store(::getpid(), std::memory_order_release);
   store.Heartbeat();
   return store;
 }

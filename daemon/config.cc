@@ -46,9 +46,11 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args, KvdCommandLi
   KvdCommandLine cl;
   SupervisorOptions& o = cl.options;
   o.ns = "kv";
-  bool is_worker = std::find(args.begin(), args.end(), "--worker") != args.end();
+  auto has = [&](const char* flag) {
+    return std::find(args.begin(), args.end(), flag) != args.end();
+  };
   CLI::Option* config = nullptr;
-  if (!is_worker) {
+  if (!has("--worker") && !has("--spawner")) {
     config = app.set_config("-c,--config", kDefaultConfigPath,
                             "config file of `key = value` lines (keys: the long flag names)");
     app.allow_config_extras(CLI::config_extras_mode::error);
@@ -77,6 +79,8 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args, KvdCommandLi
       ->check(CLI::Range(10u, 600000u));
   app.add_option("--spin-us", o.worker_spin_us, "how long an idle worker spins before it sleeps")
       ->check(CLI::Range(0u, 10000u));
+  app.add_flag("--exec-workers", o.exec_workers,
+               "start each worker by fork+exec of kvd instead of forking it from the spawner");
   app.add_flag("--ephemeral,!--persistent", o.ephemeral,
                "remove every shared object of the namespace on a clean stop (default: persist)");
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error, critical, off")
@@ -85,6 +89,9 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args, KvdCommandLi
                "ask the running kvd of the namespace to reload its config file, and wait");
   app.add_flag("--worker", cl.worker, "run as a bucket worker (started by kvd)")->group("");
   app.add_option("--bucket-id", cl.bucket_id, "bucket to serve (with --worker)")->group("");
+  app.add_flag("--spawner", cl.spawner, "fork workers for kvd (started by kvd)")->group("");
+  std::string room;  // space for a spawned worker's own command line (RetitleCommandLine)
+  app.add_option("--cmdline-room", room, "(with --spawner)")->group("");
 
   std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 parses a reversed list
   try {

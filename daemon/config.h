@@ -29,6 +29,7 @@ struct KvdCommandLine {
   SupervisorOptions options;
   std::string config_path;  // the file that was read; empty if none
   bool worker = false;      // `kvd --worker`: run one bucket worker (started by kvd only)
+  bool spawner = false;     // `kvd --spawner`: fork workers for kvd (daemon/spawner.h)
   std::uint64_t bucket_id = 0;
   bool reload = false;  // `kvd --reload`: ask the running kvd to reload and wait for the result
 };
@@ -40,8 +41,8 @@ enum class ParseOutcome {
 };
 
 // Parses `args` (argv without argv[0]) and the config file into *out and validates the result.
-// Workers (--worker) read no config file: kvd passes them every value they need as flags.
-// Thread-compatible; touches no global state.
+// Workers (--worker) and the spawner (--spawner) read no config file: kvd passes them every value
+// they need as flags. Thread-compatible; touches no global state.
 ParseOutcome ParseCommandLine(const std::vector<std::string>& args, KvdCommandLine* out,
                               std::string* message);
 

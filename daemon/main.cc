@@ -2,13 +2,49 @@
 // `kvd --reload` asks the running kvd to re-read its configuration (systemd's ExecReload=).
 // Exit codes: 0 clean stop, 1 failure, 2 invalid configuration (nothing was created).
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "daemon/config.h"
 #include "daemon/logging.h"
+#include "daemon/process_info.h"
+#include "daemon/spawner.h"
 #include "daemon/supervisor.h"
 #include "daemon/worker.h"
+
+namespace {
+
+int RunWorkerProcess(const kv::daemon::KvdCommandLine& cl) {
+  kv::daemon::SetUpLogging("worker b" + std::to_string(cl.bucket_id), cl.options.log_level);
+  kv::daemon::WorkerOptions w;
+  w.ns = cl.options.ns;
+  w.bucket_id = cl.bucket_id;
+  w.limits = cl.options.limits;
+  w.spin_us = cl.options.worker_spin_us;
+  return kv::daemon::RunWorker(w);
+}
+
+// `kvd --spawner`: returns in the spawner when kvd goes away, and in each of its children once
+// it is told to become a worker (its arguments are then parsed like a `kvd --worker` command
+// line, so a spawned worker and an exec'd one are configured the same way).
+int RunSpawnerProcess(const kv::daemon::KvdCommandLine& cl, int argc, char** argv) {
+  kv::daemon::SetUpLogging("spawner", cl.options.log_level);
+  std::optional<std::vector<std::string>> worker_args = kv::daemon::RunSpawner();
+  if (!worker_args) return 0;
+  kv::daemon::KvdCommandLine worker;
+  std::string message;
+  if (kv::daemon::ParseCommandLine(*worker_args, &worker, &message) !=
+          kv::daemon::ParseOutcome::kOk ||
+      !worker.worker) {
+    std::cerr << "kvd: invalid worker command line from kvd: " << message << "\n";
+    return 2;
+  }
+  kv::daemon::RetitleCommandLine(argc, argv, *worker_args);
+  return RunWorkerProcess(worker);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -24,15 +60,8 @@ int main(int argc, char** argv) {
       std::cerr << "kvd: invalid configuration: " << message << "\n";
       return 2;
   }
-  if (cl.worker) {
-    kv::daemon::SetUpLogging("worker b" + std::to_string(cl.bucket_id), cl.options.log_level);
-    kv::daemon::WorkerOptions w;
-    w.ns = cl.options.ns;
-    w.bucket_id = cl.bucket_id;
-    w.limits = cl.options.limits;
-    w.spin_us = cl.options.worker_spin_us;
-    return kv::daemon::RunWorker(w);
-  }
+  if (cl.worker) return RunWorkerProcess(cl);
+  if (cl.spawner) return RunSpawnerProcess(cl, argc, argv);
   if (cl.reload) return kv::daemon::RequestReload(cl.options.ns, 10000);
 
   kv::daemon::SetUpLogging("kvd", cl.options.log_level);

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <sstream>
 
 namespace kv::daemon {
@@ -59,15 +60,18 @@ std::string ReadProcFile(const std::string& path) {
   return out;
 }
 
-bool IsWorkerOf(pid_t pid, const std::string& ns, std::uint64_t bucket_id) {
-  if (pid <= 0) return false;
-  std::string cmdline = ReadProcFile("/proc/" + std::to_string(pid) + "/cmdline");
-  std::string args = '\0' + cmdline;  // every argument is now preceded by a NUL
-  auto has = [&](const std::string& seq) {
-    return args.find('\0' + seq + '\0') != std::string::npos;
-  };
-  return has("--worker") && has(std::string("--namespace") + '\0' + ns) &&
-         has(std::string("--bucket-id") + '\0' + std::to_string(bucket_id));
+void RetitleCommandLine(int argc, char** argv, const std::vector<std::string>& args) {
+  if (argc < 1) return;
+  char* begin = argv[0] + std::strlen(argv[0]) + 1;  // argv[0] stays
+  char* end = argv[argc - 1] + std::strlen(argv[argc - 1]) + 1;
+  if (end <= begin) return;
+  std::memset(begin, 0, static_cast<std::size_t>(end - begin));
+  char* p = begin;
+  for (const std::string& a : args) {
+    if (a.size() + 1 > static_cast<std::size_t>(end - p)) break;
+    std::memcpy(p, a.c_str(), a.size() + 1);
+    p += a.size() + 1;
+  }
 }
 
 std::string SelfExecutable() {

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace kv::daemon {
 
@@ -14,12 +15,14 @@ std::uint64_t ProcessStartTicks(pid_t pid);
 bool ProcessMatches(pid_t pid, std::uint64_t start_ticks);
 std::uint64_t UnixMillisNow();
 std::uint64_t MonotonicNanosNow();
-// True if `pid` runs `kvd --worker` for bucket `bucket_id` of namespace `ns` (its command line).
-// Used to find a worker that kvd started but died before recording.
-bool IsWorkerOf(pid_t pid, const std::string& ns, std::uint64_t bucket_id);
 // Contents of a /proc file, empty if it cannot be read. Never throws: a process may exit between
 // open and read, and then read fails with ESRCH (std::ifstream iterators throw on that).
 std::string ReadProcFile(const std::string& path);
+// Rewrites this process's command line (/proc/self/cmdline, as ps shows it) in place to
+// argv[0] followed by `args`, as many whole arguments as fit in the space of the original
+// arguments; the rest of that space is zeroed. Used by a worker forked from the spawner, whose
+// inherited command line would otherwise be the spawner's. REQUIRES: argv as main() received it.
+void RetitleCommandLine(int argc, char** argv, const std::vector<std::string>& args);
 // Absolute path of the running executable (/proc/self/exe).
 std::string SelfExecutable();
 

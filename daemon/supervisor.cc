@@ -9,10 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <boost/process/args.hpp>
-#include <boost/process/child.hpp>
-#include <boost/process/extend.hpp>
-#include <boost/process/posix.hpp>
+#include <sys/prctl.h>
+
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -26,6 +24,7 @@
 
 #include "daemon/process_info.h"
 #include "daemon/systemd_notify.h"
+#include "daemon/worker_launcher.h"
 #include "shm/anchor.h"
 #include "shm/control_message.h"
 #include "shm/names.h"
@@ -36,7 +35,6 @@
 namespace kv::daemon {
 namespace {
 
-namespace bp = boost::process;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
@@ -102,6 +100,7 @@ class Supervisor {
 
   SupervisorOptions options_;
   std::optional<shm::RegistryWriter> registry_;
+  std::optional<WorkerLauncher> launcher_;
   int epoll_fd_ = -1;
   int control_fd_ = -1;
   int signal_fd_ = -1;
@@ -202,6 +201,23 @@ bool Supervisor::SetUp() {
   }
   Watch(control_fd_, kTagControl);
   Watch(signal_fd_, kTagControl);
+  // Workers forked by the spawner are reparented to kvd, which reaps them (daemon/spawner.h).
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
+    spdlog::warn("cannot become a child subreaper ({}): workers will be exec'd",
+                 std::strerror(errno));
+  }
+  bool subreaper = false;
+  {
+    int flag = 0;
+    subreaper = ::prctl(PR_GET_CHILD_SUBREAPER, &flag) == 0 && flag == 1;
+  }
+  std::vector<std::string> spawner_args;
+  if (subreaper && !options_.exec_workers) {
+    // The room lets a spawned worker show its own command line (RetitleCommandLine).
+    spawner_args = {"--spawner",        "--namespace",    options_.ns,          "--log-level",
+                    options_.log_level, "--cmdline-room", std::string(160, ' ')};
+  }
+  launcher_.emplace(options_.worker_executable, std::move(spawner_args));
   registry_->SetKvd(::getpid(), ProcessStartTicks(::getpid()), UnixMillisNow());
 
   notify_ = NotifySocketSet();
@@ -235,10 +251,11 @@ void Supervisor::Adopt() {
       // A kvd killed between spawning a worker and recording it: the worker stamped its pid in
       // the anchor and still holds the bucket's socket. Adopt it rather than fight it.
       const auto* a = reinterpret_cast<const shm::AnchorHeader*>(w.anchor.data());
-      pid_t stamped = a->worker_pid.load(std::memory_order_relaxed);
-      if (IsWorkerOf(stamped, options_.ns, w.id)) {
+      pid_t stamped = a->worker_pid.load(std::memory_order_acquire);
+      std::uint64_t ticks = a->worker_start_ticks.load(std::memory_order_relaxed);
+      if (ProcessMatches(stamped, ticks)) {
         pid = stamped;
-        registry_->SetWorker(w.index, pid, ProcessStartTicks(pid), UnixMillisNow());
+        registry_->SetWorker(w.index, pid, ticks, UnixMillisNow());
       }
     }
     if (pid != 0) {
@@ -293,25 +310,17 @@ void Supervisor::Spawn(WorkerSlot& w) {
                                    std::to_string(options_.worker_spin_us),
                                    "--log-level",
                                    options_.log_level};
-  std::error_code ec;
-  bp::child child(
-      options_.worker_executable, bp::args(args), bp::posix::fd.bind(STDOUT_FILENO, pipe_fds[1]),
-      bp::extend::on_exec_setup([](auto&) {
-        sigset_t none;  // kvd blocks its signals for signalfd; a worker starts with none blocked
-        sigemptyset(&none);
-        ::sigprocmask(SIG_SETMASK, &none, nullptr);
-      }),
-      ec);
+  std::string error;
+  pid_t pid = launcher_->Launch(args, pipe_fds[1], &error);
   ::close(pipe_fds[1]);
-  if (ec || !child.valid()) {
+  if (pid <= 0) {
     ::close(pipe_fds[0]);
-    spdlog::error("cannot start a worker for bucket '{}': {}", w.name, ec.message());
-    MarkFailed(w, "cannot start worker: " + ec.message());
+    spdlog::error("cannot start a worker for bucket '{}': {}", w.name, error);
+    MarkFailed(w, "cannot start worker: " + error);
     return;
   }
-  w.pid = child.id();
-  child.detach();  // our pidfd reaps it; the handle must not kill it on destruction
-  w.own_child = true;
+  w.pid = pid;
+  w.own_child = true;  // forked by us or reparented to us before Launch returned
   w.pidfd = PidfdOpen(w.pid);
   w.ready_fd = pipe_fds[0];
   w.start_deadline = Clock::now() + kStartTimeout;
@@ -730,6 +739,7 @@ void Supervisor::ApplyReload(const SupervisorOptions& fresh) {
   keep("max-buckets", options_.max_buckets == fresh.max_buckets);
   keep("max-bucket-bytes", options_.limits.max_bytes == fresh.limits.max_bytes);
   keep("spin-us", options_.worker_spin_us == fresh.worker_spin_us);
+  keep("exec-workers", options_.exec_workers == fresh.exec_workers);
   options_.log_level = fresh.log_level;
   options_.max_restarts = fresh.max_restarts;
   options_.max_seconds = fresh.max_seconds;
@@ -797,6 +807,14 @@ int Supervisor::Run() {
           if (info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT)
             BeginShutdown(strsignal(info.ssi_signo));
           if (info.ssi_signo == SIGHUP) Reload();
+          if (info.ssi_signo == SIGCHLD) {
+            launcher_->ReapStrays([this](pid_t pid) {
+              for (const auto& [id, w] : workers_) {
+                if (w.pid == pid) return true;
+              }
+              return false;
+            });
+          }
         }
       } else if (fd == control_fd_) {
         int conn;

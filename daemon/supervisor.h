@@ -48,6 +48,8 @@ struct SupervisorOptions {
   std::uint32_t stop_timeout_ms = 5000;       // SIGTERM to SIGKILL on shutdown
   std::uint32_t worker_spin_us = 50;
   bool ephemeral = false;  // remove every shared object of the namespace on a clean stop
+  // Start every worker by fork+exec instead of forking it from the spawner (daemon/spawner.h).
+  bool exec_workers = false;
   std::string log_level = "info";
   std::string worker_executable;  // default: this executable
   // Re-reads the configuration on SIGHUP. Returns false with *error to refuse it. Unset: SIGHUP

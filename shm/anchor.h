@@ -32,6 +32,9 @@ struct alignas(kCacheLine) AnchorHeader {
   // in ns at least once a second while it runs (relaxed; only compared against "now").
   alignas(kCacheLine) std::atomic<std::int32_t> worker_pid;
   std::atomic<std::uint64_t> heartbeat_ns;
+  // The worker's start time (/proc/<pid>/stat field 22), stored before worker_pid: with it a kvd
+  // that died between starting a worker and recording it recognises the worker (pids are reused).
+  std::atomic<std::uint64_t> worker_start_ticks;
 };
 
 inline constexpr std::size_t kAnchorSize = 4096;

@@ -142,7 +142,7 @@ TEST(KvdLifecycleTest, SigtermStopsWorkersAndHarnessLeavesNothingBehind) {
     ns = kvd.ns();
     auto client = kvd.NewClient();
     for (const char* name : {"a", "b", "c"}) ASSERT_TRUE(client->CreateBucket(name).ok());
-    EXPECT_EQ(kv::testing::ProcessesOfNamespace(ns).size(), 4u);  // kvd + 3 workers
+    EXPECT_EQ(kv::testing::KvdAndWorkersOfNamespace(ns).size(), 4u);  // kvd + 3 workers
     EXPECT_EQ(kvd.Stop(), 0);
     EXPECT_TRUE(kv::testing::ProcessesOfNamespace(ns).empty());
     // Data persists across a clean stop by default.

@@ -180,7 +180,7 @@ TEST_F(KvctlCliTest, EverySubcommandHasHelp) {
 
 TEST_F(KvctlCliTest, StatusShowsKvdAndEachWorker) {
   auto empty = Kvctl({"status"});
-  EXPECT_EQ(empty.exit_code, 0);
+  EXPECT_EQ(empty.exit_code, 0) << empty.err;
   EXPECT_NE(empty.out.find("no buckets"), std::string::npos) << empty.out;
   json none = Json({"status"});
   EXPECT_TRUE(none["buckets"].empty());

@@ -83,7 +83,7 @@ TEST(SupervisorReadoptionTest, KvdKilledWith50BucketsComesBackWithEveryBucketAnd
     EXPECT_EQ(Get(*bucket, "after"), "restart");
   }
   // No orphans: the namespace's processes are exactly kvd and one worker per bucket.
-  std::vector<pid_t> running = ProcessesOfNamespace(kvd.ns());
+  std::vector<pid_t> running = KvdAndWorkersOfNamespace(kvd.ns());
   std::set<pid_t> expected = workers;
   expected.insert(kvd.pid());
   EXPECT_EQ(std::set<pid_t>(running.begin(), running.end()), expected);

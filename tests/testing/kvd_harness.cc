@@ -58,19 +58,34 @@ std::string UniqueNamespace() {
 std::string KvdPath() { return KV_TEST_KVD_PATH; }
 std::string KvctlPath() { return KV_TEST_KVCTL_PATH; }
 
-std::vector<pid_t> ProcessesOfNamespace(const std::string& ns) {
+namespace {
+
+std::vector<pid_t> ProcessesWithCommandLine(const std::string& ns, bool include_spawner) {
   std::vector<pid_t> out;
   DIR* proc = ::opendir("/proc");
   if (proc == nullptr) return out;
+  const std::string needle = std::string("--namespace") + '\0' + ns + '\0';
+  const std::string spawner = std::string("--spawner") + '\0';
   while (dirent* e = ::readdir(proc)) {
     pid_t pid = static_cast<pid_t>(std::atoi(e->d_name));
     if (pid <= 0 || pid == ::getpid()) continue;
     std::string cmdline = daemon::ReadProcFile(std::string("/proc/") + e->d_name + "/cmdline");
-    std::string needle = std::string("--namespace") + '\0' + ns + '\0';
-    if (cmdline.find(needle) != std::string::npos) out.push_back(pid);
+    if (cmdline.find(needle) == std::string::npos) continue;
+    if (!include_spawner && cmdline.find(spawner) != std::string::npos) continue;
+    out.push_back(pid);
   }
   ::closedir(proc);
   return out;
+}
+
+}  // namespace
+
+std::vector<pid_t> ProcessesOfNamespace(const std::string& ns) {
+  return ProcessesWithCommandLine(ns, true);
+}
+
+std::vector<pid_t> KvdAndWorkersOfNamespace(const std::string& ns) {
+  return ProcessesWithCommandLine(ns, false);
 }
 
 std::vector<std::string> ShmObjectsOfNamespace(const std::string& ns) {
@@ -131,8 +146,9 @@ bool KvdInstance::Start() {
                int fd = shm::ConnectSeqpacket(address);
                if (fd < 0) return false;
                ::close(fd);
-               shm::ShmError error;
-               return shm::RegistryReader::Open(ns_, &error).has_value();
+               shm::ShmError error;  // ready: kvd has recorded itself in the registry
+               std::optional<shm::RegistryReader> registry = shm::RegistryReader::Open(ns_, &error);
+               return registry && registry->Kvd().pid == pid_;
              },
              std::chrono::seconds(10)) &&
          pid_ != 0;

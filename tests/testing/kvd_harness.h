@@ -55,8 +55,11 @@ class KvdInstance {
   pid_t pid_ = 0;
 };
 
-// Every pid whose command line contains "--namespace <ns>" (kvd, workers).
+// Every pid whose command line contains "--namespace <ns>" (kvd, its spawner and the spawner's
+// unassigned spare, workers).
 std::vector<pid_t> ProcessesOfNamespace(const std::string& ns);
+// The same without the spawner and its spare: kvd and the workers.
+std::vector<pid_t> KvdAndWorkersOfNamespace(const std::string& ns);
 // /dev/shm entries named "<ns>.*".
 std::vector<std::string> ShmObjectsOfNamespace(const std::string& ns);
 // Kills every process of `ns` and removes its /dev/shm objects.

@@ -1,0 +1,162 @@
+#include "daemon/worker_launcher.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/process/args.hpp>
+#include <boost/process/child.hpp>
+#include <boost/process/extend.hpp>
+#include <boost/process/posix.hpp>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include <spdlog/spdlog.h>
+
+#include "daemon/spawner.h"
+#include "shm/unix_socket.h"
+
+namespace kv::daemon {
+namespace {
+
+namespace bp = boost::process;
+
+// A fork is a few ms at most; a spawner silent this long is wedged and gets replaced.
+constexpr int kSpawnerReplyTimeoutMs = 2000;
+
+// kvd blocks its signals for its signalfd; every child starts with none blocked.
+auto UnblockSignalsInChild() {
+  return bp::extend::on_exec_setup([](auto&) {
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  });
+}
+
+}  // namespace
+
+WorkerLauncher::WorkerLauncher(std::string executable, std::vector<std::string> spawner_args)
+    : executable_(std::move(executable)), spawner_args_(std::move(spawner_args)) {
+  if (!spawner_args_.empty()) StartSpawner();
+}
+
+WorkerLauncher::~WorkerLauncher() { StopSpawner(); }
+
+bool WorkerLauncher::StartSpawner() {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+    spdlog::warn("cannot start the spawner: socketpair: {}", std::strerror(errno));
+    return false;
+  }
+  if (sv[1] == kSpawnerFd) {  // dup2 onto itself would keep FD_CLOEXEC
+    int moved = ::fcntl(sv[1], F_DUPFD_CLOEXEC, kSpawnerFd + 1);
+    ::close(sv[1]);
+    sv[1] = moved;
+  }
+  std::error_code ec;
+  bp::child child(executable_, bp::args(spawner_args_), bp::posix::fd.bind(kSpawnerFd, sv[1]),
+                  UnblockSignalsInChild(), ec);
+  ::close(sv[1]);
+  if (ec || !child.valid()) {
+    spdlog::warn("cannot start the spawner ({}): workers will be exec'd", ec.message());
+    ::close(sv[0]);
+    return false;
+  }
+  spawner_pid_ = child.id();
+  child.detach();
+  spawner_fd_ = sv[0];
+  spdlog::debug("spawner {} started", spawner_pid_);
+  return true;
+}
+
+void WorkerLauncher::StopSpawner() {
+  if (spawner_fd_ >= 0) ::close(spawner_fd_);  // the spawner exits when it reads EOF
+  spawner_fd_ = -1;
+  if (spawner_pid_ == 0) return;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  while (::waitpid(spawner_pid_, nullptr, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(spawner_pid_, SIGKILL);
+      ::waitpid(spawner_pid_, nullptr, 0);
+      break;
+    }
+    ::usleep(1000);
+  }
+  spawner_pid_ = 0;
+}
+
+pid_t WorkerLauncher::Launch(const std::vector<std::string>& worker_args, int ready_fd,
+                             std::string* error) {
+  for (int attempt = 0; attempt < 2 && !spawner_args_.empty(); ++attempt) {
+    if (spawner_pid_ == 0 && !StartSpawner()) break;
+    if (pid_t pid = LaunchThroughSpawner(worker_args, ready_fd, error); pid > 0) return pid;
+    spdlog::warn("the spawner failed ({}); replacing it", *error);
+    StopSpawner();
+  }
+  return LaunchByExec(worker_args, ready_fd, error);
+}
+
+pid_t WorkerLauncher::LaunchThroughSpawner(const std::vector<std::string>& worker_args,
+                                           int ready_fd, std::string* error) {
+  std::string request;
+  for (const std::string& a : worker_args) {
+    request += a;
+    request += '\0';
+  }
+  if (!shm::SendPacket(spawner_fd_, request.data(), request.size(), ready_fd)) {
+    *error = std::string("send: ") + std::strerror(errno);
+    return 0;
+  }
+  if (!shm::WaitReadable(spawner_fd_, kSpawnerReplyTimeoutMs)) {
+    *error = "no reply";
+    return 0;
+  }
+  char reply[256];
+  int unexpected_fd = -1;
+  ssize_t n = shm::ReceivePacket(spawner_fd_, reply, sizeof reply - 1, &unexpected_fd);
+  if (unexpected_fd >= 0) ::close(unexpected_fd);
+  if (n <= 0) {
+    *error = n == 0 ? "it exited" : std::string("receive: ") + std::strerror(errno);
+    return 0;
+  }
+  reply[n] = '\0';
+  if (reply[0] == 'P') {
+    pid_t pid = static_cast<pid_t>(std::strtol(reply + 1, nullptr, 10));
+    if (pid > 0) return pid;
+  }
+  *error = reply[0] == 'E' ? std::string(reply + 1) : "malformed reply";
+  return 0;
+}
+
+pid_t WorkerLauncher::LaunchByExec(const std::vector<std::string>& worker_args, int ready_fd,
+                                   std::string* error) {
+  std::error_code ec;
+  bp::child child(executable_, bp::args(worker_args), bp::posix::fd.bind(STDOUT_FILENO, ready_fd),
+                  UnblockSignalsInChild(), ec);
+  if (ec || !child.valid()) {
+    *error = ec ? ec.message() : "not started";
+    return 0;
+  }
+  pid_t pid = child.id();
+  child.detach();  // the supervisor reaps it through its pidfd
+  return pid;
+}
+
+void WorkerLauncher::ReapStrays(const std::function<bool(pid_t)>& is_worker) {
+  for (;;) {
+    siginfo_t info{};
+    if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) return;
+    if (is_worker(info.si_pid)) return;  // its supervisor reaps it (and the rest on a later call)
+    if (info.si_pid == spawner_pid_) {
+      spdlog::warn("the spawner {} exited; the next worker start replaces it", spawner_pid_);
+      StopSpawner();  // reaps it
+      continue;
+    }
+    ::waitpid(info.si_pid, nullptr, WNOHANG);
+  }
+}
+
+}  // namespace kv::daemon
