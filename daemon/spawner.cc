@@ -16,7 +16,7 @@
 namespace kv::daemon {
 namespace {
 
-constexpr std::size_t kMaxRequest = 8192;
+constexpr std::size_t kMaxAssignment = 8192;
 constexpr int kSpareHelloTimeoutMs = 5000;
 
 void Reply(const std::string& text) {
@@ -27,15 +27,16 @@ void Reply(const std::string& text) {
 
 struct Spare {
   pid_t pid = 0;
-  int fd = -1;  // the spawner's end of the spare's socket
+  int fd = -1;  // the other end of the spare's socket
 };
 
-// In a spare: says hello, then waits for its assignment. Exits the process if the spawner goes
-// away first. Returns the worker's arguments with fd 1 = the readiness pipe.
+// In a spare: says hello (its pid) to the spawner, then waits for its assignment from kvd, which
+// holds the other end of its socket by then. Exits if that end closes first. Returns the worker's
+// arguments with fd 1 = the readiness pipe.
 std::vector<std::string> AwaitAssignment(int sock) {
   pid_t self = ::getpid();
   if (::send(sock, &self, sizeof self, MSG_NOSIGNAL) != sizeof self) ::_exit(0);
-  char buf[kMaxRequest];
+  char buf[kMaxAssignment];
   int ready_fd = -1;
   ssize_t n = shm::ReceivePacket(sock, buf, sizeof buf, &ready_fd);
   if (n <= 0 || ready_fd < 0) ::_exit(0);
@@ -99,36 +100,28 @@ std::optional<Spare> MakeSpare(std::optional<std::vector<std::string>>* assignme
 }  // namespace
 
 std::optional<std::vector<std::string>> RunSpawner() {
-  std::optional<Spare> spare;
   for (;;) {
-    if (!spare) {
-      std::optional<std::vector<std::string>> assignment;
-      spare = MakeSpare(&assignment);
-      if (assignment) return assignment;  // this process is the assigned spare
-    }
-    char buf[kMaxRequest];
-    int ready_fd = -1;
-    ssize_t n = shm::ReceivePacket(kSpawnerFd, buf, sizeof buf, &ready_fd);
-    if (n == 0) return std::nullopt;  // kvd is gone
-    if (n < 0) {
-      if (errno != EMSGSIZE) return std::nullopt;
-      Reply("Erequest too large");
+    char request = 0;
+    int stray_fd = -1;
+    ssize_t n = shm::ReceivePacket(kSpawnerFd, &request, sizeof request, &stray_fd);
+    if (stray_fd >= 0) ::close(stray_fd);
+    if (n == 0 || (n < 0 && errno != EMSGSIZE)) return std::nullopt;  // kvd is gone
+    if (n < 0 || request != 'N') {
+      Reply("Emalformed request");
       continue;
     }
-    if (ready_fd < 0) {
-      Reply("Erequest without a readiness pipe");
-      continue;
-    }
+    std::optional<std::vector<std::string>> assignment;
+    std::optional<Spare> spare = MakeSpare(&assignment);
+    if (assignment) return assignment;  // this process is the spare, now assigned
     if (!spare) {
       Reply("Eno spare process could be forked");
-    } else if (!shm::SendPacket(spare->fd, buf, static_cast<std::size_t>(n), ready_fd)) {
-      Reply(std::string("Ethe spare did not take the request: ") + std::strerror(errno));
-    } else {
-      Reply("P" + std::to_string(spare->pid));
+      continue;
     }
-    ::close(ready_fd);
-    if (spare) ::close(spare->fd);  // an unassigned spare sees EOF and exits
-    spare.reset();
+    std::string offer = "S" + std::to_string(spare->pid);
+    if (!shm::SendPacket(kSpawnerFd, offer.data(), offer.size(), spare->fd)) {
+      spdlog::debug("spawner: cannot hand a spare to kvd: {}", std::strerror(errno));
+    }
+    ::close(spare->fd);  // kvd holds the spare's socket now (or nobody, and the spare exits)
   }
 }
 

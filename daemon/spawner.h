@@ -3,18 +3,20 @@
 // relocated costs a fraction of fork+exec+dynamic loading, which otherwise dominates the time to
 // create a bucket or to restart a crashed worker.
 //
-// The spawner keeps one spare forked in advance, by a double fork: the spare's first parent exits
-// at once, so the spare is reparented to kvd (a child subreaper), which then reaps its workers and
-// learns how they exited exactly as for workers it forked itself. A launch hands the spare its
-// worker command line and readiness pipe; the spare returns from RunSpawner with them and main()
-// runs it as `kvd --worker ...`. The spawner then forks the next spare.
+// Each spare is forked on kvd's request, by a double fork: the spare's first parent exits at once,
+// so the spare is reparented to kvd (a child subreaper), which then reaps its workers and learns
+// how they exited exactly as for workers it forked itself. The spawner hands kvd the spare's
+// socket; kvd keeps one spare in hand, and to start a worker sends the spare its worker command
+// line and readiness pipe directly (no hop through the spawner on that path), then asks for the
+// next spare. The spare returns from RunSpawner with them and main() runs it as `kvd --worker`.
 //
 // Protocol on the SOCK_SEQPACKET socket at kSpawnerFd (kvd's end: WorkerLauncher):
-//   kvd -> spawner: the worker's arguments, each followed by a NUL, with exactly one descriptor
-//                   (SCM_RIGHTS): the write end of the worker's readiness pipe, for its fd 1.
-//   spawner -> kvd: "P<pid>" (the worker's pid) or "E<reason>".
-// The spawner exits when kvd's end closes (kvd stopped or died); a spare that was never assigned
-// exits when the spawner's end of its own socket closes. Neither holds any shared object.
+//   kvd -> spawner: "N" (fork a spare).
+//   spawner -> kvd: "S<pid>" with the spare's socket attached (SCM_RIGHTS), or "E<reason>".
+// On a spare's socket, kvd -> spare: the worker's arguments, each followed by a NUL, with exactly
+// one descriptor: the write end of the worker's readiness pipe, for its fd 1.
+// The spawner exits when kvd's end closes (kvd stopped or died); a spare exits when kvd's end of
+// its socket closes before it is assigned. Neither holds any shared object.
 #pragma once
 
 #include <optional>

@@ -344,6 +344,7 @@ void Supervisor::OnReadable(WorkerSlot& w) {
     MapAnchor(w);
     status_dirty_ = true;
     Settle(w, shm::ControlStatus::kOk, {});
+    launcher_->Replenish();
   }
   // Otherwise the worker closed its pipe without being ready: its exit follows on the pidfd.
 }

@@ -69,10 +69,54 @@ bool WorkerLauncher::StartSpawner() {
   child.detach();
   spawner_fd_ = sv[0];
   spdlog::debug("spawner {} started", spawner_pid_);
+  return RequestSpare();
+}
+
+bool WorkerLauncher::RequestSpare() {
+  spare_requested_ = shm::SendPacket(spawner_fd_, "N", 1);
+  return spare_requested_;
+}
+
+void WorkerLauncher::Replenish() {
+  if (spawner_fd_ >= 0 && spare_fd_ < 0 && !spare_requested_) RequestSpare();
+}
+
+bool WorkerLauncher::TakeSpare(std::string* error) {
+  if (spare_fd_ >= 0) return true;
+  if (!spare_requested_ && !RequestSpare()) {
+    *error = std::string("send: ") + std::strerror(errno);
+    return false;
+  }
+  if (!shm::WaitReadable(spawner_fd_, kSpawnerReplyTimeoutMs)) {
+    *error = "no spare in time";
+    return false;
+  }
+  char reply[256];
+  int fd = -1;
+  ssize_t n = shm::ReceivePacket(spawner_fd_, reply, sizeof reply - 1, &fd);
+  spare_requested_ = false;
+  if (n <= 0) {
+    if (fd >= 0) ::close(fd);
+    *error = n == 0 ? "it exited" : std::string("receive: ") + std::strerror(errno);
+    return false;
+  }
+  reply[n] = '\0';
+  pid_t pid = reply[0] == 'S' ? static_cast<pid_t>(std::strtol(reply + 1, nullptr, 10)) : 0;
+  if (pid <= 0 || fd < 0) {
+    if (fd >= 0) ::close(fd);
+    *error = reply[0] == 'E' ? std::string(reply + 1) : "malformed reply";
+    return false;
+  }
+  spare_pid_ = pid;
+  spare_fd_ = fd;
   return true;
 }
 
 void WorkerLauncher::StopSpawner() {
+  if (spare_fd_ >= 0) ::close(spare_fd_);  // the spare exits when it reads EOF (reaped as a stray)
+  spare_fd_ = -1;
+  spare_pid_ = 0;
+  spare_requested_ = false;
   if (spawner_fd_ >= 0) ::close(spawner_fd_);  // the spawner exits when it reads EOF
   spawner_fd_ = -1;
   if (spawner_pid_ == 0) return;
@@ -101,34 +145,19 @@ pid_t WorkerLauncher::Launch(const std::vector<std::string>& worker_args, int re
 
 pid_t WorkerLauncher::LaunchThroughSpawner(const std::vector<std::string>& worker_args,
                                            int ready_fd, std::string* error) {
-  std::string request;
+  if (!TakeSpare(error)) return 0;
+  std::string assignment;
   for (const std::string& a : worker_args) {
-    request += a;
-    request += '\0';
+    assignment += a;
+    assignment += '\0';
   }
-  if (!shm::SendPacket(spawner_fd_, request.data(), request.size(), ready_fd)) {
-    *error = std::string("send: ") + std::strerror(errno);
-    return 0;
-  }
-  if (!shm::WaitReadable(spawner_fd_, kSpawnerReplyTimeoutMs)) {
-    *error = "no reply";
-    return 0;
-  }
-  char reply[256];
-  int unexpected_fd = -1;
-  ssize_t n = shm::ReceivePacket(spawner_fd_, reply, sizeof reply - 1, &unexpected_fd);
-  if (unexpected_fd >= 0) ::close(unexpected_fd);
-  if (n <= 0) {
-    *error = n == 0 ? "it exited" : std::string("receive: ") + std::strerror(errno);
-    return 0;
-  }
-  reply[n] = '\0';
-  if (reply[0] == 'P') {
-    pid_t pid = static_cast<pid_t>(std::strtol(reply + 1, nullptr, 10));
-    if (pid > 0) return pid;
-  }
-  *error = reply[0] == 'E' ? std::string(reply + 1) : "malformed reply";
-  return 0;
+  bool sent = shm::SendPacket(spare_fd_, assignment.data(), assignment.size(), ready_fd);
+  if (!sent) *error = std::string("the spare did not take its assignment: ") + std::strerror(errno);
+  pid_t pid = sent ? spare_pid_ : 0;
+  ::close(spare_fd_);
+  spare_fd_ = -1;
+  spare_pid_ = 0;
+  return pid;
 }
 
 pid_t WorkerLauncher::LaunchByExec(const std::vector<std::string>& worker_args, int ready_fd,

@@ -27,6 +27,10 @@ class WorkerLauncher {
   // worker is exec'd. Returns the worker's pid, or 0 with *error.
   pid_t Launch(const std::vector<std::string>& worker_args, int ready_fd, std::string* error);
 
+  // Asks the spawner for the next spare if none is in hand or coming. Called once a started worker
+  // is ready, so that forking the spare does not compete with the worker's start for the CPU.
+  void Replenish();
+
   // Reaps exited children that are none of kvd's workers (spares left by a spawner that died).
   // `is_worker(pid)` says whether a pid is a supervised worker (those are reaped by their owner).
   void ReapStrays(const std::function<bool(pid_t)>& is_worker);
@@ -36,7 +40,9 @@ class WorkerLauncher {
 
  private:
   bool StartSpawner();
-  void StopSpawner();
+  void StopSpawner();  // and drops the spare in hand
+  bool RequestSpare();
+  bool TakeSpare(std::string* error);
   pid_t LaunchThroughSpawner(const std::vector<std::string>& worker_args, int ready_fd,
                              std::string* error);
   pid_t LaunchByExec(const std::vector<std::string>& worker_args, int ready_fd, std::string* error);
@@ -45,6 +51,9 @@ class WorkerLauncher {
   std::vector<std::string> spawner_args_;
   pid_t spawner_pid_ = 0;  // a detached child: reaped here
   int spawner_fd_ = -1;    // kvd's end of the spawner's socket
+  bool spare_requested_ = false;
+  pid_t spare_pid_ = 0;  // the spare in hand (our child), if spare_fd_ >= 0
+  int spare_fd_ = -1;    // kvd's end of its socket
 };
 
 }  // namespace kv::daemon
