@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstring>
 #include <random>
+#include <string_view>
 #include <thread>
 
 #include "daemon/process_info.h"
@@ -53,6 +54,24 @@ std::string UniqueNamespace() {
   std::random_device rd;
   return std::string(kTestNamespacePrefix) + std::to_string(::getpid()) + "_" +
          std::to_string(counter++) + "_" + std::to_string(rd() % 100000);
+}
+
+pid_t NamespaceOwner(const std::string& ns) {
+  std::string_view prefix = kTestNamespacePrefix;
+  if (ns.compare(0, prefix.size(), prefix) != 0) return 0;
+  std::size_t end = ns.find('_', prefix.size());
+  if (end == std::string::npos || end == prefix.size()) return 0;
+  pid_t pid = 0;
+  for (std::size_t i = prefix.size(); i < end; ++i) {
+    if (ns[i] < '0' || ns[i] > '9' || pid > 100'000'000) return 0;
+    pid = pid * 10 + (ns[i] - '0');
+  }
+  return pid;
+}
+
+bool IsLeftoverNamespace(const std::string& ns) {
+  pid_t owner = NamespaceOwner(ns);
+  return owner > 0 && daemon::ProcessStartTicks(owner) == 0;  // 0: gone, or a zombie
 }
 
 std::string KvdPath() { return KV_TEST_KVD_PATH; }

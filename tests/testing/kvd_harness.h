@@ -3,8 +3,10 @@
 // Contract: the constructor starts kvd (paths baked in at build time), waits until it accepts
 // control requests, and returns; the destructor stops it with SIGTERM, then SIGKILL, kills every
 // process started for the namespace (workers, orphans of a killed kvd), and removes every
-// /dev/shm object of the namespace -- also when the test failed. Namespaces start with
-// kTestNamespacePrefix so a CTest cleanup fixture can sweep what a crashed test process left.
+// /dev/shm object of the namespace -- also when the test failed. Namespaces are
+// kTestNamespacePrefix followed by the pid of the test process that made them, so that a CTest
+// cleanup fixture can sweep what a crashed test process left -- and only that: test runs on the
+// same host (other ctest invocations, other checkouts) must not kill each other's instances.
 #pragma once
 
 #include <sys/types.h>
@@ -22,6 +24,12 @@ inline constexpr char kTestNamespacePrefix[] = "kvt";
 
 // A namespace no other test (in this or another process) uses.
 std::string UniqueNamespace();
+
+// The pid of the process that made test namespace `ns` (UniqueNamespace), 0 if `ns` is not one.
+pid_t NamespaceOwner(const std::string& ns);
+// True if `ns` is a test namespace whose owner has exited (or is a zombie): what the cleanup
+// fixture may sweep. A namespace whose owner's pid was reused stays until a later sweep.
+bool IsLeftoverNamespace(const std::string& ns);
 
 // Paths of the built executables.
 std::string KvdPath();
