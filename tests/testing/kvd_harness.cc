@@ -117,8 +117,8 @@ void SweepNamespace(const std::string& ns) {
   for (const std::string& name : ShmObjectsOfNamespace(ns)) shm::Segment::Remove(name);
 }
 
-KvdInstance::KvdInstance(std::vector<std::string> extra_args)
-    : ns_(UniqueNamespace()), extra_args_(std::move(extra_args)) {
+KvdInstance::KvdInstance(std::vector<std::string> extra_args, std::string kvd_path)
+    : ns_(UniqueNamespace()), extra_args_(std::move(extra_args)), kvd_path_(std::move(kvd_path)) {
   EXPECT_TRUE(Start()) << "kvd did not become ready in namespace " << ns_;
 }
 
@@ -128,7 +128,7 @@ KvdInstance::~KvdInstance() {
 }
 
 bool KvdInstance::Start() {
-  std::vector<std::string> args = {KvdPath(), "--namespace", ns_, "--log-level", "warn"};
+  std::vector<std::string> args = {kvd_path_, "--namespace", ns_, "--log-level", "warn"};
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   pid_t parent = ::getpid();
   pid_ = ::fork();

@@ -37,7 +37,8 @@ std::string KvctlPath();
 
 class KvdInstance {
  public:
-  explicit KvdInstance(std::vector<std::string> extra_args = {});
+  // `kvd_path`: the kvd executable to run (it starts its workers from the same file).
+  explicit KvdInstance(std::vector<std::string> extra_args = {}, std::string kvd_path = KvdPath());
   ~KvdInstance();
   KvdInstance(const KvdInstance&) = delete;
   KvdInstance& operator=(const KvdInstance&) = delete;
@@ -60,6 +61,7 @@ class KvdInstance {
  private:
   std::string ns_;
   std::vector<std::string> extra_args_;
+  std::string kvd_path_;
   pid_t pid_ = 0;
 };
 
