@@ -74,6 +74,7 @@ class Supervisor {
   void Spawn(WorkerSlot& w);
   void OnReadable(WorkerSlot& w);
   void OnExit(WorkerSlot& w);
+  void CountCrash(WorkerSlot& w, pid_t pid, const std::string& how, bool spawn_failed);
   void MarkFailed(WorkerSlot& w, const std::string& reason);
   void OpenFailedListener(WorkerSlot& w);
   void CloseFailedListener(WorkerSlot& w);
@@ -316,7 +317,7 @@ void Supervisor::Spawn(WorkerSlot& w) {
   if (pid <= 0) {
     ::close(pipe_fds[0]);
     spdlog::error("cannot start a worker for bucket '{}': {}", w.name, error);
-    MarkFailed(w, "cannot start worker: " + error);
+    CountCrash(w, 0, "could not be started: " + error, true);
     return;
   }
   w.pid = pid;
@@ -382,6 +383,15 @@ void Supervisor::OnExit(WorkerSlot& w) {
     Spawn(w);
     return;
   }
+  CountCrash(w, pid, how, false);
+}
+
+// A worker that ended without being asked to (pid: 0 if it could not even be started) counts
+// toward the restart intensity: past max_restarts within max_seconds the bucket is failed, else
+// a worker is started again, at once after the first crash in the window and with exponential
+// backoff after that. A failed start is never retried at once: the cause is most likely still
+// there (e.g. the executable being replaced), so it waits at least backoff_ms (and 1 ms).
+void Supervisor::CountCrash(WorkerSlot& w, pid_t pid, const std::string& how, bool spawn_failed) {
   auto now = Clock::now();
   w.exits.push_back(now);
   while (!w.exits.empty() && now - w.exits.front() > std::chrono::seconds(options_.max_seconds)) {
@@ -396,11 +406,16 @@ void Supervisor::OnExit(WorkerSlot& w) {
   }
   std::uint64_t delay_ms = 0;
   if (w.exits.size() > 1) {
+    // Doubling from backoff_ms; the shift is capped (max_restarts may allow 64 and more exits).
+    std::size_t doublings = std::min<std::size_t>(w.exits.size() - 2, 32);
     delay_ms = std::min<std::uint64_t>(options_.max_backoff_ms,
-                                       std::uint64_t{options_.backoff_ms} << (w.exits.size() - 2));
+                                       std::uint64_t{options_.backoff_ms} << doublings);
   }
-  spdlog::warn("worker {} of bucket '{}' {}; restarting in {} ms", pid, w.name, how, delay_ms);
+  if (spawn_failed) delay_ms = std::max<std::uint64_t>({delay_ms, options_.backoff_ms, 1});
+  std::string who = pid != 0 ? "worker " + std::to_string(pid) : std::string("worker");
+  spdlog::warn("{} of bucket '{}' {}; restarting in {} ms", who, w.name, how, delay_ms);
   registry_->SetState(w.index, shm::kBucketRestarting, "worker " + how);
+  status_dirty_ = true;
   if (delay_ms == 0) {
     Spawn(w);
   } else {

@@ -3,10 +3,12 @@
 // FAILED) until `kvctl restart` once the cause is gone. Restart times are printed, never asserted.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <filesystem>
 #include <thread>
 
 #include "shm/registry.h"
@@ -143,6 +145,54 @@ TEST(SupervisorRestartTest, WorkerCrashingAtEveryStartEndsFailedUntilRestartedWi
   ASSERT_TRUE(r);
   EXPECT_EQ(r->restarts, 0u);
   EXPECT_EQ(r->reason, "");
+}
+
+TEST(SupervisorRestartTest, WorkerThatCannotBeStartedCountsAsACrashWithBackoff) {
+  // kvd runs from a copy of its executable; the copy loses its execute bit (as while a package
+  // update replaces it), so starting a worker fails with EACCES. That is one more crash in the
+  // window, retried after the backoff -- not a failed bucket at once.
+  ScopedPath copy("kvt-kvd-copy");
+  std::filesystem::copy_file(KvdPath(), copy.path());
+  ::chmod(copy.path().c_str(), 0755);
+  KvdInstance kvd({"--max-restarts", "4", "--max-seconds", "60", "--backoff-ms", "300",
+                   "--max-backoff-ms", "600"},
+                  copy.path());
+  auto client = kvd.NewClient();
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->CreateBucket("b").ok());
+  Result<Bucket> bucket = client->OpenBucket("b");
+  ASSERT_TRUE(bucket.ok());
+  ASSERT_TRUE(bucket->Put("k", "v").ok());
+
+  auto record_has = [&](std::uint32_t state, const std::string& reason,
+                        std::uint32_t min_restarts) {
+    return WaitFor(
+        [&] {
+          std::optional<shm::BucketRecord> r = Record(kvd.ns(), "b");
+          return r && r->state == state && r->reason.find(reason) != std::string::npos &&
+                 r->restarts >= min_restarts;
+        },
+        std::chrono::seconds(10));
+  };
+
+  ASSERT_EQ(::chmod(copy.path().c_str(), 0644), 0);
+  pid_t first = kvd.WorkerPid("b");
+  ASSERT_EQ(::kill(first, SIGKILL), 0);
+  // The kill (restarted at once) and the failed start: restarting, not failed.
+  EXPECT_TRUE(record_has(shm::kBucketRestarting, "could not be started", 2));
+  ASSERT_EQ(::chmod(copy.path().c_str(), 0755), 0);
+  EXPECT_TRUE(WaitForState(kvd.ns(), "b", shm::kBucketRunning, std::chrono::seconds(10), first));
+  EXPECT_TRUE(bucket->Put("k2", "v2").ok());
+  EXPECT_EQ(Get(*bucket, "k"), "v");
+
+  // Failed starts count toward the restart intensity: 5 exits within 60 s > max-restarts 4.
+  ASSERT_EQ(::chmod(copy.path().c_str(), 0644), 0);
+  ASSERT_EQ(::kill(kvd.WorkerPid("b"), SIGKILL), 0);
+  EXPECT_TRUE(record_has(shm::kBucketFailed, "5 exits within 60 s", 5));
+  std::optional<shm::BucketRecord> r = Record(kvd.ns(), "b");
+  ASSERT_TRUE(r);
+  EXPECT_NE(r->reason.find("could not be started"), std::string::npos) << r->reason;
+  EXPECT_EQ(Get(*bucket, "k2"), "v2");  // reads still served
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstring>
 #include <random>
+#include <string_view>
 #include <thread>
 
 #include "daemon/process_info.h"
@@ -53,6 +54,24 @@ std::string UniqueNamespace() {
   std::random_device rd;
   return std::string(kTestNamespacePrefix) + std::to_string(::getpid()) + "_" +
          std::to_string(counter++) + "_" + std::to_string(rd() % 100000);
+}
+
+pid_t NamespaceOwner(const std::string& ns) {
+  std::string_view prefix = kTestNamespacePrefix;
+  if (ns.compare(0, prefix.size(), prefix) != 0) return 0;
+  std::size_t end = ns.find('_', prefix.size());
+  if (end == std::string::npos || end == prefix.size()) return 0;
+  pid_t pid = 0;
+  for (std::size_t i = prefix.size(); i < end; ++i) {
+    if (ns[i] < '0' || ns[i] > '9' || pid > 100'000'000) return 0;
+    pid = pid * 10 + (ns[i] - '0');
+  }
+  return pid;
+}
+
+bool IsLeftoverNamespace(const std::string& ns) {
+  pid_t owner = NamespaceOwner(ns);
+  return owner > 0 && daemon::ProcessStartTicks(owner) == 0;  // 0: gone, or a zombie
 }
 
 std::string KvdPath() { return KV_TEST_KVD_PATH; }
@@ -113,8 +132,8 @@ void SweepNamespace(const std::string& ns) {
   for (const std::string& name : ShmObjectsOfNamespace(ns)) shm::Segment::Remove(name);
 }
 
-KvdInstance::KvdInstance(std::vector<std::string> extra_args)
-    : ns_(UniqueNamespace()), extra_args_(std::move(extra_args)) {
+KvdInstance::KvdInstance(std::vector<std::string> extra_args, std::string kvd_path)
+    : ns_(UniqueNamespace()), extra_args_(std::move(extra_args)), kvd_path_(std::move(kvd_path)) {
   EXPECT_TRUE(Start()) << "kvd did not become ready in namespace " << ns_;
 }
 
@@ -124,7 +143,7 @@ KvdInstance::~KvdInstance() {
 }
 
 bool KvdInstance::Start() {
-  std::vector<std::string> args = {KvdPath(), "--namespace", ns_, "--log-level", "warn"};
+  std::vector<std::string> args = {kvd_path_, "--namespace", ns_, "--log-level", "warn"};
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   pid_t parent = ::getpid();
   pid_ = ::fork();

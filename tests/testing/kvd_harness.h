@@ -3,8 +3,10 @@
 // Contract: the constructor starts kvd (paths baked in at build time), waits until it accepts
 // control requests, and returns; the destructor stops it with SIGTERM, then SIGKILL, kills every
 // process started for the namespace (workers, orphans of a killed kvd), and removes every
-// /dev/shm object of the namespace -- also when the test failed. Namespaces start with
-// kTestNamespacePrefix so a CTest cleanup fixture can sweep what a crashed test process left.
+// /dev/shm object of the namespace -- also when the test failed. Namespaces are
+// kTestNamespacePrefix followed by the pid of the test process that made them, so that a CTest
+// cleanup fixture can sweep what a crashed test process left -- and only that: test runs on the
+// same host (other ctest invocations, other checkouts) must not kill each other's instances.
 #pragma once
 
 #include <sys/types.h>
@@ -23,13 +25,20 @@ inline constexpr char kTestNamespacePrefix[] = "kvt";
 // A namespace no other test (in this or another process) uses.
 std::string UniqueNamespace();
 
+// The pid of the process that made test namespace `ns` (UniqueNamespace), 0 if `ns` is not one.
+pid_t NamespaceOwner(const std::string& ns);
+// True if `ns` is a test namespace whose owner has exited (or is a zombie): what the cleanup
+// fixture may sweep. A namespace whose owner's pid was reused stays until a later sweep.
+bool IsLeftoverNamespace(const std::string& ns);
+
 // Paths of the built executables.
 std::string KvdPath();
 std::string KvctlPath();
 
 class KvdInstance {
  public:
-  explicit KvdInstance(std::vector<std::string> extra_args = {});
+  // `kvd_path`: the kvd executable to run (it starts its workers from the same file).
+  explicit KvdInstance(std::vector<std::string> extra_args = {}, std::string kvd_path = KvdPath());
   ~KvdInstance();
   KvdInstance(const KvdInstance&) = delete;
   KvdInstance& operator=(const KvdInstance&) = delete;
@@ -52,6 +61,7 @@ class KvdInstance {
  private:
   std::string ns_;
   std::vector<std::string> extra_args_;
+  std::string kvd_path_;
   pid_t pid_ = 0;
 };
 

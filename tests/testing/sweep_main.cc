@@ -1,5 +1,6 @@
 // kv_test_sweep: the CTest cleanup fixture. Kills every process and removes every /dev/shm object
-// of any test namespace (kvt*) that a crashed test process could not clean up itself.
+// of any test namespace (kvt*) that a crashed test process could not clean up itself. Namespaces
+// whose test process still runs are left alone: they belong to a concurrent test run.
 #include <dirent.h>
 
 #include <iostream>
@@ -14,7 +15,8 @@ int main() {
     while (dirent* e = ::readdir(dir)) {
       std::string name = e->d_name;
       if (name.rfind(kv::testing::kTestNamespacePrefix, 0) == 0) {
-        namespaces.insert(name.substr(0, name.find('.')));
+        std::string ns = name.substr(0, name.find('.'));
+        if (kv::testing::IsLeftoverNamespace(ns)) namespaces.insert(ns);
       }
     }
     ::closedir(dir);
