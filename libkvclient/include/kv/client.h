@@ -138,6 +138,43 @@ struct BucketStats {
   std::uint64_t writes = 0;        // writes applied since the bucket was created
 };
 
+// One change to a bucket, as its worker applied it (see Bucket::Subscribe).
+struct Change {
+  enum class Kind {
+    kPut,     // key was set to value (put, cas, incr)
+    kDelete,  // key was deleted
+    kClear,   // every key was removed
+    kMissed,  // `missed` changes starting at `sequence` are gone: this subscriber fell behind
+    kResync,  // the worker restarted after a crash: changes just before this may be missing
+  };
+  Kind kind = Kind::kPut;
+  std::uint64_t sequence = 0;  // increases by one per change, across worker restarts
+  std::uint64_t missed = 0;    // kMissed only
+  std::string key;
+  std::string value;
+  bool value_omitted = false;  // the value was too large for the feed (64 KiB): Get() it
+};
+
+// A live view of a bucket's changes, read from the bucket's change feed in shared memory: the
+// worker publishes each change once and never waits for subscribers; a subscriber that falls too
+// far behind is told exactly how many changes it missed (Kind::kMissed), never silently skipped.
+// Thread-safe: copies share one position; concurrent Next() calls each get different changes.
+class Subscription {
+ public:
+  // Waits up to `timeout` for the next change. kTimeout if none came; kBucketNotFound if the
+  // bucket was dropped; kCorrupt if the feed fails validation.
+  Status Next(Change* change, std::chrono::milliseconds timeout);
+  // The sequence the next delivered change will have (or the first missed one).
+  std::uint64_t position() const;
+
+  class State;
+
+ private:
+  friend class Bucket;
+  explicit Subscription(std::shared_ptr<State> state) : state_(std::move(state)) {}
+  std::shared_ptr<State> state_;
+};
+
 // A handle to one bucket, from Client::OpenBucket. A value type: copies share the bucket's
 // mapping and write channel and are cheap. One thread at a time per copy (see Thread safety).
 class Bucket {
@@ -201,6 +238,10 @@ class Bucket {
   Status PutAsync(std::string_view key, std::string_view value);
   Status DeleteAsync(std::string_view key);
   Status Flush();
+
+  // Subscribes to this bucket's changes, starting with the next one (from_sequence = 0) or at
+  // `from_sequence` (changes still in the feed are replayed; older ones are reported missed).
+  Result<Subscription> Subscribe(std::uint64_t from_sequence = 0);
 
   const std::string& name() const;
   std::uint64_t id() const;
