@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 
+#include "shm/names.h"
 #include "tests/testing/kvd_harness.h"
 
 namespace kv {
@@ -162,8 +163,12 @@ TEST(SubscribeTest, DroppedBucketEndsSubscription) {
   Result<Bucket> bucket = client->OpenBucket("b");
   Result<Subscription> sub = bucket->Subscribe();
   ASSERT_TRUE(sub.ok());
+  const std::string feed = "/dev/shm/" + shm::FeedObjectName(kvd.ns(), bucket->id());
+  ASSERT_EQ(::access(feed.c_str(), F_OK), 0) << feed;
   ASSERT_TRUE(client->DropBucket("b").ok());
-  Change ch;
+  EXPECT_NE(::access(feed.c_str(), F_OK), 0) << feed << " outlived the drop";
+  EXPECT_EQ(kv::testing::ShmObjectsOfNamespace(kvd.ns()).size(), 1u);  // the registry only
+  Change ch;  // the subscription keeps its mapping of the unlinked feed and learns of the drop
   EXPECT_EQ(sub->Next(&ch, std::chrono::seconds(2)).code(), Code::kBucketNotFound);
 }
 
