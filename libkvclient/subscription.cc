@@ -6,6 +6,12 @@
 #include "shm/names.h"
 
 namespace kv {
+namespace {
+
+// Longer waits are cut to this (a deadline past steady_clock's range would be in the past).
+constexpr std::chrono::hours kMaxNextTimeout(24 * 365);
+
+}  // namespace
 
 class Subscription::State {
  public:
@@ -19,6 +25,9 @@ class Subscription::State {
 };
 
 Result<Subscription> Bucket::Subscribe(std::uint64_t from_sequence) {
+  if (shared_->anchor()->state.load(std::memory_order_acquire) == shm::kAnchorDropped) {
+    return Status(Code::kBucketNotFound, "bucket '" + shared_->name + "' was dropped");
+  }
   auto state = std::make_shared<Subscription::State>();
   state->bucket = shared_->name;
   shm::ShmError error;
@@ -44,6 +53,11 @@ std::uint64_t Subscription::position() const {
 }
 
 Status Subscription::Next(Change* change, std::chrono::milliseconds timeout) {
+  if (timeout.count() < 0) {
+    return Status(Code::kInvalidArgument,
+                  "timeout is " + std::to_string(timeout.count()) + " ms (negative)");
+  }
+  timeout = std::min<std::chrono::milliseconds>(timeout, kMaxNextTimeout);
   State& s = *state_;
   std::lock_guard<std::mutex> lock(s.mu);
   auto deadline = std::chrono::steady_clock::now() + timeout;

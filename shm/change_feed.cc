@@ -64,10 +64,10 @@ FeedWriter FeedWriter::OpenOrCreate(const std::string& name, std::uint64_t bucke
   // Positions below data_floor + capacity are safe to reuse only from data_head on.
   w.data_head_ = std::max(w.header_->data_head.load(std::memory_order_relaxed),
                           w.header_->data_floor.load(std::memory_order_relaxed));
-  w.slots_ready_ = std::min(w.header_->slots_ready.load(std::memory_order_relaxed),
-                            w.header_->slot_count);
-  w.data_ready_ = std::min(w.header_->data_ready.load(std::memory_order_relaxed),
-                           w.header_->data_capacity);
+  w.slots_ready_ =
+      std::min(w.header_->slots_ready.load(std::memory_order_relaxed), w.header_->slot_count);
+  w.data_ready_ =
+      std::min(w.header_->data_ready.load(std::memory_order_relaxed), w.header_->data_capacity);
   *unclean = w.header_->clean.load(std::memory_order_relaxed) == 0;
   w.header_->clean.store(0, std::memory_order_relaxed);
   return w;
@@ -97,6 +97,7 @@ void FeedWriter::Append(FeedOp op, std::string_view key, std::string_view value)
   const std::uint64_t index = next_seq_ & (header_->slot_count - 1);
   if (!ReserveSlot(index)) {  // F5: the slot stays unreserved; readers count the change missed
     ++next_seq_;
+    header_->next_seq.store(next_seq_, std::memory_order_release);  // F1
     dirty_ = true;
     return;
   }
@@ -109,7 +110,7 @@ void FeedWriter::Append(FeedOp op, std::string_view key, std::string_view value)
   std::uint64_t len = std::min<std::uint64_t>(key.size() + value.size(), cap);
   std::uint64_t pos = data_head_;
   if ((pos % cap) + len > cap) pos = AlignUp(pos, cap);  // F: data never wraps
-  if (!ReserveData((pos % cap) + len)) {  // F5: numbered, but marked lost
+  if (!ReserveData((pos % cap) + len)) {                 // F5: numbered, but marked lost
     flags = kFeedLost;
     len = 0;
     key = {};
@@ -140,18 +141,14 @@ void FeedWriter::Append(FeedOp op, std::string_view key, std::string_view value)
   slot.value_len.store(static_cast<std::uint32_t>(value.size()), std::memory_order_relaxed);
   slot.seq.store(next_seq_, std::memory_order_release);
   ++next_seq_;
+  header_->data_head.store(data_head_, std::memory_order_relaxed);
+  header_->next_seq.store(next_seq_, std::memory_order_release);  // F1
   dirty_ = true;
-  if (next_seq_ - header_->next_seq.load(std::memory_order_relaxed) >= header_->slot_count / 2) {
-    header_->data_head.store(data_head_, std::memory_order_relaxed);
-    header_->next_seq.store(next_seq_, std::memory_order_release);  // F1, without a wake-up
-  }
 }
 
 void FeedWriter::Publish() {
   if (!dirty_) return;
   dirty_ = false;
-  header_->data_head.store(data_head_, std::memory_order_relaxed);
-  header_->next_seq.store(next_seq_, std::memory_order_release);  // F1
   header_->wake.fetch_add(1, std::memory_order_release);
   FutexWakeAll(&header_->wake);
 }

@@ -48,7 +48,7 @@ enum class FeedOp : std::uint32_t {
 };
 
 inline constexpr std::uint32_t kFeedValueOmitted = 1;  // flag: value too large for the feed
-inline constexpr std::uint32_t kFeedLost = 2;  // flag: no memory for the record's data (F5)
+inline constexpr std::uint32_t kFeedLost = 2;          // flag: no memory for the record's data (F5)
 
 struct alignas(kCacheLine) FeedHeader {
   std::uint64_t magic;
@@ -60,7 +60,7 @@ struct alignas(kCacheLine) FeedHeader {
   std::uint64_t slots_offset;
   std::uint64_t data_offset;
 
-  alignas(kCacheLine) std::atomic<std::uint64_t> next_seq;    // F1
+  alignas(kCacheLine) std::atomic<std::uint64_t> next_seq;    // F1, stored after each record
   std::atomic<std::uint32_t> wake;                            // futex word, bumped per batch
   alignas(kCacheLine) std::atomic<std::uint64_t> data_floor;  // F2
   std::atomic<std::uint64_t> data_head;  // writer: where the next record's data goes
@@ -96,16 +96,20 @@ class FeedWriter {
                                  std::uint64_t slot_count, std::uint64_t data_capacity, mode_t mode,
                                  bool* unclean, ShmError* error);
   bool valid() const { return header_ != nullptr; }
-  // Appends one record (not yet visible: see Publish).
+  // Appends one record, visible at once to readers that look (the worker appends before it
+  // replies to the write's client, so a change is in the feed before its writer learns it
+  // applied). Sleeping readers learn of it on the next Publish.
   void Append(FeedOp op, std::string_view key, std::string_view value);
-  // Makes appended records visible and wakes sleeping subscribers (one syscall per batch).
+  // Wakes sleeping subscribers if records were appended since the last call (one futex syscall
+  // per batch).
   void Publish();
   // Marks a clean stop (F4).
   void Close();
   std::uint64_t next_seq() const { return next_seq_; }
 
  private:
-  // F5: reserve the memory of slot `index` / of data ring bytes [0, end). False if /dev/shm is full.
+  // F5: reserve the memory of slot `index` / of data ring bytes [0, end). False if /dev/shm is
+  // full.
   bool ReserveSlot(std::uint64_t index);
   bool ReserveData(std::uint64_t end);
 

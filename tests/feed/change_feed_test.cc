@@ -41,9 +41,11 @@ TEST_F(ChangeFeedTest, RecordsComeOutInOrderWithKeysAndValues) {
   w.Append(FeedOp::kClear, "", "");
   FeedRecord rec;
   std::uint64_t missed = 0;
-  EXPECT_EQ(r.Read(&seq, &rec, &missed), FeedRead::kEmpty);  // not published yet
+  std::uint32_t wake = r.WakeValue();
+  ASSERT_EQ(r.Read(&seq, &rec, &missed), FeedRead::kRecord);  // visible before the wake-up
+  EXPECT_EQ(r.WakeValue(), wake);
   w.Publish();
-  ASSERT_EQ(r.Read(&seq, &rec, &missed), FeedRead::kRecord);
+  EXPECT_NE(r.WakeValue(), wake);
   EXPECT_EQ(rec.seq, 1u);
   EXPECT_EQ(rec.op, FeedOp::kPut);
   EXPECT_EQ(rec.key, "milk");
@@ -120,7 +122,7 @@ std::uint64_t AllocatedBytes(const std::string& name) {
 TEST_F(ChangeFeedTest, MemoryIsReservedOnlyAsRecordsAreWritten) {
   bool unclean;
   FeedWriter w = Open(&unclean, 4096, 256 * 1024);  // the worker's geometry
-  EXPECT_LE(AllocatedBytes(name_), 4096u);            // a bucket nobody writes: one page
+  EXPECT_LE(AllocatedBytes(name_), 4096u);          // a bucket nobody writes: one page
   FeedReader r = Reader();
   w.Append(FeedOp::kPut, "milk", "3");
   w.Publish();

@@ -161,8 +161,9 @@ struct Change {
 // Thread-safe: copies share one position; concurrent Next() calls each get different changes.
 class Subscription {
  public:
-  // Waits up to `timeout` for the next change. kTimeout if none came; kBucketNotFound if the
-  // bucket was dropped; kCorrupt if the feed fails validation.
+  // Waits up to `timeout` (0: just look; longer than a year counts as a year) for the next
+  // change. kTimeout if none came; kBucketNotFound if the bucket was dropped; kCorrupt if the
+  // feed fails validation; kInvalidArgument for a negative timeout.
   Status Next(Change* change, std::chrono::milliseconds timeout);
   // The sequence the next delivered change will have (or the first missed one).
   std::uint64_t position() const;
@@ -241,6 +242,9 @@ class Bucket {
 
   // Subscribes to this bucket's changes, starting with the next one (from_sequence = 0) or at
   // `from_sequence` (changes still in the feed are replayed; older ones are reported missed).
+  // The subscription maps the feed itself: it stays valid after this handle is destroyed.
+  // Errors: kBucketNotFound (dropped), kUnavailable (the worker has not created the feed yet),
+  // kCorrupt, kPermissionDenied.
   Result<Subscription> Subscribe(std::uint64_t from_sequence = 0);
 
   const std::string& name() const;
