@@ -1,8 +1,10 @@
 // kv_watch_bench: subscriptions (issue 9). Change-to-subscriber latency (a subscriber in another
 // process receives each change; the writer stamps the value with CLOCK_MONOTONIC just before the
 // put), and async write throughput with 0 and with 8 subscriber processes reading every change.
+// Throughput runs alternate (0 subscribers, 8 subscribers, 0, 8, ...) for --rounds rounds and
+// report each side's median, so load from elsewhere on the machine hits both sides alike.
 //
-//   kv_watch_bench [--samples N] [--writes N] [--json] [--kvd PATH]
+//   kv_watch_bench [--samples N] [--writes N] [--rounds N] [--json] [--kvd PATH]
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -70,6 +72,11 @@ pid_t StartDrainingSubscriber(const std::string& ns, std::uint64_t from, int wri
   ::_exit(0);
 }
 
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
 double AsyncWriteRate(kv::Bucket& bucket, int writes) {
   std::string value(64, 'v');
   auto start = Clock::now();
@@ -83,7 +90,7 @@ double AsyncWriteRate(kv::Bucket& bucket, int writes) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int samples = 20000, writes = 1000000, subscribers = 8;
+  int samples = 20000, writes = 1000000, subscribers = 8, rounds = 3;
   bool json = false;
   std::string kvd;
   for (int i = 1; i < argc; ++i) {
@@ -94,17 +101,20 @@ int main(int argc, char** argv) {
       samples = std::atoi(argv[++i]);
     else if (a == "--writes" && i + 1 < argc)
       writes = std::atoi(argv[++i]);
+    else if (a == "--rounds" && i + 1 < argc)
+      rounds = std::max(1, std::atoi(argv[++i]));
     else if (a == "--kvd" && i + 1 < argc)
       kvd = argv[++i];
     else {
       std::fprintf(stderr,
-                   "usage: kv_watch_bench [--samples N] [--writes N] [--json] [--kvd PATH]\n");
+                   "usage: kv_watch_bench [--samples N] [--writes N] [--rounds N] [--json] "
+                   "[--kvd PATH]\n");
       return 2;
     }
   }
   kv::bench::PrintHeader("kv_watch_bench");
-  std::printf("latency samples %d, async writes %d, subscribers %d\n", samples, writes,
-              subscribers);
+  std::printf("latency samples %d, async writes %d per run, subscribers %d, rounds %d\n", samples,
+              writes, subscribers, rounds);
   kv::bench::BenchDaemon daemon(kvd);
   auto client = daemon.Connect();
   if (!client || !client->CreateBucket("watched").ok() ||
@@ -137,22 +147,28 @@ int main(int argc, char** argv) {
 
   // 2. Write throughput without, then with, subscribers reading every change.
   auto bucket = client->OpenBucket("throughput");
-  double rate0 = AsyncWriteRate(*bucket, writes);
-  std::uint64_t from = bucket->Subscribe()->position();
-  std::vector<pid_t> subs;
-  for (int s = 0; s < subscribers; ++s)
-    subs.push_back(StartDrainingSubscriber(daemon.ns(), from, writes, ready[1]));
-  for (int s = 0; s < subscribers; ++s) {
-    if (::read(ready[0], &c, 1) != 1) return 1;
+  std::vector<double> rates0, rates8;
+  for (int round = 0; round < rounds; ++round) {
+    rates0.push_back(AsyncWriteRate(*bucket, writes));
+    std::uint64_t from = bucket->Subscribe()->position();
+    std::vector<pid_t> subs;
+    for (int s = 0; s < subscribers; ++s)
+      subs.push_back(StartDrainingSubscriber(daemon.ns(), from, writes, ready[1]));
+    for (int s = 0; s < subscribers; ++s) {
+      if (::read(ready[0], &c, 1) != 1) return 1;
+    }
+    rates8.push_back(AsyncWriteRate(*bucket, writes));
+    for (pid_t p : subs) ::waitpid(p, nullptr, 0);
+    std::printf("round %d: %.0f ops/s with 0 subscribers, %.0f with %d\n", round + 1, rates0.back(),
+                rates8.back(), subscribers);
   }
-  double rate8 = AsyncWriteRate(*bucket, writes);
-  for (pid_t p : subs) ::waitpid(p, nullptr, 0);
+  double rate0 = Median(rates0), rate8 = Median(rates8);
   double ratio = rate0 > 0 ? rate8 / rate0 : 0;
 
   std::printf("%-40s %12s %12s\n", "workload", "p50 us", "p99 us");
   std::printf("%-40s %12.1f %12.1f\n", "change -> subscriber (1 sub)", latency.p50_us,
               latency.p99_us);
-  std::printf("%-40s %12s %12s\n", "workload", "ops/s", "ratio");
+  std::printf("%-40s %12s %12s\n", "workload (median of rounds)", "ops/s", "ratio");
   std::printf("%-40s %12.0f %12s\n", "async put + flush, 0 subscribers", rate0, "1.00");
   std::printf("%-40s %12.0f %12.2f   (target >= 0.90)\n", "async put + flush, 8 subscribers", rate8,
               ratio);
