@@ -19,6 +19,9 @@
 //  - Worker restarts: reads keep working while a worker restarts. A write in flight when its
 //    worker dies fails with kUnavailable; a write that timed out (kTimeout) may still be applied.
 //    Once kvd has restarted the worker, the same handle writes again (no need to reopen).
+//  - Subscriptions see every change or are told how many they missed (Change::Kind::kMissed);
+//    a write applied by a worker that crashed before recording it is announced only by the
+//    kResync that follows the restart: rescan if you keep derived state.
 //  - kvd down: reads, writes, OpenBucket and GetStatus keep working (workers outlive kvd);
 //    CreateBucket, DropBucket, RestartBucket and Shutdown fail with kUnavailable.
 //  - Limits: keys 1..1024 bytes, values 0..16 MiB (kMaxKeySize/kMaxValueSize below; larger is
