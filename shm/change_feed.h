@@ -154,6 +154,7 @@ class FeedReader {
   const char* data_ = nullptr;
   std::uint64_t slot_count_ = 0;
   std::uint64_t data_capacity_ = 0;
+  mutable std::uint64_t known_head_ = 0;  // next_seq as last loaded (only grows)
 };
 
 }  // namespace kv::shm

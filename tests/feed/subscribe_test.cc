@@ -131,6 +131,66 @@ TEST(SubscribeTest, EverySubscriberSeesEveryChangeInOrderOrIsToldWhatItMissed) {
   }
 }
 
+// Subscribers frozen (SIGSTOP) or killed (SIGKILL) mid-stream cost the writer nothing: every
+// write completes, a thawed subscriber is told exactly what it missed, and the dead ones leave
+// no process and no shared-memory object behind.
+TEST(SubscribeTest, FrozenOrKilledSubscribersNeverHoldTheWriterBack) {
+  constexpr int kSubscribers = 8, kWrites = 20000;
+  KvdInstance kvd;
+  auto client = kvd.NewClient();
+  ASSERT_TRUE(client->CreateBucket("b").ok());
+  Result<Bucket> bucket = client->OpenBucket("b");
+  ASSERT_TRUE(bucket.ok());
+  std::uint64_t start = bucket->Subscribe()->position();
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  std::vector<pid_t> subs;
+  for (int s = 0; s < kSubscribers; ++s) {
+    pid_t pid = ::fork();
+    if (pid == 0) {  // counts every change and every missed one, in order
+      auto b = OpenClient(kvd.ns())->OpenBucket("b");
+      auto sub = b->Subscribe(start);
+      if (!sub.ok() || ::write(ready[1], "r", 1) != 1) ::_exit(10);
+      std::uint64_t expect = start;
+      while (expect < start + kWrites) {
+        Change ch;
+        if (!sub->Next(&ch, std::chrono::seconds(30)).ok()) ::_exit(11);
+        if (ch.sequence != expect) ::_exit(12);
+        expect += ch.kind == Change::Kind::kMissed ? ch.missed : 1;
+      }
+      ::_exit(expect == start + kWrites ? 0 : 13);
+    }
+    subs.push_back(pid);
+  }
+  char c;
+  for (int s = 0; s < kSubscribers; ++s) ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  ASSERT_EQ(::kill(subs[0], SIGSTOP), 0);  // frozen for the whole run
+  for (int i = 0; i < kWrites; ++i) {
+    ASSERT_TRUE(bucket->PutAsync("k" + std::to_string(i % 100), std::to_string(i)).ok());
+    if (i % 2500 == 1000) ::kill(subs[1 + (i / 2500) % 4], SIGKILL);  // subscribers 1..4 die
+  }
+  ASSERT_TRUE(bucket->Flush().ok());  // the writer was never held back
+  ASSERT_EQ(::kill(subs[0], SIGCONT), 0);
+  for (int s = 0; s < kSubscribers; ++s) {
+    int status = 0;
+    ASSERT_EQ(::waitpid(subs[s], &status, 0), subs[s]);
+    if (s >= 1 && s <= 4) {
+      EXPECT_TRUE(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) == 0)) << s;
+    } else {
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+          << "subscriber " << s << " exit " << (WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    }
+  }
+  const std::string own = kvd.ns() + ".b" + std::to_string(bucket->id());
+  for (const std::string& name : kv::testing::ShmObjectsOfNamespace(kvd.ns())) {
+    bool bucket_object = name == own || name == own + ".feed" || name.rfind(own + ".g", 0) == 0;
+    EXPECT_TRUE(name == kvd.ns() + ".registry" || bucket_object) << "left behind: " << name;
+  }
+  std::string value;
+  ASSERT_TRUE(bucket->Get("k99", &value).ok());
+  EXPECT_EQ(value, std::to_string(kWrites - 1));
+}
+
 TEST(SubscribeTest, WorkerCrashIsAnnouncedAndSequenceContinues) {
   KvdInstance kvd;
   auto client = kvd.NewClient();
