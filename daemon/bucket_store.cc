@@ -15,6 +15,8 @@ namespace {
 
 constexpr std::uint64_t kInitialSlots = 64;
 constexpr std::uint64_t kInitialHeap = 16 * 1024;
+constexpr std::uint64_t kFeedSlots = 4096;
+constexpr std::uint64_t kFeedBytes = 256 * 1024;
 
 bool ParseInt64(std::string_view s, std::int64_t* out) {
   if (s.empty() || s.size() > 20) return false;
@@ -107,6 +109,17 @@ std::optional<BucketStore> BucketStore::Open(const std::string& ns, std::uint64_
       spdlog::warn("bucket {}: generation {} repaired on open: {}", bucket_id, generation, repairs);
     }
   }
+  bool unclean = false;
+  store.feed_ = shm::FeedWriter::OpenOrCreate(shm::FeedObjectName(ns, bucket_id), bucket_id,
+                                              kFeedSlots, kFeedBytes, limits.mode, &unclean, &e);
+  if (!store.feed_.valid()) {
+    *error = e.message;
+    return std::nullopt;
+  }
+  if (unclean) {  // F4: the previous worker may have applied writes it never appended
+    store.feed_.Append(shm::FeedOp::kResync, {}, {});
+    store.feed_.Publish();
+  }
   store.anchor_->state.store(shm::kAnchorLive, std::memory_order_release);
   store.anchor_->worker_start_ticks.store(ProcessStartTicks(::getpid()), std::memory_order_relaxed);
   store.anchor_->worker_pid.store(::getpid(), std::memory_order_release);
@@ -189,6 +202,28 @@ shm::WireStatus BucketStore::Incr(std::string_view key, std::int64_t delta, std:
   shm::WireStatus s = Put(key, std::to_string(value), &version);
   if (s == shm::WireStatus::kOk) *result = value;
   return s;
+}
+
+void BucketStore::RecordChange(const shm::Request& request, shm::WireStatus status,
+                               std::int64_t number) {
+  if (status != shm::WireStatus::kOk) return;
+  switch (static_cast<shm::Op>(request.header.op)) {
+    case shm::Op::kPut:
+    case shm::Op::kCas:
+      feed_.Append(shm::FeedOp::kPut, request.key, request.value);
+      break;
+    case shm::Op::kIncr:
+      feed_.Append(shm::FeedOp::kPut, request.key, std::to_string(number));
+      break;
+    case shm::Op::kDelete:
+      feed_.Append(shm::FeedOp::kDelete, request.key, {});
+      break;
+    case shm::Op::kClear:
+      feed_.Append(shm::FeedOp::kClear, {}, {});
+      break;
+    case shm::Op::kFlush:
+      break;
+  }
 }
 
 shm::WireStatus BucketStore::Apply(const shm::Request& request, std::int64_t* number,

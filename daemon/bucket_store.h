@@ -21,6 +21,7 @@
 
 #include "shm/anchor.h"
 #include "shm/bucket_table.h"
+#include "shm/change_feed.h"
 #include "shm/message.h"
 #include "shm/segment.h"
 
@@ -43,6 +44,12 @@ class BucketStore {
   void MarkDropped();
   void Heartbeat();
   const shm::TableWriter& table() const { return table_; }
+  // Appends an applied request to the change feed (REQUIRES: Apply returned `status` for it).
+  void RecordChange(const shm::Request& request, shm::WireStatus status, std::int64_t number);
+  // Makes the changes recorded since the last call visible to subscribers (once per batch).
+  void PublishChanges() { feed_.Publish(); }
+  // Marks the change feed cleanly closed (the next worker appends no resync record).
+  void CloseChanges() { feed_.Close(); }
 
  private:
   BucketStore() = default;
@@ -60,6 +67,7 @@ class BucketStore {
   shm::Segment anchor_segment_;
   shm::AnchorHeader* anchor_ = nullptr;
   shm::TableWriter table_;
+  shm::FeedWriter feed_;  // NS.b<id>.feed: every applied write, for subscribers
 };
 
 }  // namespace kv::daemon

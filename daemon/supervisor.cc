@@ -481,6 +481,7 @@ void Supervisor::FinishDrop(WorkerSlot& w) {
       shm::Segment::Remove(shm::GenerationObjectName(options_.ns, w.id, g));
     }
   }
+  shm::Segment::Remove(shm::FeedObjectName(options_.ns, w.id));  // subscribers keep their mapping
   shm::Segment::Remove(anchor_name);
   registry_->Free(w.index);
   status_dirty_ = true;

@@ -327,6 +327,7 @@ bool Worker::Drain(Connection& c) {
     reply_value_.clear();
     if (status == shm::WireStatus::kOk) {
       status = store_.Apply(request, &number, &reply_value_);
+      store_.RecordChange(request, status, number);
       CrashPoint("after-apply");
     } else {
       spdlog::warn("rejected request id {}: {}", request.header.request_id,
@@ -430,6 +431,7 @@ void Worker::Run() {
   bool spinning = false;
   while (!stop_) {
     bool did = DrainAll();
+    if (did) store_.PublishChanges();
     auto now = Clock::now();
     if (now - last_heartbeat > std::chrono::seconds(1)) {
       store_.Heartbeat();
@@ -459,6 +461,7 @@ void Worker::Run() {
     last_work = Clock::now();  // woke up: spin again before the next sleep
   }
   DrainAll();
+  store_.CloseChanges();
   if (drop_) store_.MarkDropped();
 }
 

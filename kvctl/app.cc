@@ -9,9 +9,10 @@
 namespace kv::ctl {
 namespace {
 
-constexpr const char* kCommands[] = {
-    "create", "drop", "restart", "kill", "buckets", "shutdown", "status", "stats", "put",  "get",
-    "del",    "cas",  "incr",    "keys", "dump",    "load",     "shell",  "top",   "bench"};
+constexpr const char* kCommands[] = {"create",   "drop",   "restart", "kill",  "buckets",
+                                     "shutdown", "status", "stats",   "put",   "get",
+                                     "del",      "cas",    "incr",    "keys",  "dump",
+                                     "load",     "shell",  "top",     "bench", "watch"};
 
 }  // namespace
 
@@ -54,6 +55,7 @@ int RunKvctl(const std::vector<std::string>& args, Context& ctx) {
   AddShellCommand(app, ctx);
   AddTopCommand(app, ctx);
   AddBenchCommand(app, ctx);
+  AddWatchCommand(app, ctx);
 
   try {
     std::vector<std::string> reversed(args.rbegin(), args.rend());

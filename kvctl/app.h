@@ -27,6 +27,7 @@ void AddDumpCommands(CLI::App& app, Context& ctx);    // dump load
 void AddShellCommand(CLI::App& app, Context& ctx);    // shell
 void AddTopCommand(CLI::App& app, Context& ctx);      // top
 void AddBenchCommand(CLI::App& app, Context& ctx);    // bench
+void AddWatchCommand(CLI::App& app, Context& ctx);    // watch
 
 // True if `word` names a kvctl subcommand (the shell's test for "run this as kvctl").
 bool IsKvctlCommand(const std::string& word);

@@ -18,32 +18,38 @@ std::vector<std::string_view> SplitWhitespace(std::string_view line) {
   return out;
 }
 
-std::vector<std::string> Answer(const Status& s) {
+}  // namespace
+
+std::vector<std::string> TextAnswer(const Status& s) {
   if (s.ok()) return {"OK"};
   if (s.code() == Code::kBucketNotFound) return {"NOT FOUND"};
   return {"ERROR " + s.ToString()};
 }
 
-}  // namespace
+std::optional<std::string> SubscribeTarget(std::string_view line) {
+  std::vector<std::string_view> t = SplitWhitespace(line);
+  if (t.size() != 2 || t[0] != "SUBSCRIBE") return std::nullopt;
+  return std::string(t[1]);
+}
 
 std::vector<std::string> RunTextCommand(Client& client, std::string_view line) {
   std::vector<std::string_view> t = SplitWhitespace(line);
-  if (t.size() == 2 && t[0] == "CREATE") return Answer(client.CreateBucket(t[1]));
+  if (t.size() == 2 && t[0] == "CREATE") return TextAnswer(client.CreateBucket(t[1]));
   bool get = t.size() == 3 && t[0] == "GET";
   bool put = t.size() == 4 && t[0] == "PUT";
   bool del = t.size() == 3 && t[0] == "DELETE";
   if (!get && !put && !del) return {"UNKNOWN COMMAND"};
   Result<Bucket> bucket = client.OpenBucket(t[1]);
-  if (!bucket.ok()) return Answer(bucket.status());
-  if (put) return Answer(bucket->Put(t[2], t[3]));
+  if (!bucket.ok()) return TextAnswer(bucket.status());
+  if (put) return TextAnswer(bucket->Put(t[2], t[3]));
   if (del) {
     Status s = bucket->Delete(t[2]);
-    return Answer(s.IsNotFound() ? Status() : s);  // deleting a missing key is OK, as in Elixir
+    return TextAnswer(s.IsNotFound() ? Status() : s);  // deleting a missing key is OK, as in Elixir
   }
   std::string value;
   Status s = bucket->Get(t[2], &value);
   if (s.ok() || s.IsNotFound()) return {value, "OK"};
-  return Answer(s);
+  return TextAnswer(s);
 }
 
 }  // namespace kv::ctl

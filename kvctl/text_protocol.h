@@ -3,12 +3,17 @@
 //   PUT <bucket> <key> <value>   -> OK
 //   GET <bucket> <key>           -> <value> then OK (an empty line then OK when the key is missing)
 //   DELETE <bucket> <key>        -> OK
+//   SUBSCRIBE <bucket>           -> no reply; then one line per change of the bucket
+//                                   (kvctl/change_format.h: "milk SET TO 3", "milk DELETED")
 // A command on a bucket that does not exist answers NOT FOUND; anything unparsable answers
 // UNKNOWN COMMAND. Tokens are separated by whitespace, as in Elixir's String.split/1.
 // Other failures (kvd down, timeouts) answer "ERROR <CODE>: <message>".
+// SUBSCRIBE is not run here: it takes over the session (kvctl/shell.cc), so RunTextCommand
+// answers UNKNOWN COMMAND for it and the shell recognises it with SubscribeTarget first.
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,5 +25,11 @@ namespace kv::ctl {
 // Executes one protocol line (without its line terminator) against `client` and returns the
 // reply lines, without terminators.
 std::vector<std::string> RunTextCommand(Client& client, std::string_view line);
+
+// The bucket of a "SUBSCRIBE <bucket>" line; nullopt for any other line.
+std::optional<std::string> SubscribeTarget(std::string_view line);
+
+// The reply to a failed (or successful) command: OK, NOT FOUND or ERROR <CODE>: <message>.
+std::vector<std::string> TextAnswer(const Status& s);
 
 }  // namespace kv::ctl

@@ -19,6 +19,10 @@ struct kv_bucket {
   kv::Bucket bucket;
 };
 
+struct kv_subscription {
+  kv::Subscription subscription;
+};
+
 namespace {
 
 static_assert(KV_MAX_KEY_SIZE == kv::kMaxKeySize);
@@ -37,6 +41,22 @@ static_assert(KV_PERMISSION == -static_cast<int>(kv::Code::kPermissionDenied));
 static_assert(KV_CORRUPT == -static_cast<int>(kv::Code::kCorrupt));
 static_assert(KV_FAILED == -static_cast<int>(kv::Code::kFailed));
 static_assert(KV_INTERNAL == -static_cast<int>(kv::Code::kInternal));
+
+int ChangeKind(kv::Change::Kind kind) {
+  switch (kind) {
+    case kv::Change::Kind::kPut:
+      return KV_CHANGE_PUT;
+    case kv::Change::Kind::kDelete:
+      return KV_CHANGE_DELETE;
+    case kv::Change::Kind::kClear:
+      return KV_CHANGE_CLEAR;
+    case kv::Change::Kind::kMissed:
+      return KV_CHANGE_MISSED;
+    case kv::Change::Kind::kResync:
+      return KV_CHANGE_RESYNC;
+  }
+  return 0;
+}
 
 // The message of this thread's last call; a fixed buffer, so recording it cannot throw.
 thread_local char t_last_error[512] = "OK";
@@ -119,6 +139,30 @@ int Control(kv_client* client, const char* name, Fn fn) {
   catch (...) {                                                                       \
     return Internal("INTERNAL: unexpected exception");                                \
   }
+
+// Copies `c` into one malloc'd block: the kv_change, then key and value, each '\0'-terminated.
+int CopyOutChange(const kv::Change& c, kv_change** out) {
+  const std::size_t size = sizeof(kv_change) + c.key.size() + 1 + c.value.size() + 1;
+  auto* block = static_cast<char*>(std::malloc(size));
+  if (block == nullptr) return Internal("INTERNAL: out of memory copying a change");
+  char* key = block + sizeof(kv_change);
+  char* value = key + c.key.size() + 1;
+  std::memcpy(key, c.key.data(), c.key.size());
+  key[c.key.size()] = '\0';
+  std::memcpy(value, c.value.data(), c.value.size());
+  value[c.value.size()] = '\0';
+  auto* change = new (block) kv_change{};
+  change->kind = ChangeKind(c.kind);
+  change->value_omitted = c.value_omitted ? 1 : 0;
+  change->sequence = c.sequence;
+  change->missed = c.missed;
+  change->key = key;
+  change->key_len = c.key.size();
+  change->value = value;
+  change->value_len = c.value.size();
+  *out = change;
+  return KV_OK;
+}
 
 }  // namespace
 
@@ -354,5 +398,45 @@ int kv_flush(kv_bucket* bucket) try {
   return Report(bucket->bucket.Flush());
 }
 KV_CATCH_ALL
+
+int kv_subscribe(kv_bucket* bucket, uint64_t from_sequence, kv_subscription** sub) try {
+  if (sub == nullptr) return Null("sub");
+  *sub = nullptr;
+  if (bucket == nullptr) return Null("bucket");
+  kv::Result<kv::Subscription> opened = bucket->bucket.Subscribe(from_sequence);
+  if (!opened.ok()) return Report(opened.status());
+  *sub = new kv_subscription{std::move(opened).value()};
+  return Report(kv::Status());
+}
+KV_CATCH_ALL
+
+int kv_subscription_next(kv_subscription* sub, int timeout_ms, kv_change** change) try {
+  if (change == nullptr) return Null("change");
+  *change = nullptr;
+  if (sub == nullptr) return Null("sub");
+  kv::Change c;
+  int rc = Report(sub->subscription.Next(&c, std::chrono::milliseconds(timeout_ms)));
+  if (rc != KV_OK) return rc;
+  return CopyOutChange(c, change);
+}
+KV_CATCH_ALL
+
+uint64_t kv_subscription_position(kv_subscription* sub) {
+  try {
+    return sub == nullptr ? 0 : sub->subscription.position();
+  } catch (...) {
+    return 0;  // position() takes a mutex; a failure to lock leaves nothing to report
+  }
+}
+
+void kv_change_free(kv_change* change) { std::free(change); }
+
+void kv_subscription_close(kv_subscription* sub) {
+  try {
+    delete sub;
+  } catch (...) {
+    // As kv_client_close.
+  }
+}
 
 }  // extern "C"

@@ -51,6 +51,8 @@ class Bucket::Shared {
   // Waits until every write queued before is applied; kFailed if any async write failed.
   Status Flush();
 
+  const shm::AnchorHeader* anchor() const { return anchor_; }
+
   const std::string ns;
   const std::uint64_t id;
   const std::string name;

@@ -8,6 +8,8 @@ namespace kv::shm {
 namespace {
 
 constexpr int kMaxReadAttempts = 64;
+constexpr std::uint64_t kSlotChunk = 512;        // slots reserved at a time (16 KiB)
+constexpr std::uint64_t kDataChunk = 64 * 1024;  // data bytes reserved at a time
 
 bool IsPowerOfTwo(std::uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
 
@@ -40,7 +42,7 @@ FeedWriter FeedWriter::OpenOrCreate(const std::string& name, std::uint64_t bucke
     std::uint64_t slots_offset = AlignUp(sizeof(FeedHeader), kCacheLine);
     std::uint64_t data_offset = AlignUp(slots_offset + slot_count * sizeof(FeedSlot), kCacheLine);
     std::uint64_t size = data_offset + data_capacity;
-    w.segment_ = Segment::Create(name, size, size, mode, error);
+    w.segment_ = Segment::Create(name, size, sizeof(FeedHeader), mode, error);  // F5
     if (!w.segment_.valid()) return {};
     auto* h = new (w.segment_.data()) FeedHeader();
     h->format_version = kFormatVersion;
@@ -62,12 +64,43 @@ FeedWriter FeedWriter::OpenOrCreate(const std::string& name, std::uint64_t bucke
   // Positions below data_floor + capacity are safe to reuse only from data_head on.
   w.data_head_ = std::max(w.header_->data_head.load(std::memory_order_relaxed),
                           w.header_->data_floor.load(std::memory_order_relaxed));
+  w.slots_ready_ =
+      std::min(w.header_->slots_ready.load(std::memory_order_relaxed), w.header_->slot_count);
+  w.data_ready_ =
+      std::min(w.header_->data_ready.load(std::memory_order_relaxed), w.header_->data_capacity);
   *unclean = w.header_->clean.load(std::memory_order_relaxed) == 0;
   w.header_->clean.store(0, std::memory_order_relaxed);
   return w;
 }
 
+bool FeedWriter::ReserveSlot(std::uint64_t index) {
+  if (index < slots_ready_) return true;
+  std::uint64_t upto = std::min(AlignUp(index + 1, kSlotChunk), header_->slot_count);
+  std::uint64_t from = header_->slots_offset + slots_ready_ * sizeof(FeedSlot);
+  std::uint64_t to = header_->slots_offset + upto * sizeof(FeedSlot);
+  if (segment_.ReserveRange(from, to - from)) return false;
+  slots_ready_ = upto;
+  header_->slots_ready.store(upto, std::memory_order_release);  // F5
+  return true;
+}
+
+bool FeedWriter::ReserveData(std::uint64_t end) {
+  if (end <= data_ready_) return true;
+  std::uint64_t upto = std::min(AlignUp(end, kDataChunk), header_->data_capacity);
+  if (segment_.ReserveRange(header_->data_offset + data_ready_, upto - data_ready_)) return false;
+  data_ready_ = upto;
+  header_->data_ready.store(upto, std::memory_order_release);  // F5
+  return true;
+}
+
 void FeedWriter::Append(FeedOp op, std::string_view key, std::string_view value) {
+  const std::uint64_t index = next_seq_ & (header_->slot_count - 1);
+  if (!ReserveSlot(index)) {  // F5: the slot stays unreserved; readers count the change missed
+    ++next_seq_;
+    header_->next_seq.store(next_seq_, std::memory_order_release);  // F1
+    dirty_ = true;
+    return;
+  }
   std::uint32_t flags = 0;
   if (value.size() > kMaxFeedValue) {
     value = {};
@@ -77,6 +110,13 @@ void FeedWriter::Append(FeedOp op, std::string_view key, std::string_view value)
   std::uint64_t len = std::min<std::uint64_t>(key.size() + value.size(), cap);
   std::uint64_t pos = data_head_;
   if ((pos % cap) + len > cap) pos = AlignUp(pos, cap);  // F: data never wraps
+  if (!ReserveData((pos % cap) + len)) {                 // F5: numbered, but marked lost
+    flags = kFeedLost;
+    len = 0;
+    key = {};
+    value = {};
+    pos = data_head_;
+  }
   if (pos + len > cap) {
     std::uint64_t floor = pos + len - cap;
     if (floor > header_->data_floor.load(std::memory_order_relaxed)) {
@@ -85,11 +125,13 @@ void FeedWriter::Append(FeedOp op, std::string_view key, std::string_view value)
     }
   }
   char* at = data_ + (pos % cap);
-  std::memcpy(at, key.data(), std::min<std::uint64_t>(key.size(), len));
-  if (!value.empty()) std::memcpy(at + key.size(), value.data(), len - key.size());
+  if (len > 0) {
+    std::memcpy(at, key.data(), std::min<std::uint64_t>(key.size(), len));
+    if (!value.empty()) std::memcpy(at + key.size(), value.data(), len - key.size());
+  }
   data_head_ = pos + len;
 
-  FeedSlot& slot = slots_[next_seq_ & (header_->slot_count - 1)];
+  FeedSlot& slot = slots_[index];
   slot.seq.store(0, std::memory_order_relaxed);  // F3
   std::atomic_thread_fence(std::memory_order_release);
   slot.data_pos.store(pos, std::memory_order_relaxed);
@@ -99,18 +141,14 @@ void FeedWriter::Append(FeedOp op, std::string_view key, std::string_view value)
   slot.value_len.store(static_cast<std::uint32_t>(value.size()), std::memory_order_relaxed);
   slot.seq.store(next_seq_, std::memory_order_release);
   ++next_seq_;
+  header_->data_head.store(data_head_, std::memory_order_relaxed);
+  header_->next_seq.store(next_seq_, std::memory_order_release);  // F1
   dirty_ = true;
-  if (next_seq_ - header_->next_seq.load(std::memory_order_relaxed) >= header_->slot_count / 2) {
-    header_->data_head.store(data_head_, std::memory_order_relaxed);
-    header_->next_seq.store(next_seq_, std::memory_order_release);  // F1, without a wake-up
-  }
 }
 
 void FeedWriter::Publish() {
   if (!dirty_) return;
   dirty_ = false;
-  header_->data_head.store(data_head_, std::memory_order_relaxed);
-  header_->next_seq.store(next_seq_, std::memory_order_release);  // F1
   header_->wake.fetch_add(1, std::memory_order_release);
   FutexWakeAll(&header_->wake);
 }
@@ -143,8 +181,11 @@ std::string FeedReader::Attach(const char* base, std::size_t size) {
 
 FeedRead FeedReader::Read(std::uint64_t* seq, FeedRecord* record, std::uint64_t* missed) const {
   for (int attempt = 0; attempt < kMaxReadAttempts; ++attempt) {
-    std::uint64_t head = Head();
     if (*seq == 0) *seq = 1;
+    // A stale head only makes `oldest` too small; the slot's stamp then reports the overwrite.
+    // Loading next_seq once per batch instead of once per record spares the writer's cache line.
+    std::uint64_t head = known_head_;
+    if (*seq >= head) head = known_head_ = Head();
     if (*seq >= head) return FeedRead::kEmpty;
     std::uint64_t oldest = head > slot_count_ ? head - slot_count_ : 1;
     if (*seq < oldest) {
@@ -152,7 +193,13 @@ FeedRead FeedReader::Read(std::uint64_t* seq, FeedRecord* record, std::uint64_t*
       *seq = oldest;
       return FeedRead::kMissed;
     }
-    const FeedSlot& slot = slots_[*seq & (slot_count_ - 1)];
+    const std::uint64_t index = *seq & (slot_count_ - 1);
+    if (index >= header_->slots_ready.load(std::memory_order_acquire)) {
+      *missed = 1;  // F5: the writer had no memory for this change's slot
+      ++*seq;
+      return FeedRead::kMissed;
+    }
+    const FeedSlot& slot = slots_[index];
     std::uint64_t stamp = slot.seq.load(std::memory_order_acquire);
     if (stamp != *seq) {
       // Overwritten by a newer record the writer has not published yet (or is writing now):
@@ -168,7 +215,10 @@ FeedRead FeedReader::Read(std::uint64_t* seq, FeedRecord* record, std::uint64_t*
     std::uint64_t key_len = slot.key_len.load(std::memory_order_relaxed);
     std::uint64_t value_len = slot.value_len.load(std::memory_order_relaxed);
     if (key_len > kMaxKeySize || value_len > kMaxFeedValue ||
-        (pos % data_capacity_) + key_len + value_len > data_capacity_ || op < 1 || op > 4) {
+        (pos % data_capacity_) + key_len + value_len > data_capacity_ ||
+        (pos % data_capacity_) + key_len + value_len >
+            header_->data_ready.load(std::memory_order_acquire) ||
+        op < 1 || op > 4) {
       if (slot.seq.load(std::memory_order_acquire) != *seq) continue;
       return FeedRead::kCorrupt;
     }
@@ -179,7 +229,7 @@ FeedRead FeedReader::Read(std::uint64_t* seq, FeedRecord* record, std::uint64_t*
     std::memcpy(record->value.data(), at + key_len, value_len);
     std::atomic_thread_fence(std::memory_order_acquire);
     if (slot.seq.load(std::memory_order_relaxed) != *seq) continue;  // re-evaluated above
-    if (header_->data_floor.load(std::memory_order_relaxed) > pos) {
+    if ((flags & kFeedLost) != 0 || header_->data_floor.load(std::memory_order_relaxed) > pos) {
       *missed = 1;  // its bytes were overwritten while we copied them
       ++*seq;
       return FeedRead::kMissed;

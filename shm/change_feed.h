@@ -17,6 +17,14 @@
 //   F4. The feed survives worker restarts (next_seq continues). A worker that starts after an
 //       unclean stop appends a kResync record first: changes applied by the dead worker after its
 //       last feed record may be missing, and a subscriber must resynchronise (e.g. with a scan).
+//   F5. Memory is reserved lazily: the object is sized with ftruncate (sparse, free until
+//       written) and only its first page is reserved at creation. The writer reserves slots and
+//       data bytes in chunks (posix_fallocate) before first writing them, then raises
+//       slots_ready / data_ready (release). Readers never touch a slot at or above slots_ready
+//       nor data at or above data_ready (a read fault there would allocate, or SIGBUS on a full
+//       /dev/shm). When a reservation fails the change is still numbered but marked lost (or its
+//       slot is left unreserved): readers count it as missed, never skip it silently.
+//       A bucket nobody writes costs one page.
 // Readers never block the writer; a slow reader is told exactly how many changes it missed.
 #pragma once
 
@@ -40,6 +48,7 @@ enum class FeedOp : std::uint32_t {
 };
 
 inline constexpr std::uint32_t kFeedValueOmitted = 1;  // flag: value too large for the feed
+inline constexpr std::uint32_t kFeedLost = 2;          // flag: no memory for the record's data (F5)
 
 struct alignas(kCacheLine) FeedHeader {
   std::uint64_t magic;
@@ -51,11 +60,15 @@ struct alignas(kCacheLine) FeedHeader {
   std::uint64_t slots_offset;
   std::uint64_t data_offset;
 
-  alignas(kCacheLine) std::atomic<std::uint64_t> next_seq;    // F1
+  alignas(kCacheLine) std::atomic<std::uint64_t> next_seq;    // F1, stored after each record
   std::atomic<std::uint32_t> wake;                            // futex word, bumped per batch
   alignas(kCacheLine) std::atomic<std::uint64_t> data_floor;  // F2
   std::atomic<std::uint64_t> data_head;  // writer: where the next record's data goes
   std::atomic<std::uint32_t> clean;      // 1 after a clean stop, 0 while a worker runs
+  // F5: slots [0, slots_ready) and data bytes [0, data_ready) have reserved memory. Written by the
+  // writer (release, after posix_fallocate), read by readers (acquire); they only grow.
+  std::atomic<std::uint64_t> slots_ready;
+  std::atomic<std::uint64_t> data_ready;
 };
 
 struct FeedSlot {
@@ -83,21 +96,31 @@ class FeedWriter {
                                  std::uint64_t slot_count, std::uint64_t data_capacity, mode_t mode,
                                  bool* unclean, ShmError* error);
   bool valid() const { return header_ != nullptr; }
-  // Appends one record (not yet visible: see Publish).
+  // Appends one record, visible at once to readers that look (the worker appends before it
+  // replies to the write's client, so a change is in the feed before its writer learns it
+  // applied). Sleeping readers learn of it on the next Publish.
   void Append(FeedOp op, std::string_view key, std::string_view value);
-  // Makes appended records visible and wakes sleeping subscribers (one syscall per batch).
+  // Wakes sleeping subscribers if records were appended since the last call (one futex syscall
+  // per batch).
   void Publish();
   // Marks a clean stop (F4).
   void Close();
   std::uint64_t next_seq() const { return next_seq_; }
 
  private:
+  // F5: reserve the memory of slot `index` / of data ring bytes [0, end). False if /dev/shm is
+  // full.
+  bool ReserveSlot(std::uint64_t index);
+  bool ReserveData(std::uint64_t end);
+
   Segment segment_;
   FeedHeader* header_ = nullptr;
   FeedSlot* slots_ = nullptr;
   char* data_ = nullptr;
   std::uint64_t next_seq_ = 1;
   std::uint64_t data_head_ = 0;
+  std::uint64_t slots_ready_ = 0;  // F5, the writer's copies
+  std::uint64_t data_ready_ = 0;
   bool dirty_ = false;
 };
 
@@ -131,6 +154,7 @@ class FeedReader {
   const char* data_ = nullptr;
   std::uint64_t slot_count_ = 0;
   std::uint64_t data_capacity_ = 0;
+  mutable std::uint64_t known_head_ = 0;  // next_seq as last loaded (only grows)
 };
 
 }  // namespace kv::shm

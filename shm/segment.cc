@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <boost/interprocess/exceptions.hpp>
 #include <cerrno>
 #include <cstring>
@@ -112,11 +113,18 @@ bool Segment::Remove(const std::string& name) {
 ShmError Segment::Reserve(std::size_t upto) {
   if (upto > size()) upto = size();
   if (upto <= reserved_) return {};
-  int fd = object_.get_mapping_handle().handle;
-  int err =
-      ::posix_fallocate(fd, static_cast<off_t>(reserved_), static_cast<off_t>(upto - reserved_));
-  if (err != 0) return FromErrno(name_, "posix_fallocate", err);
+  if (ShmError e = ReserveRange(reserved_, upto - reserved_)) return e;
   reserved_ = upto;
+  return {};
+}
+
+ShmError Segment::ReserveRange(std::size_t offset, std::size_t length) {
+  if (offset >= size()) return {};
+  length = std::min(length, size() - offset);
+  if (length == 0) return {};
+  int fd = object_.get_mapping_handle().handle;
+  int err = ::posix_fallocate(fd, static_cast<off_t>(offset), static_cast<off_t>(length));
+  if (err != 0) return FromErrno(name_, "posix_fallocate", err);
   return {};
 }
 

@@ -40,6 +40,10 @@ class Segment {
 
   // Reserves backing memory for [0, upto) (writer only). kNoSpace when /dev/shm is full.
   ShmError Reserve(std::size_t upto);
+  // Reserves backing memory for [offset, offset + length), clipped to the segment (writer only):
+  // for objects that are reserved piecewise as their parts are first written. kNoSpace when
+  // /dev/shm is full. Does not change reserved().
+  ShmError ReserveRange(std::size_t offset, std::size_t length);
   // Bytes from the start known to be reserved (no syscall needed below this).
   std::size_t reserved() const { return reserved_; }
 

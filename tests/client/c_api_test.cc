@@ -287,5 +287,124 @@ TEST_F(CApiTest, DeadWorkerThenDeadKvd) {
   kv_bucket_close(again);
 }
 
+// The next change as "<kind> <key> <value>" ("PUT k v", "DELETE k", "CLEAR", "MISSED <n>",
+// "RESYNC"), or the result code's word; checks the change's layout on the way.
+std::string CNext(kv_subscription* sub, int timeout_ms, uint64_t* sequence = nullptr) {
+  kv_change* c = nullptr;
+  int rc = kv_subscription_next(sub, timeout_ms, &c);
+  if (rc != KV_OK) {
+    EXPECT_EQ(c, nullptr);
+    std::string word = kv_strerror(rc);
+    return word.substr(0, word.find(':'));
+  }
+  EXPECT_EQ(static_cast<const char*>(c->key)[c->key_len], '\0');
+  EXPECT_EQ(static_cast<const char*>(c->value)[c->value_len], '\0');
+  std::string key(static_cast<const char*>(c->key), c->key_len);
+  std::string value(static_cast<const char*>(c->value), c->value_len);
+  if (sequence != nullptr) *sequence = c->sequence;
+  std::string out;
+  switch (c->kind) {
+    case KV_CHANGE_PUT:
+      out = "PUT " + key + " " + value;
+      break;
+    case KV_CHANGE_DELETE:
+      out = "DELETE " + key;
+      break;
+    case KV_CHANGE_CLEAR:
+      out = "CLEAR";
+      break;
+    case KV_CHANGE_MISSED:
+      out = "MISSED " + std::to_string(c->missed);
+      break;
+    case KV_CHANGE_RESYNC:
+      out = "RESYNC";
+      break;
+    default:
+      out = "kind " + std::to_string(c->kind);
+  }
+  kv_change_free(c);
+  return out;
+}
+
+TEST_F(CApiTest, SubscriptionDeliversEveryChangeBinarySafe) {
+  kv_subscription* sub = nullptr;
+  ASSERT_EQ(kv_subscribe(bucket_, 0, &sub), KV_OK) << kv_last_error();
+  uint64_t start = kv_subscription_position(sub);
+  EXPECT_GT(start, 0u);
+  EXPECT_EQ(CNext(sub, 0), "TIMEOUT");
+
+  const std::string key("k\0\xff", 3), value("v\0\xff", 3);
+  ASSERT_EQ(kv_put(bucket_, key.data(), key.size(), value.data(), value.size()), KV_OK);
+  uint64_t v = 0;
+  ASSERT_EQ(kv_cas(bucket_, "c", 1, 0, "a", 1, &v), KV_OK);
+  ASSERT_EQ(kv_incr(bucket_, "n", 1, 5, nullptr), KV_OK);
+  ASSERT_EQ(kv_del(bucket_, key.data(), key.size(), nullptr, nullptr), KV_OK);
+  ASSERT_EQ(kv_clear(bucket_), KV_OK);
+  kv_bucket_close(bucket_);  // the subscription outlives the handle it came from
+  bucket_ = nullptr;
+
+  uint64_t seq = 0;
+  EXPECT_EQ(CNext(sub, 1000, &seq), "PUT " + key + " " + value);
+  EXPECT_EQ(seq, start);
+  EXPECT_EQ(CNext(sub, 1000, &seq), "PUT c a");  // cas: the value stored
+  EXPECT_EQ(seq, start + 1);
+  EXPECT_EQ(CNext(sub, 1000), "PUT n 5");  // incr: the result
+  EXPECT_EQ(CNext(sub, 1000), "DELETE " + key);
+  EXPECT_EQ(CNext(sub, 1000, &seq), "CLEAR");
+  EXPECT_EQ(seq, start + 4);
+  EXPECT_EQ(kv_subscription_position(sub), start + 5);
+  EXPECT_EQ(CNext(sub, 10), "TIMEOUT");
+
+  ASSERT_EQ(kv_bucket_drop(client_, "b"), KV_OK);
+  EXPECT_EQ(CNext(sub, 2000), "NO_BUCKET");
+  kv_subscription_close(sub);
+}
+
+TEST_F(CApiTest, SubscriptionFromAnOldSequenceIsToldWhatItMissed) {
+  for (int i = 0; i < 5000; ++i) {  // more changes than the feed keeps (4096)
+    std::string k = "k" + std::to_string(i);
+    ASSERT_EQ(kv_put_async(bucket_, k.data(), k.size(), "x", 1), KV_OK);
+  }
+  ASSERT_EQ(kv_flush(bucket_), KV_OK);
+  kv_subscription* sub = nullptr;
+  ASSERT_EQ(kv_subscribe(bucket_, 1, &sub), KV_OK) << kv_last_error();
+  uint64_t seq = 0, missed = 0;
+  std::string next;
+  for (;;) {  // the feed keeps the last 4096 changes: the rest are reported, in order
+    next = CNext(sub, 1000, &seq);
+    ASSERT_EQ(seq, 1 + missed) << next;
+    if (next.rfind("MISSED ", 0) != 0) break;
+    missed += std::stoull(next.substr(7));
+  }
+  EXPECT_GE(missed, 5000u - 4096u);
+  EXPECT_EQ(next, "PUT k" + std::to_string(seq - 1) + " x");  // change n put k<n-1>
+  for (uint64_t s = seq + 1; s <= 5000; ++s) {
+    ASSERT_EQ(CNext(sub, 1000), "PUT k" + std::to_string(s - 1) + " x");
+  }
+  EXPECT_EQ(CNext(sub, 0), "TIMEOUT");
+  kv_subscription_close(sub);
+}
+
+TEST_F(CApiTest, SubscriptionBadArgumentsAreInvalid) {
+  kv_subscription* sub = reinterpret_cast<kv_subscription*>(0x1);
+  EXPECT_EQ(kv_subscribe(nullptr, 0, &sub), KV_INVALID);
+  EXPECT_EQ(sub, nullptr);
+  EXPECT_EQ(kv_subscribe(bucket_, 0, nullptr), KV_INVALID);
+  kv_change* c = reinterpret_cast<kv_change*>(0x1);
+  EXPECT_EQ(kv_subscription_next(nullptr, 0, &c), KV_INVALID);
+  EXPECT_EQ(c, nullptr);
+  ASSERT_EQ(kv_subscribe(bucket_, 0, &sub), KV_OK);
+  EXPECT_EQ(kv_subscription_next(sub, 0, nullptr), KV_INVALID);
+  EXPECT_EQ(kv_subscription_next(sub, -1, &c), KV_INVALID);
+  EXPECT_NE(std::string(kv_last_error()).find("negative"), std::string::npos) << kv_last_error();
+  EXPECT_EQ(kv_subscription_position(nullptr), 0u);
+  kv_change_free(nullptr);
+  kv_subscription_close(nullptr);
+  kv_subscription_close(sub);
+  ASSERT_EQ(kv_bucket_drop(client_, "b"), KV_OK);
+  EXPECT_EQ(kv_subscribe(bucket_, 0, &sub), KV_NO_BUCKET);
+  EXPECT_EQ(sub, nullptr);
+}
+
 }  // namespace
 }  // namespace kv

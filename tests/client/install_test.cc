@@ -80,8 +80,11 @@ TEST_F(InstallTest, InstalledPackageBuildsAndRunsTheExamples) {
   EXPECT_NE(r.out.find("Library soname: [libkvclient.so.0]"), std::string::npos) << r.out;
   r = Shell("nm -DC --defined-only " + lib);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  for (const char* symbol : {"kv::Client::Open(", "kv::Bucket::Get(", "kv::Status::ToString",
-                             "kv::CodeName(", "kv_client_open", "kv_get", "kv_strerror"}) {
+  for (const char* symbol :
+       {"kv::Client::Open(", "kv::Bucket::Get(", "kv::Status::ToString", "kv::CodeName(",
+        "kv_client_open", "kv_get", "kv_strerror", "kv::Bucket::Subscribe(",
+        "kv::Subscription::Next(", "kv::Subscription::position(", "kv_subscribe",
+        "kv_subscription_next", "kv_change_free"}) {
     EXPECT_NE(r.out.find(symbol), std::string::npos) << symbol;
   }
   EXPECT_EQ(r.out.find("kv::shm::"), std::string::npos) << r.out;

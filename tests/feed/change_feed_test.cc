@@ -1,6 +1,7 @@
 #include "shm/change_feed.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -40,9 +41,11 @@ TEST_F(ChangeFeedTest, RecordsComeOutInOrderWithKeysAndValues) {
   w.Append(FeedOp::kClear, "", "");
   FeedRecord rec;
   std::uint64_t missed = 0;
-  EXPECT_EQ(r.Read(&seq, &rec, &missed), FeedRead::kEmpty);  // not published yet
+  std::uint32_t wake = r.WakeValue();
+  ASSERT_EQ(r.Read(&seq, &rec, &missed), FeedRead::kRecord);  // visible before the wake-up
+  EXPECT_EQ(r.WakeValue(), wake);
   w.Publish();
-  ASSERT_EQ(r.Read(&seq, &rec, &missed), FeedRead::kRecord);
+  EXPECT_NE(r.WakeValue(), wake);
   EXPECT_EQ(rec.seq, 1u);
   EXPECT_EQ(rec.op, FeedOp::kPut);
   EXPECT_EQ(rec.key, "milk");
@@ -107,6 +110,44 @@ TEST_F(ChangeFeedTest, ReopenContinuesSequenceAndReportsUncleanStop) {
   w.Close();
   FeedWriter again = Open(&unclean);
   EXPECT_FALSE(unclean);
+}
+
+// Bytes of /dev/shm memory the object holds (tmpfs counts only allocated pages).
+std::uint64_t AllocatedBytes(const std::string& name) {
+  struct stat st {};
+  if (::stat(("/dev/shm/" + name).c_str(), &st) != 0) return ~0ull;
+  return static_cast<std::uint64_t>(st.st_blocks) * 512;
+}
+
+TEST_F(ChangeFeedTest, MemoryIsReservedOnlyAsRecordsAreWritten) {
+  bool unclean;
+  FeedWriter w = Open(&unclean, 4096, 256 * 1024);  // the worker's geometry
+  EXPECT_LE(AllocatedBytes(name_), 4096u);          // a bucket nobody writes: one page
+  FeedReader r = Reader();
+  w.Append(FeedOp::kPut, "milk", "3");
+  w.Publish();
+  std::uint64_t one = AllocatedBytes(name_);
+  EXPECT_LE(one, 3 * 4096u + 16 * 1024 + 64 * 1024);  // a chunk of slots and one of data
+  std::uint64_t seq = 1, missed = 0;
+  FeedRecord rec;
+  ASSERT_EQ(r.Read(&seq, &rec, &missed), FeedRead::kRecord);
+  EXPECT_EQ(rec.key, "milk");
+  std::string value(100, 'v');
+  for (int i = 0; i < 10000; ++i) w.Append(FeedOp::kPut, "k" + std::to_string(i), value);
+  w.Publish();
+  EXPECT_GE(AllocatedBytes(name_), 4096u * sizeof(FeedSlot) + 256 * 1024);  // all of it, once
+  std::uint64_t records = 0, total_missed = 0;
+  for (;;) {
+    FeedRead res = r.Read(&seq, &rec, &missed);
+    if (res == FeedRead::kEmpty) break;
+    ASSERT_NE(res, FeedRead::kCorrupt);
+    if (res == FeedRead::kMissed) total_missed += missed;
+    if (res == FeedRead::kRecord) {
+      ++records;
+      EXPECT_EQ(rec.key, "k" + std::to_string(rec.seq - 2));
+    }
+  }
+  EXPECT_EQ(records + total_missed, 10000u);
 }
 
 TEST_F(ChangeFeedTest, SubscriberInAnotherProcessWakesOnPublish) {

@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/kvctl/live_process.h"
 #include "tests/testing/kvd_harness.h"
 
 namespace kv {
@@ -42,6 +43,59 @@ TEST(ShellTest, GuideSessionAnswersExactly) {
             "UNKNOWN COMMAND\n"
             "UNKNOWN COMMAND\n"
             "UNKNOWN COMMAND\n");
+}
+
+// The guide's PubSub scenario: shell A subscribes (no acknowledgement); another process puts
+// milk 3, then deletes milk; A prints each change within 1 s of that process's reply, ignores
+// further input, and exits 0 when its input closes.
+TEST(ShellTest, SubscribePrintsEveryChangeUntilInputCloses) {
+  KvdInstance kvd;
+  kv::testing::LiveProcess a({KvctlPath(), "--namespace", kvd.ns(), "shell"});
+  ASSERT_TRUE(a.Write("CREATE shopping\n"));
+  ASSERT_EQ(a.ReadLine(10000), "OK");
+  // A starts the thread that drains its ignored input once it is subscribed.
+  const int threads = a.ThreadCount();
+  ASSERT_TRUE(a.Write("SUBSCRIBE shopping\n"));
+  ASSERT_TRUE(
+      kv::testing::WaitFor([&] { return a.ThreadCount() > threads; }, std::chrono::seconds(10)));
+  auto b = RunCommand({KvctlPath(), "--namespace", kvd.ns(), "shell"}, "PUT shopping milk 3\n");
+  ASSERT_EQ(b.out, "OK\n") << b.err;
+  EXPECT_EQ(a.ReadLine(1000), "milk SET TO 3");
+  ASSERT_TRUE(a.Write("GET shopping milk\nPUT shopping eggs 1\n"));  // ignored
+  b = RunCommand({KvctlPath(), "--namespace", kvd.ns(), "shell"}, "DELETE shopping milk\n");
+  ASSERT_EQ(b.out, "OK\n") << b.err;
+  EXPECT_EQ(a.ReadLine(1000), "milk DELETED");
+  a.CloseStdin();
+  EXPECT_EQ(a.Wait(), 0);
+  EXPECT_EQ(a.RestOfStdout(), "");
+  std::string eggs;
+  EXPECT_TRUE(kvd.NewClient()->OpenBucket("shopping")->Get("eggs", &eggs).IsNotFound());
+}
+
+TEST(ShellTest, SubscribeToMissingBucketIsNotFoundAndTheSessionGoesOn) {
+  KvdInstance kvd;
+  auto r = RunCommand({KvctlPath(), "--namespace", kvd.ns(), "shell"},
+                      "SUBSCRIBE nothere\nCREATE shopping\nSUBSCRIBE\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "NOT FOUND\nOK\nUNKNOWN COMMAND\n");
+}
+
+TEST(ShellTest, SubscribedShellReportsADrop) {
+  KvdInstance kvd;
+  kv::testing::LiveProcess a({KvctlPath(), "--namespace", kvd.ns(), "shell"});
+  ASSERT_TRUE(a.Write("CREATE shopping\r\n"));
+  ASSERT_EQ(a.ReadLine(10000), "OK\r");
+  const int threads = a.ThreadCount();
+  ASSERT_TRUE(a.Write("SUBSCRIBE shopping\r\n"));
+  ASSERT_TRUE(
+      kv::testing::WaitFor([&] { return a.ThreadCount() > threads; }, std::chrono::seconds(10)));
+  auto client = kvd.NewClient();
+  ASSERT_TRUE(client->OpenBucket("shopping")->Put("k", "v").ok());
+  EXPECT_EQ(a.ReadLine(10000), "k SET TO v\r");  // CRLF session, CRLF lines
+  ASSERT_TRUE(client->DropBucket("shopping").ok());
+  EXPECT_EQ(a.ReadLine(10000), "NOT FOUND\r");
+  a.CloseStdin();
+  EXPECT_EQ(a.Wait(), 0);
 }
 
 TEST(ShellTest, CrLfLinesGetCrLfAnswers) {

@@ -19,6 +19,9 @@
 //  - Worker restarts: reads keep working while a worker restarts. A write in flight when its
 //    worker dies fails with kUnavailable; a write that timed out (kTimeout) may still be applied.
 //    Once kvd has restarted the worker, the same handle writes again (no need to reopen).
+//  - Subscriptions see every change or are told how many they missed (Change::Kind::kMissed);
+//    a write applied by a worker that crashed before recording it is announced only by the
+//    kResync that follows the restart: rescan if you keep derived state.
 //  - kvd down: reads, writes, OpenBucket and GetStatus keep working (workers outlive kvd);
 //    CreateBucket, DropBucket, RestartBucket and Shutdown fail with kUnavailable.
 //  - Limits: keys 1..1024 bytes, values 0..16 MiB (kMaxKeySize/kMaxValueSize below; larger is
@@ -138,6 +141,44 @@ struct BucketStats {
   std::uint64_t writes = 0;        // writes applied since the bucket was created
 };
 
+// One change to a bucket, as its worker applied it (see Bucket::Subscribe).
+struct Change {
+  enum class Kind {
+    kPut,     // key was set to value (put, cas, incr)
+    kDelete,  // key was deleted
+    kClear,   // every key was removed
+    kMissed,  // `missed` changes starting at `sequence` are gone: this subscriber fell behind
+    kResync,  // the worker restarted after a crash: changes just before this may be missing
+  };
+  Kind kind = Kind::kPut;
+  std::uint64_t sequence = 0;  // increases by one per change, across worker restarts
+  std::uint64_t missed = 0;    // kMissed only
+  std::string key;
+  std::string value;
+  bool value_omitted = false;  // the value was too large for the feed (64 KiB): Get() it
+};
+
+// A live view of a bucket's changes, read from the bucket's change feed in shared memory: the
+// worker publishes each change once and never waits for subscribers; a subscriber that falls too
+// far behind is told exactly how many changes it missed (Kind::kMissed), never silently skipped.
+// Thread-safe: copies share one position; concurrent Next() calls each get different changes.
+class Subscription {
+ public:
+  // Waits up to `timeout` (0: just look; longer than a year counts as a year) for the next
+  // change. kTimeout if none came; kBucketNotFound if the bucket was dropped; kCorrupt if the
+  // feed fails validation; kInvalidArgument for a negative timeout.
+  Status Next(Change* change, std::chrono::milliseconds timeout);
+  // The sequence the next delivered change will have (or the first missed one).
+  std::uint64_t position() const;
+
+  class State;
+
+ private:
+  friend class Bucket;
+  explicit Subscription(std::shared_ptr<State> state) : state_(std::move(state)) {}
+  std::shared_ptr<State> state_;
+};
+
 // A handle to one bucket, from Client::OpenBucket. A value type: copies share the bucket's
 // mapping and write channel and are cheap. One thread at a time per copy (see Thread safety).
 class Bucket {
@@ -201,6 +242,13 @@ class Bucket {
   Status PutAsync(std::string_view key, std::string_view value);
   Status DeleteAsync(std::string_view key);
   Status Flush();
+
+  // Subscribes to this bucket's changes, starting with the next one (from_sequence = 0) or at
+  // `from_sequence` (changes still in the feed are replayed; older ones are reported missed).
+  // The subscription maps the feed itself: it stays valid after this handle is destroyed.
+  // Errors: kBucketNotFound (dropped), kUnavailable (the worker has not created the feed yet),
+  // kCorrupt, kPermissionDenied.
+  Result<Subscription> Subscribe(std::uint64_t from_sequence = 0);
 
   const std::string& name() const;
   std::uint64_t id() const;

@@ -78,6 +78,7 @@ extern "C" {
 /* Opaque handles. */
 typedef struct kv_client kv_client;
 typedef struct kv_bucket kv_bucket;
+typedef struct kv_subscription kv_subscription;
 
 /* Counters of one bucket (kv_stats), read from its segment header. */
 typedef struct kv_stat {
@@ -89,6 +90,26 @@ typedef struct kv_stat {
   uint64_t writes;       /* writes applied since the bucket was created */
 } kv_stat;
 
+/* Kinds of kv_change (kv_subscription_next), as kv::Change::Kind. */
+#define KV_CHANGE_PUT 1    /* key was set to value (put, cas and incr: the value stored) */
+#define KV_CHANGE_DELETE 2 /* key was deleted */
+#define KV_CHANGE_CLEAR 3  /* every key was removed (no key) */
+#define KV_CHANGE_MISSED 4 /* `missed` changes starting at `sequence` are gone: fell behind */
+#define KV_CHANGE_RESYNC 5 /* the worker restarted after a crash: resynchronise (e.g. kv_scan) */
+
+/* One change to a bucket (kv_subscription_next). key/value point into the same allocation as
+ * the struct, each followed by a '\0' not counted in its length; free it with kv_change_free. */
+typedef struct kv_change {
+  int kind;          /* KV_CHANGE_* */
+  int value_omitted; /* 1: the value was too large for the feed (64 KiB); kv_get it */
+  uint64_t sequence; /* one per change, increasing across worker restarts */
+  uint64_t missed;   /* KV_CHANGE_MISSED only: how many changes were missed */
+  const void* key;   /* KV_CHANGE_PUT, KV_CHANGE_DELETE; else "" */
+  size_t key_len;
+  const void* value; /* KV_CHANGE_PUT; else "" */
+  size_t value_len;
+} kv_change;
+
 /* ---- Errors and memory ---- */
 
 /* A static string for a result code: "OK", "NOT_FOUND: the key does not exist", ...
@@ -99,7 +120,8 @@ const char* kv_strerror(int rc);
  * exist"), or "OK" if the last call succeeded. Valid until the next kv call on this thread. */
 const char* kv_last_error(void);
 
-/* Frees memory returned by kv_get, kv_get_versioned and kv_del. NULL is ignored. */
+/* Frees memory returned by kv_get, kv_get_versioned and kv_del (kv_change: kv_change_free).
+ * NULL is ignored. */
 void kv_free(void* ptr);
 
 /* ---- Client ---- */
@@ -207,6 +229,32 @@ int kv_del_async(kv_bucket* bucket, const void* key, size_t key_len);
  * kv_bucket_dup copies) is applied and visible. KV_FAILED if any async write failed since the
  * previous kv_flush. Other errors as kv_put. */
 int kv_flush(kv_bucket* bucket);
+
+/* ---- Subscriptions: every change to a bucket, live, read from its change feed in shared
+ * memory (the worker never waits for subscribers; see kv::Bucket::Subscribe) ---- */
+
+/* Subscribes to the bucket's changes, starting with the next one (from_sequence 0) or at
+ * from_sequence (changes still in the feed are replayed, older ones reported as missed). On KV_OK
+ * *sub receives a handle to close with kv_subscription_close; on error *sub is NULL.
+ * Errors: KV_INVALID (NULL argument), KV_NO_BUCKET, KV_UNAVAILABLE (no feed yet), KV_CORRUPT,
+ * KV_PERMISSION. The subscription stays valid after `bucket` is closed. */
+int kv_subscribe(kv_bucket* bucket, uint64_t from_sequence, kv_subscription** sub);
+
+/* Waits up to timeout_ms (0: just look; at most 24 days) for the next change. On KV_OK *change
+ * receives it (caller frees it with kv_change_free); on error *change is NULL.
+ * Errors: KV_TIMEOUT (no change in time), KV_NO_BUCKET (the bucket was dropped), KV_CORRUPT,
+ * KV_INVALID (NULL argument, negative timeout). A kv_subscription may be used by many threads at
+ * once: each change goes to one of them. */
+int kv_subscription_next(kv_subscription* sub, int timeout_ms, kv_change** change);
+
+/* The sequence the next change delivered will have; 0 if sub is NULL. */
+uint64_t kv_subscription_position(kv_subscription* sub);
+
+/* Frees a change from kv_subscription_next. NULL is ignored. */
+void kv_change_free(kv_change* change);
+
+/* Closes a subscription. NULL is ignored. REQUIRES: no thread is in kv_subscription_next on it. */
+void kv_subscription_close(kv_subscription* sub);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -1,0 +1,182 @@
+// kv_watch_bench: subscriptions (issue 9). Change-to-subscriber latency (a subscriber in another
+// process receives each change; the writer stamps the value with CLOCK_MONOTONIC just before the
+// put), and async write throughput with 0 and with 8 subscriber processes reading every change.
+// Throughput runs alternate (0 subscribers, 8 subscribers, 0, 8, ...) for --rounds rounds and
+// report each side's median, so load from elsewhere on the machine hits both sides alike.
+//
+//   kv_watch_bench [--samples N] [--writes N] [--rounds N] [--json] [--kvd PATH]
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench/bench_support.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+struct Latency {
+  double p50_us = 0, p99_us = 0;
+};
+
+// A subscriber process: reports the latency of `samples` changes through a pipe (ns each).
+pid_t StartLatencySubscriber(const std::string& ns, int samples, int out_fd, int ready_fd) {
+  pid_t pid = ::fork();
+  if (pid != 0) return pid;
+  kv::ClientOptions options;
+  options.ns = ns;
+  auto client = kv::Client::Open(options);
+  auto bucket = client.value()->OpenBucket("watched");
+  auto sub = bucket->Subscribe();
+  if (!sub.ok() || ::write(ready_fd, "r", 1) != 1) ::_exit(1);
+  std::vector<std::int64_t> lat;
+  while (static_cast<int>(lat.size()) < samples) {
+    kv::Change change;
+    if (!sub->Next(&change, std::chrono::seconds(10)).ok()) ::_exit(2);
+    if (change.kind == kv::Change::Kind::kPut) lat.push_back(NowNs() - std::stoll(change.value));
+  }
+  ssize_t n = ::write(out_fd, lat.data(), lat.size() * sizeof(std::int64_t));
+  ::_exit(n > 0 ? 0 : 3);
+}
+
+// Subscriber processes that read `writes` changes (or are told they missed them) and exit.
+pid_t StartDrainingSubscriber(const std::string& ns, std::uint64_t from, int writes, int ready_fd) {
+  pid_t pid = ::fork();
+  if (pid != 0) return pid;
+  kv::ClientOptions options;
+  options.ns = ns;
+  auto client = kv::Client::Open(options);
+  auto bucket = client.value()->OpenBucket("throughput");
+  auto sub = bucket->Subscribe(from);
+  if (!sub.ok() || ::write(ready_fd, "r", 1) != 1) ::_exit(1);
+  std::uint64_t done = 0;
+  while (done < static_cast<std::uint64_t>(writes)) {
+    kv::Change change;
+    if (!sub->Next(&change, std::chrono::seconds(30)).ok()) ::_exit(2);
+    done += change.kind == kv::Change::Kind::kMissed ? change.missed : 1;
+  }
+  ::_exit(0);
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+double AsyncWriteRate(kv::Bucket& bucket, int writes) {
+  std::string value(64, 'v');
+  auto start = Clock::now();
+  for (int i = 0; i < writes; ++i) {
+    if (!bucket.PutAsync("key" + std::to_string(i % 100000), value).ok()) return 0;
+  }
+  if (!bucket.Flush().ok()) return 0;
+  return writes / std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int samples = 20000, writes = 1000000, subscribers = 8, rounds = 3;
+  bool json = false;
+  std::string kvd;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--json")
+      json = true;
+    else if (a == "--samples" && i + 1 < argc)
+      samples = std::atoi(argv[++i]);
+    else if (a == "--writes" && i + 1 < argc)
+      writes = std::atoi(argv[++i]);
+    else if (a == "--rounds" && i + 1 < argc)
+      rounds = std::max(1, std::atoi(argv[++i]));
+    else if (a == "--kvd" && i + 1 < argc)
+      kvd = argv[++i];
+    else {
+      std::fprintf(stderr,
+                   "usage: kv_watch_bench [--samples N] [--writes N] [--rounds N] [--json] "
+                   "[--kvd PATH]\n");
+      return 2;
+    }
+  }
+  kv::bench::PrintHeader("kv_watch_bench");
+  std::printf("latency samples %d, async writes %d per run, subscribers %d, rounds %d\n", samples,
+              writes, subscribers, rounds);
+  kv::bench::BenchDaemon daemon(kvd);
+  auto client = daemon.Connect();
+  if (!client || !client->CreateBucket("watched").ok() ||
+      !client->CreateBucket("throughput").ok()) {
+    std::fprintf(stderr, "kv_watch_bench: kvd did not start\n");
+    return 1;
+  }
+
+  // 1. Latency: one change at a time, each received before the next is written.
+  int out[2], ready[2];
+  if (::pipe(out) != 0 || ::pipe(ready) != 0) return 1;
+  pid_t sub = StartLatencySubscriber(daemon.ns(), samples, out[1], ready[1]);
+  char c;
+  if (::read(ready[0], &c, 1) != 1) return 1;
+  auto watched = client->OpenBucket("watched");
+  for (int i = 0; i < samples; ++i) {
+    if (!watched->Put("k", std::to_string(NowNs())).ok()) return 1;
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+  std::vector<std::int64_t> lat(static_cast<std::size_t>(samples));
+  std::size_t got = 0;
+  while (got < lat.size() * sizeof(std::int64_t)) {
+    ssize_t n = ::read(out[0], reinterpret_cast<char*>(lat.data()) + got, lat.size() * 8 - got);
+    if (n <= 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  ::waitpid(sub, nullptr, 0);
+  std::sort(lat.begin(), lat.end());
+  Latency latency{lat[lat.size() / 2] / 1000.0, lat[lat.size() * 99 / 100] / 1000.0};
+
+  // 2. Write throughput without, then with, subscribers reading every change.
+  auto bucket = client->OpenBucket("throughput");
+  std::vector<double> rates0, rates8;
+  for (int round = 0; round < rounds; ++round) {
+    rates0.push_back(AsyncWriteRate(*bucket, writes));
+    std::uint64_t from = bucket->Subscribe()->position();
+    std::vector<pid_t> subs;
+    for (int s = 0; s < subscribers; ++s)
+      subs.push_back(StartDrainingSubscriber(daemon.ns(), from, writes, ready[1]));
+    for (int s = 0; s < subscribers; ++s) {
+      if (::read(ready[0], &c, 1) != 1) return 1;
+    }
+    rates8.push_back(AsyncWriteRate(*bucket, writes));
+    for (pid_t p : subs) ::waitpid(p, nullptr, 0);
+    std::printf("round %d: %.0f ops/s with 0 subscribers, %.0f with %d\n", round + 1, rates0.back(),
+                rates8.back(), subscribers);
+  }
+  double rate0 = Median(rates0), rate8 = Median(rates8);
+  double ratio = rate0 > 0 ? rate8 / rate0 : 0;
+
+  std::printf("%-40s %12s %12s\n", "workload", "p50 us", "p99 us");
+  std::printf("%-40s %12.1f %12.1f\n", "change -> subscriber (1 sub)", latency.p50_us,
+              latency.p99_us);
+  std::printf("%-40s %12s %12s\n", "workload (median of rounds)", "ops/s", "ratio");
+  std::printf("%-40s %12.0f %12s\n", "async put + flush, 0 subscribers", rate0, "1.00");
+  std::printf("%-40s %12.0f %12.2f   (target >= 0.90)\n", "async put + flush, 8 subscribers", rate8,
+              ratio);
+  if (json) {
+    nlohmann::json j = {{"notify_p50_us", latency.p50_us}, {"notify_p99_us", latency.p99_us},
+                        {"write_per_s_0_subs", rate0},     {"write_per_s_8_subs", rate8},
+                        {"write_ratio_8_subs", ratio},     {"build", kv::bench::BuildType()}};
+    std::printf("%s\n", j.dump().c_str());
+  }
+  return 0;
+}

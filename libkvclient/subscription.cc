@@ -1,0 +1,106 @@
+// Subscriptions: a reader of the bucket's change feed (shm/change_feed.h) in this process.
+#include <mutex>
+
+#include "client_impl.h"
+#include "shm/change_feed.h"
+#include "shm/names.h"
+
+namespace kv {
+namespace {
+
+// Longer waits are cut to this (a deadline past steady_clock's range would be in the past).
+constexpr std::chrono::hours kMaxNextTimeout(24 * 365);
+
+}  // namespace
+
+class Subscription::State {
+ public:
+  std::string bucket;
+  shm::Segment segment;  // PROT_READ mapping of NS.b<id>.feed
+  shm::FeedReader reader;
+  const shm::AnchorHeader* anchor = nullptr;
+  std::shared_ptr<Bucket::Shared> keep_anchor;  // keeps `anchor` mapped
+  std::mutex mu;
+  std::uint64_t next = 1;  // guarded by mu
+};
+
+Result<Subscription> Bucket::Subscribe(std::uint64_t from_sequence) {
+  if (shared_->anchor()->state.load(std::memory_order_acquire) == shm::kAnchorDropped) {
+    return Status(Code::kBucketNotFound, "bucket '" + shared_->name + "' was dropped");
+  }
+  auto state = std::make_shared<Subscription::State>();
+  state->bucket = shared_->name;
+  shm::ShmError error;
+  state->segment =
+      shm::Segment::OpenReadOnly(shm::FeedObjectName(shared_->ns, shared_->id), &error);
+  if (!state->segment.valid()) {
+    if (error.kind == shm::ShmError::kNotFound) {
+      return Status(Code::kUnavailable, "bucket '" + shared_->name + "' has no change feed yet");
+    }
+    return FromShmError(error);
+  }
+  std::string why = state->reader.Attach(state->segment.data(), state->segment.size());
+  if (!why.empty()) return Status(Code::kCorrupt, "change feed of '" + shared_->name + "': " + why);
+  state->anchor = shared_->anchor();
+  state->keep_anchor = shared_;
+  state->next = from_sequence != 0 ? from_sequence : state->reader.Head();
+  return Subscription(std::move(state));
+}
+
+std::uint64_t Subscription::position() const {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  return state_->next;
+}
+
+Status Subscription::Next(Change* change, std::chrono::milliseconds timeout) {
+  if (timeout.count() < 0) {
+    return Status(Code::kInvalidArgument,
+                  "timeout is " + std::to_string(timeout.count()) + " ms (negative)");
+  }
+  timeout = std::min<std::chrono::milliseconds>(timeout, kMaxNextTimeout);
+  State& s = *state_;
+  std::lock_guard<std::mutex> lock(s.mu);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  shm::FeedRecord record;
+  for (;;) {
+    std::uint32_t wake = s.reader.WakeValue();
+    std::uint64_t first = s.next;
+    std::uint64_t missed = 0;
+    switch (s.reader.Read(&s.next, &record, &missed)) {
+      case shm::FeedRead::kRecord:
+        change->sequence = record.seq;
+        change->missed = 0;
+        change->kind = record.op == shm::FeedOp::kPut      ? Change::Kind::kPut
+                       : record.op == shm::FeedOp::kDelete ? Change::Kind::kDelete
+                       : record.op == shm::FeedOp::kClear  ? Change::Kind::kClear
+                                                           : Change::Kind::kResync;
+        change->key = std::move(record.key);
+        change->value = std::move(record.value);
+        change->value_omitted = record.value_omitted;
+        return Status();
+      case shm::FeedRead::kMissed:
+        change->kind = Change::Kind::kMissed;
+        change->sequence = first;
+        change->missed = missed;
+        change->key.clear();
+        change->value.clear();
+        change->value_omitted = false;
+        return Status();
+      case shm::FeedRead::kCorrupt:
+        return Status(Code::kCorrupt, "change feed of bucket '" + s.bucket + "' failed validation");
+      case shm::FeedRead::kEmpty:
+        break;
+    }
+    if (s.anchor->state.load(std::memory_order_acquire) == shm::kAnchorDropped) {
+      return Status(Code::kBucketNotFound, "bucket '" + s.bucket + "' was dropped");
+    }
+    auto remaining = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                         deadline - std::chrono::steady_clock::now())
+                         .count();
+    if (remaining <= 0) return Status(Code::kTimeout, "no change in bucket '" + s.bucket + "'");
+    // Sleep on the feed's futex; wake at least every 100 ms to notice a dropped bucket.
+    s.reader.Wait(wake, std::min<long>(remaining, 100'000'000));
+  }
+}
+
+}  // namespace kv
