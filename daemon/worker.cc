@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/crash_point.h"
+#include "daemon/request_prefetch.h"
 #include "shm/channel.h"
 #include "shm/control_message.h"
 #include "shm/names.h"
@@ -31,6 +32,7 @@ using Clock = std::chrono::steady_clock;
 constexpr int kMaxBatchPerChannel = 256;  // fairness between channels
 constexpr std::size_t kMaxConnections = 4096;
 constexpr std::size_t kMaxStagedPerConnection = 16;  // staged values received, not yet used
+constexpr int kBarrierFailedSleepMs = 1;
 
 struct Connection {
   ~Connection() {
@@ -87,6 +89,12 @@ class Worker {
   std::string old_value_;           // scratch: a delete's old value, to size its reply
   std::string staged_value_;        // scratch: the value of a staged request
   std::vector<Connection*> ready_;  // scratch for DrainAll
+  RequestPrefetch prefetch_;
+  // Clients registered for the membarrier fence skip their own (shm/channel.h); if the fence
+  // ever fails, sleeps are cut to kBarrierFailedSleepMs so that their wake-ups are late, not lost.
+  bool barrier_ = shm::WorkerBarrierSupported();
+  bool barrier_failed_ = false;
+  std::uint32_t sleep_number_ = 0;  // worker_waiting of the current or last sleep
 };
 
 Worker::~Worker() {
@@ -191,6 +199,7 @@ void Worker::Register(Connection& c) {
   }
   c.requests = c.channel.RequestReader();
   c.replies = c.channel.ReplyWriter();
+  c.channel.header()->worker_barrier = barrier_ ? 1 : 0;
   c.registered = true;
   std::string reply = shm::EncodeControlReply(shm::ControlStatus::kOk, {});
   shm::SendPacket(c.sock, reply.data(), reply.size());
@@ -287,6 +296,8 @@ bool Worker::Drain(Connection& c) {
       return did;
     }
     if (frame == nullptr) break;
+    if (n == 0) prefetch_.Start(c.requests);
+    prefetch_.Advance(c.requests, store_.table());
     shm::Request request;
     shm::WireStatus status = shm::DecodeRequest(frame, size, &request);
     bool wants_reply = (request.header.flags & shm::kFlagNoReply) == 0;
@@ -421,6 +432,7 @@ void Worker::Run() {
   using std::chrono::microseconds;
   auto last_work = Clock::now();
   auto last_heartbeat = Clock::now();
+  bool worked = false;  // work done since last_work was taken (the clock is read lazily)
   unsigned iterations = 0;
   // Adaptive spin (like an adaptive mutex): when work keeps arriving while we spin, spin up to
   // spin_us; when a spin keeps ending in sleep anyway (an idle bucket, or a machine so busy that
@@ -430,18 +442,26 @@ void Worker::Run() {
   bool spinning = false;
   while (!stop_) {
     bool did = DrainAll();
+    if (did) {
+      if (spinning) spin = std::min(spin * 2, microseconds(options_.spin_us));  // it paid
+      spinning = false;
+      worked = true;
+    }
+    // Reading the clock is not free (a system call on some VMs): while requests keep coming,
+    // only every 64 passes, with the look for new clients, hang-ups and signals.
+    bool periodic = (++iterations & 63) == 0;
+    if (did && !periodic) continue;
     auto now = Clock::now();
+    if (worked) {
+      last_work = now;
+      worked = false;
+    }
     if (now - last_heartbeat > std::chrono::seconds(1)) {
       store_.Heartbeat();
       last_heartbeat = now;
     }
-    if (did) {
-      if (spinning) spin = std::min(spin * 2, microseconds(options_.spin_us));  // it paid
-      spinning = false;
-      last_work = now;
-    }
     if (did || now - last_work < spin) {
-      if ((++iterations & 63) == 0) HandleEvents(0);  // new clients, hang-ups, signals
+      if (periodic) HandleEvents(0);
       if (!did) {
         spinning = true;
         __builtin_ia32_pause();
@@ -450,11 +470,18 @@ void Worker::Run() {
     }
     spin = std::max(spin / 2, min_spin);  // the spin did not pay
     spinning = false;
-    SetWaiting(1);
+    if (++sleep_number_ == 0) sleep_number_ = 1;
+    SetWaiting(sleep_number_);
+    if (barrier_ && !barrier_failed_ && !shm::WorkerBarrier()) {
+      spdlog::error("membarrier failed ({}): clients' wake-ups may be up to {} ms late",
+                    std::strerror(errno), kBarrierFailedSleepMs);
+      barrier_failed_ = true;
+    }
     std::atomic_thread_fence(std::memory_order_seq_cst);
     bool any_paused = false;
     for (auto& [sock, c] : connections_) any_paused |= c->paused;
-    if (!AnyPending()) HandleEvents(any_paused ? 10 : 1000);
+    int sleep_ms = barrier_failed_ ? kBarrierFailedSleepMs : any_paused ? 10 : 1000;
+    if (!AnyPending()) HandleEvents(sleep_ms);
     SetWaiting(0);
     last_work = Clock::now();  // woke up: spin again before the next sleep
   }

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -204,6 +205,25 @@ void FutexWait(const std::atomic<std::uint32_t>* word, std::uint32_t expected, l
 void FutexWakeAll(const std::atomic<std::uint32_t>* word) {
   ::syscall(SYS_futex, reinterpret_cast<const std::uint32_t*>(word), FUTEX_WAKE, INT32_MAX, nullptr,
             nullptr, 0);
+}
+
+bool WorkerBarrierSupported() {
+  static const bool supported = [] {
+    long commands = ::syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    return commands > 0 && (commands & MEMBARRIER_CMD_GLOBAL_EXPEDITED) != 0;
+  }();
+  return supported;
+}
+
+bool WorkerBarrier() {
+  return ::syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0;
+}
+
+bool RegisterForWorkerBarrier() {
+  static const bool registered =
+      WorkerBarrierSupported() &&
+      ::syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
+  return registered;
 }
 
 }  // namespace kv::shm
