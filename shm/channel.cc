@@ -220,10 +220,17 @@ bool WorkerBarrier() {
 }
 
 bool RegisterForWorkerBarrier() {
-  static const bool registered =
-      WorkerBarrierSupported() &&
-      ::syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
-  return registered;
+  // Registration belongs to the address space: a child forked after it is not registered (and
+  // must register itself), hence the pid. Registering twice is harmless.
+  static std::atomic<pid_t> registered_pid{0};
+  pid_t pid = ::getpid();
+  if (registered_pid.load(std::memory_order_acquire) == pid) return true;
+  if (!WorkerBarrierSupported() ||
+      ::syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) != 0) {
+    return false;
+  }
+  registered_pid.store(pid, std::memory_order_release);
+  return true;
 }
 
 }  // namespace kv::shm
