@@ -32,7 +32,6 @@ using Clock = std::chrono::steady_clock;
 constexpr int kMaxBatchPerChannel = 256;  // fairness between channels
 constexpr std::size_t kMaxConnections = 4096;
 constexpr std::size_t kMaxStagedPerConnection = 16;  // staged values received, not yet used
-constexpr int kBarrierFailedSleepMs = 1;
 
 struct Connection {
   ~Connection() {
@@ -90,10 +89,6 @@ class Worker {
   std::string staged_value_;        // scratch: the value of a staged request
   std::vector<Connection*> ready_;  // scratch for DrainAll
   RequestPrefetch prefetch_;
-  // Clients registered for the membarrier fence skip their own (shm/channel.h); if the fence
-  // ever fails, sleeps are cut to kBarrierFailedSleepMs so that their wake-ups are late, not lost.
-  bool barrier_ = shm::WorkerBarrierSupported();
-  bool barrier_failed_ = false;
   std::uint32_t sleep_number_ = 0;  // worker_waiting of the current or last sleep
 };
 
@@ -199,7 +194,6 @@ void Worker::Register(Connection& c) {
   }
   c.requests = c.channel.RequestReader();
   c.replies = c.channel.ReplyWriter();
-  c.channel.header()->worker_barrier = barrier_ ? 1 : 0;
   c.registered = true;
   std::string reply = shm::EncodeControlReply(shm::ControlStatus::kOk, {});
   shm::SendPacket(c.sock, reply.data(), reply.size());
@@ -472,16 +466,10 @@ void Worker::Run() {
     spinning = false;
     if (++sleep_number_ == 0) sleep_number_ = 1;
     SetWaiting(sleep_number_);
-    if (barrier_ && !barrier_failed_ && !shm::WorkerBarrier()) {
-      spdlog::error("membarrier failed ({}): clients' wake-ups may be up to {} ms late",
-                    std::strerror(errno), kBarrierFailedSleepMs);
-      barrier_failed_ = true;
-    }
     std::atomic_thread_fence(std::memory_order_seq_cst);
     bool any_paused = false;
     for (auto& [sock, c] : connections_) any_paused |= c->paused;
-    int sleep_ms = barrier_failed_ ? kBarrierFailedSleepMs : any_paused ? 10 : 1000;
-    if (!AnyPending()) HandleEvents(sleep_ms);
+    if (!AnyPending()) HandleEvents(any_paused ? 10 : 1000);
     SetWaiting(0);
     last_work = Clock::now();  // woke up: spin again before the next sleep
   }

@@ -128,8 +128,6 @@ Status WriteChannel::Connect(Deadline& deadline) {
   }
   requests_ = channel_.RequestWriter();
   replies_ = channel_.ReplyReader();
-  // The worker set worker_barrier before its reply, which we have read.
-  fence_ = !(shm::RegisterForWorkerBarrier() && channel_.header()->worker_barrier == 1);
   return Status();
 }
 
@@ -195,14 +193,7 @@ Status WriteChannel::Send(shm::Op op, std::uint16_t flags, std::string_view key,
     }
     ::usleep(100);
   }
-  // Dekker with the worker's "set worker_waiting, fence, re-check the rings" (shm/channel.h):
-  // when the worker's fence is a membarrier, it fences this process too, and only the compiler
-  // must keep the publication before the load.
-  if (fence_) {
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-  } else {
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-  }
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // Dekker: see shm/channel.h
   std::uint32_t sleep = h->worker_waiting.load(std::memory_order_relaxed);
   if (sleep != rung_for_sleep_) {
     rung_for_sleep_ = sleep;  // 0 (awake) too: a later sleep of the same number is rung for

@@ -78,8 +78,7 @@ class WriteChannel {
   shm::RingWriter requests_;
   shm::RingReader replies_;
   std::uint64_t next_request_id_ = 1;
-  long last_alive_tick_ = -1;  // coarse-clock tick of the last hang-up check or reply
-  bool fence_ = true;          // a seq_cst fence before reading worker_waiting (shm/channel.h)
+  long last_alive_tick_ = -1;         // coarse-clock tick of the last hang-up check or reply
   std::uint32_t rung_for_sleep_ = 0;  // the worker's sleep the last doorbell was for
   std::chrono::nanoseconds spin_{std::chrono::microseconds(50)};  // adaptive reply spin
   std::uint64_t async_failures_seen_ = 0;

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <linux/futex.h>
-#include <linux/membarrier.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -205,32 +204,6 @@ void FutexWait(const std::atomic<std::uint32_t>* word, std::uint32_t expected, l
 void FutexWakeAll(const std::atomic<std::uint32_t>* word) {
   ::syscall(SYS_futex, reinterpret_cast<const std::uint32_t*>(word), FUTEX_WAKE, INT32_MAX, nullptr,
             nullptr, 0);
-}
-
-bool WorkerBarrierSupported() {
-  static const bool supported = [] {
-    long commands = ::syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
-    return commands > 0 && (commands & MEMBARRIER_CMD_GLOBAL_EXPEDITED) != 0;
-  }();
-  return supported;
-}
-
-bool WorkerBarrier() {
-  return ::syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0;
-}
-
-bool RegisterForWorkerBarrier() {
-  // Registration belongs to the address space: a child forked after it is not registered (and
-  // must register itself), hence the pid. Registering twice is harmless.
-  static std::atomic<pid_t> registered_pid{0};
-  pid_t pid = ::getpid();
-  if (registered_pid.load(std::memory_order_acquire) == pid) return true;
-  if (!WorkerBarrierSupported() ||
-      ::syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) != 0) {
-    return false;
-  }
-  registered_pid.store(pid, std::memory_order_release);
-  return true;
 }
 
 }  // namespace kv::shm

@@ -5,16 +5,12 @@
 // the socket connection stays open for the channel's life, so the kernel tells the worker when the
 // client dies (and the memfd disappears with its last mapping: nothing is left in /dev/shm).
 //
-// Wake-up protocol (Dekker style: a full fence on each side between "publish" and "check"):
+// Wake-up protocol (Dekker style; both sides use seq_cst fences between "publish" and "check"):
 //   worker: spin briefly on every ring; then store worker_waiting=<this sleep's number>, fence,
 //           re-check rings, sleep in epoll on the channel sockets, store worker_waiting=0.
 //           Client: publish tail, fence, if worker_waiting is a sleep it has not rung for yet,
 //           send a one-byte doorbell on the socket (one per sleep: a client that keeps writing
 //           while the worker is being woken does not send one per request).
-//           The client's fence is the expensive one (once per request): when the worker sets
-//           worker_barrier, its fence is membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED), which runs
-//           a full fence on every CPU executing a registered process; a client process that
-//           registered (RegisterForWorkerBarrier) then needs only a compiler barrier.
 //   client: spin briefly on reply_tail; then store client_waiting=1, fence, re-check, futex-wait on
 //           reply_seq. Worker: publish replies, bump reply_seq, fence, if client_waiting wake it.
 //
@@ -50,9 +46,8 @@ struct alignas(kCacheLine) ChannelHeader {
   // Read by the client after every request: on a line the worker writes only around its sleeps.
   // 0 while awake; else the number of the sleep (never 0, changes with every sleep).
   alignas(kCacheLine) std::atomic<std::uint32_t> worker_waiting;  // worker stores; client loads
-  std::uint32_t worker_barrier;  // worker, before its registration reply: 1 = membarrier fence
-  alignas(kCacheLine) std::atomic<std::uint64_t> reply_tail;  // worker stores (release)
-  std::atomic<std::uint32_t> reply_seq;                       // futex word, worker bumps
+  alignas(kCacheLine) std::atomic<std::uint64_t> reply_tail;      // worker stores (release)
+  std::atomic<std::uint32_t> reply_seq;                           // futex word, worker bumps
   std::atomic<std::uint64_t> async_failures;  // worker: async writes that failed, ever
   std::atomic<std::uint32_t> async_last_status;
   alignas(kCacheLine) std::atomic<std::uint64_t> reply_head;  // client stores (release)
@@ -114,16 +109,6 @@ int CreateStagedValue(std::string_view value, std::string* error);
 // fd is a tmpfs/memfd regular file of exactly `size` bytes: never blocks on a file system, never
 // maps the peer's memory. Does not close fd.
 bool ReadStagedValue(int fd, std::uint32_t size, std::string* out, std::string* error);
-
-// The worker's side of the membarrier fence (see the wake-up protocol above): true if this kernel
-// offers MEMBARRIER_CMD_GLOBAL_EXPEDITED (then the worker sets worker_barrier), and the fence
-// itself (false if the call failed).
-bool WorkerBarrierSupported();
-bool WorkerBarrier();
-// The client's side: registers this process (once; thread-safe) so that WorkerBarrier() fences
-// it. True if registered: its requests then need only a compiler barrier before reading
-// worker_waiting, on channels whose worker_barrier is 1.
-bool RegisterForWorkerBarrier();
 
 // Futex on a 32-bit word in a MAP_SHARED mapping (cross-process). Wait returns after a wake, a
 // value change, a signal or `timeout_ns` (relative, CLOCK_MONOTONIC); callers re-check.
