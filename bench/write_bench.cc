@@ -7,11 +7,16 @@
 //   mq ping-pong    baseline: two processes bouncing a 100-byte message through a pair of Boost
 //                   message_queues (the transport DESIGN.md §7 rejects)
 //   idle worker     CPU the bucket's worker uses while nobody writes (must be ~0)
+// For the async workload it also prints the CPU time the client and the worker spent per op: on a
+// shared machine (other processes competing for the CPUs) these say more than the wall-clock
+// rate, which then mostly measures the scheduler.
 // Ratios are to the ping-pong measured in the same run and to DESIGN.md §5's Redis reference
 // (SET, one client, no pipelining, ~18k/s on this machine kind).
 //
 // Starts its own kvd (namespace kvbench<pid>, --ephemeral) and removes everything on exit.
-// Usage: kv_write_bench [--seconds S] [--kvd PATH] [--json]
+// Usage: kv_write_bench [--seconds S] [--kvd PATH] [--only NAME[,NAME...]] [--json]
+//   --only runs only the named workloads (pingpong, noop, sync1, sync4, async, idle; for
+//   profiling one of them); the others print as zero.
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -201,12 +206,19 @@ std::string SyncPuts(const std::string& ns, double seconds, int offset) {
   return out.str();
 }
 
+double ProcessCpuSeconds() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
 std::string AsyncPuts(const std::string& ns, long count) {
   kv::Bucket b = OpenBucket(ns);
   std::string value(64, 'a');
   std::vector<std::string> keys;
   for (int i = 0; i < kKeys; ++i) keys.push_back(Key(i));
   if (!b.Flush().ok()) ::_exit(2);  // connect first: the channel set-up is not the workload
+  double cpu_start = ProcessCpuSeconds();
   auto start = Clock::now();
   for (long i = 0; i < count; ++i) {
     if (!b.PutAsync(keys[static_cast<std::size_t>(i % kKeys)], value).ok()) ::_exit(3);
@@ -214,7 +226,7 @@ std::string AsyncPuts(const std::string& ns, long count) {
   if (!b.Flush().ok()) ::_exit(4);
   double elapsed = Seconds(Clock::now() - start);
   std::ostringstream out;
-  out << count << " " << elapsed << " 0 0";
+  out << count << " " << elapsed << " 0 0 " << ProcessCpuSeconds() - cpu_start;
   return out.str();
 }
 
@@ -271,6 +283,7 @@ std::string PingPong(double seconds) {
 
 struct Result {
   double ops = 0, seconds = 0, p50 = 0, p99 = 0;
+  double cpu_seconds = 0;  // the client's CPU time, where measured
   double per_s() const { return seconds > 0 ? ops / seconds : 0; }
 };
 
@@ -278,7 +291,16 @@ Result Parse(const std::string& line) {
   Result r;
   std::istringstream in(line);
   in >> r.ops >> r.seconds >> r.p50 >> r.p99;
+  if (!(in >> r.cpu_seconds)) r.cpu_seconds = 0;
   return r;
+}
+
+// Nanoseconds a process has run (/proc/PID/schedstat), or -1.
+double RunNanos(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/schedstat");
+  double ns = -1;
+  if (!(in >> ns)) return -1;
+  return ns;
 }
 
 // utime + stime of a process, in clock ticks.
@@ -331,6 +353,7 @@ int main(int argc, char** argv) {
   bool json = false;
   double seconds = 2.0;
   std::string kvd_path = DefaultKvdPath();
+  std::string only;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--json") {
@@ -339,8 +362,12 @@ int main(int argc, char** argv) {
       seconds = std::stod(argv[++i]);
     } else if (a == "--kvd" && i + 1 < argc) {
       kvd_path = argv[++i];
+    } else if (a == "--only" && i + 1 < argc) {
+      only = "," + std::string(argv[++i]) + ",";
     } else {
-      std::fprintf(stderr, "usage: kv_write_bench [--seconds S] [--kvd PATH] [--json]\n");
+      std::fprintf(stderr,
+                   "usage: kv_write_bench [--seconds S] [--kvd PATH] [--only NAME[,NAME...]] "
+                   "[--json]\n");
       return 2;
     }
   }
@@ -387,11 +414,15 @@ int main(int argc, char** argv) {
   }
   std::string ns = kvd.ns();
 
-  Result ping = Parse(Join(Spawn([&] { return PingPong(seconds); })));
-  Result noop = Parse(Join(Spawn([&] { return SyncNoops(ns, seconds); })));
-  Result sync1 = Parse(Join(Spawn([&] { return SyncPuts(ns, seconds, 0); })));
+  auto run = [&](const char* name) {
+    return only.empty() || only.find(std::string(",") + name + ",") != std::string::npos;
+  };
+  Result ping, noop, sync1;
+  if (run("pingpong")) ping = Parse(Join(Spawn([&] { return PingPong(seconds); })));
+  if (run("noop")) noop = Parse(Join(Spawn([&] { return SyncNoops(ns, seconds); })));
+  if (run("sync1")) sync1 = Parse(Join(Spawn([&] { return SyncPuts(ns, seconds, 0); })));
   std::vector<Child> four;
-  for (int i = 0; i < 4; ++i) {
+  for (int i = 0; i < 4 && run("sync4"); ++i) {
     four.push_back(Spawn([&, i] { return SyncPuts(ns, seconds, i * 25000); }));
   }
   Result sync4;
@@ -403,14 +434,22 @@ int main(int argc, char** argv) {
     sync4.p99 = std::max<double>(sync4.p99, r.p99);
   }
   long async_count = static_cast<long>(2'000'000 * seconds / 2);
-  Result async = Parse(Join(Spawn([&] { return AsyncPuts(ns, async_count); })));
+  Result async;
+  double async_worker_ns = -1;
+  if (run("async")) {
+    pid_t worker = WorkerPid(ns);
+    double before = worker > 0 ? RunNanos(worker) : -1;
+    async = Parse(Join(Spawn([&] { return AsyncPuts(ns, async_count); })));
+    double after = worker > 0 ? RunNanos(worker) : -1;
+    if (before >= 0 && after >= 0) async_worker_ns = after - before;
+  }
 
   // Idle: nobody writes; the worker spins for a bounded time, then sleeps.
-  pid_t worker = WorkerPid(ns);
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  pid_t worker = run("idle") ? WorkerPid(ns) : 0;
+  if (worker > 0) std::this_thread::sleep_for(std::chrono::milliseconds(200));
   long t0 = CpuTicks(worker);
   auto idle_start = Clock::now();
-  std::this_thread::sleep_for(std::chrono::seconds(1));
+  if (worker > 0) std::this_thread::sleep_for(std::chrono::seconds(1));
   long t1 = CpuTicks(worker);
   double idle_cpu = worker > 0 && t0 >= 0
                         ? 100.0 * (t1 - t0) / static_cast<double>(::sysconf(_SC_CLK_TCK)) /
@@ -431,6 +470,11 @@ int main(int argc, char** argv) {
   Line("async put + flush", async,
        Ratio(async.per_s(), ping.per_s(), "ping-pong") + "  " +
            Ratio(async.per_s(), 1e6, "of 1M/s target"));
+  double async_client_cpu_ns = async.ops > 0 ? async.cpu_seconds * 1e9 / async.ops : 0;
+  double async_worker_cpu_ns =
+      async.ops > 0 && async_worker_ns >= 0 ? async_worker_ns / async.ops : 0;
+  std::printf("%-22s %12.0f ns/op client CPU %8.0f ns/op worker CPU (incl. the worker's spin)\n",
+              "  async CPU", async_client_cpu_ns, async_worker_cpu_ns);
   std::printf("%-22s %11.2f%% of one CPU (over 1 s, after 0.2 s idle)\n", "idle worker", idle_cpu);
   std::printf("targets: sync put >= %.0f/s (2x Redis SET), aim 300000/s; async >= 1000000/s\n",
               2 * kRedisSetPerS);
@@ -446,6 +490,8 @@ int main(int argc, char** argv) {
                         {"sync_noop_per_s", noop.per_s()},
                         {"sync_noop_p50_us", noop.p50},
                         {"async_put_per_s", async.per_s()},
+                        {"async_client_cpu_ns_per_op", async_client_cpu_ns},
+                        {"async_worker_cpu_ns_per_op", async_worker_cpu_ns},
                         {"pingpong_per_s", ping.per_s()},
                         {"pingpong_p50_us", ping.p50},
                         {"sync_vs_pingpong", ping.per_s() > 0 ? sync1.per_s() / ping.per_s() : 0},

@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/crash_point.h"
+#include "daemon/request_prefetch.h"
 #include "shm/channel.h"
 #include "shm/control_message.h"
 #include "shm/names.h"
@@ -87,6 +88,8 @@ class Worker {
   std::string old_value_;           // scratch: a delete's old value, to size its reply
   std::string staged_value_;        // scratch: the value of a staged request
   std::vector<Connection*> ready_;  // scratch for DrainAll
+  RequestPrefetch prefetch_;
+  std::uint32_t sleep_number_ = 0;  // worker_waiting of the current or last sleep
 };
 
 Worker::~Worker() {
@@ -287,6 +290,8 @@ bool Worker::Drain(Connection& c) {
       return did;
     }
     if (frame == nullptr) break;
+    if (n == 0) prefetch_.Start(c.requests);
+    prefetch_.Advance(c.requests, store_.table());
     shm::Request request;
     shm::WireStatus status = shm::DecodeRequest(frame, size, &request);
     bool wants_reply = (request.header.flags & shm::kFlagNoReply) == 0;
@@ -422,6 +427,7 @@ void Worker::Run() {
   using std::chrono::microseconds;
   auto last_work = Clock::now();
   auto last_heartbeat = Clock::now();
+  bool worked = false;  // work done since last_work was taken (the clock is read lazily)
   unsigned iterations = 0;
   // Adaptive spin (like an adaptive mutex): when work keeps arriving while we spin, spin up to
   // spin_us; when a spin keeps ending in sleep anyway (an idle bucket, or a machine so busy that
@@ -431,19 +437,27 @@ void Worker::Run() {
   bool spinning = false;
   while (!stop_) {
     bool did = DrainAll();
-    if (did) store_.PublishChanges();
+    if (did) {
+      store_.PublishChanges();
+      if (spinning) spin = std::min(spin * 2, microseconds(options_.spin_us));  // it paid
+      spinning = false;
+      worked = true;
+    }
+    // Reading the clock is not free (a system call on some VMs): while requests keep coming,
+    // only every 64 passes, with the look for new clients, hang-ups and signals.
+    bool periodic = (++iterations & 63) == 0;
+    if (did && !periodic) continue;
     auto now = Clock::now();
+    if (worked) {
+      last_work = now;
+      worked = false;
+    }
     if (now - last_heartbeat > std::chrono::seconds(1)) {
       store_.Heartbeat();
       last_heartbeat = now;
     }
-    if (did) {
-      if (spinning) spin = std::min(spin * 2, microseconds(options_.spin_us));  // it paid
-      spinning = false;
-      last_work = now;
-    }
     if (did || now - last_work < spin) {
-      if ((++iterations & 63) == 0) HandleEvents(0);  // new clients, hang-ups, signals
+      if (periodic) HandleEvents(0);
       if (!did) {
         spinning = true;
         __builtin_ia32_pause();
@@ -452,7 +466,8 @@ void Worker::Run() {
     }
     spin = std::max(spin / 2, min_spin);  // the spin did not pay
     spinning = false;
-    SetWaiting(1);
+    if (++sleep_number_ == 0) sleep_number_ = 1;
+    SetWaiting(sleep_number_);
     std::atomic_thread_fence(std::memory_order_seq_cst);
     bool any_paused = false;
     for (auto& [sock, c] : connections_) any_paused |= c->paused;

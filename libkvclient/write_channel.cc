@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 
 #include "shm/control_message.h"
 #include "shm/names.h"
@@ -21,18 +22,31 @@ using Clock = std::chrono::steady_clock;
 // small write in well under this, and a sleeping client costs a futex wake on the worker side.
 constexpr std::chrono::nanoseconds kReplySpin = std::chrono::microseconds(50);
 constexpr std::chrono::nanoseconds kMinReplySpin = std::chrono::microseconds(2);
+// While spinning for a reply, read the clock only every this many polls of the ring.
+constexpr unsigned kSpinPollsPerClockRead = 32;
 // While sleeping, wake this often to notice a dead worker (its socket hangs up).
 constexpr long kSleepSliceNs = 10'000'000;
-// A channel that answered within this interval is assumed alive without a poll() for hang-up.
-constexpr auto kAliveCheckInterval = std::chrono::milliseconds(1);
 
 inline void CpuRelax() { __builtin_ia32_pause(); }
 
-long RemainingNs(Clock::time_point deadline) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - Clock::now()).count();
+// Milliseconds of CLOCK_MONOTONIC_COARSE: no system call, and advancing once per kernel tick
+// (1-4 ms). A channel that answered within the current tick is assumed alive without a poll().
+long CoarseTick() {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return ts.tv_sec * 1000 + ts.tv_nsec / 1'000'000;
 }
 
 }  // namespace
+
+long WriteChannel::Deadline::remaining_ns() {
+  auto now = Clock::now();
+  if (!set_) {
+    at_ = now + timeout_;
+    set_ = true;
+  }
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(at_ - now).count();
+}
 
 WriteChannel::WriteChannel(std::string ns, std::uint64_t bucket_id, std::string bucket_name)
     : ns_(std::move(ns)), bucket_id_(bucket_id), bucket_name_(std::move(bucket_name)) {}
@@ -45,6 +59,7 @@ void WriteChannel::Reset() {
     async_failures_lost_ += total - async_failures_seen_;
   }
   async_failures_seen_ = 0;
+  rung_for_sleep_ = 0;
   if (sock_ >= 0) ::close(sock_);
   sock_ = -1;
   channel_ = shm::Channel();
@@ -66,13 +81,13 @@ bool WriteChannel::StaleChannel() {
   // A poll() per write would cost a syscall on the hot path: look for a hang-up only when the
   // worker has not been heard from for a while. (A worker can die right after any check; a write
   // that then reaches a dead ring fails with kUnavailable either way.)
-  auto now = Clock::now();
-  if (now - last_alive_ < kAliveCheckInterval) return false;
-  last_alive_ = now;
+  long tick = CoarseTick();
+  if (tick == last_alive_tick_) return false;
+  last_alive_tick_ = tick;
   return WorkerGone() && replies_.Empty();
 }
 
-Status WriteChannel::Connect(Clock::time_point deadline) {
+Status WriteChannel::Connect(Deadline& deadline) {
   sock_ = shm::ConnectSeqpacket(shm::BucketSocketAddress(ns_, bucket_id_));
   if (sock_ < 0) {
     int err = errno;
@@ -90,7 +105,7 @@ Status WriteChannel::Connect(Clock::time_point deadline) {
     Reset();
     return Unavailable("refused the channel");
   }
-  long remaining_ms = RemainingNs(deadline) / 1'000'000;
+  long remaining_ms = deadline.remaining_ns() / 1'000'000;
   if (remaining_ms <= 0 || !shm::WaitReadable(sock_, static_cast<int>(remaining_ms))) {
     Reset();
     return Status(Code::kTimeout, "worker of bucket '" + bucket_name_ +
@@ -117,7 +132,7 @@ Status WriteChannel::Connect(Clock::time_point deadline) {
 }
 
 Status WriteChannel::Send(shm::Op op, std::uint16_t flags, std::string_view key,
-                          std::string_view value, std::int64_t arg, Clock::time_point deadline) {
+                          std::string_view value, std::int64_t arg, Deadline& deadline) {
   // A value too large for a ring frame travels in a sealed memfd sent on the socket just before
   // the frame (which then carries the key only): see docs/protocol.md, "Large values".
   bool staged = shm::RequestSize(key.size(), value.size()) > requests_.max_payload();
@@ -150,7 +165,7 @@ Status WriteChannel::Send(shm::Op op, std::uint16_t flags, std::string_view key,
         Reset();
         return Unavailable("refused a staged value");
       }
-      if (RemainingNs(deadline) <= 0) {
+      if (deadline.remaining_ns() <= 0) {
         return Status(Code::kTimeout,
                       "worker of bucket '" + bucket_name_ + "' is not consuming staged values");
       }
@@ -172,16 +187,18 @@ Status WriteChannel::Send(shm::Op op, std::uint16_t flags, std::string_view key,
       Reset();
       return Unavailable("exited");
     }
-    if (RemainingNs(deadline) <= 0) {
+    if (deadline.remaining_ns() <= 0) {
       return Status(Code::kTimeout,
                     "worker of bucket '" + bucket_name_ + "' is not consuming requests");
     }
     ::usleep(100);
   }
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (h->worker_waiting.load(std::memory_order_relaxed) != 0) {
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // Dekker: see shm/channel.h
+  std::uint32_t sleep = h->worker_waiting.load(std::memory_order_relaxed);
+  if (sleep != rung_for_sleep_) {
+    rung_for_sleep_ = sleep;  // 0 (awake) too: a later sleep of the same number is rung for
     // EAGAIN: the socket is full of doorbells the worker has not read yet; one is enough.
-    ::send(sock_, &shm::kDoorbellPacket, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (sleep != 0) ::send(sock_, &shm::kDoorbellPacket, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
   }
   return Status();
 }
@@ -200,11 +217,14 @@ bool WriteChannel::ReceiveStagedReply(std::uint32_t size, std::string* value) {
   return ok;
 }
 
-Status WriteChannel::AwaitReply(Clock::time_point deadline, WriteReply* reply) {
+Status WriteChannel::AwaitReply(Deadline& deadline, WriteReply* reply) {
   shm::ChannelHeader* h = channel_.header();
   std::uint64_t want = next_request_id_ - 1;
-  auto spin_until = Clock::now() + spin_;
-  for (;;) {
+  // Spin for spin_ (timed from the first clock read, after kSpinPollsPerClockRead polls), then
+  // sleep on the futex.
+  bool spinning = true;
+  Clock::time_point spin_until{};
+  for (unsigned polls = 1;; ++polls) {
     bool broken = false;
     std::uint32_t size;
     const char* frame = replies_.Next(&size, &broken);
@@ -232,20 +252,28 @@ Status WriteChannel::AwaitReply(Clock::time_point deadline, WriteReply* reply) {
         Reset();
         return Status(Code::kInternal, "malformed reply from worker of '" + bucket_name_ + "'");
       }
-      last_alive_ = Clock::now();
+      last_alive_tick_ = CoarseTick();
       // Adaptive spin: a reply caught while spinning doubles the next spin (up to kReplySpin);
       // one that needed a futex sleep halves it (down to kMinReplySpin), so that a client on a
       // busy machine stops burning the CPU its worker needs.
-      spin_ = last_alive_ <= spin_until ? std::min(spin_ * 2, kReplySpin)
-                                        : std::max(spin_ / 2, kMinReplySpin);
+      spin_ = spinning ? std::min(spin_ * 2, kReplySpin) : std::max(spin_ / 2, kMinReplySpin);
       if (header.request_id == want) return Status();
       continue;  // a late reply to a request that timed out earlier
     }
-    if (Clock::now() < spin_until) {
-      CpuRelax();
-      continue;
+    if (spinning) {
+      if (polls % kSpinPollsPerClockRead != 0) {
+        CpuRelax();
+        continue;
+      }
+      auto now = Clock::now();
+      if (polls == kSpinPollsPerClockRead) spin_until = now + spin_;
+      if (now < spin_until) {
+        CpuRelax();
+        continue;
+      }
+      spinning = false;
     }
-    long remaining = RemainingNs(deadline);
+    long remaining = deadline.remaining_ns();
     if (remaining <= 0) {
       return Status(Code::kTimeout, "worker of bucket '" + bucket_name_ +
                                         "' did not reply in time (the write may still be applied)");
@@ -266,7 +294,7 @@ Status WriteChannel::Call(shm::Op op, std::string_view key, std::string_view val
                           std::int64_t arg, std::chrono::milliseconds timeout, WriteReply* reply,
                           bool* sent) {
   *sent = false;
-  auto deadline = Clock::now() + timeout;
+  Deadline deadline(timeout);
   if (sock_ >= 0 && StaleChannel()) Reset();  // the worker restarted since the last call
   if (sock_ < 0) {
     Status s = Connect(deadline);
@@ -285,7 +313,7 @@ namespace kv {
 
 Status WriteChannel::Cast(shm::Op op, std::string_view key, std::string_view value,
                           std::chrono::milliseconds timeout) {
-  auto deadline = Clock::now() + timeout;
+  Deadline deadline(timeout);
   if (sock_ >= 0 && StaleChannel()) Reset();
   if (sock_ < 0) {
     Status s = Connect(deadline);

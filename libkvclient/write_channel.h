@@ -44,11 +44,25 @@ class WriteChannel {
   std::uint64_t TakeAsyncFailures(shm::WireStatus* last);
 
  private:
-  Status Connect(std::chrono::steady_clock::time_point deadline);
+  // A call's deadline, computed when first needed: the clock is not read on the fast paths (a
+  // reply caught while spinning, a request that fits the ring).
+  class Deadline {
+   public:
+    explicit Deadline(std::chrono::milliseconds timeout) : timeout_(timeout) {}
+    // Nanoseconds left (<= 0: expired); the first call starts the timeout.
+    long remaining_ns();
+
+   private:
+    std::chrono::milliseconds timeout_;
+    std::chrono::steady_clock::time_point at_{};
+    bool set_ = false;
+  };
+
+  Status Connect(Deadline& deadline);
   void Reset();
   Status Send(shm::Op op, std::uint16_t flags, std::string_view key, std::string_view value,
-              std::int64_t arg, std::chrono::steady_clock::time_point deadline);
-  Status AwaitReply(std::chrono::steady_clock::time_point deadline, WriteReply* reply);
+              std::int64_t arg, Deadline& deadline);
+  Status AwaitReply(Deadline& deadline, WriteReply* reply);
   // Receives the memfd of a staged reply value (kReplyStagedValue) and copies it.
   bool ReceiveStagedReply(std::uint32_t size, std::string* value);
   bool WorkerGone() const;
@@ -64,7 +78,8 @@ class WriteChannel {
   shm::RingWriter requests_;
   shm::RingReader replies_;
   std::uint64_t next_request_id_ = 1;
-  std::chrono::steady_clock::time_point last_alive_{};            // last hang-up check or reply
+  long last_alive_tick_ = -1;         // coarse-clock tick of the last hang-up check or reply
+  std::uint32_t rung_for_sleep_ = 0;  // the worker's sleep the last doorbell was for
   std::chrono::nanoseconds spin_{std::chrono::microseconds(50)};  // adaptive reply spin
   std::uint64_t async_failures_seen_ = 0;
   std::uint64_t async_failures_lost_ = 0;  // counted on channels that were reset since

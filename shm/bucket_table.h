@@ -221,6 +221,13 @@ class TableWriter {
                   std::uint64_t* version);
   WriteResult Delete(std::string_view key, std::string* old_value);
 
+  // Hints for a write to the key of hash `hash` (HashKey) that comes a few requests later: first
+  // PrefetchSlot (starts fetching its home slot), then, once that has had time to arrive,
+  // PrefetchRecord (starts fetching the record the home slot points at). Change nothing, never
+  // fault; a wrong or stale hint only costs its memory traffic.
+  void PrefetchSlot(std::uint64_t hash) const;
+  void PrefetchRecord(std::uint64_t hash) const;
+
   const TableView& view() const { return view_; }
   std::uint64_t generation() const { return view_.header_->generation; }
   const std::string& name() const { return segment_.name(); }
@@ -236,9 +243,14 @@ class TableWriter {
   }
   // Probes for `key`: returns its slot index and sets *found, or the index where it would go.
   std::uint64_t Find(std::string_view key, std::uint64_t hash, bool* found) const;
+  // Room for `size` bytes at the end of the heap (memory reserved), and its heap offset; nullptr
+  // (last_error_ set if /dev/shm refused memory) if the heap is full.
+  char* Allocate(std::uint64_t size, std::uint64_t* offset);
   // Appends a record (T1). Returns its slot word, or 0 if the heap (or /dev/shm) is full.
   std::uint64_t Append(std::uint64_t hash, std::string_view key, std::string_view value,
                        std::uint64_t version);
+  // Appends a byte-for-byte copy of another generation's record of `size` bytes (T1).
+  std::uint64_t AppendCopy(std::uint64_t hash, const RecordHeader* rec, std::uint64_t size);
 
   Segment segment_;
   TableView view_;

@@ -6,10 +6,11 @@
 // client dies (and the memfd disappears with its last mapping: nothing is left in /dev/shm).
 //
 // Wake-up protocol (Dekker style; both sides use seq_cst fences between "publish" and "check"):
-//   worker: spin briefly on every ring; then store worker_waiting=1, fence, re-check rings, sleep
-//   in
-//           epoll on the channel sockets. Client: publish tail, fence, if worker_waiting then send
-//           a one-byte doorbell on the socket.
+//   worker: spin briefly on every ring; then store worker_waiting=<this sleep's number>, fence,
+//           re-check rings, sleep in epoll on the channel sockets, store worker_waiting=0.
+//           Client: publish tail, fence, if worker_waiting is a sleep it has not rung for yet,
+//           send a one-byte doorbell on the socket (one per sleep: a client that keeps writing
+//           while the worker is being woken does not send one per request).
 //   client: spin briefly on reply_tail; then store client_waiting=1, fence, re-check, futex-wait on
 //           reply_seq. Worker: publish replies, bump reply_seq, fence, if client_waiting wake it.
 //
@@ -42,9 +43,11 @@ struct alignas(kCacheLine) ChannelHeader {
 
   alignas(kCacheLine) std::atomic<std::uint64_t> request_tail;  // client stores (release)
   alignas(kCacheLine) std::atomic<std::uint64_t> request_head;  // worker stores (release)
-  std::atomic<std::uint32_t> worker_waiting;                    // worker stores; client loads
-  alignas(kCacheLine) std::atomic<std::uint64_t> reply_tail;    // worker stores (release)
-  std::atomic<std::uint32_t> reply_seq;                         // futex word, worker bumps
+  // Read by the client after every request: on a line the worker writes only around its sleeps.
+  // 0 while awake; else the number of the sleep (never 0, changes with every sleep).
+  alignas(kCacheLine) std::atomic<std::uint32_t> worker_waiting;  // worker stores; client loads
+  alignas(kCacheLine) std::atomic<std::uint64_t> reply_tail;      // worker stores (release)
+  std::atomic<std::uint32_t> reply_seq;                           // futex word, worker bumps
   std::atomic<std::uint64_t> async_failures;  // worker: async writes that failed, ever
   std::atomic<std::uint32_t> async_last_status;
   alignas(kCacheLine) std::atomic<std::uint64_t> reply_head;  // client stores (release)

@@ -9,6 +9,10 @@
 // Frames: [u32 size][u32 zero][payload, padded to 8]. A size of kWrapMarker means "continue at
 // offset 0". A frame never wraps. Indices grow monotonically (u64) and are reduced modulo the
 // capacity, which is a power of two.
+//
+// Each side re-reads the other's index only when the copy it read last does not suffice (the
+// writer when the ring looks full, the reader when it has consumed everything it saw), so that
+// the index's cache line moves between the processes once per batch, not once per frame.
 #pragma once
 
 #include <atomic>
@@ -52,6 +56,7 @@ class RingWriter {
   std::uint64_t local_tail_ = 0;
   std::uint64_t published_tail_ = 0;
   std::uint64_t pending_frame_ = 0;
+  std::uint64_t seen_head_ = 0;  // the consumer's head as last read (validated)
 };
 
 class RingReader {
@@ -63,6 +68,14 @@ class RingReader {
   // The next frame's payload and size, or nullptr if the ring is empty. Sets *broken if the
   // producer's tail or a frame header is impossible. The pointer is valid until Release().
   const char* Next(std::uint32_t* size, bool* broken);
+  // Looking ahead without consuming (for prefetching): the frame at index *cursor, advancing
+  // *cursor past it; nullptr if *cursor is not within what the last Next() saw published, or the
+  // frame there is invalid (Next() reports that when it gets there). Start with
+  // *cursor = after_current(). The pointer is valid until Release(); the producer may still be
+  // writing a frame Peek returns only if it is hostile (as with Next).
+  const char* Peek(std::uint64_t* cursor, std::uint32_t* size) const;
+  // The index just after the frame the last Next() returned.
+  std::uint64_t after_current() const { return next_head_; }
   // Consumes the frame returned by the last Next().
   void Pop();
   // Publishes the consumed position to the producer (release).
@@ -70,12 +83,19 @@ class RingReader {
   bool Empty() const { return tail_->load(std::memory_order_acquire) == local_head_; }
 
  private:
+  // Validates the frame at index `at` (following a wrap marker there) against a published
+  // `tail`: its payload, or nullptr if the ring is empty there or (*broken) invalid. *start is
+  // the frame's own index (after the wrap), *size its payload size.
+  const char* FrameAt(std::uint64_t at, std::uint64_t tail, std::uint32_t* size,
+                      std::uint64_t* start, bool* broken) const;
+
   const std::atomic<std::uint64_t>* tail_ = nullptr;
   std::atomic<std::uint64_t>* head_ = nullptr;
   const char* data_ = nullptr;
   std::uint64_t capacity_ = 0;
   std::uint64_t local_head_ = 0;
   std::uint64_t next_head_ = 0;
+  std::uint64_t seen_tail_ = 0;  // the producer's tail as last read (validated)
 };
 
 }  // namespace kv::shm

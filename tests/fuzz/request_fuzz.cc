@@ -5,7 +5,8 @@
 // Input layout: byte 0 selects the mode; the rest is the payload.
 //   mode % 3 == 0: the payload is one request frame.
 //   mode % 3 == 1: the payload is a 4096-byte ring image: [u64 tail][u64 head][ring bytes...];
-//                  every frame the reader accepts is decoded as a request.
+//                  every frame the reader accepts is decoded as a request (and the frames
+//                  after it are peeked at, as the worker's prefetching lookahead does).
 //   mode % 3 == 2: the payload is one reply frame.
 // Checks: no crash, no sanitizer report, no read outside the input, bounded loops, and that
 // every accepted request's key and value lie inside its frame with the lengths it announced.
@@ -74,6 +75,14 @@ void FuzzRing(const char* data, std::size_t size) {
     const char* frame = reader.Next(&frame_size, &broken);
     if (broken || frame == nullptr) return;
     Check(frame >= ring.data() && frame + frame_size <= ring.data() + kCapacity);
+    // The worker's lookahead (prefetch hints) peeks at the frames after the current one.
+    std::uint64_t cursor = reader.after_current();
+    for (int ahead = 0; ahead < 8; ++ahead) {
+      std::uint32_t peek_size = 0;
+      const char* peek = reader.Peek(&cursor, &peek_size);
+      if (peek == nullptr) break;
+      Check(peek >= ring.data() && peek + peek_size <= ring.data() + kCapacity);
+    }
     FuzzRequest(frame, frame_size);
     reader.Pop();
     reader.Release();
