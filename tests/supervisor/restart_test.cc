@@ -177,6 +177,7 @@ TEST(SupervisorRestartTest, WorkerThatCannotBeStartedCountsAsACrashWithBackoff) 
 
   ASSERT_EQ(::chmod(copy.path().c_str(), 0644), 0);
   pid_t first = kvd.WorkerPid("b");
+  ASSERT_GT(first, 0);
   ASSERT_EQ(::kill(first, SIGKILL), 0);
   // The kill (restarted at once) and the failed start: restarting, not failed.
   EXPECT_TRUE(record_has(shm::kBucketRestarting, "could not be started", 2));
@@ -187,7 +188,9 @@ TEST(SupervisorRestartTest, WorkerThatCannotBeStartedCountsAsACrashWithBackoff) 
 
   // Failed starts count toward the restart intensity: 5 exits within 60 s > max-restarts 4.
   ASSERT_EQ(::chmod(copy.path().c_str(), 0644), 0);
-  ASSERT_EQ(::kill(kvd.WorkerPid("b"), SIGKILL), 0);
+  pid_t second = kvd.WorkerPid("b");
+  ASSERT_GT(second, 0);
+  ASSERT_EQ(::kill(second, SIGKILL), 0);
   EXPECT_TRUE(record_has(shm::kBucketFailed, "5 exits within 60 s", 5));
   std::optional<shm::BucketRecord> r = Record(kvd.ns(), "b");
   ASSERT_TRUE(r);
