@@ -154,8 +154,9 @@ TEST(SupervisorRestartTest, WorkerThatCannotBeStartedCountsAsACrashWithBackoff) 
   ScopedPath copy("kvt-kvd-copy");
   std::filesystem::copy_file(KvdPath(), copy.path());
   ::chmod(copy.path().c_str(), 0755);
+  // --exec-workers: every start execs the binary (the spawner, already running, would not).
   KvdInstance kvd({"--max-restarts", "4", "--max-seconds", "60", "--backoff-ms", "300",
-                   "--max-backoff-ms", "600"},
+                   "--max-backoff-ms", "600", "--exec-workers"},
                   copy.path());
   auto client = kvd.NewClient();
   ASSERT_TRUE(client);
