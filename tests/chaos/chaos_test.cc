@@ -236,9 +236,10 @@ TEST_F(ChaosTest, FaultsLoseNothingTearNothingWedgeNothing) {
     }
   }
   int faults_done = worker_kills + kvd_kills + client_kills + client_stops + fills;
-  std::cout << "chaos: " << ops << " ops, " << faults_done << " faults (" << worker_kills
-            << " worker kills, " << kvd_kills << " kvd kills, " << client_kills << " client kills, "
-            << client_stops << " client stops, " << fills << " fills), " << lost << " lost, "
+  std::cout << "chaos faults: " << worker_kills << " worker kills, " << kvd_kills << " kvd kills, "
+            << client_kills << " client kills, " << client_stops << " client stops, " << fills
+            << " fills\n";
+  std::cout << "chaos: " << ops << " ops, " << faults_done << " faults, " << lost << " lost, "
             << torn << " torn, " << wedged << " wedged" << std::endl;
   EXPECT_EQ(lost, 0u);
   EXPECT_EQ(torn, 0u);
