@@ -787,6 +787,7 @@ void Supervisor::BeginShutdown(const char* why) {
 }
 
 void Supervisor::FinishShutdown() {
+  launcher_->Shutdown();
   registry_->SetKvd(0, 0, 0);
   for (auto& [id, w] : workers_) CloseFailedListener(w);
   if (options_.ephemeral) {

@@ -174,6 +174,19 @@ pid_t WorkerLauncher::LaunchByExec(const std::vector<std::string>& worker_args, 
   return pid;
 }
 
+void WorkerLauncher::Shutdown() {
+  StopSpawner();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  for (;;) {
+    pid_t pid = ::waitpid(-1, nullptr, WNOHANG);
+    if (pid < 0) return;  // ECHILD: no child left
+    if (pid == 0) {
+      if (std::chrono::steady_clock::now() > deadline) return;
+      ::usleep(1000);
+    }
+  }
+}
+
 void WorkerLauncher::ReapStrays(const std::function<bool(pid_t)>& is_worker) {
   for (;;) {
     siginfo_t info{};

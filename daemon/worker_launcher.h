@@ -31,6 +31,11 @@ class WorkerLauncher {
   // is ready, so that forking the spare does not compete with the worker's start for the CPU.
   void Replenish();
 
+  // On kvd's clean stop, once every worker has exited: stops the spawner and waits (bounded) until
+  // every remaining child -- the spawner and spares, which exit on EOF -- has exited and is reaped,
+  // so that nothing of the instance outlives kvd.
+  void Shutdown();
+
   // Reaps exited children that are none of kvd's workers (spares left by a spawner that died).
   // `is_worker(pid)` says whether a pid is a supervised worker (those are reaped by their owner).
   void ReapStrays(const std::function<bool(pid_t)>& is_worker);
