@@ -39,6 +39,7 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 constexpr auto kStartTimeout = std::chrono::seconds(10);
+constexpr int kFailedDrainMs = 20;
 
 int PidfdOpen(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 
@@ -428,9 +429,9 @@ void Supervisor::MarkFailed(WorkerSlot& w, const std::string& reason) {
       "bucket '{}' failed: {} (reads are still served; writes refused until `kvctl "
       "restart {}`)",
       w.name, reason, w.name);
+  OpenFailedListener(w);  // before the state: a writer that sees "failed" finds the listener
   registry_->SetState(w.index, shm::kBucketFailed, reason);
   status_dirty_ = true;
-  OpenFailedListener(w);
   Settle(w, shm::ControlStatus::kFailed, "bucket '" + w.name + "' failed: " + reason);
 }
 
@@ -461,6 +462,15 @@ void Supervisor::OnFailedConnection(WorkerSlot& w) {
             : shm::EncodeControlReply(shm::ControlStatus::kDenied,
                                       "PERMISSION: not a member of the instance's group");
     shm::SendPacket(conn, reply.data(), reply.size());
+    // Close only once the peer's registration is read: closing a socket with a packet unread
+    // resets the peer, which may then never see the reply. A client sends it right after
+    // connecting; a peer that sends nothing costs at most kFailedDrainMs.
+    if (shm::WaitReadable(conn, kFailedDrainMs)) {
+      char request[512];
+      int fd = -1;
+      shm::ReceivePacket(conn, request, sizeof request, &fd);
+      if (fd >= 0) ::close(fd);
+    }
     ::close(conn);
   }
 }
