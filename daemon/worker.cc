@@ -438,7 +438,6 @@ void Worker::Run() {
   while (!stop_) {
     bool did = DrainAll();
     if (did) {
-      store_.PublishChanges();
       if (spinning) spin = std::min(spin * 2, microseconds(options_.spin_us));  // it paid
       spinning = false;
       worked = true;
@@ -447,6 +446,10 @@ void Worker::Run() {
     // only every 64 passes, with the look for new clients, hang-ups and signals.
     bool periodic = (++iterations & 63) == 0;
     if (did && !periodic) continue;
+    // Subscribers are woken when the stream pauses, and every 256 busy passes while it does not:
+    // a futex wake per batch would cost the writer a system call and wake every subscriber for
+    // a few records each. (The records themselves are in the feed before their replies.)
+    if (!did || (iterations & 255) == 0) store_.PublishChanges();
     auto now = Clock::now();
     if (worked) {
       last_work = now;
