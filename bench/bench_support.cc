@@ -72,8 +72,7 @@ BenchDaemon::~BenchDaemon() {
   }
 }
 
-std::shared_ptr<Client> BenchDaemon::Connect() {
-  ClientOptions options;
+std::shared_ptr<Client> BenchDaemon::Connect(ClientOptions options) {
   options.ns = ns_;
   for (int i = 0; i < 2000; ++i) {
     auto client = Client::Open(options);

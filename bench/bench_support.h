@@ -27,8 +27,9 @@ class BenchDaemon {
   BenchDaemon& operator=(const BenchDaemon&) = delete;
 
   const std::string& ns() const { return ns_; }
-  // A client once kvd answers (nullptr if it never does within 10 s).
-  std::shared_ptr<Client> Connect();
+  // A client (with `options`, in this namespace) once kvd answers; nullptr if it never does
+  // within 10 s.
+  std::shared_ptr<Client> Connect(ClientOptions options = {});
 
  private:
   std::string ns_;

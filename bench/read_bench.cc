@@ -28,9 +28,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bench/bench_support.h"
 #include "kv/client.h"
 #include "shm/names.h"
-#include "shm/segment.h"
 
 #if __has_include("kv/kv.h")
 #include "kv/kv.h"
@@ -72,58 +72,6 @@ struct Options {
   std::size_t reads = 2000000;
   bool json = false;
   std::string kvd;
-};
-
-// A kvd of our own; stopped and its shared memory removed on destruction.
-class Daemon {
- public:
-  Daemon(const std::string& kvd, const std::string& ns) : ns_(ns) {
-    pid_t parent = ::getpid();
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-      if (::getppid() != parent) ::_exit(127);
-      ::execl(kvd.c_str(), kvd.c_str(), "--namespace", ns.c_str(), "--ephemeral", "--log-level",
-              "error", "--max-bucket-bytes", std::to_string(std::uint64_t{8} << 30).c_str(),
-              static_cast<char*>(nullptr));
-      std::perror("exec kvd");
-      ::_exit(127);
-    }
-  }
-  ~Daemon() {
-    ::kill(pid_, SIGTERM);
-    int status;
-    for (int i = 0; i < 1000 && ::waitpid(pid_, &status, WNOHANG) == 0; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, &status, 0);
-    std::string prefix = ns_ + ".";
-    if (FILE* ls = ::popen("ls /dev/shm", "r")) {
-      char line[512];
-      while (std::fgets(line, sizeof line, ls) != nullptr) {
-        std::string name(line);
-        name.erase(name.find_last_not_of('\n') + 1);
-        if (name.rfind(prefix, 0) == 0) kv::shm::Segment::Remove(name);
-      }
-      ::pclose(ls);
-    }
-  }
-  std::shared_ptr<kv::Client> Connect() {
-    kv::ClientOptions options;
-    options.ns = ns_;
-    options.timeout = std::chrono::seconds(120);  // a 1M-key generation change under load
-    for (int i = 0; i < 2000; ++i) {
-      auto client = kv::Client::Open(options);
-      if (client.ok() && client.value()->CreateBucket("probe").ok()) return client.value();
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    return nullptr;
-  }
-
- private:
-  std::string ns_;
-  pid_t pid_ = 0;
 };
 
 std::string RandomBytes(std::mt19937_64& rng, std::size_t n) {
@@ -282,9 +230,12 @@ int main(int argc, char** argv) {
   if (std::string(BuildType()) != "release") {
     std::printf("WARNING: %s build: figures are not representative\n", BuildType());
   }
-  std::string ns = "kvbench" + std::to_string(::getpid());
-  Daemon daemon(options.kvd, ns);
-  std::shared_ptr<kv::Client> client = daemon.Connect();
+  kv::bench::BenchDaemon daemon(options.kvd,
+                                "--max-bucket-bytes " + std::to_string(std::uint64_t{8} << 30));
+  kv::ClientOptions client_options;
+  client_options.timeout = std::chrono::seconds(120);  // a 1M-key generation change under load
+  std::shared_ptr<kv::Client> client = daemon.Connect(client_options);
+  const std::string& ns = daemon.ns();
   if (!client) {
     std::fprintf(stderr, "kv_read_bench: kvd (%s) did not start\n", options.kvd.c_str());
     return 1;
