@@ -4,6 +4,7 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "daemon/config.h"
@@ -25,23 +26,29 @@ int RunWorkerProcess(const kv::daemon::KvdCommandLine& cl) {
   return kv::daemon::RunWorker(w);
 }
 
-// `kvd --spawner`: returns in the spawner when kvd goes away, and in each of its children once
-// it is told to become a worker (its arguments are then parsed like a `kvd --worker` command
-// line, so a spawned worker and an exec'd one are configured the same way).
-int RunSpawnerProcess(const kv::daemon::KvdCommandLine& cl, int argc, char** argv) {
+// `kvd --spawner ...`: returns in the spawner when kvd goes away, and in each of its children once
+// it is told which bucket to serve. The spawner's command line carries the flags of every worker
+// (kvd starts it with them), parsed once here, so a spawned worker and an exec'd one
+// (`kvd --worker --bucket-id N ...`) are configured the same way.
+int RunSpawnerProcess(kv::daemon::KvdCommandLine cl, int argc, char** argv) {
   kv::daemon::SetUpLogging("spawner", cl.options.log_level);
-  std::optional<std::vector<std::string>> worker_args = kv::daemon::RunSpawner();
-  if (!worker_args) return 0;
-  kv::daemon::KvdCommandLine worker;
-  std::string message;
-  if (kv::daemon::ParseCommandLine(*worker_args, &worker, &message) !=
-          kv::daemon::ParseOutcome::kOk ||
-      !worker.worker) {
-    std::cerr << "kvd: invalid worker command line from kvd: " << message << "\n";
-    return 2;
+  std::optional<std::uint64_t> bucket_id = kv::daemon::RunSpawner();
+  if (!bucket_id) return 0;
+  cl.spawner = false;
+  cl.worker = true;
+  cl.bucket_id = *bucket_id;
+  // The command line of the same worker if it were exec'd.
+  std::vector<std::string> title = {"--worker", "--bucket-id", std::to_string(cl.bucket_id)};
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (a == "--cmdline-room") {
+      ++i;  // and its value
+    } else if (a != "--spawner") {
+      title.emplace_back(a);
+    }
   }
-  kv::daemon::RetitleCommandLine(argc, argv, *worker_args);
-  return RunWorkerProcess(worker);
+  kv::daemon::RetitleCommandLine(argc, argv, title);
+  return RunWorkerProcess(cl);
 }
 
 }  // namespace

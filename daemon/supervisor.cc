@@ -92,6 +92,8 @@ class Supervisor {
   bool CheckLiveness();
   void Notify(const std::string& message);
   void UpdateStatus();
+  // The flags every worker is started with (daemon/worker_launcher.h).
+  std::vector<std::string> WorkerFlags() const;
   void Reload();
   void ApplyReload(const SupervisorOptions& fresh);
   int NextTimeoutMs() const;
@@ -213,13 +215,7 @@ bool Supervisor::SetUp() {
     int flag = 0;
     subreaper = ::prctl(PR_GET_CHILD_SUBREAPER, &flag) == 0 && flag == 1;
   }
-  std::vector<std::string> spawner_args;
-  if (subreaper && !options_.exec_workers) {
-    // The room lets a spawned worker show its own command line (RetitleCommandLine).
-    spawner_args = {"--spawner",        "--namespace",    options_.ns,          "--log-level",
-                    options_.log_level, "--cmdline-room", std::string(160, ' ')};
-  }
-  launcher_.emplace(options_.worker_executable, std::move(spawner_args));
+  launcher_.emplace(options_.worker_executable, WorkerFlags(), subreaper && !options_.exec_workers);
   registry_->SetKvd(::getpid(), ProcessStartTicks(::getpid()), UnixMillisNow());
 
   notify_ = NotifySocketSet();
@@ -290,6 +286,13 @@ void Supervisor::Adopt() {
   }
 }
 
+std::vector<std::string> Supervisor::WorkerFlags() const {
+  return {"--namespace",        options_.ns,
+          "--max-bucket-bytes", std::to_string(options_.limits.max_bytes),
+          "--spin-us",          std::to_string(options_.worker_spin_us),
+          "--log-level",        options_.log_level};
+}
+
 void Supervisor::Spawn(WorkerSlot& w) {
   w.restart_at.reset();
   w.killed_unresponsive = false;
@@ -301,19 +304,8 @@ void Supervisor::Spawn(WorkerSlot& w) {
     w.restart_at = Clock::now() + milliseconds(options_.max_backoff_ms);
     return;
   }
-  std::vector<std::string> args = {"--worker",
-                                   "--namespace",
-                                   options_.ns,
-                                   "--bucket-id",
-                                   std::to_string(w.id),
-                                   "--max-bucket-bytes",
-                                   std::to_string(options_.limits.max_bytes),
-                                   "--spin-us",
-                                   std::to_string(options_.worker_spin_us),
-                                   "--log-level",
-                                   options_.log_level};
   std::string error;
-  pid_t pid = launcher_->Launch(args, pipe_fds[1], &error);
+  pid_t pid = launcher_->Launch(w.id, pipe_fds[1], &error);
   ::close(pipe_fds[1]);
   if (pid <= 0) {
     ::close(pipe_fds[0]);
@@ -776,6 +768,7 @@ void Supervisor::ApplyReload(const SupervisorOptions& fresh) {
   options_.stop_timeout_ms = fresh.stop_timeout_ms;
   options_.ephemeral = fresh.ephemeral;
   spdlog::default_logger()->set_level(spdlog::level::from_str(options_.log_level));
+  launcher_->SetWorkerFlags(WorkerFlags());
   // Logged at warn so that it shows even at a quiet log level.
   spdlog::warn("SIGHUP: configuration reloaded: {}", changes.empty() ? "no change" : changes);
   if (!fixed.empty()) spdlog::warn("SIGHUP: changes to {} need a restart of kvd", fixed);

@@ -38,9 +38,22 @@ auto UnblockSignalsInChild() {
 
 }  // namespace
 
-WorkerLauncher::WorkerLauncher(std::string executable, std::vector<std::string> spawner_args)
-    : executable_(std::move(executable)), spawner_args_(std::move(spawner_args)) {
-  if (!spawner_args_.empty()) StartSpawner();
+// The spawner gets room after its own arguments to show a spawned worker's command line
+// (RetitleCommandLine): at least as long as the "--bucket-id N" it adds.
+constexpr std::size_t kCommandLineRoom = 64;
+
+WorkerLauncher::WorkerLauncher(std::string executable, std::vector<std::string> worker_flags,
+                               bool use_spawner)
+    : executable_(std::move(executable)),
+      worker_flags_(std::move(worker_flags)),
+      use_spawner_(use_spawner) {
+  if (use_spawner_) StartSpawner();
+}
+
+void WorkerLauncher::SetWorkerFlags(std::vector<std::string> worker_flags) {
+  if (worker_flags == worker_flags_) return;
+  worker_flags_ = std::move(worker_flags);
+  StopSpawner();  // the next Launch starts one with the new flags
 }
 
 WorkerLauncher::~WorkerLauncher() { StopSpawner(); }
@@ -56,8 +69,11 @@ bool WorkerLauncher::StartSpawner() {
     ::close(sv[1]);
     sv[1] = moved;
   }
+  std::vector<std::string> args = {"--spawner"};
+  args.insert(args.end(), worker_flags_.begin(), worker_flags_.end());
+  args.insert(args.end(), {"--cmdline-room", std::string(kCommandLineRoom, ' ')});
   std::error_code ec;
-  bp::child child(executable_, bp::args(spawner_args_), bp::posix::fd.bind(kSpawnerFd, sv[1]),
+  bp::child child(executable_, bp::args(args), bp::posix::fd.bind(kSpawnerFd, sv[1]),
                   UnblockSignalsInChild(), ec);
   ::close(sv[1]);
   if (ec || !child.valid()) {
@@ -132,25 +148,20 @@ void WorkerLauncher::StopSpawner() {
   spawner_pid_ = 0;
 }
 
-pid_t WorkerLauncher::Launch(const std::vector<std::string>& worker_args, int ready_fd,
-                             std::string* error) {
-  for (int attempt = 0; attempt < 2 && !spawner_args_.empty(); ++attempt) {
+pid_t WorkerLauncher::Launch(std::uint64_t bucket_id, int ready_fd, std::string* error) {
+  for (int attempt = 0; attempt < 2 && use_spawner_; ++attempt) {
     if (spawner_pid_ == 0 && !StartSpawner()) break;
-    if (pid_t pid = LaunchThroughSpawner(worker_args, ready_fd, error); pid > 0) return pid;
+    if (pid_t pid = LaunchThroughSpawner(bucket_id, ready_fd, error); pid > 0) return pid;
     spdlog::warn("the spawner failed ({}); replacing it", *error);
     StopSpawner();
   }
-  return LaunchByExec(worker_args, ready_fd, error);
+  return LaunchByExec(bucket_id, ready_fd, error);
 }
 
-pid_t WorkerLauncher::LaunchThroughSpawner(const std::vector<std::string>& worker_args,
-                                           int ready_fd, std::string* error) {
+pid_t WorkerLauncher::LaunchThroughSpawner(std::uint64_t bucket_id, int ready_fd,
+                                           std::string* error) {
   if (!TakeSpare(error)) return 0;
-  std::string assignment;
-  for (const std::string& a : worker_args) {
-    assignment += a;
-    assignment += '\0';
-  }
+  std::string assignment = std::to_string(bucket_id);
   bool sent = shm::SendPacket(spare_fd_, assignment.data(), assignment.size(), ready_fd);
   if (!sent) *error = std::string("the spare did not take its assignment: ") + std::strerror(errno);
   pid_t pid = sent ? spare_pid_ : 0;
@@ -160,10 +171,11 @@ pid_t WorkerLauncher::LaunchThroughSpawner(const std::vector<std::string>& worke
   return pid;
 }
 
-pid_t WorkerLauncher::LaunchByExec(const std::vector<std::string>& worker_args, int ready_fd,
-                                   std::string* error) {
+pid_t WorkerLauncher::LaunchByExec(std::uint64_t bucket_id, int ready_fd, std::string* error) {
+  std::vector<std::string> args = {"--worker", "--bucket-id", std::to_string(bucket_id)};
+  args.insert(args.end(), worker_flags_.begin(), worker_flags_.end());
   std::error_code ec;
-  bp::child child(executable_, bp::args(worker_args), bp::posix::fd.bind(STDOUT_FILENO, ready_fd),
+  bp::child child(executable_, bp::args(args), bp::posix::fd.bind(STDOUT_FILENO, ready_fd),
                   UnblockSignalsInChild(), ec);
   if (ec || !child.valid()) {
     *error = ec ? ec.message() : "not started";

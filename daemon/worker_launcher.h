@@ -1,13 +1,14 @@
 // kvd's way of starting a worker process: through the spawner (daemon/spawner.h) when it runs,
 // else by fork+exec with Boost.Process. Either way the worker is a child of kvd (kvd is a child
-// subreaper, see spawner.h), runs `kvd --worker ...`, has the readiness pipe as fd 1 and starts
-// with no signal blocked.
+// subreaper, see spawner.h), runs as `kvd --worker --bucket-id N <worker flags>`, has the
+// readiness pipe as fd 1 and starts with no signal blocked.
 //
 // Owned and called by the supervisor's single thread only.
 #pragma once
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -16,16 +17,21 @@ namespace kv::daemon {
 
 class WorkerLauncher {
  public:
-  // `spawner_args`: the spawner's command line (argv without argv[0]); empty: never use one.
-  WorkerLauncher(std::string executable, std::vector<std::string> spawner_args);
+  // `worker_flags`: the flags every worker gets (namespace, limits, log level...), without
+  // --worker and --bucket-id. `use_spawner`: false to exec every worker.
+  WorkerLauncher(std::string executable, std::vector<std::string> worker_flags, bool use_spawner);
   ~WorkerLauncher();  // stops the spawner
   WorkerLauncher(const WorkerLauncher&) = delete;
   WorkerLauncher& operator=(const WorkerLauncher&) = delete;
 
-  // Starts `executable worker_args...` with `ready_fd` as its fd 1 (the caller keeps and closes
+  // Workers started from now on get `worker_flags`; the spawner, started with the old ones, is
+  // replaced if they differ.
+  void SetWorkerFlags(std::vector<std::string> worker_flags);
+
+  // Starts the worker of `bucket_id` with `ready_fd` as its fd 1 (the caller keeps and closes
   // its own descriptor). A spawner that died or fails is restarted once; if it fails again the
   // worker is exec'd. Returns the worker's pid, or 0 with *error.
-  pid_t Launch(const std::vector<std::string>& worker_args, int ready_fd, std::string* error);
+  pid_t Launch(std::uint64_t bucket_id, int ready_fd, std::string* error);
 
   // Asks the spawner for the next spare if none is in hand or coming. Called once a started worker
   // is ready, so that forking the spare does not compete with the worker's start for the CPU.
@@ -48,12 +54,12 @@ class WorkerLauncher {
   void StopSpawner();  // and drops the spare in hand
   bool RequestSpare();
   bool TakeSpare(std::string* error);
-  pid_t LaunchThroughSpawner(const std::vector<std::string>& worker_args, int ready_fd,
-                             std::string* error);
-  pid_t LaunchByExec(const std::vector<std::string>& worker_args, int ready_fd, std::string* error);
+  pid_t LaunchThroughSpawner(std::uint64_t bucket_id, int ready_fd, std::string* error);
+  pid_t LaunchByExec(std::uint64_t bucket_id, int ready_fd, std::string* error);
 
   std::string executable_;
-  std::vector<std::string> spawner_args_;
+  std::vector<std::string> worker_flags_;
+  bool use_spawner_;
   pid_t spawner_pid_ = 0;  // a detached child: reaped here
   int spawner_fd_ = -1;    // kvd's end of the spawner's socket
   bool spare_requested_ = false;

@@ -5,6 +5,7 @@
 
 #include <map>
 #include <set>
+#include <thread>
 
 #include "tests/table/table_testing.h"
 #include "tests/testing/kvd_harness.h"
@@ -71,8 +72,15 @@ TEST(TableScanTest, ScanSeesStableKeysExactlyOnceWhileTableGrows) {
   std::uint64_t first_generation = 0;
   int with_churn_keys = 0;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  for (int scan = 0; scan < scans || (shared->generation.load() < first_generation + 3 &&
-                                      std::chrono::steady_clock::now() < deadline);
+  // Scan while the churn runs: from its first report on, until the table has moved a few
+  // generations under the scans and some scan met churn keys (on a loaded machine the churn
+  // process can start late, or report a grown table before any scan sees its keys).
+  while (shared->generation.load() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  for (int scan = 0; scan < scans ||
+                     ((shared->generation.load() < first_generation + 3 || with_churn_keys == 0) &&
+                      std::chrono::steady_clock::now() < deadline);
        ++scan) {
     std::map<std::string, int> seen;
     Status s = bucket.Scan({}, [&](std::string_view key, std::string_view) {
@@ -93,7 +101,6 @@ TEST(TableScanTest, ScanSeesStableKeysExactlyOnceWhileTableGrows) {
                           })
                     .ok());
     EXPECT_EQ(prefixed.size(), static_cast<std::size_t>(kStable));
-    // Keep scanning (past `scans`) until the table has moved a few generations under the scans.
     if (scan == 0) first_generation = shared->generation.load();
   }
   shared->stop.store(1);
