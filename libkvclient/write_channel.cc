@@ -24,8 +24,11 @@ constexpr std::chrono::nanoseconds kReplySpin = std::chrono::microseconds(50);
 constexpr std::chrono::nanoseconds kMinReplySpin = std::chrono::microseconds(2);
 // While spinning for a reply, read the clock only every this many polls of the ring.
 constexpr unsigned kSpinPollsPerClockRead = 32;
-// While sleeping, wake this often to notice a dead worker (its socket hangs up).
-constexpr long kSleepSliceNs = 10'000'000;
+// While sleeping for a reply, wake to look for a dead worker (its socket hangs up) after the
+// first slice, then after slices twice as long each, up to the last: a worker killed during a
+// write is noticed within about a millisecond, and a long wait costs a few wake-ups.
+constexpr long kFirstSleepSliceNs = 1'000'000;
+constexpr long kMaxSleepSliceNs = 16'000'000;
 
 inline void CpuRelax() { __builtin_ia32_pause(); }
 
@@ -224,6 +227,7 @@ Status WriteChannel::AwaitReply(Deadline& deadline, WriteReply* reply) {
   // sleep on the futex.
   bool spinning = true;
   Clock::time_point spin_until{};
+  long sleep_slice = kFirstSleepSliceNs;
   for (unsigned polls = 1;; ++polls) {
     bool broken = false;
     std::uint32_t size;
@@ -281,7 +285,8 @@ Status WriteChannel::AwaitReply(Deadline& deadline, WriteReply* reply) {
     std::uint32_t seq = h->reply_seq.load(std::memory_order_acquire);
     h->client_waiting.store(1, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (replies_.Empty()) shm::FutexWait(&h->reply_seq, seq, std::min(remaining, kSleepSliceNs));
+    if (replies_.Empty()) shm::FutexWait(&h->reply_seq, seq, std::min(remaining, sleep_slice));
+    sleep_slice = std::min(sleep_slice * 2, kMaxSleepSliceNs);
     h->client_waiting.store(0, std::memory_order_relaxed);
     if (replies_.Empty() && WorkerGone()) {
       Reset();
