@@ -6,6 +6,7 @@
 //
 //   kv_watch_bench [--samples N] [--writes N] [--rounds N] [--json] [--kvd PATH]
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -44,8 +45,8 @@ pid_t StartLatencySubscriber(const std::string& ns, int samples, int out_fd, int
   auto sub = bucket->Subscribe();
   if (!sub.ok() || ::write(ready_fd, "r", 1) != 1) ::_exit(1);
   std::vector<std::int64_t> lat;
+  kv::Change change;
   while (static_cast<int>(lat.size()) < samples) {
-    kv::Change change;
     if (!sub->Next(&change, std::chrono::seconds(10)).ok()) ::_exit(2);
     if (change.kind == kv::Change::Kind::kPut) lat.push_back(NowNs() - std::stoll(change.value));
   }
@@ -53,8 +54,10 @@ pid_t StartLatencySubscriber(const std::string& ns, int samples, int out_fd, int
   ::_exit(n > 0 ? 0 : 3);
 }
 
-// Subscriber processes that read `writes` changes (or are told they missed them) and exit.
-pid_t StartDrainingSubscriber(const std::string& ns, std::uint64_t from, int writes, int ready_fd) {
+// Subscriber processes that read `writes` changes (or are told they missed them), report how
+// many they missed on `out_fd` (a std::uint64_t) and exit.
+pid_t StartDrainingSubscriber(const std::string& ns, std::uint64_t from, int writes, int ready_fd,
+                              int out_fd) {
   pid_t pid = ::fork();
   if (pid != 0) return pid;
   kv::ClientOptions options;
@@ -63,13 +66,22 @@ pid_t StartDrainingSubscriber(const std::string& ns, std::uint64_t from, int wri
   auto bucket = client.value()->OpenBucket("throughput");
   auto sub = bucket->Subscribe(from);
   if (!sub.ok() || ::write(ready_fd, "r", 1) != 1) ::_exit(1);
-  std::uint64_t done = 0;
+  std::uint64_t done = 0, missed = 0;
+  kv::Change change;
   while (done < static_cast<std::uint64_t>(writes)) {
-    kv::Change change;
     if (!sub->Next(&change, std::chrono::seconds(30)).ok()) ::_exit(2);
     done += change.kind == kv::Change::Kind::kMissed ? change.missed : 1;
+    missed += change.kind == kv::Change::Kind::kMissed ? change.missed : 0;
   }
-  ::_exit(0);
+  ::_exit(::write(out_fd, &missed, sizeof missed) == sizeof missed ? 0 : 3);
+}
+
+// CPU time of this process's reaped children, in seconds.
+double ChildrenCpuSeconds() {
+  rusage ru{};
+  ::getrusage(RUSAGE_CHILDREN, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 double Median(std::vector<double> v) {
@@ -90,7 +102,7 @@ double AsyncWriteRate(kv::Bucket& bucket, int writes) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int samples = 20000, writes = 1000000, subscribers = 8, rounds = 3;
+  int samples = 20000, writes = 1000000, subscribers = 8, rounds = 5;
   bool json = false;
   std::string kvd;
   for (int i = 1; i < argc; ++i) {
@@ -148,22 +160,36 @@ int main(int argc, char** argv) {
   // 2. Write throughput without, then with, subscribers reading every change.
   auto bucket = client->OpenBucket("throughput");
   std::vector<double> rates0, rates8;
+  std::uint64_t missed_total = 0;         // changes the draining subscribers were told they missed
+  std::vector<double> sub_ns_per_change;  // subscriber CPU per change read
   for (int round = 0; round < rounds; ++round) {
     rates0.push_back(AsyncWriteRate(*bucket, writes));
     std::uint64_t from = bucket->Subscribe()->position();
     std::vector<pid_t> subs;
     for (int s = 0; s < subscribers; ++s)
-      subs.push_back(StartDrainingSubscriber(daemon.ns(), from, writes, ready[1]));
+      subs.push_back(StartDrainingSubscriber(daemon.ns(), from, writes, ready[1], out[1]));
     for (int s = 0; s < subscribers; ++s) {
       if (::read(ready[0], &c, 1) != 1) return 1;
     }
     rates8.push_back(AsyncWriteRate(*bucket, writes));
-    for (pid_t p : subs) ::waitpid(p, nullptr, 0);
+    double cpu_before = ChildrenCpuSeconds();
+    std::uint64_t missed_before = missed_total;
+    for (pid_t p : subs) {
+      std::uint64_t missed = 0;
+      if (::read(out[0], &missed, sizeof missed) == sizeof missed) missed_total += missed;
+      ::waitpid(p, nullptr, 0);
+    }
+    double read = static_cast<double>(writes) * subscribers -
+                  static_cast<double>(missed_total - missed_before);
+    if (read > 0) sub_ns_per_change.push_back((ChildrenCpuSeconds() - cpu_before) * 1e9 / read);
     std::printf("round %d: %.0f ops/s with 0 subscribers, %.0f with %d\n", round + 1, rates0.back(),
                 rates8.back(), subscribers);
   }
   double rate0 = Median(rates0), rate8 = Median(rates8);
   double ratio = rate0 > 0 ? rate8 / rate0 : 0;
+  // What the subscribers kept up with: the share of changes they read rather than skipped.
+  double delivered = 1.0 - static_cast<double>(missed_total) /
+                               (static_cast<double>(writes) * subscribers * rounds);
 
   std::printf("%-40s %12s %12s\n", "workload", "p50 us", "p99 us");
   std::printf("%-40s %12.1f %12.1f\n", "change -> subscriber (1 sub)", latency.p50_us,
@@ -172,10 +198,19 @@ int main(int argc, char** argv) {
   std::printf("%-40s %12.0f %12s\n", "async put + flush, 0 subscribers", rate0, "1.00");
   std::printf("%-40s %12.0f %12.2f   (target >= 0.90)\n", "async put + flush, 8 subscribers", rate8,
               ratio);
+  std::printf(
+      "subscribers read %.2f%% of the changes (%llu skipped as missed: fell behind), "
+      "%.0f ns of CPU per change read\n",
+      100 * delivered, static_cast<unsigned long long>(missed_total), Median(sub_ns_per_change));
   if (json) {
-    nlohmann::json j = {{"notify_p50_us", latency.p50_us}, {"notify_p99_us", latency.p99_us},
-                        {"write_per_s_0_subs", rate0},     {"write_per_s_8_subs", rate8},
-                        {"write_ratio_8_subs", ratio},     {"build", kv::bench::BuildType()}};
+    nlohmann::json j = {{"notify_p50_us", latency.p50_us},
+                        {"notify_p99_us", latency.p99_us},
+                        {"write_per_s_0_subs", rate0},
+                        {"write_per_s_8_subs", rate8},
+                        {"write_ratio_8_subs", ratio},
+                        {"changes_read_share", delivered},
+                        {"subscriber_ns_per_change", Median(sub_ns_per_change)},
+                        {"build", kv::bench::BuildType()}};
     std::printf("%s\n", j.dump().c_str());
   }
   return 0;

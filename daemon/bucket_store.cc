@@ -15,8 +15,6 @@ namespace {
 
 constexpr std::uint64_t kInitialSlots = 64;
 constexpr std::uint64_t kInitialHeap = 16 * 1024;
-constexpr std::uint64_t kFeedSlots = 4096;
-constexpr std::uint64_t kFeedBytes = 256 * 1024;
 
 bool ParseInt64(std::string_view s, std::int64_t* out) {
   if (s.empty() || s.size() > 20) return false;
@@ -110,8 +108,9 @@ std::optional<BucketStore> BucketStore::Open(const std::string& ns, std::uint64_
     }
   }
   bool unclean = false;
-  store.feed_ = shm::FeedWriter::OpenOrCreate(shm::FeedObjectName(ns, bucket_id), bucket_id,
-                                              kFeedSlots, kFeedBytes, limits.mode, &unclean, &e);
+  store.feed_ =
+      shm::FeedWriter::OpenOrCreate(shm::FeedObjectName(ns, bucket_id), bucket_id, shm::kFeedSlots,
+                                    shm::kFeedDataBytes, limits.mode, &unclean, &e);
   if (!store.feed_.valid()) {
     *error = e.message;
     return std::nullopt;

@@ -1,5 +1,6 @@
 // Subscriptions: a reader of the bucket's change feed (shm/change_feed.h) in this process.
 #include <mutex>
+#include <optional>
 
 #include "client_impl.h"
 #include "shm/change_feed.h"
@@ -22,6 +23,9 @@ class Subscription::State {
   std::shared_ptr<Bucket::Shared> keep_anchor;  // keeps `anchor` mapped
   std::mutex mu;
   std::uint64_t next = 1;  // guarded by mu
+  // The feed's wake value when the reader last loaded the feed's head (guarded by mu).
+  std::uint32_t head_wake = 0;
+  bool head_loaded = false;
 };
 
 Result<Subscription> Bucket::Subscribe(std::uint64_t from_sequence) {
@@ -60,13 +64,18 @@ Status Subscription::Next(Change* change, std::chrono::milliseconds timeout) {
   timeout = std::min<std::chrono::milliseconds>(timeout, kMaxNextTimeout);
   State& s = *state_;
   std::lock_guard<std::mutex> lock(s.mu);
-  auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::optional<std::chrono::steady_clock::time_point> deadline;  // taken when there is none
   shm::FeedRecord record;
+  record.key.swap(change->key);      // the record is copied into the caller's buffers: a Change
+  record.value.swap(change->value);  // reused across calls costs no allocation per change
+  // The head of the feed (next_seq, stored by the worker per record) is loaded at most once per
+  // wake-up the worker publishes (per batch of changes): a subscriber that loaded it whenever it
+  // caught up would chase a busy writer, reading the very lines it is writing and slowing it.
+  // Not losing a change: every append is followed by a publish that changes the wake value.
   for (;;) {
-    std::uint32_t wake = s.reader.WakeValue();
     std::uint64_t first = s.next;
     std::uint64_t missed = 0;
-    switch (s.reader.Read(&s.next, &record, &missed)) {
+    switch (s.reader.Read(&s.next, &record, &missed, shm::FeedReader::HeadPolicy::kKnown)) {
       case shm::FeedRead::kRecord:
         change->sequence = record.seq;
         change->missed = 0;
@@ -74,14 +83,16 @@ Status Subscription::Next(Change* change, std::chrono::milliseconds timeout) {
                        : record.op == shm::FeedOp::kDelete ? Change::Kind::kDelete
                        : record.op == shm::FeedOp::kClear  ? Change::Kind::kClear
                                                            : Change::Kind::kResync;
-        change->key = std::move(record.key);
-        change->value = std::move(record.value);
+        change->key.swap(record.key);
+        change->value.swap(record.value);
         change->value_omitted = record.value_omitted;
         return Status();
       case shm::FeedRead::kMissed:
         change->kind = Change::Kind::kMissed;
         change->sequence = first;
         change->missed = missed;
+        change->key.swap(record.key);
+        change->value.swap(record.value);
         change->key.clear();
         change->value.clear();
         change->value_omitted = false;
@@ -91,12 +102,19 @@ Status Subscription::Next(Change* change, std::chrono::milliseconds timeout) {
       case shm::FeedRead::kEmpty:
         break;
     }
+    std::uint32_t wake = s.reader.WakeValue();
+    if (!s.head_loaded || wake != s.head_wake) {
+      s.head_loaded = true;
+      s.head_wake = wake;
+      s.reader.RefreshHead();
+      continue;
+    }
     if (s.anchor->state.load(std::memory_order_acquire) == shm::kAnchorDropped) {
       return Status(Code::kBucketNotFound, "bucket '" + s.bucket + "' was dropped");
     }
-    auto remaining = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                         deadline - std::chrono::steady_clock::now())
-                         .count();
+    auto now = std::chrono::steady_clock::now();
+    if (!deadline) deadline = now + timeout;
+    auto remaining = std::chrono::duration_cast<std::chrono::nanoseconds>(*deadline - now).count();
     if (remaining <= 0) return Status(Code::kTimeout, "no change in bucket '" + s.bucket + "'");
     // Sleep on the feed's futex; wake at least every 100 ms to notice a dropped bucket.
     s.reader.Wait(wake, std::min<long>(remaining, 100'000'000));

@@ -1,5 +1,8 @@
 #include "shm/change_feed.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cstring>
 
 #include "shm/channel.h"
@@ -61,13 +64,28 @@ FeedWriter FeedWriter::OpenOrCreate(const std::string& name, std::uint64_t bucke
   w.slots_ = reinterpret_cast<FeedSlot*>(w.segment_.data() + w.header_->slots_offset);
   w.data_ = w.segment_.data() + w.header_->data_offset;
   w.next_seq_ = w.header_->next_seq.load(std::memory_order_relaxed);
-  // Positions below data_floor + capacity are safe to reuse only from data_head on.
+  // New data goes after every published record's: data_head is stored per batch (Publish), so
+  // a worker killed in a batch left records past it; the last one ends past all others
+  // (positions only grow). Positions below data_floor + capacity are never reused.
   w.data_head_ = std::max(w.header_->data_head.load(std::memory_order_relaxed),
                           w.header_->data_floor.load(std::memory_order_relaxed));
+  if (w.next_seq_ > 1) {
+    std::uint64_t last = w.next_seq_ - 1;
+    std::uint64_t index = last & (w.header_->slot_count - 1);
+    const std::uint64_t slots_ready =
+        std::min(w.header_->slots_ready.load(std::memory_order_relaxed), w.header_->slot_count);
+    if (index < slots_ready && w.slots_[index].seq.load(std::memory_order_relaxed) == last) {
+      const FeedSlot& slot = w.slots_[index];
+      w.data_head_ = std::max(w.data_head_, slot.data_pos.load(std::memory_order_relaxed) +
+                                                slot.key_len.load(std::memory_order_relaxed) +
+                                                slot.value_len.load(std::memory_order_relaxed));
+    }
+  }
   w.slots_ready_ =
       std::min(w.header_->slots_ready.load(std::memory_order_relaxed), w.header_->slot_count);
   w.data_ready_ =
       std::min(w.header_->data_ready.load(std::memory_order_relaxed), w.header_->data_capacity);
+  w.data_floor_ = w.header_->data_floor.load(std::memory_order_relaxed);
   *unclean = w.header_->clean.load(std::memory_order_relaxed) == 0;
   w.header_->clean.store(0, std::memory_order_relaxed);
   return w;
@@ -97,7 +115,8 @@ void FeedWriter::Append(FeedOp op, std::string_view key, std::string_view value)
   const std::uint64_t index = next_seq_ & (header_->slot_count - 1);
   if (!ReserveSlot(index)) {  // F5: the slot stays unreserved; readers count the change missed
     ++next_seq_;
-    header_->next_seq.store(next_seq_, std::memory_order_release);  // F1
+    header_->data_head.store(data_head_, std::memory_order_relaxed);  // no slot tells it
+    header_->next_seq.store(next_seq_, std::memory_order_release);    // F1
     dirty_ = true;
     return;
   }
@@ -117,12 +136,13 @@ void FeedWriter::Append(FeedOp op, std::string_view key, std::string_view value)
     value = {};
     pos = data_head_;
   }
-  if (pos + len > cap) {
-    std::uint64_t floor = pos + len - cap;
-    if (floor > header_->data_floor.load(std::memory_order_relaxed)) {
-      header_->data_floor.store(floor, std::memory_order_relaxed);  // F2
-      std::atomic_thread_fence(std::memory_order_release);
-    }
+  if (pos + len > cap && pos + len - cap > data_floor_) {
+    // F2, a chunk at a time: raising the floor past what this record needs only counts a few
+    // records near the ring's tail as overwritten early, and the line it shares with the
+    // readers' per-record checks changes once per chunk instead of once per record.
+    data_floor_ = pos + len - cap + std::max<std::uint64_t>(cap / kFloorChunks, 1);
+    header_->data_floor.store(data_floor_, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
   }
   char* at = data_ + (pos % cap);
   if (len > 0) {
@@ -141,7 +161,6 @@ void FeedWriter::Append(FeedOp op, std::string_view key, std::string_view value)
   slot.value_len.store(static_cast<std::uint32_t>(value.size()), std::memory_order_relaxed);
   slot.seq.store(next_seq_, std::memory_order_release);
   ++next_seq_;
-  header_->data_head.store(data_head_, std::memory_order_relaxed);
   header_->next_seq.store(next_seq_, std::memory_order_release);  // F1
   dirty_ = true;
 }
@@ -149,6 +168,7 @@ void FeedWriter::Append(FeedOp op, std::string_view key, std::string_view value)
 void FeedWriter::Publish() {
   if (!dirty_) return;
   dirty_ = false;
+  header_->data_head.store(data_head_, std::memory_order_relaxed);
   header_->wake.fetch_add(1, std::memory_order_release);
   FutexWakeAll(&header_->wake);
 }
@@ -156,6 +176,16 @@ void FeedWriter::Publish() {
 void FeedWriter::Close() {
   Publish();
   header_->clean.store(1, std::memory_order_release);
+}
+
+void FeedReader::Populate(const char* from, const char* to) {
+  // The pages of [from, to) are reserved (F5): mapping them in one call instead of a page fault
+  // each (a subscriber reads the whole ring) is most of what reading a fast feed costs. Failure
+  // (a kernel without MADV_POPULATE_READ) only leaves them to be faulted in.
+  auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  auto begin = reinterpret_cast<std::uintptr_t>(from) & ~(page - 1);
+  auto end = reinterpret_cast<std::uintptr_t>(to);
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_READ);
 }
 
 std::string FeedReader::Attach(const char* base, std::size_t size) {
@@ -179,13 +209,14 @@ std::string FeedReader::Attach(const char* base, std::size_t size) {
   return {};
 }
 
-FeedRead FeedReader::Read(std::uint64_t* seq, FeedRecord* record, std::uint64_t* missed) const {
+FeedRead FeedReader::Read(std::uint64_t* seq, FeedRecord* record, std::uint64_t* missed,
+                          HeadPolicy policy) const {
   for (int attempt = 0; attempt < kMaxReadAttempts; ++attempt) {
     if (*seq == 0) *seq = 1;
     // A stale head only makes `oldest` too small; the slot's stamp then reports the overwrite.
     // Loading next_seq once per batch instead of once per record spares the writer's cache line.
     std::uint64_t head = known_head_;
-    if (*seq >= head) head = known_head_ = Head();
+    if (*seq >= head && policy == HeadPolicy::kLoad) head = known_head_ = Head();
     if (*seq >= head) return FeedRead::kEmpty;
     std::uint64_t oldest = head > slot_count_ ? head - slot_count_ : 1;
     if (*seq < oldest) {
@@ -194,7 +225,14 @@ FeedRead FeedReader::Read(std::uint64_t* seq, FeedRecord* record, std::uint64_t*
       return FeedRead::kMissed;
     }
     const std::uint64_t index = *seq & (slot_count_ - 1);
-    if (index >= header_->slots_ready.load(std::memory_order_acquire)) {
+    if (index >= known_slots_ready_) {
+      std::uint64_t ready =
+          std::min(header_->slots_ready.load(std::memory_order_acquire), slot_count_);
+      Populate(reinterpret_cast<const char*>(slots_ + known_slots_ready_),
+               reinterpret_cast<const char*>(slots_ + ready));
+      known_slots_ready_ = ready;
+    }
+    if (index >= known_slots_ready_) {
       *missed = 1;  // F5: the writer had no memory for this change's slot
       ++*seq;
       return FeedRead::kMissed;
@@ -214,11 +252,15 @@ FeedRead FeedReader::Read(std::uint64_t* seq, FeedRecord* record, std::uint64_t*
     std::uint32_t flags = slot.flags.load(std::memory_order_relaxed);
     std::uint64_t key_len = slot.key_len.load(std::memory_order_relaxed);
     std::uint64_t value_len = slot.value_len.load(std::memory_order_relaxed);
-    if (key_len > kMaxKeySize || value_len > kMaxFeedValue ||
-        (pos % data_capacity_) + key_len + value_len > data_capacity_ ||
-        (pos % data_capacity_) + key_len + value_len >
-            header_->data_ready.load(std::memory_order_acquire) ||
-        op < 1 || op > 4) {
+    const std::uint64_t end = (pos % data_capacity_) + key_len + value_len;
+    if (end > known_data_ready_ && end <= data_capacity_) {
+      std::uint64_t ready =
+          std::min(header_->data_ready.load(std::memory_order_acquire), data_capacity_);
+      Populate(data_ + known_data_ready_, data_ + ready);
+      known_data_ready_ = ready;
+    }
+    if (key_len > kMaxKeySize || value_len > kMaxFeedValue || end > data_capacity_ ||
+        end > known_data_ready_ || op < 1 || op > 4) {
       if (slot.seq.load(std::memory_order_acquire) != *seq) continue;
       return FeedRead::kCorrupt;
     }

@@ -8,6 +8,7 @@
 #include <map>
 #include <string>
 
+#include "shm/change_feed.h"
 #include "tests/testing/kvd_harness.h"
 
 namespace kv {
@@ -361,7 +362,8 @@ TEST_F(CApiTest, SubscriptionDeliversEveryChangeBinarySafe) {
 }
 
 TEST_F(CApiTest, SubscriptionFromAnOldSequenceIsToldWhatItMissed) {
-  for (int i = 0; i < 5000; ++i) {  // more changes than the feed keeps (4096)
+  constexpr std::uint64_t kChanges = kv::shm::kFeedSlots + 904;
+  for (std::uint64_t i = 0; i < kChanges; ++i) {  // more changes than the feed keeps
     std::string k = "k" + std::to_string(i);
     ASSERT_EQ(kv_put_async(bucket_, k.data(), k.size(), "x", 1), KV_OK);
   }
@@ -370,15 +372,15 @@ TEST_F(CApiTest, SubscriptionFromAnOldSequenceIsToldWhatItMissed) {
   ASSERT_EQ(kv_subscribe(bucket_, 1, &sub), KV_OK) << kv_last_error();
   uint64_t seq = 0, missed = 0;
   std::string next;
-  for (;;) {  // the feed keeps the last 4096 changes: the rest are reported, in order
+  for (;;) {  // the feed keeps the last kFeedSlots changes: the rest are reported, in order
     next = CNext(sub, 1000, &seq);
     ASSERT_EQ(seq, 1 + missed) << next;
     if (next.rfind("MISSED ", 0) != 0) break;
     missed += std::stoull(next.substr(7));
   }
-  EXPECT_GE(missed, 5000u - 4096u);
+  EXPECT_GE(missed, kChanges - kv::shm::kFeedSlots);
   EXPECT_EQ(next, "PUT k" + std::to_string(seq - 1) + " x");  // change n put k<n-1>
-  for (uint64_t s = seq + 1; s <= 5000; ++s) {
+  for (uint64_t s = seq + 1; s <= kChanges; ++s) {
     ASSERT_EQ(CNext(sub, 1000), "PUT k" + std::to_string(s - 1) + " x");
   }
   EXPECT_EQ(CNext(sub, 0), "TIMEOUT");

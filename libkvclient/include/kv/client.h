@@ -165,8 +165,10 @@ struct Change {
 class Subscription {
  public:
   // Waits up to `timeout` (0: just look; longer than a year counts as a year) for the next
-  // change. kTimeout if none came; kBucketNotFound if the bucket was dropped; kCorrupt if the
-  // feed fails validation; kInvalidArgument for a negative timeout.
+  // change. Reuse one Change across calls: its buffers are reused, so that reading a change
+  // allocates nothing once they are large enough. kTimeout if none came; kBucketNotFound if the
+  // bucket was dropped; kCorrupt if the feed fails validation; kInvalidArgument for a negative
+  // timeout.
   Status Next(Change* change, std::chrono::milliseconds timeout);
   // The sequence the next delivered change will have (or the first missed one).
   std::uint64_t position() const;
