@@ -112,6 +112,36 @@ TEST_F(ChangeFeedTest, ReopenContinuesSequenceAndReportsUncleanStop) {
   EXPECT_FALSE(unclean);
 }
 
+// A writer killed in the middle of a batch stored data_head only at its last Publish: the next
+// writer must still put its data after every record readers can see, not over them.
+TEST_F(ChangeFeedTest, WriterKilledMidBatchNeverOverwritesPublishedRecords) {
+  bool unclean;
+  {
+    FeedWriter w = Open(&unclean);
+    w.Append(FeedOp::kPut, "a", "1");
+    w.Publish();
+    w.Append(FeedOp::kPut, "bb", "22");  // visible to readers, data_head not yet stored
+    w.Append(FeedOp::kPut, "ccc", "333");
+  }
+  FeedWriter w = Open(&unclean);
+  EXPECT_TRUE(unclean);
+  w.Append(FeedOp::kResync, "", "");
+  w.Append(FeedOp::kPut, "dddd", "4444");
+  FeedReader r = Reader();
+  std::uint64_t seq = 1, missed = 0;
+  FeedRecord rec;
+  for (auto [key, value] : {std::pair<const char*, const char*>{"a", "1"},
+                            {"bb", "22"},
+                            {"ccc", "333"},
+                            {"", ""},
+                            {"dddd", "4444"}}) {
+    ASSERT_EQ(r.Read(&seq, &rec, &missed), FeedRead::kRecord) << "seq " << seq;
+    EXPECT_EQ(rec.key, key);
+    EXPECT_EQ(rec.value, value);
+  }
+  EXPECT_EQ(r.Read(&seq, &rec, &missed), FeedRead::kEmpty);
+}
+
 // Bytes of /dev/shm memory the object holds (tmpfs counts only allocated pages).
 std::uint64_t AllocatedBytes(const std::string& name) {
   struct stat st {};
