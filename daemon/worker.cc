@@ -429,16 +429,18 @@ void Worker::Run() {
   auto last_heartbeat = Clock::now();
   bool worked = false;  // work done since last_work was taken (the clock is read lazily)
   unsigned iterations = 0;
-  // Adaptive spin (like an adaptive mutex): when work keeps arriving while we spin, spin up to
-  // spin_us; when a spin keeps ending in sleep anyway (an idle bucket, or a machine so busy that
-  // our clients are not running), spinning only steals their CPU: halve it, down to 2 µs.
-  auto spin = microseconds(options_.spin_us);
-  const auto min_spin = std::min(microseconds(2), microseconds(options_.spin_us));
+  // Adaptive spin (like an adaptive mutex): when work keeps arriving while we spin, or soon
+  // after a sleep began (a longer spin would have caught it), spin longer, up to spin_us; when a
+  // sleep lasts longer than that anyway (an idle bucket, or a machine so busy that our clients
+  // are not running), spinning only steals their CPU: halve it, down to 2 µs.
+  const auto max_spin = microseconds(options_.spin_us);
+  const auto min_spin = std::min(microseconds(2), max_spin);
+  auto spin = max_spin;
   bool spinning = false;
   while (!stop_) {
     bool did = DrainAll();
     if (did) {
-      if (spinning) spin = std::min(spin * 2, microseconds(options_.spin_us));  // it paid
+      if (spinning) spin = std::min(spin * 2, max_spin);  // it paid
       spinning = false;
       worked = true;
     }
@@ -467,7 +469,6 @@ void Worker::Run() {
       }
       continue;
     }
-    spin = std::max(spin / 2, min_spin);  // the spin did not pay
     spinning = false;
     if (++sleep_number_ == 0) sleep_number_ = 1;
     SetWaiting(sleep_number_);
@@ -477,6 +478,7 @@ void Worker::Run() {
     if (!AnyPending()) HandleEvents(any_paused ? 10 : 1000);
     SetWaiting(0);
     last_work = Clock::now();  // woke up: spin again before the next sleep
+    spin = last_work - now < max_spin ? std::min(spin * 2, max_spin) : std::max(spin / 2, min_spin);
   }
   DrainAll();
   store_.CloseChanges();
