@@ -257,10 +257,12 @@ Status WriteChannel::AwaitReply(Deadline& deadline, WriteReply* reply) {
         return Status(Code::kInternal, "malformed reply from worker of '" + bucket_name_ + "'");
       }
       last_alive_tick_ = CoarseTick();
-      // Adaptive spin: a reply caught while spinning doubles the next spin (up to kReplySpin);
-      // one that needed a futex sleep halves it (down to kMinReplySpin), so that a client on a
-      // busy machine stops burning the CPU its worker needs.
-      spin_ = spinning ? std::min(spin_ * 2, kReplySpin) : std::max(spin_ / 2, kMinReplySpin);
+      // Adaptive spin: a reply caught while spinning, or soon after the sleep began (a longer
+      // spin would have caught it), doubles the next spin (up to kReplySpin); one that needed a
+      // longer sleep halves it (down to kMinReplySpin), so that a client on a busy machine stops
+      // burning the CPU its worker needs.
+      bool soon = spinning || Clock::now() - spin_until < kReplySpin;
+      spin_ = soon ? std::min(spin_ * 2, kReplySpin) : std::max(spin_ / 2, kMinReplySpin);
       if (header.request_id == want) return Status();
       continue;  // a late reply to a request that timed out earlier
     }
