@@ -12,6 +12,7 @@
 #include <iostream>
 #include <thread>
 
+#include "daemon/pidfd.h"
 #include "daemon/process_info.h"
 #include "shm/names.h"
 #include "shm/registry.h"
@@ -151,12 +152,18 @@ int RequestReload(const std::string& ns, int timeout_ms) {
     return 1;
   }
   shm::KvdRecord before = registry->Kvd();
-  if (!ProcessMatches(before.pid, before.start_ticks)) {
+  // The pidfd is opened before the identity check, so it names the process that was checked.
+  int pidfd = before.pid > 0 ? PidfdOpen(before.pid) : -1;
+  if (pidfd < 0 || !ProcessMatches(before.pid, before.start_ticks)) {
+    if (pidfd >= 0) ::close(pidfd);
     std::cerr << "kvd: no kvd is running for namespace '" << ns << "'\n";
     return 1;
   }
-  if (::kill(before.pid, SIGHUP) != 0) {
-    std::cerr << "kvd: cannot signal kvd " << before.pid << ": " << std::strerror(errno) << "\n";
+  int signal_error = SignalProcess(pidfd, before.pid, SIGHUP);
+  ::close(pidfd);
+  if (signal_error != 0) {
+    std::cerr << "kvd: cannot signal kvd " << before.pid << ": " << std::strerror(signal_error)
+              << "\n";
     return 1;
   }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);

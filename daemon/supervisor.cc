@@ -5,7 +5,6 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,6 +21,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/pidfd.h"
 #include "daemon/process_info.h"
 #include "daemon/systemd_notify.h"
 #include "daemon/worker_launcher.h"
@@ -41,14 +41,12 @@ using std::chrono::milliseconds;
 constexpr auto kStartTimeout = std::chrono::seconds(10);
 constexpr int kFailedDrainMs = 20;
 
-int PidfdOpen(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
-
 struct WorkerSlot {
   std::uint32_t index = 0;
   std::uint64_t id = 0;
   std::string name;
   pid_t pid = 0;
-  int pidfd = -1;
+  int pidfd = -1;      // set whenever pid is (Spawn, Adopt): the only way kvd signals the worker
   int ready_fd = -1;   // set while the worker starts; closed when it says READY (or dies)
   int failed_fd = -1;  // listener on the bucket's socket while the bucket is failed
   bool own_child = false;
@@ -75,6 +73,10 @@ class Supervisor {
   void Spawn(WorkerSlot& w);
   void OnReadable(WorkerSlot& w);
   void OnExit(WorkerSlot& w);
+  // Sends `sig` to w's worker through its pidfd (daemon/pidfd.h), so never to another process
+  // that has its pid now. A worker that already exited is not signalled (its exit is, or soon
+  // will be, reported on the pidfd). REQUIRES: w.pid != 0.
+  void SignalWorker(const WorkerSlot& w, int sig);
   void CountCrash(WorkerSlot& w, pid_t pid, const std::string& how, bool spawn_failed);
   void MarkFailed(WorkerSlot& w, const std::string& reason);
   void OpenFailedListener(WorkerSlot& w);
@@ -253,7 +255,7 @@ void Supervisor::Adopt() {
       std::uint64_t ticks = a->worker_start_ticks.load(std::memory_order_relaxed);
       if (ProcessMatches(stamped, ticks)) {
         pid = stamped;
-        registry_->SetWorker(w.index, pid, ticks, UnixMillisNow());
+        registry_->SetWorker(w.index, pid, ticks, UnixMillisNow(), r.state, r.reason);
       }
     }
     if (pid != 0) {
@@ -267,7 +269,8 @@ void Supervisor::Adopt() {
     if (r.state == shm::kBucketDropping) {
       w.dropping = true;
       if (w.pid != 0) {
-        ::kill(w.pid, SIGUSR1);
+        SignalWorker(w, SIGUSR1);
+        SignalWorker(w, SIGCONT);
       } else {
         FinishDrop(w);
       }
@@ -313,17 +316,32 @@ void Supervisor::Spawn(WorkerSlot& w) {
     CountCrash(w, 0, "could not be started: " + error, true);
     return;
   }
+  int pidfd = PidfdOpen(pid);
+  if (pidfd < 0) {
+    // Without its pidfd kvd could neither learn of its exit nor signal it safely.
+    std::string why = std::string("cannot be watched: pidfd_open: ") + std::strerror(errno);
+    SignalProcess(-1, pid, SIGKILL);  // our child, not reaped yet: the pid is still its own
+    ::waitpid(pid, nullptr, 0);
+    ::close(pipe_fds[0]);
+    spdlog::error("worker {} of bucket '{}' {}", pid, w.name, why);
+    CountCrash(w, 0, why, true);
+    return;
+  }
   w.pid = pid;
   w.own_child = true;  // forked by us or reparented to us before Launch returned
-  w.pidfd = PidfdOpen(w.pid);
+  w.pidfd = pidfd;
   w.ready_fd = pipe_fds[0];
   w.start_deadline = Clock::now() + kStartTimeout;
   fd_owner_[w.pidfd] = w.id;
   fd_owner_[w.ready_fd] = w.id;
   Watch(w.pidfd, 0);
   Watch(w.ready_fd, 0);
-  registry_->SetWorker(w.index, w.pid, ProcessStartTicks(w.pid), UnixMillisNow());
-  if (StateOf(w) != shm::kBucketRestarting) registry_->SetState(w.index, shm::kBucketStarting);
+  // A restart stays "restarting", with its reason, until the worker is ready.
+  std::optional<shm::BucketRecord> r = registry_->reader().Read(w.index);
+  bool restarting = r && r->state == shm::kBucketRestarting;
+  registry_->SetWorker(w.index, w.pid, ProcessStartTicks(w.pid), UnixMillisNow(),
+                       restarting ? shm::kBucketRestarting : shm::kBucketStarting,
+                       restarting ? r->reason : std::string());
   status_dirty_ = true;
   spdlog::info("started worker {} for bucket '{}' (id {})", w.pid, w.name, w.id);
 }
@@ -341,6 +359,16 @@ void Supervisor::OnReadable(WorkerSlot& w) {
     launcher_->Replenish();
   }
   // Otherwise the worker closed its pipe without being ready: its exit follows on the pidfd.
+}
+
+void Supervisor::SignalWorker(const WorkerSlot& w, int sig) {
+  // Spawn and Adopt give every worker a pidfd; were one missing, kill() by pid is safe only for
+  // a child not reaped yet (kvd reaps a worker only in OnExit, which clears w.pid).
+  int error = SignalProcess(w.pidfd, w.own_child ? w.pid : 0, sig);
+  if (error != 0 && error != ESRCH) {
+    spdlog::warn("cannot send {} to worker {} of bucket '{}': {}", ::strsignal(sig), w.pid, w.name,
+                 std::strerror(error));
+  }
 }
 
 void Supervisor::OnExit(WorkerSlot& w) {
@@ -363,7 +391,19 @@ void Supervisor::OnExit(WorkerSlot& w) {
   pid_t pid = w.pid;
   w.pid = 0;
   w.own_child = false;
-  registry_->SetWorker(w.index, 0, 0, 0);
+  // The worker leaves the registry together with the state that follows (R4): "restarting"
+  // after a crash until CountCrash decides (restart or failed), and after a clean stop of kvd,
+  // whose next start starts a worker again.
+  std::uint32_t state = shm::kBucketRestarting;
+  std::string reason = stopping_ ? "stopped with kvd" : "worker " + how;
+  if (w.dropping) {
+    state = shm::kBucketDropping;
+    reason.clear();
+  } else if (w.restart_requested && !stopping_) {
+    state = shm::kBucketStarting;
+    reason.clear();
+  }
+  registry_->SetWorker(w.index, 0, 0, 0, state, reason);
   status_dirty_ = true;
   if (stopping_) return;
   if (w.dropping) {
@@ -576,8 +616,8 @@ void Supervisor::HandleControl(int conn) {
       w->restart_at.reset();
       registry_->SetState(w->index, shm::kBucketDropping);
       if (w->pid != 0) {
-        ::kill(w->pid, SIGUSR1);  // the worker marks the bucket dropped for readers, then exits
-        ::kill(w->pid, SIGCONT);  // (a stopped worker would never see it)
+        SignalWorker(*w, SIGUSR1);  // the worker marks the bucket dropped for readers, then exits
+        SignalWorker(*w, SIGCONT);  // (a stopped worker would never see it)
       } else {
         FinishDrop(*w);
       }
@@ -593,8 +633,8 @@ void Supervisor::HandleControl(int conn) {
       spdlog::info("restart of {} requested", quoted);
       if (w->pid != 0) {
         w->restart_requested = true;
-        ::kill(w->pid, SIGTERM);
-        ::kill(w->pid, SIGCONT);
+        SignalWorker(*w, SIGTERM);
+        SignalWorker(*w, SIGCONT);
       } else {
         registry_->SetState(w->index, shm::kBucketStarting);
         Spawn(*w);
@@ -633,7 +673,7 @@ bool Supervisor::CheckLiveness() {
           "killing it",
           w.pid, w.name, age_ms, options_.liveness_timeout_ms);
       w.killed_unresponsive = true;
-      ::kill(w.pid, SIGKILL);
+      SignalWorker(w, SIGKILL);
     }
   }
   return all_fresh;
@@ -672,7 +712,7 @@ void Supervisor::RunTimers() {
     if (w.ready_fd >= 0 && w.start_deadline <= now && w.pid != 0) {
       spdlog::error("worker {} of bucket '{}' did not become ready in time; killing it", w.pid,
                     w.name);
-      ::kill(w.pid, SIGKILL);
+      SignalWorker(w, SIGKILL);
       w.start_deadline = now + kStartTimeout;
     }
   }
@@ -691,7 +731,7 @@ void Supervisor::RunTimers() {
     for (auto& [id, w] : workers_) {
       if (w.pid != 0) {
         spdlog::warn("worker {} of bucket '{}' ignored SIGTERM; killing it", w.pid, w.name);
-        ::kill(w.pid, SIGKILL);
+        SignalWorker(w, SIGKILL);
       }
     }
     stop_deadline_ = now + std::chrono::hours(1);
@@ -783,8 +823,8 @@ void Supervisor::BeginShutdown(const char* why) {
   for (auto& [id, w] : workers_) {
     Settle(w, shm::ControlStatus::kFailed, "kvd is shutting down");
     if (w.pid != 0) {
-      ::kill(w.pid, SIGTERM);
-      ::kill(w.pid, SIGCONT);
+      SignalWorker(w, SIGTERM);
+      SignalWorker(w, SIGCONT);
     }
   }
 }

@@ -2,9 +2,10 @@
 //
 // One event loop (epoll) over: the control socket (create, drop, restart, shutdown), a signalfd
 // (SIGTERM/SIGINT stop, SIGHUP reload), one pidfd per worker (exit notification for children and
-// for adopted workers alike: a single reaping mechanism), one readiness pipe per starting worker,
-// and one stand-in listener per failed bucket. Workers are spawned with Boost.Process and
-// detached: their lifetime is managed here.
+// for adopted workers alike: a single reaping mechanism; and the only handle kvd signals a worker
+// through, so that a signal never reaches a process that reuses an exited worker's pid), one
+// readiness pipe per starting worker, and one stand-in listener per failed bucket. Workers are
+// spawned with Boost.Process and detached: their lifetime is managed here.
 //
 // Restart policy (OTP's one_for_one with max_restarts in max_seconds): a worker that exits
 // without being asked to is restarted on its existing segments, at once the first time and with

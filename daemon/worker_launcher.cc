@@ -1,5 +1,6 @@
 #include "daemon/worker_launcher.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -12,10 +13,13 @@
 #include <boost/process/posix.hpp>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <system_error>
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/pidfd.h"
 #include "daemon/spawner.h"
 #include "shm/unix_socket.h"
 
@@ -33,6 +37,29 @@ auto UnblockSignalsInChild() {
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  });
+}
+
+// kvd may have been started with descriptors open that are not close-on-exec; a child gets none
+// of them. In the child, marks every descriptor from `first` up close-on-exec, so the program
+// exec'd has 0, 1, 2 and, below `first`, what other handlers bind for it (bp::posix::fd.bind).
+// Marking rather than closing keeps Boost.Process's exec-error pipe usable until exec, and
+// leaves the order among handlers free: a bind (dup2) onto a descriptor below `first` makes one
+// without close-on-exec whether it runs before or after this.
+auto InheritOnlyBelow(int first) {
+  return bp::extend::on_exec_setup([first](auto& exec) {
+    if (::close_range(static_cast<unsigned>(first), ~0u, CLOSE_RANGE_CLOEXEC) == 0) return;
+    // Kernels before 5.11: one by one. kvd is single-threaded, so the child may allocate.
+    DIR* dir = ::opendir("/proc/self/fd");
+    if (dir == nullptr) {
+      exec.set_error(std::error_code(errno, std::system_category()), "opendir(/proc/self/fd)");
+      return;
+    }
+    while (dirent* e = ::readdir(dir)) {
+      int fd = std::atoi(e->d_name);
+      if (fd >= first && fd != ::dirfd(dir)) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
+    ::closedir(dir);
   });
 }
 
@@ -74,7 +101,7 @@ bool WorkerLauncher::StartSpawner() {
   args.insert(args.end(), {"--cmdline-room", std::string(kCommandLineRoom, ' ')});
   std::error_code ec;
   bp::child child(executable_, bp::args(args), bp::posix::fd.bind(kSpawnerFd, sv[1]),
-                  UnblockSignalsInChild(), ec);
+                  InheritOnlyBelow(kSpawnerFd + 1), UnblockSignalsInChild(), ec);
   ::close(sv[1]);
   if (ec || !child.valid()) {
     spdlog::warn("cannot start the spawner ({}): workers will be exec'd", ec.message());
@@ -139,7 +166,7 @@ void WorkerLauncher::StopSpawner() {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
   while (::waitpid(spawner_pid_, nullptr, WNOHANG) == 0) {
     if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(spawner_pid_, SIGKILL);
+      SignalProcess(-1, spawner_pid_, SIGKILL);  // not reaped yet: the pid is still its own
       ::waitpid(spawner_pid_, nullptr, 0);
       break;
     }
@@ -176,7 +203,7 @@ pid_t WorkerLauncher::LaunchByExec(std::uint64_t bucket_id, int ready_fd, std::s
   args.insert(args.end(), worker_flags_.begin(), worker_flags_.end());
   std::error_code ec;
   bp::child child(executable_, bp::args(args), bp::posix::fd.bind(STDOUT_FILENO, ready_fd),
-                  UnblockSignalsInChild(), ec);
+                  InheritOnlyBelow(STDERR_FILENO + 1), UnblockSignalsInChild(), ec);
   if (ec || !child.valid()) {
     *error = ec ? ec.message() : "not started";
     return 0;

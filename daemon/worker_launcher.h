@@ -1,7 +1,9 @@
 // kvd's way of starting a worker process: through the spawner (daemon/spawner.h) when it runs,
 // else by fork+exec with Boost.Process. Either way the worker is a child of kvd (kvd is a child
 // subreaper, see spawner.h), runs as `kvd --worker --bucket-id N <worker flags>`, has the
-// readiness pipe as fd 1 and starts with no signal blocked.
+// readiness pipe as fd 1 and starts with no signal blocked. Descriptors kvd inherited are passed
+// to no child: the spawner gets 0, 1, 2 and its socket (kSpawnerFd), an exec'd worker 0, 2 and
+// the readiness pipe, and a worker forked by the spawner only what the spawner gives it.
 //
 // Owned and called by the supervisor's single thread only.
 #pragma once

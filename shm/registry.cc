@@ -260,9 +260,12 @@ void RegistryWriter::SetState(std::uint32_t index, std::uint32_t state, std::str
 }
 
 void RegistryWriter::SetWorker(std::uint32_t index, std::int32_t pid, std::uint64_t start_ticks,
-                               std::uint64_t started_unix_ms) {
+                               std::uint64_t started_unix_ms, std::uint32_t state,
+                               std::string_view reason) {
   RegistryEntry& e = entries_[index];
   WriteBegin(e.seq);
+  e.state.store(state, std::memory_order_relaxed);
+  CopyString(e.reason, sizeof e.reason, reason);
   e.worker_pid.store(pid, std::memory_order_relaxed);
   e.worker_start_ticks.store(start_ticks, std::memory_order_relaxed);
   e.started_unix_ms.store(started_unix_ms, std::memory_order_relaxed);

@@ -9,6 +9,9 @@
 //   R2. A bucket id is never reused within an instance (next_bucket_id only grows), so a stale
 //       handle can never reach another bucket's objects.
 //   R3. An entry's name is unique among entries whose state is not kFree.
+//   R4. An entry whose state is kBucketRunning names its worker (worker_pid != 0): kvd changes
+//       worker_pid only in the same seqlock section as state (SetWorker), and sets running only
+//       on an entry that has a worker.
 #pragma once
 
 #include <sys/types.h>
@@ -129,8 +132,10 @@ class RegistryWriter {
   // Claims a free entry for `name`; nullopt when the registry is full.
   std::optional<std::uint32_t> Insert(std::string_view name, std::uint64_t bucket_id);
   void SetState(std::uint32_t index, std::uint32_t state, std::string_view reason = {});
+  // Records the bucket's worker (pid 0: none) together with its state and reason: a reader sees
+  // both or neither (R4).
   void SetWorker(std::uint32_t index, std::int32_t pid, std::uint64_t start_ticks,
-                 std::uint64_t started_unix_ms);
+                 std::uint64_t started_unix_ms, std::uint32_t state, std::string_view reason);
   void SetRestarts(std::uint32_t index, std::uint32_t restarts);
   void Free(std::uint32_t index);
 

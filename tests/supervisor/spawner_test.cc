@@ -62,9 +62,8 @@ void ExpectServingWorker(KvdInstance& kvd, Client& client, const std::string& bu
   EXPECT_EQ(ParentOf(worker), kvd.pid()) << "workers are reaped by kvd";
   std::optional<shm::BucketRecord> record = Record(kvd.ns(), bucket);
   ASSERT_TRUE(record.has_value());
-  EXPECT_NE(CommandLineOf(worker).find("--worker --bucket-id " +
-                                       std::to_string(record->bucket_id) + " --namespace " +
-                                       kvd.ns() + " "),
+  EXPECT_NE(CommandLineOf(worker).find("--worker --bucket-id " + std::to_string(record->bucket_id) +
+                                       " --namespace " + kvd.ns() + " "),
             std::string::npos)
       << CommandLineOf(worker);
   Result<Bucket> b = client.OpenBucket(bucket);

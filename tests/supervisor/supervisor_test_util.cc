@@ -36,10 +36,7 @@ bool WaitForState(const std::string& ns, const std::string& bucket, std::uint32_
   return WaitFor(
       [&] {
         std::optional<shm::BucketRecord> r = Record(ns, bucket);
-        // kvd clears a dead worker's pid before it changes the state: "running" counts only
-        // with a live worker's pid.
-        return r && r->state == state && r->worker_pid != not_pid &&
-               (state != shm::kBucketRunning || r->worker_pid > 0);
+        return r && r->state == state && r->worker_pid != not_pid;
       },
       timeout);
 }
