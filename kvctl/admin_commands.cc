@@ -1,5 +1,7 @@
 // Bucket lifecycle and fault injection: create, drop, restart, kill, buckets, shutdown.
 #include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -35,9 +37,26 @@ int Kill(Context& ctx, const std::string& name, bool wait) {
                 Status(Code::kUnavailable,
                        "bucket '" + name + "' has no running worker (state " + b->state + ")"));
   }
-  if (::kill(b->worker_pid, SIGKILL) != 0) {
-    return Fail(ctx, Status(errno == EPERM ? Code::kPermissionDenied : Code::kFailed,
-                            "kill " + std::to_string(b->worker_pid) + ": " + std::strerror(errno)));
+  // Signal through a pidfd opened while the registry still names this pid as the worker: a pid
+  // alone may have been reused by another process once the worker exited and kvd reaped it.
+  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, b->worker_pid, 0));
+  std::optional<BucketInfo> still = pidfd >= 0 ? FindBucket(ctx, name) : std::nullopt;
+  if (pidfd >= 0 && !still) {
+    ::close(pidfd);
+    return kExitFailed;
+  }
+  if (pidfd < 0 || still->worker_pid != b->worker_pid) {
+    if (pidfd >= 0) ::close(pidfd);
+    return Fail(ctx, Status(Code::kUnavailable, "the worker " + std::to_string(b->worker_pid) +
+                                                    " of bucket '" + name +
+                                                    "' exited meanwhile; nothing was killed"));
+  }
+  int sent = static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0));
+  int err = errno;
+  ::close(pidfd);
+  if (sent != 0) {
+    return Fail(ctx, Status(err == EPERM ? Code::kPermissionDenied : Code::kFailed,
+                            "kill " + std::to_string(b->worker_pid) + ": " + std::strerror(err)));
   }
   nlohmann::json doc = {{"bucket", name}, {"killed_pid", b->worker_pid}};
   if (!ctx.json) std::cout << "killed worker " << b->worker_pid << " of bucket " << name << "\n";
