@@ -127,7 +127,9 @@ int main(int argc, char** argv) {
   kv::bench::PrintHeader("kv_watch_bench");
   std::printf("latency samples %d, async writes %d per run, subscribers %d, rounds %d\n", samples,
               writes, subscribers, rounds);
-  kv::bench::BenchDaemon daemon(kvd);
+  kv::bench::BenchDaemonOptions daemon_options;
+  daemon_options.kvd = kvd;
+  kv::bench::BenchDaemon daemon(daemon_options);
   auto client = daemon.Connect();
   if (!client || !client->CreateBucket("watched").ok() ||
       !client->CreateBucket("throughput").ok()) {
