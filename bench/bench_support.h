@@ -4,8 +4,10 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "kv/client.h"
 
@@ -16,20 +18,44 @@ const char* BuildType();
 // Prints "<name> <version>, build <type>" and WARNING lines for debug or sanitizer builds.
 void PrintHeader(const std::string& name);
 
-// A kvd of our own in namespace "kvbench<pid>" (--ephemeral), started from `kvd` or, when empty,
-// from ../daemon/kvd next to this executable. Stopped, and its shared memory removed, on
-// destruction; dies with the benchmark (PR_SET_PDEATHSIG) if the benchmark is killed.
+// ../daemon/kvd next to this benchmark's executable (the build tree's layout), or "kvd" if this
+// executable's path cannot be read.
+std::string DefaultKvdPath();
+
+struct BenchDaemonOptions {
+  // The kvd executable; empty: DefaultKvdPath().
+  std::string kvd;
+  // More kvd flags, one argument an element (e.g. {"--max-buckets", "1016", "--exec-workers"}).
+  std::vector<std::string> args;
+  // kvd's --log-level (kvd logs to the benchmark's stderr).
+  std::string log_level = "error";
+  // Appended to the namespace "kvbench<pid>", so that one run can start more than one kvd.
+  std::string ns_suffix;
+};
+
+// A kvd of our own in namespace "kvbench<pid><ns_suffix>" (--ephemeral, no config file), started
+// by the constructor. Stop (or the destructor) stops it and removes every process and /dev/shm
+// object of its namespace; kvd dies with the benchmark (PR_SET_PDEATHSIG) if the benchmark is
+// killed. Not for use in a forked child.
 class BenchDaemon {
  public:
-  explicit BenchDaemon(std::string kvd = {}, const std::string& extra_args = {});
+  explicit BenchDaemon(BenchDaemonOptions options = {});
   ~BenchDaemon();
   BenchDaemon(const BenchDaemon&) = delete;
   BenchDaemon& operator=(const BenchDaemon&) = delete;
 
   const std::string& ns() const { return ns_; }
-  // A client (with `options`, in this namespace) once kvd answers; nullptr if it never does
-  // within 10 s.
+  // kvd's pid; 0 once it has exited (seen by Connect) or been stopped.
+  pid_t pid() const { return pid_; }
+
+  // A client (with `options`, in this namespace) once kvd answers control requests; nullptr if
+  // kvd exits first or does not answer within 10 s.
   std::shared_ptr<Client> Connect(ClientOptions options = {});
+
+  // SIGTERM to kvd (a clean shutdown: it stops its workers), up to `grace` for it to exit, then
+  // SIGKILL; then SIGKILLs every process left in the namespace (reaping those that are this
+  // process's children) and removes the namespace's /dev/shm objects. Idempotent.
+  void Stop(std::chrono::milliseconds grace = std::chrono::seconds(5));
 
  private:
   std::string ns_;

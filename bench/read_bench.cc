@@ -199,12 +199,7 @@ pid_t StartWriter(const std::string& ns, const std::string& bucket_name,
 
 int main(int argc, char** argv) {
   Options options;
-  char exe[4096];
-  ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n > 0) {
-    std::string self(exe, static_cast<std::size_t>(n));
-    options.kvd = self.substr(0, self.rfind('/')) + "/../daemon/kvd";
-  }
+  options.kvd = kv::bench::DefaultKvdPath();
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--json") {
@@ -230,8 +225,10 @@ int main(int argc, char** argv) {
   if (std::string(BuildType()) != "release") {
     std::printf("WARNING: %s build: figures are not representative\n", BuildType());
   }
-  kv::bench::BenchDaemon daemon(options.kvd,
-                                "--max-bucket-bytes " + std::to_string(std::uint64_t{8} << 30));
+  kv::bench::BenchDaemonOptions daemon_options;
+  daemon_options.kvd = options.kvd;
+  daemon_options.args = {"--max-bucket-bytes", std::to_string(std::uint64_t{8} << 30)};
+  kv::bench::BenchDaemon daemon(daemon_options);
   kv::ClientOptions client_options;
   client_options.timeout = std::chrono::seconds(120);  // a 1M-key generation change under load
   std::shared_ptr<kv::Client> client = daemon.Connect(client_options);

@@ -7,7 +7,6 @@
 // Starts its own kvd (--ephemeral, in a namespace of its own) and removes everything it made.
 //
 // Usage: kv_supervisor_bench [--buckets N] [--kills K] [--kvd PATH] [--json]
-#include <dirent.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -24,10 +23,8 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_support.h"
 #include "kv/client.h"
-#include "shm/names.h"
-#include "shm/segment.h"
-#include "shm/unix_socket.h"
 
 namespace {
 
@@ -42,14 +39,6 @@ double Percentile(std::vector<double> v, double p) {
   return v[i];
 }
 
-std::string DefaultKvdPath() {
-  char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n <= 0) return "kvd";
-  std::string self(buf, static_cast<std::size_t>(n));
-  return self.substr(0, self.rfind('/')) + "/../daemon/kvd";  // build tree: bench/ next to daemon/
-}
-
 // Pss of a process in KiB (smaps_rollup), 0 if unreadable.
 long PssKib(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/smaps_rollup");
@@ -58,17 +47,6 @@ long PssKib(pid_t pid) {
     if (line.rfind("Pss:", 0) == 0) return std::atol(line.c_str() + 4);
   }
   return 0;
-}
-
-void RemoveNamespaceObjects(const std::string& ns) {
-  std::vector<std::string> names;
-  if (DIR* dir = ::opendir("/dev/shm")) {
-    while (dirent* e = ::readdir(dir)) {
-      if (std::string(e->d_name).rfind(ns + ".", 0) == 0) names.push_back(e->d_name);
-    }
-    ::closedir(dir);
-  }
-  for (const std::string& name : names) kv::shm::Segment::Remove(name);
 }
 
 struct Figures {
@@ -83,39 +61,16 @@ struct Figures {
 // worker PSS, kills `kills` workers, and stops it leaving nothing behind.
 Figures RunOnce(const std::string& kvd_path, int buckets, int kills, const char* extra_flag) {
   Figures f;
-  const std::string ns = "kvbench" + std::to_string(::getpid()) + (extra_flag ? "x" : "");
-  pid_t kvd = ::fork();
-  if (kvd == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-    std::string max = std::to_string(buckets + 16);
-    std::vector<const char*> argv = {
-        kvd_path.c_str(), "--namespace", ns.c_str(), "--config",      "",
-        "--ephemeral",    "--log-level", "warn",     "--max-buckets", max.c_str()};
-    if (extra_flag != nullptr) argv.push_back(extra_flag);
-    argv.push_back(nullptr);
-    ::execv(kvd_path.c_str(), const_cast<char* const*>(argv.data()));
-    std::perror("exec kvd");
-    ::_exit(127);
-  }
-  std::shared_ptr<kv::Client> client;
-  for (int i = 0; i < 5000 && !client; ++i) {
-    int status;
-    if (::waitpid(kvd, &status, WNOHANG) == kvd) {
-      std::cerr << "kvd exited at start\n";
-      return f;
-    }
-    int fd = kv::shm::ConnectSeqpacket(kv::shm::ControlSocketAddress(ns));
-    if (fd >= 0) {
-      ::close(fd);
-      kv::ClientOptions options;
-      options.ns = ns;
-      auto opened = kv::Client::Open(options);
-      if (opened.ok()) client = opened.value();
-    }
-    if (!client) std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+  kv::bench::BenchDaemonOptions options;
+  options.kvd = kvd_path;
+  options.args = {"--max-buckets", std::to_string(buckets + 16)};
+  if (extra_flag != nullptr) options.args.push_back(extra_flag);
+  options.log_level = "warn";
+  options.ns_suffix = extra_flag != nullptr ? "x" : "";
+  kv::bench::BenchDaemon kvd(options);
+  std::shared_ptr<kv::Client> client = kvd.Connect();
   if (!client) {
-    std::cerr << "kvd did not become ready\n";
+    std::cerr << (kvd.pid() == 0 ? "kvd exited at start\n" : "kvd did not become ready\n");
   } else {
     f.ok = true;
     for (int b = 0; b < buckets && f.ok; ++b) {
@@ -135,7 +90,7 @@ Figures RunOnce(const std::string& kvd_path, int buckets, int kills, const char*
         if (b.worker_pid > 0) f.pss_kib.push_back(static_cast<double>(PssKib(b.worker_pid)));
       }
     }
-    f.kvd_pss_kib = PssKib(kvd);
+    f.kvd_pss_kib = PssKib(kvd.pid());
     for (int k = 0; k < kills && f.ok && st.ok(); ++k) {
       const kv::BucketInfo& info = st->buckets[static_cast<std::size_t>(k)];
       auto bucket = client->OpenBucket(info.name);
@@ -156,23 +111,12 @@ Figures RunOnce(const std::string& kvd_path, int buckets, int kills, const char*
         f.ok = false;
       }
     }
-    if (!client->Shutdown().ok()) ::kill(kvd, SIGTERM);
   }
-  int status = 0;
-  for (int i = 0; i < 3000; ++i) {  // up to 30 s for 1,000 workers to stop
-    if (::waitpid(kvd, &status, WNOHANG) == kvd) {
-      kvd = 0;
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  client.reset();
+  kvd.Stop(std::chrono::seconds(30));  // 1,000 workers take a while to stop
+  int status;
+  while (::waitpid(-1, &status, WNOHANG) > 0) {  // orphans of killed workers (we are a subreaper)
   }
-  if (kvd != 0) {
-    ::kill(kvd, SIGKILL);
-    ::waitpid(kvd, &status, 0);
-  }
-  while (::waitpid(-1, &status, WNOHANG) > 0) {
-  }
-  RemoveNamespaceObjects(ns);
   return f;
 }
 
@@ -209,7 +153,7 @@ int main(int argc, char** argv) {
   int buckets = 1000;
   int kills = 20;
   bool json = false;
-  std::string kvd_path = DefaultKvdPath();
+  std::string kvd_path = kv::bench::DefaultKvdPath();
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--json") {

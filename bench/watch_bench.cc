@@ -34,46 +34,53 @@ struct Latency {
   double p50_us = 0, p99_us = 0;
 };
 
-// A subscriber process: reports the latency of `samples` changes through a pipe (ns each).
-pid_t StartLatencySubscriber(const std::string& ns, int samples, int out_fd, int ready_fd) {
+// Forks a subscriber process: it opens a client of `ns`, subscribes to `bucket` from `from` (0:
+// the next change), writes one byte to `ready_fd`, and exits with body(subscription) -- or 1 if it
+// cannot subscribe or say so.
+template <typename Body>
+pid_t ForkSubscriber(const std::string& ns, const char* bucket, std::uint64_t from, int ready_fd,
+                     Body body) {
   pid_t pid = ::fork();
   if (pid != 0) return pid;
   kv::ClientOptions options;
   options.ns = ns;
   auto client = kv::Client::Open(options);
-  auto bucket = client.value()->OpenBucket("watched");
-  auto sub = bucket->Subscribe();
+  if (!client.ok()) ::_exit(1);
+  auto b = client.value()->OpenBucket(bucket);
+  if (!b.ok()) ::_exit(1);
+  auto sub = b->Subscribe(from);
   if (!sub.ok() || ::write(ready_fd, "r", 1) != 1) ::_exit(1);
-  std::vector<std::int64_t> lat;
-  kv::Change change;
-  while (static_cast<int>(lat.size()) < samples) {
-    if (!sub->Next(&change, std::chrono::seconds(10)).ok()) ::_exit(2);
-    if (change.kind == kv::Change::Kind::kPut) lat.push_back(NowNs() - std::stoll(change.value));
-  }
-  ssize_t n = ::write(out_fd, lat.data(), lat.size() * sizeof(std::int64_t));
-  ::_exit(n > 0 ? 0 : 3);
+  ::_exit(body(*sub));
+}
+
+// A subscriber process: reports the latency of `samples` changes through a pipe (ns each).
+pid_t StartLatencySubscriber(const std::string& ns, int samples, int out_fd, int ready_fd) {
+  return ForkSubscriber(ns, "watched", 0, ready_fd, [&](kv::Subscription& sub) {
+    std::vector<std::int64_t> lat;
+    kv::Change change;
+    while (static_cast<int>(lat.size()) < samples) {
+      if (!sub.Next(&change, std::chrono::seconds(10)).ok()) return 2;
+      if (change.kind == kv::Change::Kind::kPut) lat.push_back(NowNs() - std::stoll(change.value));
+    }
+    ssize_t n = ::write(out_fd, lat.data(), lat.size() * sizeof(std::int64_t));
+    return n > 0 ? 0 : 3;
+  });
 }
 
 // Subscriber processes that read `writes` changes (or are told they missed them), report how
 // many they missed on `out_fd` (a std::uint64_t) and exit.
 pid_t StartDrainingSubscriber(const std::string& ns, std::uint64_t from, int writes, int ready_fd,
                               int out_fd) {
-  pid_t pid = ::fork();
-  if (pid != 0) return pid;
-  kv::ClientOptions options;
-  options.ns = ns;
-  auto client = kv::Client::Open(options);
-  auto bucket = client.value()->OpenBucket("throughput");
-  auto sub = bucket->Subscribe(from);
-  if (!sub.ok() || ::write(ready_fd, "r", 1) != 1) ::_exit(1);
-  std::uint64_t done = 0, missed = 0;
-  kv::Change change;
-  while (done < static_cast<std::uint64_t>(writes)) {
-    if (!sub->Next(&change, std::chrono::seconds(30)).ok()) ::_exit(2);
-    done += change.kind == kv::Change::Kind::kMissed ? change.missed : 1;
-    missed += change.kind == kv::Change::Kind::kMissed ? change.missed : 0;
-  }
-  ::_exit(::write(out_fd, &missed, sizeof missed) == sizeof missed ? 0 : 3);
+  return ForkSubscriber(ns, "throughput", from, ready_fd, [&](kv::Subscription& sub) {
+    std::uint64_t done = 0, missed = 0;
+    kv::Change change;
+    while (done < static_cast<std::uint64_t>(writes)) {
+      if (!sub.Next(&change, std::chrono::seconds(30)).ok()) return 2;
+      done += change.kind == kv::Change::Kind::kMissed ? change.missed : 1;
+      missed += change.kind == kv::Change::Kind::kMissed ? change.missed : 0;
+    }
+    return ::write(out_fd, &missed, sizeof missed) == sizeof missed ? 0 : 3;
+  });
 }
 
 // CPU time of this process's reaped children, in seconds.
@@ -127,7 +134,9 @@ int main(int argc, char** argv) {
   kv::bench::PrintHeader("kv_watch_bench");
   std::printf("latency samples %d, async writes %d per run, subscribers %d, rounds %d\n", samples,
               writes, subscribers, rounds);
-  kv::bench::BenchDaemon daemon(kvd);
+  kv::bench::BenchDaemonOptions daemon_options;
+  daemon_options.kvd = kvd;
+  kv::bench::BenchDaemon daemon(daemon_options);
   auto client = daemon.Connect();
   if (!client || !client->CreateBucket("watched").ok() ||
       !client->CreateBucket("throughput").ok()) {

@@ -17,7 +17,6 @@
 // Usage: kv_write_bench [--seconds S] [--kvd PATH] [--only NAME[,NAME...]] [--json]
 //   --only runs only the named workloads (pingpong, noop, sync1, sync4, async, idle; for
 //   profiling one of them); the others print as zero.
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -37,11 +36,9 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_support.h"
 #include "kv/client.h"
-#include "shm/names.h"
 #include "shm/registry.h"
-#include "shm/segment.h"
-#include "shm/unix_socket.h"
 
 namespace {
 
@@ -92,58 +89,6 @@ std::string Join(Child c) {
   return out;
 }
 
-class Kvd {
- public:
-  explicit Kvd(std::string path) : path_(std::move(path)) {
-    ns_ = "kvbench" + std::to_string(::getpid());
-  }
-  ~Kvd() { Stop(); }
-  bool Start() {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-      ::execl(path_.c_str(), path_.c_str(), "--namespace", ns_.c_str(), "--log-level", "warn",
-              "--ephemeral", "--max-bucket-bytes", "1073741824", static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    for (int i = 0; i < 1000; ++i) {
-      int fd = kv::shm::ConnectSeqpacket(kv::shm::ControlSocketAddress(ns_));
-      if (fd >= 0) {
-        ::close(fd);
-        kv::shm::ShmError e;
-        if (kv::shm::RegistryReader::Open(ns_, &e)) return true;
-      }
-      if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
-        pid_ = 0;
-        return false;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return false;
-  }
-  void Stop() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      ::waitpid(pid_, nullptr, 0);
-      pid_ = 0;
-    }
-    // --ephemeral removes the namespace's objects on a clean stop; sweep in case it was not.
-    if (DIR* d = ::opendir("/dev/shm")) {
-      while (dirent* e = ::readdir(d)) {
-        std::string name = e->d_name;
-        if (name.rfind(ns_ + ".", 0) == 0) kv::shm::Segment::Remove(name);
-      }
-      ::closedir(d);
-    }
-  }
-  const std::string& ns() const { return ns_; }
-
- private:
-  std::string path_;
-  std::string ns_;
-  pid_t pid_ = 0;
-};
-
 kv::Bucket OpenBucket(const std::string& ns) {
   kv::ClientOptions options;
   options.ns = ns;
@@ -159,18 +104,19 @@ kv::Bucket OpenBucket(const std::string& ns) {
 
 // --- workloads (each runs in a child; returns "ops seconds p50_us p99_us") ---
 
-// The transport alone: Flush() is a sync round trip that applies nothing.
-std::string SyncNoops(const std::string& ns, double seconds) {
-  kv::Bucket b = OpenBucket(ns);
+// Calls op(i) for i = 0, 1, ... until `seconds` have passed (the clock is read every 256 calls),
+// timing each call; returns "ops seconds p50_us p99_us". `reserve`: latencies to make room for.
+template <typename Op>
+std::string TimedCalls(double seconds, std::size_t reserve, Op op) {
   std::vector<float> lat;
-  lat.reserve(1 << 22);
+  lat.reserve(reserve);
   auto start = Clock::now();
   auto end = start + std::chrono::duration<double>(seconds);
   long ops = 0;
   for (;; ++ops) {
     if ((ops & 255) == 0 && Clock::now() >= end) break;
     auto t0 = Clock::now();
-    if (!b.Flush().ok()) ::_exit(2);
+    op(ops);
     lat.push_back(
         static_cast<float>(std::chrono::duration<double, std::micro>(Clock::now() - t0).count()));
   }
@@ -182,28 +128,20 @@ std::string SyncNoops(const std::string& ns, double seconds) {
   return out.str();
 }
 
+// The transport alone: Flush() is a sync round trip that applies nothing.
+std::string SyncNoops(const std::string& ns, double seconds) {
+  kv::Bucket b = OpenBucket(ns);
+  return TimedCalls(seconds, 1 << 22, [&](long) {
+    if (!b.Flush().ok()) ::_exit(2);
+  });
+}
+
 std::string SyncPuts(const std::string& ns, double seconds, int offset) {
   kv::Bucket b = OpenBucket(ns);
   std::string value(64, 'v');
-  std::vector<float> lat;
-  lat.reserve(1 << 22);
-  auto start = Clock::now();
-  auto end = start + std::chrono::duration<double>(seconds);
-  long ops = 0;
-  for (;; ++ops) {
-    if ((ops & 255) == 0 && Clock::now() >= end) break;
-    auto t0 = Clock::now();
+  return TimedCalls(seconds, 1 << 22, [&](long ops) {
     if (!b.Put(Key(static_cast<int>((ops + offset) % kKeys)), value).ok()) ::_exit(2);
-    lat.push_back(
-        static_cast<float>(std::chrono::duration<double, std::micro>(Clock::now() - t0).count()));
-  }
-  double elapsed = Seconds(Clock::now() - start);
-  std::sort(lat.begin(), lat.end());
-  float p50 = lat.empty() ? 0 : lat[lat.size() / 2];
-  float p99 = lat.empty() ? 0 : lat[lat.size() * 99 / 100];
-  std::ostringstream out;
-  out << ops << " " << elapsed << " " << p50 << " " << p99;
-  return out.str();
+  });
 }
 
 double ProcessCpuSeconds() {
@@ -253,32 +191,18 @@ std::string PingPong(double seconds) {
     }
   }
   char buf[100] = {'p'};
-  std::vector<float> lat;
-  lat.reserve(1 << 21);
-  auto start = Clock::now();
-  auto end = start + std::chrono::duration<double>(seconds);
-  long ops = 0;
-  for (;; ++ops) {
-    if ((ops & 255) == 0 && Clock::now() >= end) break;
-    auto t0 = Clock::now();
+  std::string line = TimedCalls(seconds, 1 << 21, [&](long) {
     std::size_t n;
     unsigned prio;
     q1.send(buf, sizeof buf, 0);
     q2.receive(buf, sizeof buf, n, prio);
-    lat.push_back(
-        static_cast<float>(std::chrono::duration<double, std::micro>(Clock::now() - t0).count()));
-  }
-  double elapsed = Seconds(Clock::now() - start);
+  });
   buf[0] = 'q';
   q1.send(buf, sizeof buf, 0);
   ::waitpid(echo, nullptr, 0);
   bip::message_queue::remove(ping.c_str());
   bip::message_queue::remove(pong.c_str());
-  std::sort(lat.begin(), lat.end());
-  std::ostringstream out;
-  out << ops << " " << elapsed << " " << (lat.empty() ? 0 : lat[lat.size() / 2]) << " "
-      << (lat.empty() ? 0 : lat[lat.size() * 99 / 100]);
-  return out.str();
+  return line;
 }
 
 struct Result {
@@ -339,20 +263,12 @@ std::string Ratio(double a, double b, const char* what) {
   return buf;
 }
 
-std::string DefaultKvdPath() {
-  char self[4096];
-  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n <= 0) return "kvd";
-  std::string path(self, static_cast<std::size_t>(n));
-  return path.substr(0, path.rfind('/')) + "/../daemon/kvd";
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   bool json = false;
   double seconds = 2.0;
-  std::string kvd_path = DefaultKvdPath();
+  std::string kvd_path = kv::bench::DefaultKvdPath();
   std::string only;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -398,16 +314,18 @@ int main(int argc, char** argv) {
   }
   std::fflush(stdout);
 
-  Kvd kvd(kvd_path);
-  if (!kvd.Start()) {
-    std::fprintf(stderr, "kv_write_bench: cannot start kvd at %s\n", kvd_path.c_str());
-    return 1;
-  }
+  kv::bench::BenchDaemonOptions daemon_options;
+  daemon_options.kvd = kvd_path;
+  daemon_options.args = {"--max-bucket-bytes", "1073741824"};
+  daemon_options.log_level = "warn";
+  kv::bench::BenchDaemon kvd(daemon_options);
   {
-    kv::ClientOptions options;
-    options.ns = kvd.ns();
-    auto client = kv::Client::Open(options);
-    if (!client.ok() || !(*client)->CreateBucket("bench").ok()) {
+    std::shared_ptr<kv::Client> client = kvd.Connect();
+    if (!client) {
+      std::fprintf(stderr, "kv_write_bench: cannot start kvd at %s\n", kvd_path.c_str());
+      return 1;
+    }
+    if (!client->CreateBucket("bench").ok()) {
       std::fprintf(stderr, "kv_write_bench: cannot create the bucket\n");
       return 1;
     }

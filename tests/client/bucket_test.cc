@@ -7,13 +7,14 @@
 #include <set>
 
 #include "tests/client/client_testing.h"
+#include "tests/testing/bucket_fixture.h"
 
 namespace kv {
 namespace {
 
 using kv::client_testing::Get;
 
-class BucketTest : public kv::client_testing::BucketFixture {};
+class BucketTest : public kv::testing::BucketFixture {};
 
 const std::string kBinaryKey("k\0\xff", 3);
 const std::string kBinaryValue("v\0\xff\0", 4);

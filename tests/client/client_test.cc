@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "tests/client/client_testing.h"
+#include "tests/testing/kvd_harness.h"
 
 namespace kv {
 namespace {

@@ -2,20 +2,15 @@
 // Elixir guide's bucket session, taking the namespace from argv or from $KV_NAMESPACE.
 #include <gtest/gtest.h>
 
+#include "tests/client/client_testing.h"
 #include "tests/testing/kvd_harness.h"
 
 namespace kv {
 namespace {
 
+using kv::client_testing::kGuideSession;
 using kv::testing::KvdInstance;
 using kv::testing::RunCommand;
-
-constexpr char kGuideSession[] =
-    "CREATE shopping -> OK\n"
-    "PUT shopping milk 1 -> OK\n"
-    "GET shopping milk -> 1\n"
-    "DELETE shopping milk -> OK (was 1)\n"
-    "GET shopping milk -> NOT_FOUND\n";
 
 class ExamplesTest : public ::testing::TestWithParam<const char*> {};
 

@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include "tests/client/client_testing.h"
+#include "tests/testing/bucket_fixture.h"
 
 namespace kv {
 namespace {
@@ -12,7 +13,7 @@ namespace {
 using kv::client_testing::Get;
 using kv::testing::WaitFor;
 
-class FaultsTest : public kv::client_testing::BucketFixture {};
+class FaultsTest : public kv::testing::BucketFixture {};
 
 TEST_F(FaultsTest, StaleHandleAfterDropFailsEveryOperation) {
   ASSERT_TRUE(bucket_->Put("k", "v").ok());

@@ -7,21 +7,16 @@
 
 #include <filesystem>
 
+#include "tests/client/client_testing.h"
 #include "tests/testing/kvd_harness.h"
 
 namespace kv {
 namespace {
 
+using kv::client_testing::kGuideSession;
 namespace fs = std::filesystem;
 using kv::testing::CommandResult;
 using kv::testing::RunCommand;
-
-constexpr char kGuideSession[] =
-    "CREATE shopping -> OK\n"
-    "PUT shopping milk 1 -> OK\n"
-    "GET shopping milk -> 1\n"
-    "DELETE shopping milk -> OK (was 1)\n"
-    "GET shopping milk -> NOT_FOUND\n";
 
 CommandResult Shell(const std::string& script) { return RunCommand({"/bin/sh", "-c", script}); }
 

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "tests/client/client_testing.h"
+#include "tests/testing/bucket_fixture.h"
 
 namespace kv {
 namespace {
@@ -16,7 +17,7 @@ using kv::client_testing::Get;
 constexpr int kThreads = 8;
 constexpr int kRounds = 60;
 
-class ThreadsTest : public kv::client_testing::BucketFixture {};
+class ThreadsTest : public kv::testing::BucketFixture {};
 
 TEST_F(ThreadsTest, EightThreadsShareOneClientWithMixedOps) {
   ASSERT_TRUE(bucket_->Put("cas", "0").ok());

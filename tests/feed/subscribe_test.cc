@@ -6,14 +6,15 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <functional>
 
 #include "shm/names.h"
+#include "tests/testing/bucket_fixture.h"
+#include "tests/testing/child_process.h"
 #include "tests/testing/kvd_harness.h"
 
 namespace kv {
 namespace {
-
-using kv::testing::KvdInstance;
 
 std::shared_ptr<Client> OpenClient(const std::string& ns) {
   ClientOptions options;
@@ -34,31 +35,43 @@ std::string ReadLine(int fd, int timeout_ms) {
   }
 }
 
-TEST(SubscribeTest, GuideScenarioSubscriberSeesSetAndDelete) {
-  KvdInstance kvd;
-  auto client = kvd.NewClient();
-  ASSERT_TRUE(client->CreateBucket("shopping").ok());
+// Forks a subscriber process (tests/testing/child_process.h's ForkChild): it opens its own client,
+// subscribes to `bucket` from sequence `from` (0: from now), writes "ready\n" to `ready_fd`, and
+// exits with what body(subscription) returns -- or with 10 if it cannot subscribe or say so.
+pid_t ForkSubscriber(const std::string& ns, const std::string& bucket, std::uint64_t from,
+                     int ready_fd, const std::function<int(Subscription&)>& body) {
+  return kv::testing::ForkChild([&] {
+    auto client = OpenClient(ns);
+    if (client == nullptr) return 10;
+    auto b = client->OpenBucket(bucket);
+    if (!b.ok()) return 10;
+    auto sub = b->Subscribe(from);
+    if (!sub.ok() || ::write(ready_fd, "ready\n", 6) != 6) return 10;
+    return body(*sub);
+  });
+}
+
+class SubscribeTest : public kv::testing::BucketFixture {};
+
+TEST_F(SubscribeTest, GuideScenarioSubscriberSeesSetAndDelete) {
+  ASSERT_TRUE(client_->CreateBucket("shopping").ok());
   int out[2];
   ASSERT_EQ(::pipe(out), 0);
-  pid_t a = ::fork();
-  if (a == 0) {  // process A: subscribes and prints changes as the guide's server does
-    auto c = OpenClient(kvd.ns());
-    auto b = c->OpenBucket("shopping");
-    auto sub = b->Subscribe();
-    if (!sub.ok()) ::_exit(2);
-    if (::write(out[1], "ready\n", 6) != 6) ::_exit(3);
+  // Process A: subscribes and prints changes as the guide's server does.
+  pid_t a = ForkSubscriber(kvd_.ns(), "shopping", 0, out[1], [&](Subscription& sub) {
     for (int i = 0; i < 2; ++i) {
       Change change;
-      if (!sub->Next(&change, std::chrono::seconds(5)).ok()) ::_exit(4);
+      if (!sub.Next(&change, std::chrono::seconds(5)).ok()) return 4;
       std::string line = change.kind == Change::Kind::kPut
                              ? change.key + " SET TO " + change.value + "\n"
                              : change.key + " DELETED\n";
-      if (::write(out[1], line.data(), line.size()) < 0) ::_exit(5);
+      if (::write(out[1], line.data(), line.size()) < 0) return 5;
     }
-    ::_exit(0);
-  }
+    return 0;
+  });
+  ASSERT_GT(a, 0);
   ASSERT_EQ(ReadLine(out[0], 5000), "ready");
-  Result<Bucket> b = client->OpenBucket("shopping");
+  Result<Bucket> b = client_->OpenBucket("shopping");
   ASSERT_TRUE(b->Put("milk", "3").ok());
   EXPECT_EQ(ReadLine(out[0], 1000), "milk SET TO 3");
   ASSERT_TRUE(b->Delete("milk").ok());
@@ -68,36 +81,26 @@ TEST(SubscribeTest, GuideScenarioSubscriberSeesSetAndDelete) {
   EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
-TEST(SubscribeTest, EverySubscriberSeesEveryChangeInOrderOrIsToldWhatItMissed) {
+TEST_F(SubscribeTest, EverySubscriberSeesEveryChangeInOrderOrIsToldWhatItMissed) {
   const char* full = std::getenv("KV_WATCH_FULL");
   const int writes = (full != nullptr && std::string(full) == "1") ? 1000000 : 20000;
   constexpr int kSubscribers = 8;
-  KvdInstance kvd;
-  auto client = kvd.NewClient();
-  ASSERT_TRUE(client->CreateBucket("b").ok());
-  Result<Bucket> bucket = client->OpenBucket("b");
-  ASSERT_TRUE(bucket.ok());
-  std::uint64_t start = bucket->Subscribe()->position();
+  std::uint64_t start = bucket_->Subscribe()->position();
   std::vector<pid_t> subs;
   int ready[2];
   ASSERT_EQ(::pipe(ready), 0);
   for (int s = 0; s < kSubscribers; ++s) {
-    pid_t pid = ::fork();
-    if (pid == 0) {
-      auto c = OpenClient(kvd.ns());
-      auto b = c->OpenBucket("b");
-      auto sub = b->Subscribe(start);
-      if (!sub.ok() || ::write(ready[1], "r", 1) != 1) ::_exit(10);
+    pid_t pid = ForkSubscriber(kvd_.ns(), "b", start, ready[1], [&](Subscription& sub) {
       std::uint64_t seen = 0, missed = 0, expect_seq = start;
       while (seen + missed < static_cast<std::uint64_t>(writes)) {
         Change ch;
-        Status st = sub->Next(&ch, std::chrono::seconds(10));
+        Status st = sub.Next(&ch, std::chrono::seconds(10));
         if (!st.ok()) {
           fprintf(stderr, "subscriber %d: %s after %lu seen %lu missed\n", s, st.ToString().c_str(),
                   (unsigned long)seen, (unsigned long)missed);
-          ::_exit(11);
+          return 11;
         }
-        if (ch.sequence != expect_seq) ::_exit(12);  // a gap nobody was told about
+        if (ch.sequence != expect_seq) return 12;  // a gap nobody was told about
         if (ch.kind == Change::Kind::kMissed) {
           missed += ch.missed;
           expect_seq += ch.missed;
@@ -107,22 +110,22 @@ TEST(SubscribeTest, EverySubscriberSeesEveryChangeInOrderOrIsToldWhatItMissed) {
         std::uint64_t i = ch.sequence - start;
         if (ch.kind != Change::Kind::kPut || ch.key != "k" + std::to_string(i % 1000) ||
             ch.value != std::to_string(i)) {
-          ::_exit(13);
+          return 13;
         }
         ++seen;
         ++expect_seq;
         if (s == 0 && seen % 1000 == 0) ::usleep(20000);  // one deliberately slow subscriber
       }
-      ::_exit(0);
-    }
+      return 0;
+    });
+    ASSERT_GT(pid, 0);
     subs.push_back(pid);
   }
-  char c;
-  for (int s = 0; s < kSubscribers; ++s) ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  for (int s = 0; s < kSubscribers; ++s) ASSERT_EQ(ReadLine(ready[0], 60000), "ready");
   for (int i = 0; i < writes; ++i) {
-    ASSERT_TRUE(bucket->PutAsync("k" + std::to_string(i % 1000), std::to_string(i)).ok());
+    ASSERT_TRUE(bucket_->PutAsync("k" + std::to_string(i % 1000), std::to_string(i)).ok());
   }
-  ASSERT_TRUE(bucket->Flush().ok());
+  ASSERT_TRUE(bucket_->Flush().ok());
   for (pid_t pid : subs) {
     int status = 0;
     ::waitpid(pid, &status, 0);
@@ -134,42 +137,34 @@ TEST(SubscribeTest, EverySubscriberSeesEveryChangeInOrderOrIsToldWhatItMissed) {
 // Subscribers frozen (SIGSTOP) or killed (SIGKILL) mid-stream cost the writer nothing: every
 // write completes, a thawed subscriber is told exactly what it missed, and the dead ones leave
 // no process and no shared-memory object behind.
-TEST(SubscribeTest, FrozenOrKilledSubscribersNeverHoldTheWriterBack) {
+TEST_F(SubscribeTest, FrozenOrKilledSubscribersNeverHoldTheWriterBack) {
   constexpr int kSubscribers = 8, kWrites = 20000;
-  KvdInstance kvd;
-  auto client = kvd.NewClient();
-  ASSERT_TRUE(client->CreateBucket("b").ok());
-  Result<Bucket> bucket = client->OpenBucket("b");
-  ASSERT_TRUE(bucket.ok());
-  std::uint64_t start = bucket->Subscribe()->position();
+  std::uint64_t start = bucket_->Subscribe()->position();
   int ready[2];
   ASSERT_EQ(::pipe(ready), 0);
   std::vector<pid_t> subs;
   for (int s = 0; s < kSubscribers; ++s) {
-    pid_t pid = ::fork();
-    if (pid == 0) {  // counts every change and every missed one, in order
-      auto b = OpenClient(kvd.ns())->OpenBucket("b");
-      auto sub = b->Subscribe(start);
-      if (!sub.ok() || ::write(ready[1], "r", 1) != 1) ::_exit(10);
+    // Counts every change and every missed one, in order.
+    pid_t pid = ForkSubscriber(kvd_.ns(), "b", start, ready[1], [&](Subscription& sub) {
       std::uint64_t expect = start;
       while (expect < start + kWrites) {
         Change ch;
-        if (!sub->Next(&ch, std::chrono::seconds(30)).ok()) ::_exit(11);
-        if (ch.sequence != expect) ::_exit(12);
+        if (!sub.Next(&ch, std::chrono::seconds(30)).ok()) return 11;
+        if (ch.sequence != expect) return 12;
         expect += ch.kind == Change::Kind::kMissed ? ch.missed : 1;
       }
-      ::_exit(expect == start + kWrites ? 0 : 13);
-    }
+      return expect == start + kWrites ? 0 : 13;
+    });
+    ASSERT_GT(pid, 0);
     subs.push_back(pid);
   }
-  char c;
-  for (int s = 0; s < kSubscribers; ++s) ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  for (int s = 0; s < kSubscribers; ++s) ASSERT_EQ(ReadLine(ready[0], 60000), "ready");
   ASSERT_EQ(::kill(subs[0], SIGSTOP), 0);  // frozen for the whole run
   for (int i = 0; i < kWrites; ++i) {
-    ASSERT_TRUE(bucket->PutAsync("k" + std::to_string(i % 100), std::to_string(i)).ok());
+    ASSERT_TRUE(bucket_->PutAsync("k" + std::to_string(i % 100), std::to_string(i)).ok());
     if (i % 2500 == 1000) ::kill(subs[1 + (i / 2500) % 4], SIGKILL);  // subscribers 1..4 die
   }
-  ASSERT_TRUE(bucket->Flush().ok());  // the writer was never held back
+  ASSERT_TRUE(bucket_->Flush().ok());  // the writer was never held back
   ASSERT_EQ(::kill(subs[0], SIGCONT), 0);
   for (int s = 0; s < kSubscribers; ++s) {
     int status = 0;
@@ -181,31 +176,27 @@ TEST(SubscribeTest, FrozenOrKilledSubscribersNeverHoldTheWriterBack) {
           << "subscriber " << s << " exit " << (WIFEXITED(status) ? WEXITSTATUS(status) : -1);
     }
   }
-  const std::string own = kvd.ns() + ".b" + std::to_string(bucket->id());
-  for (const std::string& name : kv::testing::ShmObjectsOfNamespace(kvd.ns())) {
+  const std::string own = kvd_.ns() + ".b" + std::to_string(bucket_->id());
+  for (const std::string& name : kv::testing::ShmObjectsOfNamespace(kvd_.ns())) {
     bool bucket_object = name == own || name == own + ".feed" || name.rfind(own + ".g", 0) == 0;
-    EXPECT_TRUE(name == kvd.ns() + ".registry" || bucket_object) << "left behind: " << name;
+    EXPECT_TRUE(name == kvd_.ns() + ".registry" || bucket_object) << "left behind: " << name;
   }
   std::string value;
-  ASSERT_TRUE(bucket->Get("k99", &value).ok());
+  ASSERT_TRUE(bucket_->Get("k99", &value).ok());
   EXPECT_EQ(value, std::to_string(kWrites - 1));
 }
 
-TEST(SubscribeTest, WorkerCrashIsAnnouncedAndSequenceContinues) {
-  KvdInstance kvd;
-  auto client = kvd.NewClient();
-  ASSERT_TRUE(client->CreateBucket("b").ok());
-  Result<Bucket> bucket = client->OpenBucket("b");
-  Result<Subscription> sub = bucket->Subscribe();
+TEST_F(SubscribeTest, WorkerCrashIsAnnouncedAndSequenceContinues) {
+  Result<Subscription> sub = bucket_->Subscribe();
   ASSERT_TRUE(sub.ok()) << sub.status().ToString();
-  ASSERT_TRUE(bucket->Put("a", "1").ok());
+  ASSERT_TRUE(bucket_->Put("a", "1").ok());
   Change ch;
   ASSERT_TRUE(sub->Next(&ch, std::chrono::seconds(1)).ok());
   std::uint64_t before = ch.sequence;
-  pid_t worker = kvd.WorkerPid("b");
+  pid_t worker = kvd_.WorkerPid("b");
   ASSERT_EQ(::kill(worker, SIGKILL), 0);
   ASSERT_TRUE(
-      kv::testing::WaitFor([&] { return bucket->Put("b", "2").ok(); }, std::chrono::seconds(5)));
+      kv::testing::WaitFor([&] { return bucket_->Put("b", "2").ok(); }, std::chrono::seconds(5)));
   ASSERT_TRUE(sub->Next(&ch, std::chrono::seconds(1)).ok());
   EXPECT_EQ(ch.kind, Change::Kind::kResync);
   EXPECT_EQ(ch.sequence, before + 1);
@@ -216,18 +207,14 @@ TEST(SubscribeTest, WorkerCrashIsAnnouncedAndSequenceContinues) {
   EXPECT_EQ(sub->Next(&ch, std::chrono::milliseconds(50)).code(), Code::kTimeout);
 }
 
-TEST(SubscribeTest, DroppedBucketEndsSubscription) {
-  KvdInstance kvd;
-  auto client = kvd.NewClient();
-  ASSERT_TRUE(client->CreateBucket("b").ok());
-  Result<Bucket> bucket = client->OpenBucket("b");
-  Result<Subscription> sub = bucket->Subscribe();
+TEST_F(SubscribeTest, DroppedBucketEndsSubscription) {
+  Result<Subscription> sub = bucket_->Subscribe();
   ASSERT_TRUE(sub.ok());
-  const std::string feed = "/dev/shm/" + shm::FeedObjectName(kvd.ns(), bucket->id());
+  const std::string feed = "/dev/shm/" + shm::FeedObjectName(kvd_.ns(), bucket_->id());
   ASSERT_EQ(::access(feed.c_str(), F_OK), 0) << feed;
-  ASSERT_TRUE(client->DropBucket("b").ok());
+  ASSERT_TRUE(client_->DropBucket("b").ok());
   EXPECT_NE(::access(feed.c_str(), F_OK), 0) << feed << " outlived the drop";
-  EXPECT_EQ(kv::testing::ShmObjectsOfNamespace(kvd.ns()).size(), 1u);  // the registry only
+  EXPECT_EQ(kv::testing::ShmObjectsOfNamespace(kvd_.ns()).size(), 1u);  // the registry only
   Change ch;  // the subscription keeps its mapping of the unlinked feed and learns of the drop
   EXPECT_EQ(sub->Next(&ch, std::chrono::seconds(2)).code(), Code::kBucketNotFound);
 }

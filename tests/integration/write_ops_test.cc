@@ -4,25 +4,13 @@
 
 #include <map>
 
+#include "tests/testing/bucket_fixture.h"
 #include "tests/testing/kvd_harness.h"
 
 namespace kv {
 namespace {
 
-class WriteOpsTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    client_ = kvd_.NewClient();
-    ASSERT_TRUE(client_);
-    ASSERT_TRUE(client_->CreateBucket("b").ok());
-    Result<Bucket> b = client_->OpenBucket("b");
-    ASSERT_TRUE(b.ok());
-    bucket_.emplace(std::move(b).value());
-  }
-  kv::testing::KvdInstance kvd_;
-  std::shared_ptr<Client> client_;
-  std::optional<Bucket> bucket_;
-};
+class WriteOpsTest : public kv::testing::BucketFixture {};
 
 TEST_F(WriteOpsTest, CompareAndSetFollowsVersions) {
   std::uint64_t v = 0;

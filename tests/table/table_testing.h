@@ -1,5 +1,5 @@
-// Helpers for the bucket-table process tests: self-checking values, memory shared with forked
-// children, and child processes that cannot outlive the test.
+// Helpers for the bucket-table process tests: self-checking values and memory shared with forked
+// children (which tests/testing/child_process.h starts).
 //
 // Values carry their own checksum: [u64 counter][u32 payload length][payload][u64 check], where
 // check = XXH3(key + counter + payload). A reader can tell a torn, stale-garbage or misplaced
@@ -9,24 +9,19 @@
 // issue 3 (>= 10 million reads, >= 1,000 worker crashes). See tests/table/CMakeLists.txt.
 #pragma once
 
-#include <signal.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <unistd.h>
 #include <xxhash.h>
 
 #include <atomic>
-#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <functional>
 #include <new>
 #include <random>
 #include <string>
 #include <string_view>
-#include <thread>
+
+#include "tests/testing/child_process.h"
 
 namespace kv::testing {
 
@@ -90,41 +85,6 @@ class SharedMemory {
  private:
   T* value_;
 };
-
-// Forks a child that runs `body` and exits with its return value. The child dies with the test
-// process (PR_SET_PDEATHSIG) and never returns into gtest.
-inline pid_t ForkChild(const std::function<int()>& body) {
-  pid_t parent = ::getpid();
-  pid_t pid = ::fork();
-  if (pid != 0) return pid;
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (::getppid() != parent) ::_exit(120);
-  int code = 121;
-  try {
-    code = body();
-  } catch (...) {
-    code = 122;
-  }
-  ::_exit(code);
-}
-
-// Waits for `pid` until `timeout`; SIGKILLs it if it is still running (a hang). Returns its exit
-// code, or -1 if it hung, or 128+signal if a signal killed it.
-inline int WaitChild(pid_t pid, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    int status = 0;
-    pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    if (r < 0) return -2;
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      return -1;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-}
 
 // A short error text a child leaves for the parent (first writer wins).
 struct ErrorSlot {

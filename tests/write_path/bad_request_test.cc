@@ -14,6 +14,7 @@
 #include <random>
 
 #include "shm/layout.h"
+#include "tests/testing/bucket_fixture.h"
 #include "tests/testing/kvd_harness.h"
 #include "tests/write_path/raw_channel.h"
 
@@ -27,15 +28,11 @@ using testing::HeaderOf;
 using testing::RawChannel;
 using testing::RawReply;
 
-class BadRequestTest : public ::testing::Test {
+class BadRequestTest : public testing::BucketFixture {
  protected:
   void SetUp() override {
-    client_ = kvd_.NewClient();
-    ASSERT_TRUE(client_);
-    ASSERT_TRUE(client_->CreateBucket("b").ok());
-    Result<Bucket> b = client_->OpenBucket("b");
-    ASSERT_TRUE(b.ok());
-    bucket_.emplace(std::move(b).value());
+    BucketFixture::SetUp();
+    if (HasFatalFailure()) return;
     ASSERT_TRUE(bucket_->Put("k", "v").ok());
     ASSERT_TRUE(bucket_->Put("n", "41").ok());
     ASSERT_TRUE(bucket_->Put(std::string("bin\0\xff", 5), std::string("\0\xff", 2)).ok());
@@ -67,9 +64,6 @@ class BadRequestTest : public ::testing::Test {
     EXPECT_TRUE(bucket_->Flush().ok());
   }
 
-  testing::KvdInstance kvd_;
-  std::shared_ptr<Client> client_;
-  std::optional<Bucket> bucket_;
   std::map<std::string, std::string> before_;
 };
 

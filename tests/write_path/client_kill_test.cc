@@ -11,8 +11,8 @@
 #include <map>
 #include <random>
 
+#include "tests/testing/child_process.h"
 #include "tests/testing/kvd_harness.h"
-#include "tests/write_path/child_process.h"
 
 namespace kv {
 namespace {

@@ -2,7 +2,7 @@
 // beyond; a delete of a large value returns it; sync, async and cas all take the staged path.
 #include <gtest/gtest.h>
 
-#include "tests/testing/kvd_harness.h"
+#include "tests/testing/bucket_fixture.h"
 
 namespace kv {
 namespace {
@@ -13,24 +13,15 @@ std::string Pattern(std::size_t size, char seed) {
   return s;
 }
 
-class LargeValueTest : public ::testing::Test {
+class LargeValueTest : public testing::BucketFixture {
  protected:
-  void SetUp() override {
-    client_ = kvd_.NewClient();
-    ASSERT_TRUE(client_);
-    ASSERT_TRUE(client_->CreateBucket("big").ok());
-    Result<Bucket> b = client_->OpenBucket("big");
-    ASSERT_TRUE(b.ok());
-    bucket_.emplace(std::move(b).value());
-  }
+  LargeValueTest()
+      : BucketFixture({"--max-bucket-bytes", std::to_string(std::uint64_t{256} << 20)}, "big") {}
   std::string Get(std::string_view key) {
     std::string v;
     Status s = bucket_->Get(key, &v);
     return s.ok() ? v : s.ToString();
   }
-  testing::KvdInstance kvd_{{"--max-bucket-bytes", std::to_string(std::uint64_t{256} << 20)}};
-  std::shared_ptr<Client> client_;
-  std::optional<Bucket> bucket_;
 };
 
 TEST_F(LargeValueTest, ValuesAroundTheFrameLimitRoundTrip) {

@@ -13,8 +13,8 @@
 #include <set>
 #include <sstream>
 
+#include "tests/testing/child_process.h"
 #include "tests/testing/kvd_harness.h"
-#include "tests/write_path/child_process.h"
 
 namespace kv {
 namespace {

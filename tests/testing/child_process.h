@@ -1,8 +1,9 @@
-// Forked client processes for write-path tests: each child runs a function with a pipe to report
-// what it observed (one line per event), and dies with the test process (PR_SET_PDEATHSIG).
+// Forked child processes for process tests. A child dies with the test process
+// (PR_SET_PDEATHSIG) and ends with _exit, never returning into the test framework; it must open
+// its own kv::Client (an inherited one must not be used after fork).
 //
-// A child must open its own kv::Client (an inherited one must not be used after fork) and ends
-// with _exit, never returning into the test framework.
+// ForkChild runs a function whose return value is the exit code; StartChild gives the child a
+// pipe to report what it observed (one line per event), read back with CollectChildren.
 #pragma once
 
 #include <fcntl.h>
@@ -12,8 +13,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace kv::testing {
@@ -24,21 +27,56 @@ struct Child {
   std::string report;
 };
 
-// Forks a child running body(report_fd). Returns pid -1 on failure.
+// Forks a child that runs `body` and exits with its return value (122 if it throws, 120 if the
+// test process died before the child started). Returns the child's pid, -1 if fork failed.
+inline pid_t ForkChild(const std::function<int()>& body) {
+  pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid != 0) return pid;
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) ::_exit(120);
+  int code = 121;
+  try {
+    code = body();
+  } catch (...) {
+    code = 122;
+  }
+  ::_exit(code);
+}
+
+// Waits for `pid` until `timeout`; SIGKILLs it if it is still running (a hang). Returns its exit
+// code, or -1 if it hung, or 128+signal if a signal killed it.
+inline int WaitChild(pid_t pid, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    int status = 0;
+    pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (r < 0) return -2;
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+// Forks a child running body(report_fd), exiting 0 when it returns. Returns pid -1 on failure.
 inline Child StartChild(const std::function<void(int report_fd)>& body) {
   int p[2];
   Child c;
   if (::pipe2(p, O_CLOEXEC) != 0) return c;
-  pid_t parent = ::getpid();
-  c.pid = ::fork();
-  if (c.pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(1);
+  c.pid = ForkChild([&] {
     ::close(p[0]);
     body(p[1]);
-    ::_exit(0);
-  }
+    return 0;
+  });
   ::close(p[1]);
+  if (c.pid < 0) {
+    ::close(p[0]);
+    return c;
+  }
   c.out = p[0];
   return c;
 }
