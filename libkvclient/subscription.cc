@@ -26,6 +26,9 @@ class Subscription::State {
   // The feed's wake value when the reader last loaded the feed's head (guarded by mu).
   std::uint32_t head_wake = 0;
   bool head_loaded = false;
+  // Records are read into this, then copied into the caller's Change (guarded by mu): its
+  // buffers and the caller's, once large enough, make reading a change allocate nothing.
+  shm::FeedRecord scratch;
 };
 
 Result<Subscription> Bucket::Subscribe(std::uint64_t from_sequence) {
@@ -65,9 +68,7 @@ Status Subscription::Next(Change* change, std::chrono::milliseconds timeout) {
   State& s = *state_;
   std::lock_guard<std::mutex> lock(s.mu);
   std::optional<std::chrono::steady_clock::time_point> deadline;  // taken when there is none
-  shm::FeedRecord record;
-  record.key.swap(change->key);      // the record is copied into the caller's buffers: a Change
-  record.value.swap(change->value);  // reused across calls costs no allocation per change
+  shm::FeedRecord& record = s.scratch;
   // The head of the feed (next_seq, stored by the worker per record) is loaded at most once per
   // wake-up the worker publishes (per batch of changes): a subscriber that loaded it whenever it
   // caught up would chase a busy writer, reading the very lines it is writing and slowing it.
@@ -83,16 +84,14 @@ Status Subscription::Next(Change* change, std::chrono::milliseconds timeout) {
                        : record.op == shm::FeedOp::kDelete ? Change::Kind::kDelete
                        : record.op == shm::FeedOp::kClear  ? Change::Kind::kClear
                                                            : Change::Kind::kResync;
-        change->key.swap(record.key);
-        change->value.swap(record.value);
+        change->key.assign(record.key);
+        change->value.assign(record.value);
         change->value_omitted = record.value_omitted;
         return Status();
       case shm::FeedRead::kMissed:
         change->kind = Change::Kind::kMissed;
         change->sequence = first;
         change->missed = missed;
-        change->key.swap(record.key);
-        change->value.swap(record.value);
         change->key.clear();
         change->value.clear();
         change->value_omitted = false;
