@@ -108,9 +108,9 @@ std::optional<BucketStore> BucketStore::Open(const std::string& ns, std::uint64_
     }
   }
   bool unclean = false;
-  store.feed_ =
-      shm::FeedWriter::OpenOrCreate(shm::FeedObjectName(ns, bucket_id), bucket_id, shm::kFeedSlots,
-                                    shm::kFeedDataBytes, limits.mode, &unclean, &e);
+  store.feed_ = shm::FeedWriter::OpenOrCreate(
+      shm::FeedObjectName(ns, bucket_id), bucket_id, limits.feed_changes,
+      limits.feed_changes * kFeedBytesPerChange, limits.mode, &unclean, &e);
   if (!store.feed_.valid()) {
     *error = e.message;
     return std::nullopt;

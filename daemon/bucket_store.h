@@ -29,8 +29,12 @@ namespace kv::daemon {
 
 struct BucketLimits {
   std::uint64_t max_bytes = 1ull << 30;  // largest generation segment
+  // Changes the bucket's feed keeps (a power of two), with kFeedBytesPerChange of data ring
+  // each. Sizes a feed when it is created; an existing feed keeps its size.
+  std::uint64_t feed_changes = shm::kFeedSlots;
   mode_t mode = 0640;
 };
+inline constexpr std::uint64_t kFeedBytesPerChange = shm::kFeedDataBytes / shm::kFeedSlots;
 
 class BucketStore {
  public:

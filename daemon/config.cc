@@ -64,6 +64,15 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args, KvdCommandLi
   app.add_option("--max-bucket-bytes", o.limits.max_bytes,
                  "largest shared-memory table of one bucket, in bytes")
       ->check(CLI::Range(std::uint64_t{1} << 16, std::uint64_t{1} << 40));
+  app.add_option("--feed-changes", o.limits.feed_changes,
+                 "changes a bucket's feed keeps for subscribers (a power of two; sizes new feeds)")
+      ->check(CLI::Range(std::uint64_t{1} << 10, std::uint64_t{1} << 20))
+      ->check(CLI::Validator(
+          [](const std::string& text) -> std::string {
+            std::uint64_t n = std::strtoull(text.c_str(), nullptr, 10);
+            return (n & (n - 1)) == 0 ? std::string() : "must be a power of two";
+          },
+          "POWER OF TWO"));
   app.add_option("--max-restarts", o.max_restarts,
                  "crashes allowed within --max-seconds before a bucket is marked failed")
       ->check(CLI::Range(0u, 1000u));

@@ -292,6 +292,7 @@ void Supervisor::Adopt() {
 std::vector<std::string> Supervisor::WorkerFlags() const {
   return {"--namespace",        options_.ns,
           "--max-bucket-bytes", std::to_string(options_.limits.max_bytes),
+          "--feed-changes",     std::to_string(options_.limits.feed_changes),
           "--spin-us",          std::to_string(options_.worker_spin_us),
           "--log-level",        options_.log_level};
 }
@@ -797,6 +798,7 @@ void Supervisor::ApplyReload(const SupervisorOptions& fresh) {
   keep("group", options_.group == fresh.group);
   keep("max-buckets", options_.max_buckets == fresh.max_buckets);
   keep("max-bucket-bytes", options_.limits.max_bytes == fresh.limits.max_bytes);
+  keep("feed-changes", options_.limits.feed_changes == fresh.limits.feed_changes);
   keep("spin-us", options_.worker_spin_us == fresh.worker_spin_us);
   keep("exec-workers", options_.exec_workers == fresh.exec_workers);
   options_.log_level = fresh.log_level;

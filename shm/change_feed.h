@@ -89,9 +89,10 @@ static_assert(sizeof(FeedSlot) == 32);
 inline constexpr std::uint32_t kFeedLayout =
     LayoutWord(sizeof(FeedHeader), sizeof(FeedSlot), alignof(FeedHeader));
 
-// The size of every bucket's feed (its worker creates it so): it keeps the last kFeedSlots
-// changes and at most kFeedDataBytes of their keys and values. A busy bucket's feed costs about
-// 1.5 MiB of shared memory; 16384 changes are ~14 ms of the fastest writer on a 2-core machine.
+// The default size of a bucket's feed (kvd's feed-changes scales both): it keeps the last
+// kFeedSlots changes and at most kFeedDataBytes of their keys and values. A busy bucket's feed
+// then costs about 1.5 MiB of shared memory; 16384 changes are ~14 ms of the fastest writer on a
+// 2-core machine.
 inline constexpr std::uint64_t kFeedSlots = 16384;
 inline constexpr std::uint64_t kFeedDataBytes = 1024 * 1024;
 

@@ -219,5 +219,34 @@ TEST_F(SubscribeTest, DroppedBucketEndsSubscription) {
   EXPECT_EQ(sub->Next(&ch, std::chrono::seconds(2)).code(), Code::kBucketNotFound);
 }
 
+// --feed-changes sizes the feeds kvd's workers create: a subscriber further behind than that is
+// told exactly how many changes it missed, and then gets the rest in order.
+class SmallFeedTest : public kv::testing::BucketFixture {
+ protected:
+  SmallFeedTest() : BucketFixture({"--feed-changes", "1024"}) {}
+};
+
+TEST_F(SmallFeedTest, FeedKeepsTheConfiguredNumberOfChanges) {
+  std::uint64_t start = bucket_->Subscribe()->position();
+  constexpr std::uint64_t kWrites = 1500;
+  for (std::uint64_t i = 0; i < kWrites; ++i) {
+    ASSERT_TRUE(bucket_->PutAsync("k" + std::to_string(i), "v").ok());
+  }
+  ASSERT_TRUE(bucket_->Flush().ok());
+  Result<Subscription> sub = bucket_->Subscribe(start);
+  ASSERT_TRUE(sub.ok());
+  Change change;
+  ASSERT_TRUE(sub->Next(&change, std::chrono::seconds(5)).ok());
+  ASSERT_EQ(change.kind, Change::Kind::kMissed);
+  EXPECT_EQ(change.sequence, start);
+  EXPECT_EQ(change.missed, kWrites - 1024);  // the feed holds exactly the last 1024
+  for (std::uint64_t i = kWrites - 1024; i < kWrites; ++i) {
+    ASSERT_TRUE(sub->Next(&change, std::chrono::seconds(5)).ok());
+    ASSERT_EQ(change.kind, Change::Kind::kPut);
+    ASSERT_EQ(change.key, "k" + std::to_string(i));
+  }
+  EXPECT_EQ(sub->Next(&change, std::chrono::milliseconds(0)).code(), Code::kTimeout);
+}
+
 }  // namespace
 }  // namespace kv

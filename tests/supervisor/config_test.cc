@@ -28,6 +28,8 @@ TEST(SupervisorConfigTest, InvalidValuesAreRefusedAtStartWithAClearMessage) {
       {{"--backoff-ms", "5000", "--max-backoff-ms", "100"}, "", "backoff-ms"},
       {{"--group", "kvt-no-such-group"}, "", "kvt-no-such-group"},
       {{"--namespace", "bad.name"}, "", "namespace"},
+      {{"--feed-changes", "3000"}, "", "power of two"},
+      {{"--feed-changes", "512"}, "", "--feed-changes"},
       {{"--config", "/nonexistent/kvd.conf"}, "", "/nonexistent/kvd.conf"},
       {{}, "max-restarts = lots\n", "max-restarts"},
       {{}, "colour = blue\n", "colour"},
