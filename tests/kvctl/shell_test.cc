@@ -13,6 +13,18 @@ using kv::testing::KvctlPath;
 using kv::testing::KvdInstance;
 using kv::testing::RunCommand;
 
+// Makes `bucket` in the running shell `a` and subscribes it, with lines ending in `eol`; returns
+// once the shell is subscribed (it then starts the thread that drains its ignored input).
+void CreateAndSubscribe(kv::testing::LiveProcess& a, const std::string& bucket,
+                        const std::string& eol) {
+  ASSERT_TRUE(a.Write("CREATE " + bucket + eol));
+  ASSERT_EQ(a.ReadLine(10000) + "\n", "OK" + eol);
+  const int threads = a.ThreadCount();
+  ASSERT_TRUE(a.Write("SUBSCRIBE " + bucket + eol));
+  ASSERT_TRUE(
+      kv::testing::WaitFor([&] { return a.ThreadCount() > threads; }, std::chrono::seconds(10)));
+}
+
 TEST(ShellTest, GuideSessionAnswersExactly) {
   KvdInstance kvd;
   std::string session =
@@ -51,13 +63,7 @@ TEST(ShellTest, GuideSessionAnswersExactly) {
 TEST(ShellTest, SubscribePrintsEveryChangeUntilInputCloses) {
   KvdInstance kvd;
   kv::testing::LiveProcess a({KvctlPath(), "--namespace", kvd.ns(), "shell"});
-  ASSERT_TRUE(a.Write("CREATE shopping\n"));
-  ASSERT_EQ(a.ReadLine(10000), "OK");
-  // A starts the thread that drains its ignored input once it is subscribed.
-  const int threads = a.ThreadCount();
-  ASSERT_TRUE(a.Write("SUBSCRIBE shopping\n"));
-  ASSERT_TRUE(
-      kv::testing::WaitFor([&] { return a.ThreadCount() > threads; }, std::chrono::seconds(10)));
+  ASSERT_NO_FATAL_FAILURE(CreateAndSubscribe(a, "shopping", "\n"));
   auto b = RunCommand({KvctlPath(), "--namespace", kvd.ns(), "shell"}, "PUT shopping milk 3\n");
   ASSERT_EQ(b.out, "OK\n") << b.err;
   EXPECT_EQ(a.ReadLine(1000), "milk SET TO 3");
@@ -83,12 +89,7 @@ TEST(ShellTest, SubscribeToMissingBucketIsNotFoundAndTheSessionGoesOn) {
 TEST(ShellTest, SubscribedShellReportsADrop) {
   KvdInstance kvd;
   kv::testing::LiveProcess a({KvctlPath(), "--namespace", kvd.ns(), "shell"});
-  ASSERT_TRUE(a.Write("CREATE shopping\r\n"));
-  ASSERT_EQ(a.ReadLine(10000), "OK\r");
-  const int threads = a.ThreadCount();
-  ASSERT_TRUE(a.Write("SUBSCRIBE shopping\r\n"));
-  ASSERT_TRUE(
-      kv::testing::WaitFor([&] { return a.ThreadCount() > threads; }, std::chrono::seconds(10)));
+  ASSERT_NO_FATAL_FAILURE(CreateAndSubscribe(a, "shopping", "\r\n"));
   auto client = kvd.NewClient();
   ASSERT_TRUE(client->OpenBucket("shopping")->Put("k", "v").ok());
   EXPECT_EQ(a.ReadLine(10000), "k SET TO v\r");  // CRLF session, CRLF lines

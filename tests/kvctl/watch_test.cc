@@ -8,37 +8,26 @@
 
 #include "shm/change_feed.h"
 #include "tests/kvctl/live_process.h"
+#include "tests/testing/bucket_fixture.h"
 #include "tests/testing/kvd_harness.h"
 
 namespace kv {
 namespace {
 
 using kv::testing::KvctlPath;
-using kv::testing::KvdInstance;
 using kv::testing::LiveProcess;
 using kv::testing::RunCommand;
 using nlohmann::json;
 
 constexpr int kLineMs = 10000;  // generous: sanitizer builds on a loaded machine
 
-class WatchTest : public ::testing::Test {
+class WatchTest : public kv::testing::BucketFixture {
  protected:
-  void SetUp() override {
-    client_ = kvd_.NewClient();
-    ASSERT_TRUE(client_->CreateBucket("b").ok());
-    Result<Bucket> b = client_->OpenBucket("b");
-    ASSERT_TRUE(b.ok());
-    bucket_ = std::make_unique<Bucket>(std::move(b).value());
-  }
   std::vector<std::string> Watch(std::vector<std::string> extra) {
     std::vector<std::string> argv = {KvctlPath(), "--namespace", kvd_.ns(), "watch", "b"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     return argv;
   }
-
-  KvdInstance kvd_;
-  std::shared_ptr<Client> client_;
-  std::unique_ptr<Bucket> bucket_;
 };
 
 TEST_F(WatchTest, PrintsEveryChangeUntilInterrupted) {
