@@ -43,6 +43,23 @@ std::string DefaultKvdPath() {
   return self.parent_path().string() + "/../daemon/kvd";
 }
 
+Bucket OpenBucketOrExit(const std::string& ns, const std::string& bucket) {
+  ClientOptions options;
+  options.ns = ns;
+  Result<std::shared_ptr<Client>> client = Client::Open(options);
+  if (!client.ok()) {
+    std::fprintf(stderr, "cannot open client: %s\n", client.status().ToString().c_str());
+    ::_exit(1);
+  }
+  Result<Bucket> b = (*client)->OpenBucket(bucket);
+  if (!b.ok()) {
+    std::fprintf(stderr, "cannot open bucket '%s': %s\n", bucket.c_str(),
+                 b.status().ToString().c_str());
+    ::_exit(1);
+  }
+  return *b;  // the Bucket keeps what it needs of the client alive
+}
+
 namespace {
 
 // Every process but this one whose command line has "--namespace <ns>": kvd, its spawner and

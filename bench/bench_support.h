@@ -22,6 +22,11 @@ void PrintHeader(const std::string& name);
 // executable's path cannot be read.
 std::string DefaultKvdPath();
 
+// For a benchmark's forked child: a bucket of namespace `ns`, through a client of its own (the
+// parent's must not be used after fork). Exits the process with 1, saying why on stderr, if the
+// client or the bucket cannot be opened.
+Bucket OpenBucketOrExit(const std::string& ns, const std::string& bucket);
+
 struct BenchDaemonOptions {
   // The kvd executable; empty: DefaultKvdPath().
   std::string kvd;

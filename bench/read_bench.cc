@@ -181,16 +181,11 @@ pid_t StartWriter(const std::string& ns, const std::string& bucket_name,
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != parent) ::_exit(1);
   ::close(ready[0]);
-  kv::ClientOptions options;
-  options.ns = ns;
-  auto client = kv::Client::Open(options);
-  if (!client.ok()) ::_exit(1);
-  auto bucket = client.value()->OpenBucket(bucket_name);
-  if (!bucket.ok()) ::_exit(1);
+  kv::Bucket bucket = kv::bench::OpenBucketOrExit(ns, bucket_name);
   std::mt19937_64 rng(99);
   std::size_t hot = std::max<std::size_t>(1, keys.size() / 10);
   for (std::uint64_t n = 0;; ++n) {
-    if (!bucket.value().Put(keys[rng() % hot], RandomBytes(rng, kValueSize)).ok()) ::_exit(2);
+    if (!bucket.Put(keys[rng() % hot], RandomBytes(rng, kValueSize)).ok()) ::_exit(2);
     if (n == 100 && ::write(ready[1], "r", 1) != 1) ::_exit(1);
   }
 }

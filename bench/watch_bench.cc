@@ -42,13 +42,7 @@ pid_t ForkSubscriber(const std::string& ns, const char* bucket, std::uint64_t fr
                      Body body) {
   pid_t pid = ::fork();
   if (pid != 0) return pid;
-  kv::ClientOptions options;
-  options.ns = ns;
-  auto client = kv::Client::Open(options);
-  if (!client.ok()) ::_exit(1);
-  auto b = client.value()->OpenBucket(bucket);
-  if (!b.ok()) ::_exit(1);
-  auto sub = b->Subscribe(from);
+  auto sub = kv::bench::OpenBucketOrExit(ns, bucket).Subscribe(from);
   if (!sub.ok() || ::write(ready_fd, "r", 1) != 1) ::_exit(1);
   ::_exit(body(*sub));
 }

@@ -89,19 +89,6 @@ std::string Join(Child c) {
   return out;
 }
 
-kv::Bucket OpenBucket(const std::string& ns) {
-  kv::ClientOptions options;
-  options.ns = ns;
-  auto client = kv::Client::Open(options);
-  if (!client.ok()) {
-    std::fprintf(stderr, "cannot open client: %s\n", client.status().ToString().c_str());
-    ::_exit(1);
-  }
-  auto bucket = (*client)->OpenBucket("bench");
-  if (!bucket.ok()) ::_exit(1);
-  return *bucket;  // the Bucket keeps what it needs alive
-}
-
 // --- workloads (each runs in a child; returns "ops seconds p50_us p99_us") ---
 
 // Calls op(i) for i = 0, 1, ... until `seconds` have passed (the clock is read every 256 calls),
@@ -130,14 +117,14 @@ std::string TimedCalls(double seconds, std::size_t reserve, Op op) {
 
 // The transport alone: Flush() is a sync round trip that applies nothing.
 std::string SyncNoops(const std::string& ns, double seconds) {
-  kv::Bucket b = OpenBucket(ns);
+  kv::Bucket b = kv::bench::OpenBucketOrExit(ns, "bench");
   return TimedCalls(seconds, 1 << 22, [&](long) {
     if (!b.Flush().ok()) ::_exit(2);
   });
 }
 
 std::string SyncPuts(const std::string& ns, double seconds, int offset) {
-  kv::Bucket b = OpenBucket(ns);
+  kv::Bucket b = kv::bench::OpenBucketOrExit(ns, "bench");
   std::string value(64, 'v');
   return TimedCalls(seconds, 1 << 22, [&](long ops) {
     if (!b.Put(Key(static_cast<int>((ops + offset) % kKeys)), value).ok()) ::_exit(2);
@@ -151,7 +138,7 @@ double ProcessCpuSeconds() {
 }
 
 std::string AsyncPuts(const std::string& ns, long count) {
-  kv::Bucket b = OpenBucket(ns);
+  kv::Bucket b = kv::bench::OpenBucketOrExit(ns, "bench");
   std::string value(64, 'a');
   std::vector<std::string> keys;
   for (int i = 0; i < kKeys; ++i) keys.push_back(Key(i));
