@@ -1,4 +1,5 @@
 // End to end through real processes: kvd, its workers, clients in other processes.
+#include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -150,6 +151,25 @@ TEST(KvdLifecycleTest, SigtermStopsWorkersAndHarnessLeavesNothingBehind) {
   }
   EXPECT_TRUE(kv::testing::ProcessesOfNamespace(ns).empty());
   EXPECT_TRUE(kv::testing::ShmObjectsOfNamespace(ns).empty());
+}
+
+// Set by FailWithKvdAndAWorkerRunning: EXPECT_FATAL_FAILURE's statement may only use globals.
+std::string failing_test_ns;
+
+// A test body that fails (fatally) while its kvd and a worker run.
+void FailWithKvdAndAWorkerRunning() {
+  KvdInstance kvd;
+  failing_test_ns = kvd.ns();
+  ASSERT_TRUE(kvd.NewClient()->CreateBucket("b").ok());
+  ASSERT_EQ(kv::testing::KvdAndWorkersOfNamespace(kvd.ns()).size(), 2u);  // kvd + the worker
+  FAIL() << "deliberate failure with kvd and a worker running";
+}
+
+TEST(KvdLifecycleTest, AFailingTestLeavesNothingBehindEither) {
+  EXPECT_FATAL_FAILURE(FailWithKvdAndAWorkerRunning(), "deliberate failure");
+  ASSERT_FALSE(failing_test_ns.empty());
+  EXPECT_TRUE(kv::testing::ProcessesOfNamespace(failing_test_ns).empty());
+  EXPECT_TRUE(kv::testing::ShmObjectsOfNamespace(failing_test_ns).empty());
 }
 
 TEST(KvdLifecycleTest, SecondKvdInSameNamespaceIsRefused) {
