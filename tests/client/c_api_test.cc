@@ -183,6 +183,107 @@ TEST_F(CApiTest, BadArgumentsAreInvalidOrTooLarge) {
   EXPECT_EQ(kv_get(bucket_, "k", 1, &value, &len), KV_NOTFOUND);  // nothing was stored
 }
 
+TEST_F(CApiTest, BadKeysAreRefusedByEveryCall) {
+  kv_stat before;
+  ASSERT_EQ(kv_stats(bucket_, &before), KV_OK);
+  const std::string oversize(KV_MAX_KEY_SIZE + 1, 'k');
+  for (const std::string& key : {std::string(), oversize}) {
+    const int want = key.empty() ? KV_INVALID : KV_TOO_LARGE;
+    const char* k = key.empty() ? "" : key.data();
+    void* value = nullptr;
+    size_t len = 0;
+    uint64_t version = 0;
+    char buf[4];
+    int64_t n = 0;
+    EXPECT_EQ(kv_get(bucket_, k, key.size(), &value, &len), want);
+    EXPECT_EQ(kv_get_versioned(bucket_, k, key.size(), &value, &len, &version), want);
+    EXPECT_EQ(value, nullptr);
+    EXPECT_EQ(kv_get_buf(bucket_, k, key.size(), buf, sizeof buf, &len), want);
+    EXPECT_EQ(kv_put(bucket_, k, key.size(), "v", 1), want);
+    EXPECT_EQ(kv_del(bucket_, k, key.size(), &value, &len), want);
+    EXPECT_EQ(value, nullptr);
+    EXPECT_EQ(kv_cas(bucket_, k, key.size(), 0, "v", 1, &version), want);
+    EXPECT_EQ(kv_incr(bucket_, k, key.size(), 1, &n), want);
+    EXPECT_EQ(kv_put_async(bucket_, k, key.size(), "v", 1), want);
+    EXPECT_EQ(kv_del_async(bucket_, k, key.size()), want);
+  }
+  EXPECT_EQ(kv_flush(bucket_), KV_OK);  // refused writes were never queued
+  kv_stat stat;
+  ASSERT_EQ(kv_stats(bucket_, &stat), KV_OK);
+  EXPECT_EQ(stat.keys, 0u);
+  EXPECT_EQ(stat.writes, before.writes);
+  const std::string longest(KV_MAX_KEY_SIZE, 'k');
+  ASSERT_EQ(kv_put(bucket_, longest.data(), longest.size(), "v", 1), KV_OK) << kv_last_error();
+  EXPECT_EQ(CGet(bucket_, longest), "v");
+}
+
+TEST_F(CApiTest, MissingKeyIsNotFoundForEveryRead) {
+  void* value = reinterpret_cast<void*>(0x1);
+  size_t len = 99;
+  uint64_t version = 99;
+  EXPECT_EQ(kv_get_versioned(bucket_, "missing", 7, &value, &len, &version), KV_NOTFOUND);
+  EXPECT_EQ(value, nullptr);
+  EXPECT_EQ(len, 0u);
+  EXPECT_EQ(version, 0u);
+  EXPECT_EQ(std::string(kv_last_error()).rfind("NOT_FOUND", 0), 0u) << kv_last_error();
+  char buf[4];
+  EXPECT_EQ(kv_get_buf(bucket_, "missing", 7, buf, sizeof buf, &len), KV_NOTFOUND);
+  EXPECT_EQ(kv_del(bucket_, "missing", 7, nullptr, nullptr), KV_NOTFOUND);
+  EXPECT_EQ(kv_del_async(bucket_, "missing", 7), KV_OK);  // a miss is not a failure
+  EXPECT_EQ(kv_flush(bucket_), KV_OK);
+}
+
+TEST_F(CApiTest, StaleHandleAfterDropFailsEveryCall) {
+  ASSERT_EQ(kv_put(bucket_, "k", 1, "v", 1), KV_OK);
+  kv_bucket* copy = nullptr;
+  ASSERT_EQ(kv_bucket_dup(bucket_, &copy), KV_OK);
+  ASSERT_EQ(kv_bucket_drop(client_, "b"), KV_OK) << kv_last_error();
+
+  // Reads: exactly KV_NO_BUCKET, outputs cleared.
+  void* value = reinterpret_cast<void*>(0x1);
+  size_t len = 99;
+  uint64_t version = 0;
+  EXPECT_EQ(kv_get(bucket_, "k", 1, &value, &len), KV_NO_BUCKET);
+  EXPECT_EQ(value, nullptr);
+  EXPECT_NE(std::string(kv_last_error()).find("NO_BUCKET"), std::string::npos) << kv_last_error();
+  EXPECT_EQ(kv_get_versioned(copy, "k", 1, &value, &len, &version), KV_NO_BUCKET);
+  char buf[8];
+  EXPECT_EQ(kv_get_buf(bucket_, "k", 1, buf, sizeof buf, &len), KV_NO_BUCKET);
+  auto never = [](void*, const void*, size_t, const void*, size_t) -> int {
+    ADD_FAILURE() << "kv_scan called back on a dropped bucket";
+    return 1;
+  };
+  EXPECT_EQ(kv_scan(bucket_, nullptr, 0, never, nullptr), KV_NO_BUCKET);
+  kv_stat stat;
+  EXPECT_EQ(kv_stats(bucket_, &stat), KV_NO_BUCKET);
+  kv_subscription* sub = nullptr;
+  EXPECT_EQ(kv_subscribe(bucket_, 0, &sub), KV_NO_BUCKET);
+
+  // Writes fail too (the worker is gone); the exact code depends on how far the drop got.
+  int64_t n = 0;
+  EXPECT_NE(kv_put(bucket_, "k", 1, "v2", 2), KV_OK);
+  EXPECT_NE(kv_del(bucket_, "k", 1, nullptr, nullptr), KV_OK);
+  EXPECT_NE(kv_cas(bucket_, "k", 1, 0, "v", 1, nullptr), KV_OK);
+  EXPECT_NE(kv_incr(bucket_, "n", 1, 1, &n), KV_OK);
+  EXPECT_NE(kv_clear(bucket_), KV_OK);
+  int async = kv_put_async(copy, "k", 1, "v", 1);
+  if (async == KV_OK) async = kv_del_async(copy, "k", 1);
+  if (async == KV_OK) async = kv_flush(copy);
+  EXPECT_NE(async, KV_OK);
+
+  // A new bucket of the same name is a different bucket: the stale handles never reach it.
+  ASSERT_EQ(kv_bucket_create(client_, "b"), KV_OK);
+  kv_bucket* fresh = nullptr;
+  ASSERT_EQ(kv_bucket_open(client_, "b", &fresh), KV_OK);
+  ASSERT_EQ(kv_put(fresh, "k", 1, "new", 3), KV_OK);
+  EXPECT_EQ(CGet(bucket_, "k"), "NO_BUCKET");
+  EXPECT_EQ(CGet(copy, "k"), "NO_BUCKET");
+  EXPECT_NE(kv_put(copy, "k", 1, "stale", 5), KV_OK);
+  EXPECT_EQ(CGet(fresh, "k"), "new");
+  kv_bucket_close(fresh);
+  kv_bucket_close(copy);
+}
+
 TEST_F(CApiTest, BufferGetCopiesOrReportsTheSizeNeeded) {
   ASSERT_EQ(kv_put(bucket_, "k", 1, "12345", 5), KV_OK);
   char buf[8];

@@ -39,8 +39,10 @@ TEST_F(FaultsTest, StaleHandleAfterDropFailsEveryOperation) {
   EXPECT_FALSE(bucket_->Increment("n").ok());
   EXPECT_FALSE(bucket_->Clear().ok());
   Status async = bucket_->PutAsync("k", "v");
+  if (async.ok()) async = bucket_->DeleteAsync("k");
   if (async.ok()) async = bucket_->Flush();
   EXPECT_FALSE(async.ok());
+  EXPECT_EQ(bucket_->Subscribe().status().code(), Code::kBucketNotFound);
   EXPECT_FALSE(copy.Flush().ok());
 
   // A new bucket of the same name is a different bucket: the stale handle never reaches it.
@@ -90,6 +92,28 @@ TEST_F(FaultsTest, DeadWorkerStillServesReadsAndWritesResumeAfterRestart) {
 
   // Reads never fail, whether the worker is dead, restarting or back.
   for (int i = 0; i < 100; ++i) EXPECT_EQ(Get(*bucket_, "k" + std::to_string(i)), "v") << i;
+  char buf[8];
+  std::size_t size = 0;
+  ASSERT_TRUE(bucket_->Get("k1", buf, sizeof buf, &size).ok());
+  EXPECT_EQ(std::string(buf, size), "v");
+  std::vector<std::string> values;
+  std::vector<Status> st = bucket_->MultiGet({"k2", "missing"}, &values);
+  ASSERT_EQ(st.size(), 2u);
+  EXPECT_TRUE(st[0].ok()) << st[0].ToString();
+  EXPECT_EQ(values[0], "v");
+  EXPECT_EQ(st[1].code(), Code::kNotFound);
+  int scanned = 0;
+  ASSERT_TRUE(bucket_
+                  ->Scan("k",
+                         [&](std::string_view, std::string_view) {
+                           ++scanned;
+                           return true;
+                         })
+                  .ok());
+  EXPECT_EQ(scanned, 100);
+  Result<BucketStats> stats = bucket_->Stats();
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_EQ(stats->keys, 100u);
   Status write;
   EXPECT_TRUE(WaitFor(
       [&] {
