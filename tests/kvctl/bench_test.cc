@@ -43,8 +43,15 @@ TEST(BenchTest, JsonHasEveryWorkloadWithBaselineAndRatio) {
   EXPECT_EQ(j["keys"], 500);
   EXPECT_EQ(j["clients"], 2);
   EXPECT_EQ(j["value_size"], 32);
-  EXPECT_TRUE(j.contains("build_type"));
-  EXPECT_TRUE(j.contains("sanitizers"));
+  // Every field docs/kvctl.md documents, with its type.
+  EXPECT_TRUE(j["version"].is_string());
+  EXPECT_TRUE(j["build_type"].is_string());
+  EXPECT_TRUE(j["optimised"].is_boolean());
+  EXPECT_TRUE(j["sanitizers"].is_boolean());
+  EXPECT_EQ(j["namespace"], kvd.ns());
+  EXPECT_EQ(j["key_size"], 16);
+  EXPECT_EQ(j["duration_s"], 0.05);
+  EXPECT_GE(j["latency_sample_every"].get<int>(), 1);
   ASSERT_EQ(j["results"].size(), 4u);
   std::vector<std::string> names;
   for (const json& w : j["results"]) {
@@ -54,7 +61,9 @@ TEST(BenchTest, JsonHasEveryWorkloadWithBaselineAndRatio) {
       EXPECT_GT(m["ops"].get<std::uint64_t>(), 0u) << w["workload"] << " " << target;
       EXPECT_EQ(m["errors"], 0) << w["workload"] << " " << target;
       EXPECT_GT(m["ops_per_sec"].get<double>(), 0) << w["workload"] << " " << target;
+      EXPECT_GT(m["ns_per_op"].get<double>(), 0) << w["workload"] << " " << target;
       const json& l = m["latency_ns"];
+      EXPECT_GT(l["samples"].get<std::uint64_t>(), 0u) << w["workload"] << " " << target;
       EXPECT_LE(l["p50"].get<std::uint64_t>(), l["p99"].get<std::uint64_t>());
       EXPECT_LE(l["p99"].get<std::uint64_t>(), l["p999"].get<std::uint64_t>());
       EXPECT_LE(l["p999"].get<std::uint64_t>(), l["max"].get<std::uint64_t>());
@@ -64,6 +73,20 @@ TEST(BenchTest, JsonHasEveryWorkloadWithBaselineAndRatio) {
   EXPECT_EQ(names, (std::vector<std::string>{"get", "put", "put-async", "mixed"}));
   // The benchmark's own bucket is gone afterwards.
   EXPECT_EQ(RunCommand({KvctlPath(), "--namespace", kvd.ns(), "buckets"}).out, "");
+}
+
+TEST(BenchTest, JsonWithoutBaselineHasNullBaselineAndRatio) {
+  KvdInstance kvd;
+  auto r = RunCommand({KvctlPath(), "--namespace", kvd.ns(), "bench", "--keys", "100", "--duration",
+                       "0.05", "--workloads", "put", "--no-baseline", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json j = json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.out;
+  ASSERT_EQ(j["results"].size(), 1u);
+  EXPECT_EQ(j["results"][0]["workload"], "put");
+  EXPECT_GT(j["results"][0]["kv"]["ops"].get<std::uint64_t>(), 0u);
+  EXPECT_TRUE(j["results"][0]["baseline"].is_null());
+  EXPECT_TRUE(j["results"][0]["ratio"].is_null());
 }
 
 TEST(BenchTest, TableForChosenWorkloadsWithoutBaseline) {

@@ -269,6 +269,35 @@ TEST_F(KvctlCliTest, RestartStartsANewWorker) {
   EXPECT_EQ(Kvctl({"get", "r", "k"}).out, "w");
 }
 
+TEST_F(KvctlCliTest, JsonOfControlCommands) {
+  json created = Json({"create", "ctl"});
+  EXPECT_EQ(created, (json{{"ok", true}, {"bucket", "ctl"}}));
+  EXPECT_EQ(Json({"create", "ctl"}), created);  // creating an existing bucket is OK
+  json bad = Json({"create", "has space"}, 1);
+  EXPECT_EQ(bad["ok"], false);
+  EXPECT_EQ(bad["error"], "INVALID");
+  EXPECT_TRUE(bad["message"].is_string());
+
+  pid_t before = kvd_.WorkerPid("ctl");
+  json restarted = Json({"restart", "ctl"});
+  EXPECT_EQ(restarted, (json{{"ok", true}, {"bucket", "ctl"}}));
+  EXPECT_TRUE(kv::testing::WaitFor(
+      [&] {
+        pid_t now = kvd_.WorkerPid("ctl");
+        return now != 0 && now != before;
+      },
+      std::chrono::seconds(10)));
+  json missing = Json({"restart", "nothere"}, 1);
+  EXPECT_EQ(missing["ok"], false);
+  EXPECT_EQ(missing["error"], "NO_BUCKET");
+
+  EXPECT_EQ(Json({"shutdown"}), (json{{"ok", true}}));
+  kvd_.Stop();  // reaps kvd (already exiting)
+  json down = Json({"shutdown"}, 1);
+  EXPECT_EQ(down["ok"], false);
+  EXPECT_EQ(down["error"], "UNAVAILABLE");
+}
+
 TEST_F(KvctlCliTest, ShutdownStopsKvd) {
   EXPECT_EQ(Kvctl({"shutdown"}).exit_code, 0);
   EXPECT_EQ(kvd_.Stop() >= -1, true);  // reaps kvd (already exiting)
