@@ -27,6 +27,9 @@ std::string DefaultKvdPath();
 // client or the bucket cannot be opened.
 Bucket OpenBucketOrExit(const std::string& ns, const std::string& bucket);
 
+// The median of `v` (the upper one of an even count); 0 for an empty vector.
+double Median(std::vector<double> v);
+
 struct BenchDaemonOptions {
   // The kvd executable; empty: DefaultKvdPath().
   std::string kvd;

@@ -85,11 +85,6 @@ double ChildrenCpuSeconds() {
          static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
-
 double AsyncWriteRate(kv::Bucket& bucket, int writes) {
   std::string value(64, 'v');
   auto start = Clock::now();
@@ -188,7 +183,7 @@ int main(int argc, char** argv) {
     std::printf("round %d: %.0f ops/s with 0 subscribers, %.0f with %d\n", round + 1, rates0.back(),
                 rates8.back(), subscribers);
   }
-  double rate0 = Median(rates0), rate8 = Median(rates8);
+  double rate0 = kv::bench::Median(rates0), rate8 = kv::bench::Median(rates8);
   double ratio = rate0 > 0 ? rate8 / rate0 : 0;
   // What the subscribers kept up with: the share of changes they read rather than skipped.
   double delivered = 1.0 - static_cast<double>(missed_total) /
@@ -204,7 +199,8 @@ int main(int argc, char** argv) {
   std::printf(
       "subscribers read %.2f%% of the changes (%llu skipped as missed: fell behind), "
       "%.0f ns of CPU per change read\n",
-      100 * delivered, static_cast<unsigned long long>(missed_total), Median(sub_ns_per_change));
+      100 * delivered, static_cast<unsigned long long>(missed_total),
+      kv::bench::Median(sub_ns_per_change));
   if (json) {
     nlohmann::json j = {{"notify_p50_us", latency.p50_us},
                         {"notify_p99_us", latency.p99_us},
@@ -212,7 +208,7 @@ int main(int argc, char** argv) {
                         {"write_per_s_8_subs", rate8},
                         {"write_ratio_8_subs", ratio},
                         {"changes_read_share", delivered},
-                        {"subscriber_ns_per_change", Median(sub_ns_per_change)},
+                        {"subscriber_ns_per_change", kv::bench::Median(sub_ns_per_change)},
                         {"build", kv::bench::BuildType()}};
     std::printf("%s\n", j.dump().c_str());
   }

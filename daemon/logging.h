@@ -12,4 +12,8 @@ namespace kv::daemon {
 // Installs the default logger. REQUIRES: called once, before any thread starts.
 void SetUpLogging(const std::string& role, const std::string& level);
 
+// Changes the role stamped on later lines: a forked spare becomes "worker b3" without building a
+// logger of its own. REQUIRES: SetUpLogging was called; no other thread logs meanwhile.
+void SetLogRole(const std::string& role);
+
 }  // namespace kv::daemon

@@ -17,7 +17,6 @@
 namespace {
 
 int RunWorkerProcess(const kv::daemon::KvdCommandLine& cl) {
-  kv::daemon::SetUpLogging("worker b" + std::to_string(cl.bucket_id), cl.options.log_level);
   kv::daemon::WorkerOptions w;
   w.ns = cl.options.ns;
   w.bucket_id = cl.bucket_id;
@@ -26,19 +25,18 @@ int RunWorkerProcess(const kv::daemon::KvdCommandLine& cl) {
   return kv::daemon::RunWorker(w);
 }
 
+std::string WorkerRole(std::uint64_t bucket_id) { return "worker b" + std::to_string(bucket_id); }
+
 // `kvd --spawner ...`: returns in the spawner when kvd goes away, and in each of its children once
 // it is told which bucket to serve. The spawner's command line carries the flags of every worker
 // (kvd starts it with them), parsed once here, so a spawned worker and an exec'd one
 // (`kvd --worker --bucket-id N ...`) are configured the same way.
 int RunSpawnerProcess(kv::daemon::KvdCommandLine cl, int argc, char** argv) {
   kv::daemon::SetUpLogging("spawner", cl.options.log_level);
-  std::optional<std::uint64_t> bucket_id = kv::daemon::RunSpawner();
-  if (!bucket_id) return 0;
-  cl.spawner = false;
-  cl.worker = true;
-  cl.bucket_id = *bucket_id;
-  // The command line of the same worker if it were exec'd.
-  std::vector<std::string> title = {"--worker", "--bucket-id", std::to_string(cl.bucket_id)};
+  // The command line of the same worker if it were exec'd, but for the bucket id (title[2], with
+  // room for any id). Built once here: a spare only reads it until it is assigned, and the id
+  // then fits without an allocation, so no spare pays for building it.
+  std::vector<std::string> title = {"--worker", "--bucket-id", std::string(20, '0')};
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
     if (a == "--cmdline-room") {
@@ -47,7 +45,14 @@ int RunSpawnerProcess(kv::daemon::KvdCommandLine cl, int argc, char** argv) {
       title.emplace_back(a);
     }
   }
+  std::optional<std::uint64_t> bucket_id = kv::daemon::RunSpawner();
+  if (!bucket_id) return 0;
+  cl.spawner = false;
+  cl.worker = true;
+  cl.bucket_id = *bucket_id;
+  title[2] = std::to_string(cl.bucket_id);
   kv::daemon::RetitleCommandLine(argc, argv, title);
+  kv::daemon::SetLogRole(WorkerRole(cl.bucket_id));
   return RunWorkerProcess(cl);
 }
 
@@ -67,7 +72,10 @@ int main(int argc, char** argv) {
       std::cerr << "kvd: invalid configuration: " << message << "\n";
       return 2;
   }
-  if (cl.worker) return RunWorkerProcess(cl);
+  if (cl.worker) {
+    kv::daemon::SetUpLogging(WorkerRole(cl.bucket_id), cl.options.log_level);
+    return RunWorkerProcess(cl);
+  }
   if (cl.spawner) return RunSpawnerProcess(cl, argc, argv);
   if (cl.reload) return kv::daemon::RequestReload(cl.options.ns, 10000);
 

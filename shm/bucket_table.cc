@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstring>
 
+#include "shm/crc32c.h"
 #include "shm/hash.h"
 #include "shm/seqlock.h"
 
@@ -81,8 +82,10 @@ std::uint64_t GeometryCheck(const TableHeader& header) {
 
 std::uint16_t RecordCheck(const char* key_and_value, std::size_t key_len, std::size_t value_len,
                           std::uint64_t version) {
-  std::uint64_t seed = version ^ (std::uint64_t{key_len} << 32) ^ value_len;
-  return static_cast<std::uint16_t>(XXH3_64bits_withSeed(key_and_value, key_len + value_len, seed));
+  const std::uint64_t header[2] = {version, (std::uint64_t{key_len} << 32) | value_len};
+  std::uint32_t state = Crc32cExtend(kCrc32cInit, header, sizeof header);
+  std::uint32_t crc = Crc32cFinish(Crc32cExtend(state, key_and_value, key_len + value_len));
+  return static_cast<std::uint16_t>(crc ^ (crc >> 16));
 }
 
 void SetTableCrashHook(TableCrashHook hook) { g_crash_hook = hook; }
