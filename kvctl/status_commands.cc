@@ -8,26 +8,10 @@
 
 #include "kvctl/app.h"
 #include "kvctl/command_util.h"
+#include "kvctl/status_json.h"
 
 namespace kv::ctl {
 namespace {
-
-nlohmann::json BucketInfoJson(const BucketInfo& b) {
-  nlohmann::json j = {{"name", b.name},
-                      {"id", b.id},
-                      {"state", b.state},
-                      {"pid", b.worker_pid},
-                      {"restarts", b.restarts},
-                      {"started_unix_ms", b.started_unix_ms},
-                      {"uptime_s", b.worker_pid != 0 ? UptimeSeconds(b.started_unix_ms) : 0},
-                      {"keys", b.keys},
-                      {"generation", b.generation},
-                      {"memory_bytes", b.memory_bytes},
-                      {"writes", b.writes},
-                      {"queue_depth", nullptr},
-                      {"reason", b.reason}};
-  return j;
-}
 
 int StatusCmd(Context& ctx) {
   Client* client = ctx.OpenClient();
@@ -38,13 +22,7 @@ int StatusCmd(Context& ctx) {
   if (ctx.json) {
     nlohmann::json buckets = nlohmann::json::array();
     for (const BucketInfo& b : st->buckets) buckets.push_back(BucketInfoJson(b));
-    PrintJson({{"namespace", st->ns},
-               {"kvd",
-                {{"pid", st->kvd_pid},
-                 {"running", st->kvd_pid != 0},
-                 {"started_unix_ms", st->kvd_started_unix_ms},
-                 {"uptime_s", st->kvd_pid != 0 ? UptimeSeconds(st->kvd_started_unix_ms) : 0}}},
-               {"buckets", buckets}});
+    PrintJson({{"namespace", st->ns}, {"kvd", KvdJson(*st)}, {"buckets", buckets}});
     return code;
   }
   if (st->kvd_pid != 0) {

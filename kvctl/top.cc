@@ -1,7 +1,8 @@
 // `kvctl top`: a live full-screen view of the instance (ncurses), refreshed every
 // --interval-ms (default 1 s): the rows of TopModel, sortable by key (n k m w r), q quits.
-// With --batch (or when stdout is not a terminal) it prints --iterations frames as plain text
-// instead, as `top -b` does.
+// With --batch (or when stdin or stdout is not a terminal) it prints --iterations frames as plain
+// text instead, as `top -b` does; with --json too, each frame is one JSON object on one line
+// (TopModel::Json). --json is refused (usage) when the view would be the full-screen one.
 #include <curses.h>
 #include <unistd.h>
 
@@ -46,6 +47,10 @@ int Batch(Context& ctx, Client& client, const TopOptions& o, TopSort sort) {
   for (int i = 0; i < o.iterations; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(o.interval_ms));  // rates need a delta
     if (Status s = Sample(client, &model); !s.ok()) return Fail(ctx, s);
+    if (ctx.json) {
+      PrintJson(model.Json(sort, NowUnixMs()));
+      continue;
+    }
     if (i > 0) std::cout << "\n";
     for (const std::string& line : model.Render(sort, 0, Clock())) std::cout << line << "\n";
     std::cout << std::flush;
@@ -124,12 +129,15 @@ int Top(Context& ctx, const TopOptions& o) {
               << "' (name, keys, memory, writes, restarts)\n";
     return kExitUsage;
   }
+  bool batch = o.batch || ::isatty(STDOUT_FILENO) == 0 || ::isatty(STDIN_FILENO) == 0;
+  if (ctx.json && !batch) {
+    std::cerr << "kvctl: INVALID: top --json prints frames as JSON lines, which needs batch mode:"
+                 " add --batch (and --iterations N)\n";
+    return kExitUsage;
+  }
   Client* client = ctx.OpenClient();
   if (client == nullptr) return kExitFailed;
-  if (o.batch || ::isatty(STDOUT_FILENO) == 0 || ::isatty(STDIN_FILENO) == 0) {
-    return Batch(ctx, *client, o, sort);
-  }
-  return Live(ctx, *client, o, sort);
+  return batch ? Batch(ctx, *client, o, sort) : Live(ctx, *client, o, sort);
 }
 
 }  // namespace
@@ -142,11 +150,18 @@ void AddTopCommand(CLI::App& app, Context& ctx) {
       ->check(CLI::Range(100, 60000));
   top->add_option("-s,--sort", o->sort, "initial sort: name, keys, memory, writes, restarts")
       ->capture_default_str();
-  top->add_flag("-b,--batch", o->batch,
-                "print frames as plain text (also when stdin or stdout is not a terminal)");
+  top->add_flag(
+      "-b,--batch", o->batch,
+      "print frames as plain text, or JSON lines with --json (automatic when stdin or stdout "
+      "is not a terminal)");
   top->add_option("--iterations", o->iterations,
                   "frames to print in batch mode; the first is taken one interval after start")
       ->check(CLI::Range(1, 1000000));
+  top->footer(
+      "--json (batch mode only; refused on the full-screen view): each frame is one JSON object\n"
+      "on one line: timestamp_unix_ms, namespace, kvd, sort, total, and buckets[] with name,\n"
+      "state, pid, restarts, keys, memory_bytes, writes, writes_per_sec, reads_per_sec (null),\n"
+      "queue_depth (null), ... as in 'kvctl status --json'. See docs/kvctl.md.");
   OnRun(top, ctx, [&ctx, o] { return Top(ctx, *o); });
 }
 

@@ -2,11 +2,19 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <utility>
 
 #include "kvctl/output.h"
+#include "kvctl/status_json.h"
 
 namespace kv::ctl {
 namespace {
+
+constexpr std::pair<const char*, TopSort> kSortWords[] = {{"name", TopSort::kName},
+                                                          {"keys", TopSort::kKeys},
+                                                          {"memory", TopSort::kMemory},
+                                                          {"writes", TopSort::kWritesPerSec},
+                                                          {"restarts", TopSort::kRestarts}};
 
 std::string Rate(const TopRow& r) {
   if (!r.rate_known) return "-";
@@ -29,12 +37,7 @@ std::string Row(const std::string& name, const std::string& state, const std::st
 }  // namespace
 
 bool ParseTopSort(const std::string& word, TopSort* sort) {
-  static const std::pair<const char*, TopSort> kNames[] = {{"name", TopSort::kName},
-                                                           {"keys", TopSort::kKeys},
-                                                           {"memory", TopSort::kMemory},
-                                                           {"writes", TopSort::kWritesPerSec},
-                                                           {"restarts", TopSort::kRestarts}};
-  for (const auto& [name, value] : kNames) {
+  for (const auto& [name, value] : kSortWords) {
     if (word == name) {
       *sort = value;
       return true;
@@ -43,20 +46,15 @@ bool ParseTopSort(const std::string& word, TopSort* sort) {
   return false;
 }
 
-const char* TopSortName(TopSort sort) {
-  switch (sort) {
-    case TopSort::kName:
-      return "name";
-    case TopSort::kKeys:
-      return "keys";
-    case TopSort::kMemory:
-      return "memory";
-    case TopSort::kWritesPerSec:
-      return "writes/s";
-    case TopSort::kRestarts:
-      return "restarts";
+const char* TopSortWord(TopSort sort) {
+  for (const auto& [name, value] : kSortWords) {
+    if (value == sort) return name;
   }
   return "?";
+}
+
+const char* TopSortName(TopSort sort) {
+  return sort == TopSort::kWritesPerSec ? "writes/s" : TopSortWord(sort);
 }
 
 void TopModel::Update(const InstanceStatus& status, std::chrono::steady_clock::time_point now) {
@@ -102,15 +100,19 @@ std::vector<TopRow> TopModel::Rows(TopSort sort) const {
   return rows;
 }
 
+TopModel::Totals TopModel::Total() const {
+  Totals total;
+  for (const TopRow& r : rows_) {
+    total.keys += r.info.keys;
+    total.memory_bytes += r.info.memory_bytes;
+    total.writes_per_sec += r.writes_per_sec;
+  }
+  return total;
+}
+
 std::vector<std::string> TopModel::Render(TopSort sort, int width, const std::string& clock) const {
   std::vector<std::string> lines;
-  std::uint64_t keys = 0, memory = 0;
-  double wps = 0;
-  for (const TopRow& r : rows_) {
-    keys += r.info.keys;
-    memory += r.info.memory_bytes;
-    wps += r.writes_per_sec;
-  }
+  Totals total = Total();
   char buf[256];
   std::string kvd = status_.kvd_pid != 0 ? "kvd pid " + std::to_string(status_.kvd_pid) + " up " +
                                                HumanUptime(status_.kvd_started_unix_ms)
@@ -119,8 +121,8 @@ std::vector<std::string> TopModel::Render(TopSort sort, int width, const std::st
                 kvd.c_str(), clock.c_str());
   lines.push_back(buf);
   std::snprintf(buf, sizeof buf, "%zu buckets, %llu keys, %s shared memory, %.0f writes/s",
-                rows_.size(), static_cast<unsigned long long>(keys), HumanBytes(memory).c_str(),
-                wps);
+                rows_.size(), static_cast<unsigned long long>(total.keys),
+                HumanBytes(total.memory_bytes).c_str(), total.writes_per_sec);
   lines.push_back(buf);
   lines.push_back(std::string("sort: ") + TopSortName(sort) +
                   "   keys: n name, k keys, m memory, w writes/s, r restarts, q quit");
@@ -145,6 +147,27 @@ std::vector<std::string> TopModel::Render(TopSort sort, int width, const std::st
     if (width > 0 && line.size() > static_cast<std::size_t>(width)) line.resize(width);
   }
   return lines;
+}
+
+nlohmann::json TopModel::Json(TopSort sort, std::uint64_t timestamp_unix_ms) const {
+  nlohmann::json buckets = nlohmann::json::array();
+  for (const TopRow& r : Rows(sort)) {
+    nlohmann::json b = BucketInfoJson(r.info);
+    b["writes_per_sec"] = r.rate_known ? nlohmann::json(r.writes_per_sec) : nlohmann::json();
+    b["reads_per_sec"] = nullptr;  // not measurable, see the file comment
+    buckets.push_back(std::move(b));
+  }
+  Totals total = Total();
+  return {{"timestamp_unix_ms", timestamp_unix_ms},
+          {"namespace", status_.ns},
+          {"kvd", KvdJson(status_)},
+          {"sort", TopSortWord(sort)},
+          {"total",
+           {{"buckets", rows_.size()},
+            {"keys", total.keys},
+            {"memory_bytes", total.memory_bytes},
+            {"writes_per_sec", total.writes_per_sec}}},
+          {"buckets", std::move(buckets)}};
 }
 
 }  // namespace kv::ctl

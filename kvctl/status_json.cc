@@ -1,0 +1,31 @@
+#include "kvctl/status_json.h"
+
+#include "kvctl/output.h"
+
+namespace kv::ctl {
+
+nlohmann::json KvdJson(const InstanceStatus& status) {
+  bool running = status.kvd_pid != 0;
+  return {{"pid", status.kvd_pid},
+          {"running", running},
+          {"started_unix_ms", status.kvd_started_unix_ms},
+          {"uptime_s", running ? UptimeSeconds(status.kvd_started_unix_ms) : 0}};
+}
+
+nlohmann::json BucketInfoJson(const BucketInfo& b) {
+  return {{"name", b.name},
+          {"id", b.id},
+          {"state", b.state},
+          {"pid", b.worker_pid},
+          {"restarts", b.restarts},
+          {"started_unix_ms", b.started_unix_ms},
+          {"uptime_s", b.worker_pid != 0 ? UptimeSeconds(b.started_unix_ms) : 0},
+          {"keys", b.keys},
+          {"generation", b.generation},
+          {"memory_bytes", b.memory_bytes},
+          {"writes", b.writes},
+          {"queue_depth", nullptr},
+          {"reason", b.reason}};
+}
+
+}  // namespace kv::ctl
