@@ -47,6 +47,8 @@ class BucketStore {
   // Makes readers see the bucket as dropped (anchor state + moved_to on the table).
   void MarkDropped();
   void Heartbeat();
+  // Publishes the queue depth gauge (shm::TableHeader::queue_depth; status, top).
+  void SetQueueDepth(std::uint64_t n) { table_.SetQueueDepth(n); }
   const shm::TableWriter& table() const { return table_; }
   // Appends an applied request to the change feed (REQUIRES: Apply returned `status` for it).
   void RecordChange(const shm::Request& request, shm::WireStatus status, std::int64_t number);

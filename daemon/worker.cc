@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -57,8 +58,10 @@ class Worker {
   bool dropped() const { return drop_; }
 
  private:
-  bool DrainAll();
-  bool Drain(Connection& c);
+  // Apply what the clients' channels hold (Drain: at most kMaxBatchPerChannel of one channel);
+  // return the number of requests taken.
+  std::size_t DrainAll();
+  std::size_t Drain(Connection& c);
   // Reads every pending packet (doorbells, staged values) of a registered connection.
   void ReadPackets(Connection& c);
   // The next staged value of `c`, read into staged_value_. False if the client sent none or it
@@ -274,8 +277,8 @@ void Worker::Reply(Connection& c, const shm::RequestHeader& header, shm::WireSta
   c.replies.Commit();
 }
 
-bool Worker::Drain(Connection& c) {
-  bool did = false;
+std::size_t Worker::Drain(Connection& c) {
+  std::size_t did = 0;
   c.paused = false;
   for (int n = 0; n < kMaxBatchPerChannel; ++n) {
     bool broken = false;
@@ -340,9 +343,9 @@ bool Worker::Drain(Connection& c) {
     }
     Reply(c, request.header, status, number, reply_value_);
     c.requests.Pop();
-    did = true;
+    ++did;
   }
-  if (did) {
+  if (did != 0) {
     c.requests.Release();
     WakeClient(c);
   }
@@ -359,15 +362,15 @@ void Worker::WakeClient(Connection& c) {
   if (h->client_waiting.load(std::memory_order_relaxed) != 0) shm::FutexWakeAll(&h->reply_seq);
 }
 
-bool Worker::DrainAll() {
-  bool did = false;
+std::size_t Worker::DrainAll() {
+  std::size_t did = 0;
   // Drain may find a channel broken: collect the registered ones first, close after.
   ready_.clear();
   for (auto& [sock, c] : connections_) {
     if (c->registered) ready_.push_back(c.get());
   }
   for (Connection* c : ready_) {
-    did |= Drain(*c);
+    did += Drain(*c);
     if (c->hung_up && !c->registered) Close(c->sock, "its ring is corrupt");
   }
   return did;
@@ -415,7 +418,7 @@ void Worker::HandleEvents(int timeout_ms) {
       ReadPackets(c);
       if (c.hung_up || (events[i].events & (EPOLLHUP | EPOLLRDHUP | EPOLLERR))) {
         // Apply everything the dead client published completely; then release its channel.
-        while (c.registered && Drain(c) && !c.paused) {
+        while (c.registered && Drain(c) != 0 && !c.paused) {
         }
         Close(fd, c.registered ? nullptr : "its ring is corrupt");
       }
@@ -427,7 +430,8 @@ void Worker::Run() {
   using std::chrono::microseconds;
   auto last_work = Clock::now();
   auto last_heartbeat = Clock::now();
-  bool worked = false;  // work done since last_work was taken (the clock is read lazily)
+  bool worked = false;         // work done since last_work was taken (the clock is read lazily)
+  std::size_t peak_taken = 0;  // most requests one pass took since the last heartbeat
   unsigned iterations = 0;
   // Adaptive spin (like an adaptive mutex): when work keeps arriving while we spin, or soon
   // after a sleep began (a longer spin would have caught it), spin longer, up to spin_us; when a
@@ -438,7 +442,9 @@ void Worker::Run() {
   auto spin = max_spin;
   bool spinning = false;
   while (!stop_) {
-    bool did = DrainAll();
+    std::size_t taken = DrainAll();
+    peak_taken = std::max(peak_taken, taken);
+    bool did = taken != 0;
     if (did) {
       if (spinning) spin = std::min(spin * 2, max_spin);  // it paid
       spinning = false;
@@ -459,6 +465,8 @@ void Worker::Run() {
     }
     if (now - last_heartbeat > std::chrono::seconds(1)) {
       store_.Heartbeat();
+      store_.SetQueueDepth(peak_taken);
+      peak_taken = 0;
       last_heartbeat = now;
     }
     if (did || now - last_work < spin) {

@@ -1,8 +1,7 @@
 // The operator's view: `status` (the supervision tree: kvd and each worker) and `stats [B]`
 // (the counters of each bucket's segment header).
 //
-// Queue depth is not shown: the client API exposes no per-bucket queue depth (writes travel on
-// per-client channels the registry does not describe); the column reads "-" and JSON null.
+// QUEUE is the worker's queue_depth gauge (kv::BucketStats): "-" (JSON null) without a worker.
 #include <iomanip>
 #include <iostream>
 
@@ -45,7 +44,8 @@ int StatusCmd(Context& ctx) {
     std::cout << std::left << std::setw(20) << b.name << std::setw(11) << b.state << std::setw(9)
               << (alive ? std::to_string(b.worker_pid) : "-") << std::setw(9) << b.restarts
               << std::setw(10) << (alive ? HumanUptime(b.started_unix_ms) : "-") << std::setw(10)
-              << b.keys << std::setw(11) << HumanBytes(b.memory_bytes) << std::setw(6) << "-";
+              << b.keys << std::setw(11) << HumanBytes(b.memory_bytes) << std::setw(6)
+              << (alive ? std::to_string(b.queue_depth) : "-");
     if (!b.reason.empty()) std::cout << "  (" << b.reason << ")";
     std::cout << "\n";
   }
@@ -59,7 +59,8 @@ nlohmann::json StatsJson(const std::string& name, const BucketStats& s) {
           {"memory_bytes", s.memory_bytes},
           {"used_bytes", s.used_bytes},
           {"live_bytes", s.live_bytes},
-          {"writes", s.writes}};
+          {"writes", s.writes},
+          {"queue_depth", s.queue_depth}};
 }
 
 void PrintStatsRow(const std::string& name, const BucketStats& s) {

@@ -24,7 +24,7 @@ nlohmann::json BucketInfoJson(const BucketInfo& b) {
           {"generation", b.generation},
           {"memory_bytes", b.memory_bytes},
           {"writes", b.writes},
-          {"queue_depth", nullptr},
+          {"queue_depth", b.worker_pid != 0 ? nlohmann::json(b.queue_depth) : nlohmann::json()},
           {"reason", b.reason}};
 }
 

@@ -13,7 +13,7 @@ namespace kv::ctl {
 nlohmann::json KvdJson(const InstanceStatus& status);
 // {"name","id","state","pid","restarts","started_unix_ms","uptime_s","keys","generation",
 //  "memory_bytes","writes","queue_depth","reason"} of one bucket; "pid" is the worker's (0 if
-// none), "uptime_s" 0 without a worker, "queue_depth" always null (not exposed by the client).
+// none), "uptime_s" 0 without a worker, "queue_depth" null without a worker.
 nlohmann::json BucketInfoJson(const BucketInfo& b);
 
 }  // namespace kv::ctl

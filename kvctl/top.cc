@@ -161,7 +161,7 @@ void AddTopCommand(CLI::App& app, Context& ctx) {
       "--json (batch mode only; refused on the full-screen view): each frame is one JSON object\n"
       "on one line: timestamp_unix_ms, namespace, kvd, sort, total, and buckets[] with name,\n"
       "state, pid, restarts, keys, memory_bytes, writes, writes_per_sec, reads_per_sec (null),\n"
-      "queue_depth (null), ... as in 'kvctl status --json'. See docs/kvctl.md.");
+      "queue_depth, ... as in 'kvctl status --json'. See docs/kvctl.md.");
   OnRun(top, ctx, [&ctx, o] { return Top(ctx, *o); });
 }
 

@@ -128,7 +128,7 @@ std::vector<std::string> TopModel::Render(TopSort sort, int width, const std::st
                   "   keys: n name, k keys, m memory, w writes/s, r restarts, q quit");
   lines.push_back(
       "reads/s: not measurable (reads are served from shared memory in each client); "
-      "queue depth: not exposed");
+      "queue: most requests waiting at once in the last second");
   lines.push_back("");
   lines.push_back(Row("BUCKET", "STATE", "PID", "RESTARTS", "UPTIME", "KEYS", "MEMORY", "WRITES/S",
                       "WRITES", "QUEUE"));
@@ -140,7 +140,7 @@ std::vector<std::string> TopModel::Render(TopSort sort, int width, const std::st
     lines.push_back(Row(b.name, b.state, alive ? std::to_string(b.worker_pid) : "-",
                         std::to_string(b.restarts), alive ? HumanUptime(b.started_unix_ms) : "-",
                         std::to_string(b.keys), HumanBytes(b.memory_bytes), Rate(r),
-                        std::to_string(b.writes), "-") +
+                        std::to_string(b.writes), alive ? std::to_string(b.queue_depth) : "-") +
                     (b.reason.empty() ? "" : "  (" + b.reason + ")"));
   }
   for (std::string& line : lines) {

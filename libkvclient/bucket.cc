@@ -268,6 +268,7 @@ Result<BucketStats> Bucket::Stats() {
   s.used_bytes = t.heap_used;
   s.live_bytes = t.live_bytes;
   s.writes = t.writes_applied;
+  s.queue_depth = t.queue_depth;
   return s;
 }
 

@@ -176,6 +176,7 @@ Result<InstanceStatus> Client::GetStatus() {
       info.generation = stats.generation;
       info.memory_bytes = stats.segment_size;
       info.writes = stats.writes_applied;
+      info.queue_depth = stats.queue_depth;
     }
     out.buckets.push_back(std::move(info));
   }

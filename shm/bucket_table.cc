@@ -218,6 +218,7 @@ TableStats TableView::Stats() const {
     s.writes_applied = header_->writes_applied.load(std::memory_order_relaxed);
     if (ReadValid(header_->stats_seq, seq)) break;
   }
+  s.queue_depth = header_->queue_depth.load(std::memory_order_relaxed);
   s.generation = header_->generation;
   s.heap_used = header_->heap_used.load(std::memory_order_relaxed);
   s.segment_size = header_->segment_size;
@@ -464,6 +465,11 @@ TableWriter TableWriter::BuildNext(const std::string& name, std::uint64_t extra_
 }
 
 void TableWriter::Publish() { header()->ready.store(1, std::memory_order_release); }
+
+void TableWriter::SetQueueDepth(std::uint64_t n) {
+  std::atomic<std::uint64_t>& depth = header()->queue_depth;
+  if (depth.load(std::memory_order_relaxed) != n) depth.store(n, std::memory_order_relaxed);
+}
 
 void TableWriter::MarkMoved(std::uint64_t next) {
   header()->moved_to.store(next, std::memory_order_release);

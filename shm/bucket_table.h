@@ -81,6 +81,10 @@ struct alignas(kCacheLine) TableHeader {
   std::atomic<std::uint64_t> tombstones;
   std::atomic<std::uint64_t> live_bytes;      // bytes of records slots point at
   std::atomic<std::uint64_t> writes_applied;  // since the bucket was created
+  // A gauge outside stats_seq, set once a second: the most requests the worker found waiting
+  // at one look over its clients' channels in that second (it takes at most 256 per channel at
+  // a time); 0 for a second without requests.
+  std::atomic<std::uint64_t> queue_depth;
 };
 
 inline constexpr std::uint32_t kTableLayout =
@@ -120,6 +124,7 @@ struct TableStats {
   std::uint64_t segment_size = 0;
   std::uint64_t slot_count = 0;
   std::uint64_t writes_applied = 0;
+  std::uint64_t queue_depth = 0;
 };
 
 enum class ReadResult { kFound, kNotFound, kMoved, kDropped, kCorrupt };
@@ -211,8 +216,9 @@ class TableWriter {
   TableWriter BuildNext(const std::string& name, std::uint64_t extra_bytes, bool empty,
                         std::uint64_t max_segment_size, ShmError* error) const;
 
-  void Publish();                      // ready = 1 (release)
-  void MarkMoved(std::uint64_t next);  // moved_to = next (release); T4
+  void Publish();                       // ready = 1 (release)
+  void SetQueueDepth(std::uint64_t n);  // the queue_depth gauge (stored only when it changes)
+  void MarkMoved(std::uint64_t next);   // moved_to = next (release); T4
 
   // Writes. On kOk, *version is the key's new version (put/cas) and *old_value the previous
   // value (delete) when non-null.

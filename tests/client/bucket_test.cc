@@ -1,6 +1,7 @@
 // kv::Bucket: every read and write, with its errors (missing key, bad and oversize keys and
 // values, small buffers), on keys that include '\0' and '\xff'.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <cstring>
 #include <map>
@@ -178,6 +179,38 @@ TEST_F(BucketTest, StatsCountKeysAndWrites) {
   EXPECT_GT(after->memory_bytes, 0u);
   EXPECT_GE(after->used_bytes, after->live_bytes);
   EXPECT_GT(after->live_bytes, 0u);
+}
+
+// The queue depth gauge: requests that waited while the worker was stopped are taken in one look
+// once it runs again; the gauge shows them within its one-second window, then 0 once idle.
+TEST_F(BucketTest, QueueDepthShowsRequestsThatWaitedThenZeroWhenIdle) {
+  ASSERT_TRUE(bucket_->Put("k", "v").ok());  // the write channel exists before the worker stops
+  pid_t worker = kvd_.WorkerPid("b");
+  ASSERT_GT(worker, 0);
+  ASSERT_EQ(::kill(worker, SIGSTOP), 0);
+  for (int i = 0; i < 100; ++i) {
+    Status s = bucket_->PutAsync("q" + std::to_string(i), "v");
+    if (!s.ok()) {
+      ::kill(worker, SIGCONT);
+      FAIL() << s.ToString();
+    }
+  }
+  ASSERT_EQ(::kill(worker, SIGCONT), 0);
+  ASSERT_TRUE(bucket_->Flush().ok());
+  auto depth = [&] {
+    Result<BucketStats> stats = bucket_->Stats();
+    return stats.ok() ? stats->queue_depth : ~std::uint64_t{0};
+  };
+  std::uint64_t seen = 0;
+  EXPECT_TRUE(
+      kv::testing::WaitFor([&] { return (seen = depth()) >= 100; }, std::chrono::seconds(5)))
+      << "queue depth " << seen;
+  EXPECT_TRUE(kv::testing::WaitFor([&] { return (seen = depth()) == 0; }, std::chrono::seconds(5)))
+      << "queue depth " << seen;
+  Result<InstanceStatus> status = client_->GetStatus();
+  ASSERT_TRUE(status.ok());
+  ASSERT_EQ(status->buckets.size(), 1u);
+  EXPECT_EQ(status->buckets[0].queue_depth, 0u);
 }
 
 TEST_F(BucketTest, DeleteReturnsTheOldValue) {

@@ -75,6 +75,7 @@ struct BucketInfo {
   std::uint64_t generation = 0;
   std::uint64_t memory_bytes = 0;  // bytes of shared memory the bucket's table occupies
   std::uint64_t writes = 0;        // writes applied since the bucket was created
+  std::uint64_t queue_depth = 0;   // as BucketStats::queue_depth
 };
 
 struct InstanceStatus {
@@ -139,6 +140,10 @@ struct BucketStats {
   std::uint64_t used_bytes = 0;    // bytes of records written in this generation (incl. garbage)
   std::uint64_t live_bytes = 0;    // bytes of records the keys point at
   std::uint64_t writes = 0;        // writes applied since the bucket was created
+  // Queue depth: the most requests the worker found waiting at one look over its clients'
+  // channels during its last second (it takes at most 256 per client at a time); 0 after a
+  // second without requests. Updated once a second; stale while the worker is not running.
+  std::uint64_t queue_depth = 0;
 };
 
 // One change to a bucket, as its worker applied it (see Bucket::Subscribe).
