@@ -77,6 +77,9 @@ class Supervisor {
   // that has its pid now. A worker that already exited is not signalled (its exit is, or soon
   // will be, reported on the pidfd). REQUIRES: w.pid != 0.
   void SignalWorker(const WorkerSlot& w, int sig);
+  // SignalWorker(sig), then SIGCONT: a request the worker must act on (drop, restart, stop),
+  // which a stopped worker would otherwise never see.
+  void TellWorker(const WorkerSlot& w, int sig);
   void CountCrash(WorkerSlot& w, pid_t pid, const std::string& how, bool spawn_failed);
   void MarkFailed(WorkerSlot& w, const std::string& reason);
   void OpenFailedListener(WorkerSlot& w);
@@ -269,8 +272,7 @@ void Supervisor::Adopt() {
     if (r.state == shm::kBucketDropping) {
       w.dropping = true;
       if (w.pid != 0) {
-        SignalWorker(w, SIGUSR1);
-        SignalWorker(w, SIGCONT);
+        TellWorker(w, SIGUSR1);
       } else {
         FinishDrop(w);
       }
@@ -370,6 +372,11 @@ void Supervisor::SignalWorker(const WorkerSlot& w, int sig) {
     spdlog::warn("cannot send {} to worker {} of bucket '{}': {}", ::strsignal(sig), w.pid, w.name,
                  std::strerror(error));
   }
+}
+
+void Supervisor::TellWorker(const WorkerSlot& w, int sig) {
+  SignalWorker(w, sig);
+  SignalWorker(w, SIGCONT);
 }
 
 void Supervisor::OnExit(WorkerSlot& w) {
@@ -617,8 +624,7 @@ void Supervisor::HandleControl(int conn) {
       w->restart_at.reset();
       registry_->SetState(w->index, shm::kBucketDropping);
       if (w->pid != 0) {
-        SignalWorker(*w, SIGUSR1);  // the worker marks the bucket dropped for readers, then exits
-        SignalWorker(*w, SIGCONT);  // (a stopped worker would never see it)
+        TellWorker(*w, SIGUSR1);  // the worker marks the bucket dropped for readers, then exits
       } else {
         FinishDrop(*w);
       }
@@ -634,8 +640,7 @@ void Supervisor::HandleControl(int conn) {
       spdlog::info("restart of {} requested", quoted);
       if (w->pid != 0) {
         w->restart_requested = true;
-        SignalWorker(*w, SIGTERM);
-        SignalWorker(*w, SIGCONT);
+        TellWorker(*w, SIGTERM);
       } else {
         registry_->SetState(w->index, shm::kBucketStarting);
         Spawn(*w);
@@ -824,10 +829,7 @@ void Supervisor::BeginShutdown(const char* why) {
   Notify("STOPPING=1\nSTATUS=stopping workers");
   for (auto& [id, w] : workers_) {
     Settle(w, shm::ControlStatus::kFailed, "kvd is shutting down");
-    if (w.pid != 0) {
-      SignalWorker(w, SIGTERM);
-      SignalWorker(w, SIGCONT);
-    }
+    if (w.pid != 0) TellWorker(w, SIGTERM);
   }
 }
 

@@ -1,6 +1,5 @@
 // Bucket lifecycle and fault injection: create, drop, restart, kill, buckets, shutdown.
 #include <signal.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -8,6 +7,7 @@
 #include <iostream>
 #include <thread>
 
+#include "daemon/pidfd.h"
 #include "kvctl/app.h"
 #include "kvctl/command_util.h"
 
@@ -39,7 +39,7 @@ int Kill(Context& ctx, const std::string& name, bool wait) {
   }
   // Signal through a pidfd opened while the registry still names this pid as the worker: a pid
   // alone may have been reused by another process once the worker exited and kvd reaped it.
-  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, b->worker_pid, 0));
+  int pidfd = daemon::PidfdOpen(b->worker_pid);
   std::optional<BucketInfo> still = pidfd >= 0 ? FindBucket(ctx, name) : std::nullopt;
   if (pidfd >= 0 && !still) {
     ::close(pidfd);
@@ -51,10 +51,9 @@ int Kill(Context& ctx, const std::string& name, bool wait) {
                                                     " of bucket '" + name +
                                                     "' exited meanwhile; nothing was killed"));
   }
-  int sent = static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0));
-  int err = errno;
+  int err = daemon::SignalProcess(pidfd, 0, SIGKILL);
   ::close(pidfd);
-  if (sent != 0) {
+  if (err != 0) {
     return Fail(ctx, Status(err == EPERM ? Code::kPermissionDenied : Code::kFailed,
                             "kill " + std::to_string(b->worker_pid) + ": " + std::strerror(err)));
   }
