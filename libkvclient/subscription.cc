@@ -76,7 +76,7 @@ Status Subscription::Next(Change* change, std::chrono::milliseconds timeout) {
   for (;;) {
     std::uint64_t first = s.next;
     std::uint64_t missed = 0;
-    switch (s.reader.Read(&s.next, &record, &missed, shm::FeedReader::HeadPolicy::kKnown)) {
+    switch (s.reader.Read(&s.next, &record, &missed)) {
       case shm::FeedRead::kRecord:
         change->sequence = record.seq;
         change->missed = 0;

@@ -209,14 +209,11 @@ std::string FeedReader::Attach(const char* base, std::size_t size) {
   return {};
 }
 
-FeedRead FeedReader::Read(std::uint64_t* seq, FeedRecord* record, std::uint64_t* missed,
-                          HeadPolicy policy) const {
+FeedRead FeedReader::Read(std::uint64_t* seq, FeedRecord* record, std::uint64_t* missed) const {
   for (int attempt = 0; attempt < kMaxReadAttempts; ++attempt) {
     if (*seq == 0) *seq = 1;
     // A stale head only makes `oldest` too small; the slot's stamp then reports the overwrite.
-    // Loading next_seq once per batch instead of once per record spares the writer's cache line.
     std::uint64_t head = known_head_;
-    if (*seq >= head && policy == HeadPolicy::kLoad) head = known_head_ = Head();
     if (*seq >= head) return FeedRead::kEmpty;
     std::uint64_t oldest = head > slot_count_ ? head - slot_count_ : 1;
     if (*seq < oldest) {

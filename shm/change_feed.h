@@ -156,15 +156,12 @@ class FeedReader {
   std::string Attach(const char* base, std::size_t size);
   // The sequence the next change will get (changes < it exist or existed).
   std::uint64_t Head() const { return header_->next_seq.load(std::memory_order_acquire); }
-  // Whether Read may load next_seq when it reached the head it knew (kLoad), or reports kEmpty
-  // there (kKnown; RefreshHead loads it): a reader that keeps up with a busy writer and loads
-  // the head whenever it catches up reads the lines the writer is writing, and slows it.
-  enum class HeadPolicy { kLoad, kKnown };
-  // Reads change `*seq`. kRecord: *record filled, *seq advanced. kEmpty: not written yet (or
-  // not known to be, with kKnown). kMissed: changes [*seq, *seq + *missed) are gone
+  // Reads change `*seq`. kRecord: *record filled, *seq advanced. kEmpty: not written yet, as
+  // far as the head last loaded by RefreshHead says: Read never loads next_seq itself (a reader
+  // that keeps up with a busy writer and loaded it whenever it caught up would read the lines
+  // the writer is writing, and slow it). kMissed: changes [*seq, *seq + *missed) are gone
   // (overwritten); *seq is advanced past them. kCorrupt: the feed failed validation.
-  FeedRead Read(std::uint64_t* seq, FeedRecord* record, std::uint64_t* missed,
-                HeadPolicy policy = HeadPolicy::kLoad) const;
+  FeedRead Read(std::uint64_t* seq, FeedRecord* record, std::uint64_t* missed) const;
   void RefreshHead() const { known_head_ = Head(); }
   // Sleeps until the feed may have changed since `wake_value` (futex) or `timeout_ns` passes.
   void Wait(std::uint32_t wake_value, long timeout_ns) const;
