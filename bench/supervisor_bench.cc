@@ -1,7 +1,8 @@
 // kv_supervisor_bench: what supervision costs (DESIGN.md section 5).
 //   - create N buckets through kvd (control round trip + worker spawn + worker ready): p50/p99;
 //   - PSS of an idle worker (/proc/<pid>/smaps_rollup), mean over all workers;
-//   - kill a worker (SIGKILL) and time until the next write to its bucket succeeds: p50/max.
+//   - kill a worker (SIGKILL) and time until the next write to its bucket succeeds: p50/max;
+//   - the machine's floor for starting a process, and whether two process creations overlap.
 // Each is measured twice in one run: with workers forked by the spawner (kvd's default) and, as
 // the baseline, with every worker exec'd (--exec-workers).
 // Starts its own kvd (--ephemeral, in a namespace of its own) and removes everything it made.
@@ -136,6 +137,30 @@ std::vector<double> ForkFloorMs(int samples) {
   return ms;
 }
 
+// Whether process creation overlaps on this machine: `forkers` processes at once each fork, and
+// reap, `forks` empty children. Returns the wall time per fork over all of them: half the
+// one-forker figure for two forkers on 2 idle cores where forks run in parallel, the same or more
+// where the hypervisor serializes page-table work (then no pipelining of spares can hide a fork).
+double ForkThroughputMs(int forkers, int forks) {
+  auto t0 = Clock::now();
+  std::vector<pid_t> pids;
+  for (int k = 0; k < forkers; ++k) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      for (int i = 0; i < forks; ++i) {
+        pid_t child = ::fork();
+        if (child == 0) ::_exit(0);
+        if (child < 0) ::_exit(1);
+        ::waitpid(child, nullptr, 0);
+      }
+      ::_exit(0);
+    }
+    if (pid > 0) pids.push_back(pid);
+  }
+  for (pid_t pid : pids) ::waitpid(pid, nullptr, 0);
+  return Ms(Clock::now() - t0) / (static_cast<double>(forks) * static_cast<double>(pids.size()));
+}
+
 double Mean(const std::vector<double>& v) {
   double sum = 0;
   for (double x : v) sum += x;
@@ -185,6 +210,8 @@ int main(int argc, char** argv) {
   Figures f = RunOnce(kvd_path, buckets, kills, nullptr);
   if (!exec.ok || !f.ok) return 1;
   std::vector<double> fork_ms = ForkFloorMs(200);
+  double fork_serial_ms = ForkThroughputMs(1, 400);
+  double fork_parallel_ms = ForkThroughputMs(2, 400);
 
   std::printf("%-40s %10s %10s %10s   %s\n", "workload", "p50", "p99", "max", "target (must)");
   PrintRow("create bucket (exec'd worker: baseline)", exec.create_ms, "");
@@ -201,6 +228,9 @@ int main(int argc, char** argv) {
   double fork_ratio = Percentile(f.create_ms, 0.5) / Percentile(fork_ms, 0.5);
   std::printf("create p50: %.2fx the exec'd baseline, %.1fx the fork floor\n", create_ratio,
               fork_ratio);
+  std::printf("forks, one process forking: %.3f ms each; two at once: %.3f ms each (%.2fx: %s)\n",
+              fork_serial_ms, fork_parallel_ms, fork_parallel_ms / fork_serial_ms,
+              fork_parallel_ms < 0.75 * fork_serial_ms ? "they overlap" : "they do not overlap");
   if (json) {
     nlohmann::json out = {{"benchmark", "supervisor"},
                           {"buckets", buckets},
@@ -212,6 +242,8 @@ int main(int argc, char** argv) {
                           {"create_ratio_vs_exec", create_ratio},
                           {"fork_ms_p50", Percentile(fork_ms, 0.5)},
                           {"create_ratio_vs_fork", fork_ratio},
+                          {"fork_serial_ms", fork_serial_ms},
+                          {"fork_parallel_ms", fork_parallel_ms},
                           {"worker_pss_kib", Mean(f.pss_kib)},
                           {"worker_pss_kib_p50", Percentile(f.pss_kib, 0.5)},
                           {"worker_pss_kib_max", Percentile(f.pss_kib, 1.0)},
