@@ -137,8 +137,8 @@ std::vector<double> ForkFloorMs(int samples) {
   return ms;
 }
 
-// Whether process creation overlaps on this machine: `forkers` processes at once each fork, and
-// reap, `forks` empty children. Returns the wall time per fork over all of them: half the
+// Whether process creation overlaps on this machine: `forkers` processes at once each run
+// ForkFloorMs(`forks`). Returns the wall time per fork over all of them: half the
 // one-forker figure for two forkers on 2 idle cores where forks run in parallel, the same or more
 // where the hypervisor serializes page-table work (then no pipelining of spares can hide a fork).
 double ForkThroughputMs(int forkers, int forks) {
@@ -147,12 +147,7 @@ double ForkThroughputMs(int forkers, int forks) {
   for (int k = 0; k < forkers; ++k) {
     pid_t pid = ::fork();
     if (pid == 0) {
-      for (int i = 0; i < forks; ++i) {
-        pid_t child = ::fork();
-        if (child == 0) ::_exit(0);
-        if (child < 0) ::_exit(1);
-        ::waitpid(child, nullptr, 0);
-      }
+      ForkFloorMs(forks);
       ::_exit(0);
     }
     if (pid > 0) pids.push_back(pid);
