@@ -5,8 +5,8 @@
 // writes/s is the delta of BucketInfo::writes (the segment's applied-writes counter) over the
 // time between two snapshots. Reads are not measurable: they are served from shared memory in
 // each client process and touch neither the worker nor any counter, so the view says so instead
-// of showing a reads/s column (JSON: null). Queue depth is not exposed by the client API ("-",
-// JSON null).
+// of showing a reads/s column (JSON: null). QUEUE is the worker's queue_depth gauge
+// (kv::BucketInfo): "-" (JSON null) without a worker.
 #pragma once
 
 #include <chrono>
