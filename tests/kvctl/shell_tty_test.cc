@@ -1,9 +1,6 @@
 // The interactive `kvctl shell` on a terminal (tmux): prompt, libedit line editing and history.
 #include <gtest/gtest.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "tests/kvctl/tmux_session.h"
 #include "tests/testing/kvd_harness.h"
 
@@ -12,6 +9,7 @@ namespace {
 
 using kv::testing::KvctlPath;
 using kv::testing::KvdInstance;
+using kv::testing::ReadFile;
 using kv::testing::WaitFor;
 
 TEST(ShellTtyTest, PromptsEditsAndKeepsHistory) {
@@ -48,11 +46,9 @@ TEST(ShellTtyTest, PromptsEditsAndKeepsHistory) {
   ASSERT_TRUE(shows("shelf")) << tmux.Screen();
   ASSERT_TRUE(tmux.SendKeys({"C-d"}));
   ASSERT_TRUE(WaitFor([&] { return !tmux.Alive(); }, std::chrono::seconds(20))) << tmux.Screen();
-  std::ifstream in(history);
-  std::stringstream saved;
-  saved << in.rdbuf();
+  std::string saved = ReadFile(history);
   // libedit's history file escapes spaces ("GET\\040shelf..."): look for a word.
-  EXPECT_NE(saved.str().find("shelf"), std::string::npos) << saved.str();
+  EXPECT_NE(saved.find("shelf"), std::string::npos) << saved;
 }
 
 }  // namespace

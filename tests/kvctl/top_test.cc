@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -18,6 +17,7 @@ namespace {
 
 using kv::testing::KvctlPath;
 using kv::testing::KvdInstance;
+using kv::testing::ReadFile;
 using kv::testing::RunCommand;
 using kv::testing::WaitFor;
 using nlohmann::json;
@@ -241,14 +241,8 @@ TEST(TopBatchTest, JsonOnTheFullScreenViewIsAUsageError) {
             0);
   ASSERT_TRUE(WaitFor([&] { return !tmux.Alive(); }, std::chrono::seconds(20)))
       << "top --json did not exit: " << tmux.Screen();
-  auto read = [](const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream all;
-    all << in.rdbuf();
-    return all.str();
-  };
-  EXPECT_EQ(read(code), "2\n");
-  EXPECT_NE(read(err).find("--batch"), std::string::npos) << read(err);
+  EXPECT_EQ(ReadFile(code), "2\n");
+  EXPECT_NE(ReadFile(err).find("--batch"), std::string::npos) << ReadFile(err);
 }
 
 TEST(TopBatchTest, PrintsPlainFramesWhenNotATerminal) {

@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <fstream>
-#include <sstream>
 
 #include "tests/testing/kvd_harness.h"
 
@@ -13,13 +12,6 @@ namespace kv {
 namespace {
 
 using namespace kv::testing;
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 bool Executable(const std::string& path) { return ::access(path.c_str(), X_OK) == 0; }
 

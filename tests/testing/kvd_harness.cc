@@ -11,7 +11,9 @@
 
 #include <atomic>
 #include <cstring>
+#include <fstream>
 #include <random>
+#include <sstream>
 #include <string_view>
 #include <thread>
 
@@ -211,6 +213,13 @@ pid_t KvdInstance::WorkerPid(const std::string& bucket) {
   if (!registry) return 0;
   std::optional<shm::BucketRecord> r = registry->Find(bucket);
   return r ? r->worker_pid : 0;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream all;
+  all << in.rdbuf();
+  return all.str();
 }
 
 CommandResult RunCommand(const std::vector<std::string>& argv, const std::string& input,

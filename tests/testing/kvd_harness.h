@@ -84,6 +84,9 @@ struct CommandResult {
 CommandResult RunCommand(const std::vector<std::string>& argv, const std::string& input = {},
                          const std::vector<std::string>& extra_env = {});
 
+// The whole contents of the file at `path`; empty if it cannot be read.
+std::string ReadFile(const std::string& path);
+
 // Waits until `predicate` holds or `timeout` passes.
 template <typename Predicate>
 bool WaitFor(Predicate predicate, std::chrono::milliseconds timeout) {
