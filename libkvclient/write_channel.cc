@@ -1,6 +1,7 @@
 #include "write_channel.h"
 
 #include <poll.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -18,11 +19,21 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Spin this long for a reply before sleeping on the futex: a worker that is awake answers a
-// small write in well under this, and a sleeping client costs a futex wake on the worker side.
+// Spin at most this long for a reply before sleeping on the futex: a worker that is running
+// answers a small write in well under this, and a sleeping client costs a futex wake on the
+// worker side.
 constexpr std::chrono::nanoseconds kReplySpin = std::chrono::microseconds(50);
-constexpr std::chrono::nanoseconds kMinReplySpin = std::chrono::microseconds(2);
-// While spinning for a reply, read the clock only every this many polls of the ring.
+// Adaptive waiting (shm::kWaitAdaptive): a worker that is running stores a new pulse at least
+// every few requests it applies (a microsecond or two); a pulse that stands still this long
+// means the worker is not on a CPU, and the reply cannot come before it is: sleep at once.
+constexpr std::chrono::nanoseconds kStalledPulse = std::chrono::microseconds(4);
+// A worker that was asleep when the request was sent (and has been rung for) is given this long
+// to wake up and start pulsing: on an idle machine it takes a few to some tens of microseconds,
+// and a client that spins through it is answered without a futex round trip, which keeps both
+// sides in the fast, spinning regime.
+constexpr std::chrono::nanoseconds kWakeGrace = std::chrono::microseconds(30);
+// While spinning for a reply, look at the ring this many times between looks at the clock and at
+// the worker's pulse.
 constexpr unsigned kSpinPollsPerClockRead = 32;
 // While sleeping for a reply, wake to look for a dead worker (its socket hangs up) after the
 // first slice, then after slices twice as long each, up to the last: a worker killed during a
@@ -51,8 +62,12 @@ long WriteChannel::Deadline::remaining_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(at_ - now).count();
 }
 
-WriteChannel::WriteChannel(std::string ns, std::uint64_t bucket_id, std::string bucket_name)
-    : ns_(std::move(ns)), bucket_id_(bucket_id), bucket_name_(std::move(bucket_name)) {}
+WriteChannel::WriteChannel(std::string ns, std::uint64_t bucket_id, std::string bucket_name,
+                           const shm::AnchorHeader* anchor)
+    : ns_(std::move(ns)),
+      bucket_id_(bucket_id),
+      bucket_name_(std::move(bucket_name)),
+      anchor_(anchor) {}
 
 WriteChannel::~WriteChannel() { Reset(); }
 
@@ -196,8 +211,10 @@ Status WriteChannel::Send(shm::Op op, std::uint16_t flags, std::string_view key,
     }
     ::usleep(100);
   }
+  h->client_cpu.store(::sched_getcpu(), std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_seq_cst);  // Dekker: see shm/channel.h
   std::uint32_t sleep = h->worker_waiting.load(std::memory_order_relaxed);
+  worker_was_asleep_ = sleep != 0;
   if (sleep != rung_for_sleep_) {
     rung_for_sleep_ = sleep;  // 0 (awake) too: a later sleep of the same number is rung for
     // EAGAIN: the socket is full of doorbells the worker has not read yet; one is enough.
@@ -223,10 +240,17 @@ bool WriteChannel::ReceiveStagedReply(std::uint32_t size, std::string* value) {
 Status WriteChannel::AwaitReply(Deadline& deadline, WriteReply* reply) {
   shm::ChannelHeader* h = channel_.header();
   std::uint64_t want = next_request_id_ - 1;
-  // Spin for spin_ (timed from the first clock read, after kSpinPollsPerClockRead polls), then
-  // sleep on the futex.
+  // Spin while the reply can come soon (adaptive): the worker is not on this CPU, and it is
+  // awake with its pulse moving, or was asleep and is within kWakeGrace of being rung for; with
+  // dedicated cores, up to kReplySpin whatever it does. The clock and the pulse are read every
+  // kSpinPollsPerClockRead polls of the ring.
   bool spinning = true;
+  bool dedicated = anchor_->wait_policy.load(std::memory_order_relaxed) == shm::kWaitDedicated;
+  auto stalled_after = worker_was_asleep_ ? kWakeGrace : kStalledPulse;
+  int cpu = -1;
   Clock::time_point spin_until{};
+  Clock::time_point pulse_seen_at{};
+  std::uint32_t pulse = 0;
   long sleep_slice = kFirstSleepSliceNs;
   for (unsigned polls = 1;; ++polls) {
     bool broken = false;
@@ -257,12 +281,6 @@ Status WriteChannel::AwaitReply(Deadline& deadline, WriteReply* reply) {
         return Status(Code::kInternal, "malformed reply from worker of '" + bucket_name_ + "'");
       }
       last_alive_tick_ = CoarseTick();
-      // Adaptive spin: a reply caught while spinning, or soon after the sleep began (a longer
-      // spin would have caught it), doubles the next spin (up to kReplySpin); one that needed a
-      // longer sleep halves it (down to kMinReplySpin), so that a client on a busy machine stops
-      // burning the CPU its worker needs.
-      bool soon = spinning || Clock::now() - spin_until < kReplySpin;
-      spin_ = soon ? std::min(spin_ * 2, kReplySpin) : std::max(spin_ / 2, kMinReplySpin);
       if (header.request_id == want) return Status();
       continue;  // a late reply to a request that timed out earlier
     }
@@ -272,8 +290,21 @@ Status WriteChannel::AwaitReply(Deadline& deadline, WriteReply* reply) {
         continue;
       }
       auto now = Clock::now();
-      if (polls == kSpinPollsPerClockRead) spin_until = now + spin_;
-      if (now < spin_until) {
+      std::uint32_t p = anchor_->worker_pulse.load(std::memory_order_relaxed);
+      if (polls == kSpinPollsPerClockRead) {
+        spin_until = now + kReplySpin;
+        pulse = p;
+        pulse_seen_at = now;
+        cpu = ::sched_getcpu();
+      } else if (p != pulse) {
+        pulse = p;
+        pulse_seen_at = now;
+        stalled_after = kStalledPulse;  // awake now
+      }
+      bool worker_running =
+          dedicated || (now - pulse_seen_at < stalled_after &&
+                        anchor_->worker_cpu.load(std::memory_order_relaxed) != cpu);
+      if (now < spin_until && worker_running) {
         CpuRelax();
         continue;
       }

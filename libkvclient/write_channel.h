@@ -1,7 +1,9 @@
 // The client end of one write channel to a bucket worker (shm/channel.h): connects to the
 // worker's socket, registers a fresh memfd channel, then sends requests on the request ring and
-// waits for replies on the reply ring (spin briefly, then futex). Values too large for a ring
-// frame travel as sealed memfds on the socket (docs/protocol.md, "Large values").
+// waits for replies on the reply ring: it spins only while the worker is seen running (its pulse
+// in the bucket's anchor moves), else sleeps on the futex (docs/design.md, "Waiting"). Values
+// too large for a ring frame travel as sealed memfds on the socket (docs/protocol.md, "Large
+// values").
 //
 // Thread safety: none; the owner (Bucket::Shared) serialises calls with its mutex.
 #pragma once
@@ -12,6 +14,7 @@
 #include <string_view>
 
 #include "kv/status.h"
+#include "shm/anchor.h"
 #include "shm/channel.h"
 #include "shm/message.h"
 
@@ -25,7 +28,9 @@ struct WriteReply {
 
 class WriteChannel {
  public:
-  WriteChannel(std::string ns, std::uint64_t bucket_id, std::string bucket_name);
+  // `anchor`: the bucket's anchor (mapped read-only by the caller, which outlives the channel).
+  WriteChannel(std::string ns, std::uint64_t bucket_id, std::string bucket_name,
+               const shm::AnchorHeader* anchor);
   ~WriteChannel();
   WriteChannel(const WriteChannel&) = delete;
   WriteChannel& operator=(const WriteChannel&) = delete;
@@ -73,6 +78,7 @@ class WriteChannel {
   std::string ns_;
   std::uint64_t bucket_id_;
   std::string bucket_name_;
+  const shm::AnchorHeader* anchor_;
   int sock_ = -1;
   shm::Channel channel_;
   shm::RingWriter requests_;
@@ -80,7 +86,7 @@ class WriteChannel {
   std::uint64_t next_request_id_ = 1;
   long last_alive_tick_ = -1;         // coarse-clock tick of the last hang-up check or reply
   std::uint32_t rung_for_sleep_ = 0;  // the worker's sleep the last doorbell was for
-  std::chrono::nanoseconds spin_{std::chrono::microseconds(50)};  // adaptive reply spin
+  bool worker_was_asleep_ = false;    // when the last request was published
   std::uint64_t async_failures_seen_ = 0;
   std::uint64_t async_failures_lost_ = 0;  // counted on channels that were reset since
 };

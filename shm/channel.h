@@ -52,6 +52,9 @@ struct alignas(kCacheLine) ChannelHeader {
   std::atomic<std::uint32_t> async_last_status;
   alignas(kCacheLine) std::atomic<std::uint64_t> reply_head;  // client stores (release)
   std::atomic<std::uint32_t> client_waiting;                  // client stores; worker loads
+  // The CPU the client last sent a request from (relaxed; the worker's idle spin reads it: a
+  // client on the worker's own CPU cannot send while the worker spins).
+  std::atomic<std::int32_t> client_cpu;
 };
 
 inline constexpr std::uint32_t kChannelLayout =
