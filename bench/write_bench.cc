@@ -299,8 +299,9 @@ pid_t WorkerPid(const std::string& ns) {
 
 void Line(const char* name, const Result& r, const std::string& ratio) {
   double ns_per_op = r.per_s() > 0 ? 1e9 / r.per_s() : 0;
-  std::printf("%-22s %12.0f ops/s %10.0f ns/op  p50 %7.2f us  p99 %7.2f us  %s\n", name, r.per_s(),
-              ns_per_op, r.p50, r.p99, ratio.c_str());
+  std::printf("%-22s %12.0f ops/s %10.0f ns/op  p50 %7.2f us  p99 %7.2f us  sleeps/op %5.3f  %s\n",
+              name, r.per_s(), ns_per_op, r.p50, r.p99, r.ops > 0 ? r.sleeps / r.ops : 0.0,
+              ratio.c_str());
 }
 
 std::string Ratio(double a, double b, const char* what) {
@@ -363,6 +364,9 @@ int main(int argc, char** argv) {
   app.add_option("--only", only,
                  "comma-separated workloads: pingpong, noop, sync1, sync4, async, idle, trickle, "
                  "load");
+  std::string wait = "adaptive";
+  app.add_option("--wait", wait, "kvd's waiting policy (docs/operations.md)")
+      ->check(CLI::IsMember({"adaptive", "dedicated"}));
   app.add_flag("--json", json, "print one JSON object on the last line");
   CLI11_PARSE(app, argc, argv);
   if (!only.empty()) only = "," + only + ",";
@@ -386,8 +390,9 @@ int main(int argc, char** argv) {
 #endif
   std::printf("kv_write_bench %s  build: %s%s  cpus: %u\n", "0.1.0", build,
               sanitized ? " +ASan" : "", std::thread::hardware_concurrency());
-  std::printf("keys 16 B, values 64 B, %d distinct keys, one bucket, %.1f s per workload\n", kKeys,
-              seconds);
+  std::printf(
+      "keys 16 B, values 64 B, %d distinct keys, one bucket, %.1f s per workload, wait %s\n", kKeys,
+      seconds, wait.c_str());
   if (debug || sanitized) {
     std::printf("WARNING: debug or sanitizer build: figures are not representative\n");
   }
@@ -395,7 +400,7 @@ int main(int argc, char** argv) {
 
   kv::bench::BenchDaemonOptions daemon_options;
   daemon_options.kvd = kvd_path;
-  daemon_options.args = {"--max-bucket-bytes", "1073741824"};
+  daemon_options.args = {"--max-bucket-bytes", "1073741824", "--wait", wait};
   daemon_options.log_level = "warn";
   kv::bench::BenchDaemon kvd(daemon_options);
   {
@@ -455,6 +460,7 @@ int main(int argc, char** argv) {
 
   // Trickle: 1,000 sync puts a second; the worker's CPU share while it serves them.
   double trickle_cpu = -1;
+  if (run("trickle") && worker <= 0) worker = WorkerPid(ns);
   if (run("trickle") && worker > 0) {
     double before = RunNanos(worker);
     auto start = Clock::now();
@@ -528,6 +534,7 @@ int main(int argc, char** argv) {
                         {"build", build},
                         {"sanitized", sanitized},
                         {"seconds", seconds},
+                        {"wait", wait},
                         {"sync_put_per_s", sync1.per_s()},
                         {"sync_put_p50_us", sync1.p50},
                         {"sync_put_p99_us", sync1.p99},

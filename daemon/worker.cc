@@ -39,6 +39,7 @@ constexpr std::size_t kMaxStagedPerConnection = 16;  // staged values received, 
 struct Connection {
   ~Connection() {
     for (int fd : staged) ::close(fd);
+    if (doorbell >= 0) ::close(doorbell);  // closing removes it from the epoll set
   }
   int sock = -1;
   bool registered = false;
@@ -50,6 +51,7 @@ struct Connection {
   shm::RingReader requests;
   shm::RingWriter replies;
   std::deque<int> staged;  // staged-value memfds, in the order the client sent them
+  int doorbell = -1;       // the client's doorbell eventfd (edge-triggered in epoll, never read)
 };
 
 class Worker {
@@ -231,6 +233,19 @@ void Worker::ReadPackets(Connection& c) {
     if (n < 0 && errno == EMSGSIZE) continue;  // an oversized packet: dropped, keep reading
     if (n <= 0) return;
     if (fd < 0) continue;  // a doorbell
+    if (buf[0] == shm::kDoorbellFdPacket && c.doorbell < 0) {
+      epoll_event ev{};
+      ev.events = EPOLLIN | EPOLLET;
+      ev.data.fd = fd;  // not a connection: HandleEvents only wakes up for it
+      if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) == 0) {
+        c.doorbell = fd;
+        continue;
+      }
+      spdlog::warn("client channel (fd {}): doorbell descriptor refused: {}", c.sock,
+                   std::strerror(errno));
+      ::close(fd);
+      continue;
+    }
     if (c.staged.size() >= kMaxStagedPerConnection || buf[0] != shm::kStagedPacket) {
       spdlog::warn("client channel (fd {}): unexpected descriptor dropped", c.sock);
       ::close(fd);
@@ -451,7 +466,7 @@ void Worker::HandleEvents(int timeout_ms) {
       }
     } else {
       auto it = connections_.find(fd);
-      if (it == connections_.end()) continue;
+      if (it == connections_.end()) continue;  // a doorbell eventfd: the loop drains the rings
       Connection& c = *it->second;
       if (!c.registered) {
         if (events[i].events & EPOLLIN) Register(c);

@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <sched.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -79,7 +80,9 @@ void WriteChannel::Reset() {
   async_failures_seen_ = 0;
   rung_for_sleep_ = 0;
   if (sock_ >= 0) ::close(sock_);
+  if (doorbell_ >= 0) ::close(doorbell_);
   sock_ = -1;
+  doorbell_ = -1;
   channel_ = shm::Channel();
   requests_ = shm::RingWriter();
   replies_ = shm::RingReader();
@@ -146,6 +149,14 @@ Status WriteChannel::Connect(Deadline& deadline) {
   }
   requests_ = channel_.RequestWriter();
   replies_ = channel_.ReplyReader();
+  // Ring by eventfd from now on (cheaper than a packet for both sides); without one (the worker
+  // refused it, or no eventfd could be made), doorbell packets still work.
+  int doorbell = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (doorbell >= 0 && shm::SendPacket(sock_, &shm::kDoorbellFdPacket, 1, doorbell)) {
+    doorbell_ = doorbell;
+  } else if (doorbell >= 0) {
+    ::close(doorbell);
+  }
   return Status();
 }
 
@@ -217,10 +228,18 @@ Status WriteChannel::Send(shm::Op op, std::uint16_t flags, std::string_view key,
   worker_was_asleep_ = sleep != 0;
   if (sleep != rung_for_sleep_) {
     rung_for_sleep_ = sleep;  // 0 (awake) too: a later sleep of the same number is rung for
-    // EAGAIN: the socket is full of doorbells the worker has not read yet; one is enough.
-    if (sleep != 0) ::send(sock_, &shm::kDoorbellPacket, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (sleep != 0) Ring();
   }
   return Status();
+}
+
+void WriteChannel::Ring() {
+  if (doorbell_ >= 0) {
+    std::uint64_t one = 1;
+    if (::write(doorbell_, &one, sizeof one) == sizeof one) return;
+  }
+  // EAGAIN: the socket is full of doorbells the worker has not read yet; one is enough.
+  ::send(sock_, &shm::kDoorbellPacket, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 bool WriteChannel::ReceiveStagedReply(std::uint32_t size, std::string* value) {

@@ -68,6 +68,8 @@ class WriteChannel {
   Status Send(shm::Op op, std::uint16_t flags, std::string_view key, std::string_view value,
               std::int64_t arg, Deadline& deadline);
   Status AwaitReply(Deadline& deadline, WriteReply* reply);
+  // Wakes the worker from its sleep: the doorbell eventfd, else a doorbell packet.
+  void Ring();
   // Receives the memfd of a staged reply value (kReplyStagedValue) and copies it.
   bool ReceiveStagedReply(std::uint32_t size, std::string* value);
   bool WorkerGone() const;
@@ -80,6 +82,7 @@ class WriteChannel {
   std::string bucket_name_;
   const shm::AnchorHeader* anchor_;
   int sock_ = -1;
+  int doorbell_ = -1;  // eventfd the worker watches (shm/channel.h, "Doorbells"), or -1
   shm::Channel channel_;
   shm::RingWriter requests_;
   shm::RingReader replies_;
