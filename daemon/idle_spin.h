@@ -23,26 +23,11 @@
 #include <cstdint>
 
 #include "shm/anchor.h"
+#include "shm/spin_score.h"
 
 namespace kv::daemon {
 
-// What spinning has earned recently on one channel. Starts earned: a new client is probably
-// about to write.
-class SpinScore {
- public:
-  // Records one idle period that this channel's request ended.
-  void Observe(bool earned) {
-    value_ = static_cast<std::uint8_t>(value_ - value_ / 4 + (earned ? kGain : 0));
-  }
-  // True if at least about half of the recent idle periods were earned.
-  bool Earns() const { return value_ >= kThreshold; }
-
- private:
-  // Steady state: all earned -> 4 * kGain - 3 = 61; all wasted -> 3; half -> ~32.
-  static constexpr std::uint8_t kGain = 16;
-  static constexpr std::uint8_t kThreshold = 32;
-  std::uint8_t value_ = 4 * kGain;
-};
+using shm::SpinScore;
 
 class IdleSpin {
  public:

@@ -29,10 +29,13 @@ constexpr std::chrono::nanoseconds kReplySpin = std::chrono::microseconds(50);
 // means the worker is not on a CPU, and the reply cannot come before it is: sleep at once.
 constexpr std::chrono::nanoseconds kStalledPulse = std::chrono::microseconds(4);
 // A worker that was asleep when the request was sent (and has been rung for) is given this long
-// to wake up and start pulsing: on an idle machine it takes a few to some tens of microseconds,
-// and a client that spins through it is answered without a futex round trip, which keeps both
-// sides in the fast, spinning regime.
+// to wake up and start pulsing, if such spins paid lately (wake_spin_): on an idle machine it
+// wakes within a few to some tens of microseconds, and a client that spins through it is
+// answered without a futex round trip, which keeps both sides in the fast, spinning regime; on
+// a busy one the woken worker waits for a CPU, and a spin would only delay it. One wait in
+// kWakeProbeEvery spins anyway, to notice when waking becomes quick again.
 constexpr std::chrono::nanoseconds kWakeGrace = std::chrono::microseconds(30);
+constexpr unsigned kWakeProbeEvery = 16;
 // While spinning for a reply, look at the ring this many times between looks at the clock and at
 // the worker's pulse.
 constexpr unsigned kSpinPollsPerClockRead = 32;
@@ -265,7 +268,9 @@ Status WriteChannel::AwaitReply(Deadline& deadline, WriteReply* reply) {
   // kSpinPollsPerClockRead polls of the ring.
   bool spinning = true;
   bool dedicated = anchor_->wait_policy.load(std::memory_order_relaxed) == shm::kWaitDedicated;
-  auto stalled_after = worker_was_asleep_ ? kWakeGrace : kStalledPulse;
+  bool wake_spin = worker_was_asleep_ && !dedicated &&
+                   (wake_spin_.Earns() || ++wake_waits_ % kWakeProbeEvery == 0);
+  auto stalled_after = wake_spin ? kWakeGrace : kStalledPulse;
   int cpu = -1;
   Clock::time_point spin_until{};
   Clock::time_point pulse_seen_at{};
@@ -300,8 +305,9 @@ Status WriteChannel::AwaitReply(Deadline& deadline, WriteReply* reply) {
         return Status(Code::kInternal, "malformed reply from worker of '" + bucket_name_ + "'");
       }
       last_alive_tick_ = CoarseTick();
-      if (header.request_id == want) return Status();
-      continue;  // a late reply to a request that timed out earlier
+      if (header.request_id != want) continue;  // a late reply to a request that timed out earlier
+      if (wake_spin) wake_spin_.Observe(true);    // answered within the grace
+      return Status();
     }
     if (spinning) {
       if (polls % kSpinPollsPerClockRead != 0) {
@@ -318,6 +324,8 @@ Status WriteChannel::AwaitReply(Deadline& deadline, WriteReply* reply) {
       } else if (p != pulse) {
         pulse = p;
         pulse_seen_at = now;
+        if (wake_spin) wake_spin_.Observe(true);  // it woke up within the grace
+        wake_spin = false;
         stalled_after = kStalledPulse;  // awake now
       }
       bool worker_running =
@@ -327,6 +335,8 @@ Status WriteChannel::AwaitReply(Deadline& deadline, WriteReply* reply) {
         CpuRelax();
         continue;
       }
+      if (wake_spin) wake_spin_.Observe(false);  // the worker did not wake up within the grace
+      wake_spin = false;
       spinning = false;
     }
     long remaining = deadline.remaining_ns();

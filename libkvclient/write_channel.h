@@ -17,6 +17,7 @@
 #include "shm/anchor.h"
 #include "shm/channel.h"
 #include "shm/message.h"
+#include "shm/spin_score.h"
 
 namespace kv {
 
@@ -90,6 +91,10 @@ class WriteChannel {
   long last_alive_tick_ = -1;         // coarse-clock tick of the last hang-up check or reply
   std::uint32_t rung_for_sleep_ = 0;  // the worker's sleep the last doorbell was for
   bool worker_was_asleep_ = false;    // when the last request was published
+  // Whether spinning while a sleeping worker wakes up paid lately (it does on an idle machine;
+  // on a busy one the worker waits for a CPU and the spin only delays it).
+  shm::SpinScore wake_spin_;
+  unsigned wake_waits_ = 0;  // waits for a waking worker, for probing (1 in kProbeEvery)
   std::uint64_t async_failures_seen_ = 0;
   std::uint64_t async_failures_lost_ = 0;  // counted on channels that were reset since
 };
