@@ -23,6 +23,7 @@
 #include <cstdint>
 
 #include "shm/anchor.h"
+#include "shm/cpu_contention.h"
 #include "shm/spin_score.h"
 
 namespace kv::daemon {
@@ -35,9 +36,11 @@ class IdleSpin {
       : policy_(policy), bound_(bound) {}
 
   // How long to spin in the idle period that begins now: the bound or zero. `any_earns`: some
-  // channel's SpinScore::Earns().
+  // channel's SpinScore::Earns(). Never while the worker's CPU is contended (adaptive).
   std::chrono::nanoseconds Budget(bool any_earns) {
-    if (policy_ == shm::kWaitDedicated || any_earns) return bound_;
+    if (policy_ == shm::kWaitDedicated) return bound_;
+    if (contention_.Contended()) return std::chrono::nanoseconds(0);
+    if (any_earns) return bound_;
     return ++periods_ % kProbeEvery == 0 ? bound_ : std::chrono::nanoseconds(0);
   }
   // Whether an idle period of `length` counts as earned.
@@ -48,6 +51,7 @@ class IdleSpin {
   shm::WaitPolicy policy_;
   std::chrono::nanoseconds bound_;
   unsigned periods_ = 0;
+  shm::CpuContention contention_;
 };
 
 }  // namespace kv::daemon

@@ -266,8 +266,8 @@ Status WriteChannel::AwaitReply(Deadline& deadline, WriteReply* reply) {
   // awake with its pulse moving, or was asleep and is within kWakeGrace of being rung for; with
   // dedicated cores, up to kReplySpin whatever it does. The clock and the pulse are read every
   // kSpinPollsPerClockRead polls of the ring.
-  bool spinning = true;
   bool dedicated = anchor_->wait_policy.load(std::memory_order_relaxed) == shm::kWaitDedicated;
+  bool spinning = dedicated || !contention_.Contended();
   bool wake_spin = worker_was_asleep_ && !dedicated &&
                    (wake_spin_.Earns() || ++wake_waits_ % kWakeProbeEvery == 0);
   auto stalled_after = wake_spin ? kWakeGrace : kStalledPulse;
@@ -306,7 +306,7 @@ Status WriteChannel::AwaitReply(Deadline& deadline, WriteReply* reply) {
       }
       last_alive_tick_ = CoarseTick();
       if (header.request_id != want) continue;  // a late reply to a request that timed out earlier
-      if (wake_spin) wake_spin_.Observe(true);    // answered within the grace
+      if (wake_spin) wake_spin_.Observe(true);  // answered within the grace
       return Status();
     }
     if (spinning) {
