@@ -126,9 +126,7 @@ void* Server::Run(void* arg) {
   {
     Session session(server.ctx_, c->fd, c->fd, server.options_);
     SessionEnd end = session.Run();
-    if (end == SessionEnd::kTooLong || end == SessionEnd::kIdle) {
-      LingerBeforeClose(c->fd, server.options_.stop_fd);
-    }
+    if (EndsWithUnreadInput(end)) LingerBeforeClose(c->fd, server.options_.stop_fd);
   }
   ::close(c->fd);
   std::lock_guard<std::mutex> lock(server.mu_);

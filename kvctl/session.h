@@ -56,6 +56,12 @@ enum class SessionEnd {
   kFailed,        // any other I/O error
 };
 
+// True if the session may have ended with input left unread (quit, overlong line, idle): the
+// connection should then be closed with LingerBeforeClose, so that its last answers arrive.
+inline bool EndsWithUnreadInput(SessionEnd end) {
+  return end == SessionEnd::kQuit || end == SessionEnd::kTooLong || end == SessionEnd::kIdle;
+}
+
 class Session {
  public:
   // REQUIRES: ctx.client is open. `in_fd` and `out_fd` stay open for the Session's life; the

@@ -85,7 +85,7 @@ int Shell(Context& ctx, const ShellArgs& args) {
   Session session(ctx, STDIN_FILENO, STDOUT_FILENO, options);
   if (::isatty(STDIN_FILENO) != 0) return Interactive(ctx, session);
   SessionEnd end = session.Run();
-  if (end == SessionEnd::kTooLong || end == SessionEnd::kIdle) LingerBeforeClose(STDOUT_FILENO, -1);
+  if (EndsWithUnreadInput(end)) LingerBeforeClose(STDOUT_FILENO, -1);
   return end == SessionEnd::kTooLong || end == SessionEnd::kFailed ? kExitFailed : kExitOk;
 }
 
