@@ -159,7 +159,7 @@ TEST(ServeTest, BinaryGarbageGetsUnknownCommandAndTheSessionStaysInStep) {
     garbage += l + "\n";
     want += crlf ? "UNKNOWN COMMAND\r\n" : "UNKNOWN COMMAND\n";
   }
-  garbage += std::string("GET \x01\x02\x00 k\n", 11);  // a command with a binary bucket name
+  garbage += std::string("GET \x01\x02\x00 k\n", 10);  // a command with a binary bucket name
   ASSERT_TRUE(c.Send(garbage));
   EXPECT_EQ(c.Read(want.size()), want);
   std::string invalid = c.ReadLine();
