@@ -13,14 +13,15 @@ namespace {
 
 constexpr std::size_t kReadChunk = 64 * 1024;
 
-// Waits until `fd` is ready for `events`, the stop descriptor is readable, or `timeout_ms`
-// passes (-1: no limit). kOk when `fd` is ready (or in error: the next I/O call reports it).
-IoResult Wait(int fd, short events, int stop_fd, int timeout_ms) {
+// Waits until `fd` is ready for `events`, the stop descriptor is readable, or `deadline`
+// passes. kOk when `fd` is ready (or in error: the next I/O call reports it).
+IoResult Wait(int fd, short events, int stop_fd, const IdleDeadline& deadline) {
   for (;;) {
     pollfd fds[2] = {{fd, events, 0}, {stop_fd, POLLIN, 0}};
-    int n = ::poll(fds, stop_fd >= 0 ? 2 : 1, timeout_ms);
+    int n = ::poll(fds, stop_fd >= 0 ? 2 : 1, deadline.PollTimeoutMs());
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return IoResult::kFailed;
+    if (n == 0 && deadline.PollTimeoutMs() != 0) continue;  // a wait longer than poll() takes
     if (n == 0) return IoResult::kIdle;
     if (stop_fd >= 0 && fds[1].revents != 0) return IoResult::kStopped;
     return IoResult::kOk;
@@ -49,7 +50,7 @@ void LingerBeforeClose(int fd, int stop_fd) {
   if (!IsSocket(fd) || ::shutdown(fd, SHUT_WR) != 0) return;
   IdleDeadline deadline(std::chrono::seconds(1));
   char buf[4096];
-  while (Wait(fd, POLLIN, stop_fd, deadline.PollTimeoutMs()) == IoResult::kOk) {
+  while (Wait(fd, POLLIN, stop_fd, deadline) == IoResult::kOk) {
     ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
     if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)) return;
   }
@@ -99,7 +100,7 @@ IoResult LineReader::Fill(const IdleDeadline& deadline) {
   start_ = 0;
   if (buffer_.capacity() > 4 * kReadChunk && buffer_.size() < kReadChunk) buffer_.shrink_to_fit();
   for (;;) {
-    IoResult ready = Wait(fd_, POLLIN, stop_fd_, deadline.PollTimeoutMs());
+    IoResult ready = Wait(fd_, POLLIN, stop_fd_, deadline);
     if (ready != IoResult::kOk) return ready;
     std::size_t old = buffer_.size();
     buffer_.resize(old + kReadChunk);
@@ -130,7 +131,7 @@ IoResult LineWriter::Write(std::string_view data) {
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && is_socket_ && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      IoResult ready = Wait(fd_, POLLOUT, stop_fd_, deadline.PollTimeoutMs());
+      IoResult ready = Wait(fd_, POLLOUT, stop_fd_, deadline);
       if (ready != IoResult::kOk) return ready;
       continue;
     }

@@ -6,6 +6,8 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <cerrno>
+
 #include <fstream>
 #include <random>
 #include <thread>
@@ -244,6 +246,33 @@ TEST(ServeTest, IdleConnectionIsClosedWithAnError) {
   EXPECT_EQ(c.ReadToEof(std::chrono::seconds(30)),
             "OK\r\nERROR TIMEOUT: no command for 1 s; closing\r\n");
   EXPECT_EQ(GuideSession(server.port(), "shopping"), "");
+  EXPECT_EQ(server.Stop(), 0);
+}
+
+// A peer that sends requests and never reads their answers blocks its session's writes; after
+// the idle timeout without progress the session gives up and closes, and others are served.
+TEST(ServeTest, PeerThatReadsNothingIsDroppedAfterTheIdleTimeout) {
+  KvdInstance kvd;
+  Server server(kvd, {"--idle-timeout", "1"});
+  ASSERT_GT(server.port(), 0);
+  TcpClient setup(server.port());
+  ASSERT_TRUE(setup.Send("CREATE b\nPUT b k " + std::string(60000, 'v') + "\n"));
+  ASSERT_EQ(setup.Read(6), "OK\nOK\n");
+  TcpClient deaf(server.port());
+  std::string get;
+  for (int i = 0; i < 1024; ++i) get += "GET b k\n";
+  std::size_t sent = 0;
+  for (;;) {  // until both directions' buffers are full
+    ssize_t n = ::send(deaf.fd(), get.data(), get.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    ASSERT_GT(n, 0);
+    sent += static_cast<std::size_t>(n);
+    ASSERT_LT(sent, 1u << 30);
+  }
+  EXPECT_EQ(GuideSession(server.port(), "shopping"), "");
+  std::string answers = deaf.ReadToEof(std::chrono::seconds(60));
+  EXPECT_EQ(answers.find("<timeout>"), std::string::npos) << "the session was not dropped";
+  EXPECT_LT(answers.size(), sent / 8 * (60000 + 4));  // it stopped answering
   EXPECT_EQ(server.Stop(), 0);
 }
 
