@@ -269,10 +269,14 @@ TEST(ServeTest, PeerThatReadsNothingIsDroppedAfterTheIdleTimeout) {
     sent += static_cast<std::size_t>(n);
     ASSERT_LT(sent, 1u << 30);
   }
+  // Without reading a byte: the server closes the connection (RST, as it leaves input unread).
+  EXPECT_TRUE(kv::testing::WaitFor(
+      [&] {
+        pollfd p{deaf.fd(), POLLIN, 0};
+        return ::poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR)) != 0;
+      },
+      std::chrono::seconds(30)));
   EXPECT_EQ(GuideSession(server.port(), "shopping"), "");
-  std::string answers = deaf.ReadToEof(std::chrono::seconds(60));
-  EXPECT_EQ(answers.find("<timeout>"), std::string::npos) << "the session was not dropped";
-  EXPECT_LT(answers.size(), sent / 8 * (60000 + 4));  // it stopped answering
   EXPECT_EQ(server.Stop(), 0);
 }
 
