@@ -158,18 +158,19 @@ int FitDescriptorLimit(int wanted) {
 
 int Serve(Context& ctx, const ServeArgs& args) {
   ::signal(SIGPIPE, SIG_IGN);
+  // SIGTERM and SIGINT are read by the accept loop (signalfd): blocked before any thread starts
+  // (the client's included), so that every thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  ::pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   if (ctx.OpenClient() == nullptr) return kExitFailed;
   int max_connections = FitDescriptorLimit(args.max_connections);
   if (max_connections < args.max_connections) {
     std::cerr << "kvctl: serve: the descriptor limit allows " << max_connections
               << " connections, not " << args.max_connections << "\n";
   }
-  // SIGTERM and SIGINT are read by the accept loop; every thread started below inherits the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  ::pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   int signal_fd = ::signalfd(-1, &signals, SFD_CLOEXEC);
   int stop[2] = {-1, -1};
   if (signal_fd < 0 || ::pipe2(stop, O_CLOEXEC) != 0) {
