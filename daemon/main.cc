@@ -1,6 +1,8 @@
 // kvd: the kv supervisor daemon, and (with --worker, started by kvd itself) a bucket worker.
 // `kvd --reload` asks the running kvd to re-read its configuration (systemd's ExecReload=).
-// Exit codes: 0 clean stop, 1 failure, 2 invalid configuration (nothing was created).
+// `kvd --check-config [FILE]` validates a configuration without starting anything.
+// Exit codes: 0 clean stop, 1 failure, 2 invalid configuration (nothing was created);
+// --check-config: 0 valid, 1 invalid.
 #include <iostream>
 #include <optional>
 #include <string>
@@ -70,7 +72,11 @@ int main(int argc, char** argv) {
       return 0;
     case kv::daemon::ParseOutcome::kError:
       std::cerr << "kvd: invalid configuration: " << message << "\n";
-      return 2;
+      return kv::daemon::WantsCheckConfig(args) ? 1 : 2;
+  }
+  if (cl.check_config) {
+    std::cout << "kvd: configuration OK (" << cl.config_path << ")\n";
+    return 0;
   }
   if (cl.worker) {
     kv::daemon::SetUpLogging(WorkerRole(cl.bucket_id), cl.options.log_level);

@@ -35,6 +35,8 @@ bool IsKvctlCommand(const std::string& word) {
 int RunKvctl(const std::vector<std::string>& args, Context& ctx) {
   CLI::App app{"kvctl: administer and use a kv instance", "kvctl"};
   app.require_subcommand(1);
+  app.set_version_flag(
+      "--version", std::string("kvctl " KV_VERSION_STRING " (libkvclient ") + kv::Version() + ")");
   app.fallthrough();  // global flags are accepted after the subcommand too
   app.footer(
       "Exit codes: 0 ok, 1 not found or failed, 2 usage.\n"

@@ -57,7 +57,7 @@ TEST_F(InstallTest, InstalledPackageBuildsAndRunsTheExamples) {
   CommandResult r = RunCommand({KV_CMAKE_COMMAND, "--install", KV_BINARY_DIR, "--prefix",
                                 prefix_.string(), "--component", "kvclient"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-  for (const char* header : {"client.h", "status.h", "kv.h"}) {
+  for (const char* header : {"client.h", "status.h", "kv.h", "version.h"}) {
     EXPECT_TRUE(fs::exists(prefix_ / "include" / "kv" / header)) << header;
   }
   EXPECT_TRUE(fs::is_regular_file(libdir_ / "libkvclient.so.0.1.0"));
