@@ -71,7 +71,8 @@ int main(int argc, char** argv) {
       std::cout << message;
       return 0;
     case kv::daemon::ParseOutcome::kError:
-      std::cerr << "kvd: invalid configuration: " << message << "\n";
+      std::cerr << kv::daemon::StderrErrorPrefix() << "kvd: invalid configuration: " << message
+                << "\n";
       return kv::daemon::WantsCheckConfig(args) ? 1 : 2;
   }
   if (cl.check_config) {
@@ -87,7 +88,7 @@ int main(int argc, char** argv) {
 
   kv::daemon::SetUpLogging("kvd", cl.options.log_level);
   if (std::string error; !kv::daemon::AdoptGroup(cl.options.group, &error)) {
-    std::cerr << "kvd: invalid configuration: " << error << "\n";
+    std::cerr << kv::daemon::StderrErrorPrefix() << "kvd: invalid configuration: " << error << "\n";
     return 2;
   }
   if (!cl.config_path.empty()) spdlog::info("configuration read from {}", cl.config_path);
