@@ -9,10 +9,10 @@
 namespace kv::ctl {
 namespace {
 
-constexpr const char* kCommands[] = {"create",   "drop",   "restart", "kill",  "buckets",
-                                     "shutdown", "status", "stats",   "put",   "get",
-                                     "del",      "cas",    "incr",    "keys",  "dump",
-                                     "load",     "shell",  "top",     "bench", "watch"};
+constexpr const char* kCommands[] = {"create", "drop",  "restart",   "kill", "buckets", "shutdown",
+                                     "status", "stats", "put",       "get",  "del",     "cas",
+                                     "incr",   "keys",  "dump",      "load", "shell",   "top",
+                                     "bench",  "watch", "completion"};
 
 }  // namespace
 
@@ -58,11 +58,21 @@ int RunKvctl(const std::vector<std::string>& args, Context& ctx) {
   AddTopCommand(app, ctx);
   AddBenchCommand(app, ctx);
   AddWatchCommand(app, ctx);
+  AddCompletionCommand(app, ctx);
 
   try {
     std::vector<std::string> reversed(args.rbegin(), args.rend());
     app.parse(reversed);
   } catch (const CLI::ParseError& e) {
+    // A first word that is no command: name it, rather than CLI11's "A subcommand is required".
+    if (app.get_subcommands().empty()) {
+      std::vector<std::string> rest = app.remaining();
+      if (!rest.empty() && !rest.front().empty() && rest.front()[0] != '-') {
+        std::cerr << "kvctl: unknown command '" << rest.front()
+                  << "'; run 'kvctl --help' for the list\n";
+        return kExitUsage;
+      }
+    }
     int code = app.exit(e);
     return code == 0 ? kExitOk : kExitUsage;
   }

@@ -6,9 +6,9 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libboost-dev libboost-filesystem-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libcli11-dev nlohmann-json3-dev libxxhash-dev libsystemd-dev libedit-dev libncurses-dev
+  libcli11-dev nlohmann-json3-dev libxxhash-dev libedit-dev libncurses-dev
   clang clang-format libclang-rt-14-dev
-  systemd tmux redis-server procps
+  systemd tmux redis-server procps zsh
 )
 missing=()
 for p in "${packages[@]}"; do
