@@ -34,6 +34,16 @@ std::string Validate(const SupervisorOptions& o) {
     return "liveness-timeout-ms must be 0 (off) or at least " + std::to_string(kHeartbeatFreshMs) +
            " (workers beat once a second), not " + std::to_string(o.liveness_timeout_ms);
   }
+  if (!o.metrics_file.empty()) {
+    std::string dir = o.metrics_file.substr(0, o.metrics_file.rfind('/') + 1);
+    if (o.metrics_file.front() != '/' || o.metrics_file.back() == '/') {
+      return "metrics-file '" + o.metrics_file + "' must be an absolute path to a file";
+    }
+    if (::access(dir.c_str(), W_OK) != 0) {
+      return "metrics-file '" + o.metrics_file + "': cannot write to directory " + dir + ": " +
+             std::strerror(errno);
+    }
+  }
   if (!o.group.empty() && ::getgrnam(o.group.c_str()) == nullptr) {
     return "group '" + o.group + "' does not exist (create it: groupadd --system " + o.group + ")";
   }
@@ -131,6 +141,11 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& given_args, KvdCom
                "start each worker by fork+exec of kvd instead of forking it from the spawner");
   app.add_flag("--ephemeral,!--persistent", o.ephemeral,
                "remove every shared object of the namespace on a clean stop (default: persist)");
+  app.add_option("--metrics-file", o.metrics_file,
+                 "write metrics (Prometheus text) to this file every --metrics-interval-ms");
+  app.add_option("--metrics-interval-ms", o.metrics_interval_ms,
+                 "how often to write --metrics-file")
+      ->check(CLI::Range(100u, 3600000u));
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error, critical, off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   app.add_flag("--reload", cl.reload,

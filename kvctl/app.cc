@@ -9,10 +9,10 @@
 namespace kv::ctl {
 namespace {
 
-constexpr const char* kCommands[] = {"create", "drop",  "restart",   "kill", "buckets", "shutdown",
-                                     "status", "stats", "put",       "get",  "del",     "cas",
-                                     "incr",   "keys",  "dump",      "load", "shell",   "top",
-                                     "bench",  "watch", "completion"};
+constexpr const char* kCommands[] = {
+    "create", "drop", "restart", "kill",  "buckets",    "shutdown", "status", "stats",
+    "put",    "get",  "del",     "cas",   "incr",       "keys",     "dump",   "load",
+    "shell",  "top",  "bench",   "watch", "completion", "metrics"};
 
 }  // namespace
 
@@ -58,6 +58,7 @@ int RunKvctl(const std::vector<std::string>& args, Context& ctx) {
   AddTopCommand(app, ctx);
   AddBenchCommand(app, ctx);
   AddWatchCommand(app, ctx);
+  AddMetricsCommand(app, ctx);
   AddCompletionCommand(app, ctx);
 
   try {
