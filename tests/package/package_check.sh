@@ -30,6 +30,10 @@ for p in kv libkvclient0 libkvclient-dev; do
   dpkg-deb -x "$deb" "$root"
 done
 lib=$root/usr/lib/$multiarch
+pydeb=$tmp/debs/python3-kv_${version}_all.deb
+[[ -f $pydeb ]] || fail "no package $pydeb"
+dpkg-deb -f "$pydeb" Depends | grep -q "libkvclient0 (= $version)" || fail "python3-kv Depends"
+dpkg-deb -x "$pydeb" "$root"
 
 # Files in place.
 for f in usr/bin/kvd usr/bin/kvctl usr/lib/systemd/system/kvd.service usr/lib/sysusers.d/kv.conf \
@@ -81,6 +85,8 @@ out=$(systemd-analyze verify "$tmp/unit/kvd.service" 2>&1) ||
 export LD_LIBRARY_PATH=$lib
 [[ $("$root/usr/bin/kvd" --version) == "kvd $version" ]] || fail "kvd --version"
 "$root/usr/bin/kvd" --check-config "$root/etc/kv/kvd.conf" >/dev/null || fail "kvd --check-config of the shipped kvd.conf"
+[[ $(PYTHONPATH=$root/usr/lib/python3/dist-packages PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 \
+  -c 'import kv; print(kv.version())') == "$version" ]] || fail "python3-kv: import kv"
 ldd "$root/usr/bin/kvctl" | grep -q "libkvclient.so.0 => $lib/libkvclient.so.0" || fail "kvctl does not load the unpacked library"
 
 # A program built against the unpacked -dev package: find_package and pkg-config.
@@ -109,4 +115,4 @@ DESTDIR=$tmp/destdir cmake --install "$build" >/dev/null
 (cd "$tmp/destdir" && find . -type f -o -type l | sort) >"$tmp/installed"
 missing=$(comm -23 "$tmp/packaged" "$tmp/installed")
 [[ -z $missing ]] || fail "cmake --install misses: $missing"
-echo "ok: kv, libkvclient0, libkvclient-dev $version"
+echo "ok: kv, libkvclient0, libkvclient-dev, python3-kv $version"
