@@ -223,7 +223,7 @@ class Bucket:
         key = _bytes(key)
         rc = _lib.kv_get_buf(self._handle, key, len(key), self._buf, self._BUF, self._len)
         if rc == 0:
-            return _ffi.buffer(self._buf, self._len[0])[:]
+            return _ffi.unpack(self._buf, self._len[0])
         if rc == -1 and default is not _MISSING:
             return default
         if rc == -4 and self._len[0] > self._BUF:  # larger than the buffer
