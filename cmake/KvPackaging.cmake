@@ -19,22 +19,25 @@ install(FILES ${PROJECT_SOURCE_DIR}/systemd/kvd.conf DESTINATION ${CMAKE_INSTALL
 install(FILES ${PROJECT_SOURCE_DIR}/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT kv)
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT kv)
 
-# Man pages from the programs' own --help and --version (help2man), so they never drift.
-find_program(KV_HELP2MAN help2man REQUIRED)
-set(KV_MAN_DIR ${PROJECT_BINARY_DIR}/man)
-add_custom_command(OUTPUT ${KV_MAN_DIR}/kvd.8
-  COMMAND ${CMAKE_COMMAND} -E make_directory ${KV_MAN_DIR}
-  COMMAND ${KV_HELP2MAN} --no-info --section 8 --name "the kv supervisor daemon"
-    --output ${KV_MAN_DIR}/kvd.8 $<TARGET_FILE:kvd>
-  DEPENDS kvd VERBATIM)
-add_custom_command(OUTPUT ${KV_MAN_DIR}/kvctl.1
-  COMMAND ${CMAKE_COMMAND} -E make_directory ${KV_MAN_DIR}
-  COMMAND ${KV_HELP2MAN} --no-info --section 1 --name "administer and use a kv instance"
-    --output ${KV_MAN_DIR}/kvctl.1 $<TARGET_FILE:kvctl>
-  DEPENDS kvctl VERBATIM)
-add_custom_target(kv_man ALL DEPENDS ${KV_MAN_DIR}/kvd.8 ${KV_MAN_DIR}/kvctl.1)
-install(FILES ${KV_MAN_DIR}/kvd.8 DESTINATION ${CMAKE_INSTALL_MANDIR}/man8 COMPONENT kv)
-install(FILES ${KV_MAN_DIR}/kvctl.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1 COMPONENT kv)
+# Man pages from the programs' own --help and --version (help2man), so they never drift. Not in
+# sanitizer builds (packages are made from the normal build; a sanitizer report would fail it).
+if(NOT KV_SANITIZE)
+  find_program(KV_HELP2MAN help2man REQUIRED)
+  set(KV_MAN_DIR ${PROJECT_BINARY_DIR}/man)
+  add_custom_command(OUTPUT ${KV_MAN_DIR}/kvd.8
+    COMMAND ${CMAKE_COMMAND} -E make_directory ${KV_MAN_DIR}
+    COMMAND ${KV_HELP2MAN} --no-info --section 8 --name "the kv supervisor daemon"
+      --output ${KV_MAN_DIR}/kvd.8 $<TARGET_FILE:kvd>
+    DEPENDS kvd VERBATIM)
+  add_custom_command(OUTPUT ${KV_MAN_DIR}/kvctl.1
+    COMMAND ${CMAKE_COMMAND} -E make_directory ${KV_MAN_DIR}
+    COMMAND ${KV_HELP2MAN} --no-info --section 1 --name "administer and use a kv instance"
+      --output ${KV_MAN_DIR}/kvctl.1 $<TARGET_FILE:kvctl>
+    DEPENDS kvctl VERBATIM)
+  add_custom_target(kv_man ALL DEPENDS ${KV_MAN_DIR}/kvd.8 ${KV_MAN_DIR}/kvctl.1)
+  install(FILES ${KV_MAN_DIR}/kvd.8 DESTINATION ${CMAKE_INSTALL_MANDIR}/man8 COMPONENT kv)
+  install(FILES ${KV_MAN_DIR}/kvctl.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1 COMPONENT kv)
+endif()
 
 # CPack: one .deb per component.
 set(CPACK_GENERATOR DEB)
