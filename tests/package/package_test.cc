@@ -13,7 +13,8 @@ TEST(PackageTest, PackagesBuildUnpackAndWork) {
   kv::testing::CommandResult r = kv::testing::RunCommand(
       {KV_SOURCE_DIR "/tests/package/package_check.sh", KV_BINARY_DIR, KV_SOURCE_DIR, ns});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
-  EXPECT_NE(r.out.find("ok: kv, libkvclient0, libkvclient-dev, python3-kv"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("ok: kv, libkvclient0, libkvclient-dev, python3-kv"), std::string::npos)
+      << r.out;
   EXPECT_TRUE(kv::testing::ShmObjectsOfNamespace(ns).empty());
   kv::testing::SweepNamespace(ns);
 }
