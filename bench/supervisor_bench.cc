@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -174,21 +175,12 @@ int main(int argc, char** argv) {
   int kills = 20;
   bool json = false;
   std::string kvd_path = kv::bench::DefaultKvdPath();
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--json") {
-      json = true;
-    } else if (a == "--buckets" && i + 1 < argc) {
-      buckets = std::max(1, std::atoi(argv[++i]));
-    } else if (a == "--kills" && i + 1 < argc) {
-      kills = std::max(1, std::atoi(argv[++i]));
-    } else if (a == "--kvd" && i + 1 < argc) {
-      kvd_path = argv[++i];
-    } else {
-      std::cerr << "usage: kv_supervisor_bench [--buckets N] [--kills K] [--kvd PATH] [--json]\n";
-      return 2;
-    }
-  }
+  CLI::App app{"kv_supervisor_bench: bucket creation, worker restart and kvd restart times"};
+  app.add_option("--buckets", buckets, "buckets to create")->check(CLI::Range(1, 1 << 20));
+  app.add_option("--kills", kills, "worker kills to time")->check(CLI::Range(1, 1 << 20));
+  app.add_option("--kvd", kvd_path, "kvd executable")->check(CLI::ExistingFile);
+  app.add_flag("--json", json, "print one JSON object on the last line");
+  CLI11_PARSE(app, argc, argv);
   kills = std::min(kills, buckets);
 
   std::printf("kv_supervisor_bench: %d buckets, %d worker kills, kvd %s\n", buckets, kills,

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -101,25 +102,14 @@ int main(int argc, char** argv) {
   int samples = 20000, writes = 1000000, subscribers = 8, rounds = 5;
   bool json = false;
   std::string kvd;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--json")
-      json = true;
-    else if (a == "--samples" && i + 1 < argc)
-      samples = std::atoi(argv[++i]);
-    else if (a == "--writes" && i + 1 < argc)
-      writes = std::atoi(argv[++i]);
-    else if (a == "--rounds" && i + 1 < argc)
-      rounds = std::max(1, std::atoi(argv[++i]));
-    else if (a == "--kvd" && i + 1 < argc)
-      kvd = argv[++i];
-    else {
-      std::fprintf(stderr,
-                   "usage: kv_watch_bench [--samples N] [--writes N] [--rounds N] [--json] "
-                   "[--kvd PATH]\n");
-      return 2;
-    }
-  }
+  CLI::App app{"kv_watch_bench: change-feed latency and the cost of subscribers to writers"};
+  app.add_option("--samples", samples, "latency samples")->check(CLI::Range(1, 1 << 30));
+  app.add_option("--writes", writes, "async writes per run")->check(CLI::Range(1, 1 << 30));
+  app.add_option("--rounds", rounds, "runs with and without subscribers")
+      ->check(CLI::Range(1, 1000));
+  app.add_option("--kvd", kvd, "kvd executable (default: the built one)")->check(CLI::ExistingFile);
+  app.add_flag("--json", json, "print one JSON object on the last line");
+  CLI11_PARSE(app, argc, argv);
   kv::bench::PrintHeader("kv_watch_bench");
   std::printf("latency samples %d, async writes %d per run, subscribers %d, rounds %d\n", samples,
               writes, subscribers, rounds);

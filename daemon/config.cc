@@ -14,6 +14,7 @@
 
 #include "daemon/pidfd.h"
 #include "daemon/process_info.h"
+#include "kv/version.h"
 #include "shm/names.h"
 #include "shm/registry.h"
 
@@ -33,17 +34,64 @@ std::string Validate(const SupervisorOptions& o) {
     return "liveness-timeout-ms must be 0 (off) or at least " + std::to_string(kHeartbeatFreshMs) +
            " (workers beat once a second), not " + std::to_string(o.liveness_timeout_ms);
   }
+  if (!o.metrics_file.empty()) {
+    std::string dir = o.metrics_file.substr(0, o.metrics_file.rfind('/') + 1);
+    if (o.metrics_file.front() != '/' || o.metrics_file.back() == '/') {
+      return "metrics-file '" + o.metrics_file + "' must be an absolute path to a file";
+    }
+    if (::access(dir.c_str(), W_OK) != 0) {
+      return "metrics-file '" + o.metrics_file + "': cannot write to directory " + dir + ": " +
+             std::strerror(errno);
+    }
+  }
   if (!o.group.empty() && ::getgrnam(o.group.c_str()) == nullptr) {
     return "group '" + o.group + "' does not exist (create it: groupadd --system " + o.group + ")";
   }
   return {};
 }
 
+constexpr char kCheckConfig[] = "--check-config";
+
+// `--check-config FILE` (or `--check-config=FILE`) becomes `--check-config --config FILE`; a bare
+// `--check-config` without --config checks the default file, which must then exist.
+std::vector<std::string> ExpandCheckConfig(const std::vector<std::string>& args) {
+  std::vector<std::string> out;
+  bool checking = false;
+  bool has_config = false;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "-c" || a == "--config" || a.rfind("--config=", 0) == 0) has_config = true;
+    if (a.rfind(std::string(kCheckConfig) + "=", 0) == 0) {
+      checking = has_config = true;
+      out.insert(out.end(), {kCheckConfig, "--config", a.substr(sizeof kCheckConfig)});
+    } else if (a == kCheckConfig) {
+      checking = true;
+      out.push_back(a);
+      if (i + 1 < args.size() && !args[i + 1].empty() && args[i + 1][0] != '-') {
+        has_config = true;
+        out.insert(out.end(), {"--config", args[++i]});
+      }
+    } else {
+      out.push_back(a);
+    }
+  }
+  if (checking && !has_config) out.insert(out.end(), {"--config", kDefaultConfigPath});
+  return out;
+}
+
 }  // namespace
 
-ParseOutcome ParseCommandLine(const std::vector<std::string>& args, KvdCommandLine* out,
+bool WantsCheckConfig(const std::vector<std::string>& args) {
+  return std::any_of(args.begin(), args.end(), [](const std::string& a) {
+    return a == kCheckConfig || a.rfind(std::string(kCheckConfig) + "=", 0) == 0;
+  });
+}
+
+ParseOutcome ParseCommandLine(const std::vector<std::string>& given_args, KvdCommandLine* out,
                               std::string* message) {
+  const std::vector<std::string> args = ExpandCheckConfig(given_args);
   CLI::App app{"kvd: the kv supervisor daemon (one worker process per bucket)", "kvd"};
+  app.set_version_flag("--version", "kvd " KV_VERSION_STRING);
   KvdCommandLine cl;
   SupervisorOptions& o = cl.options;
   o.ns = "kv";
@@ -97,10 +145,19 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args, KvdCommandLi
                "start each worker by fork+exec of kvd instead of forking it from the spawner");
   app.add_flag("--ephemeral,!--persistent", o.ephemeral,
                "remove every shared object of the namespace on a clean stop (default: persist)");
+  app.add_option("--metrics-file", o.metrics_file,
+                 "write metrics (Prometheus text) to this file every --metrics-interval-ms");
+  app.add_option("--metrics-interval-ms", o.metrics_interval_ms,
+                 "how often to write --metrics-file")
+      ->check(CLI::Range(100u, 3600000u));
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error, critical, off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   app.add_flag("--reload", cl.reload,
                "ask the running kvd of the namespace to reload its config file, and wait");
+  app.add_flag(kCheckConfig, cl.check_config,
+               "--check-config [FILE]: validate FILE (default: --config's file, else " +
+                   std::string(kDefaultConfigPath) +
+                   ") with these flags; exit 0 if valid, 1 if not");
   app.add_flag("--worker", cl.worker, "run as a bucket worker (started by kvd)")->group("");
   app.add_option("--bucket-id", cl.bucket_id, "bucket to serve (with --worker)")->group("");
   app.add_flag("--spawner", cl.spawner, "fork workers for kvd (started by kvd)")->group("");
@@ -115,6 +172,9 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args, KvdCommandLi
     return ParseOutcome::kExit;
   } catch (const CLI::CallForAllHelp&) {
     *message = app.help("", CLI::AppFormatMode::All);
+    return ParseOutcome::kExit;
+  } catch (const CLI::CallForVersion& e) {
+    *message = std::string(e.what()) + "\n";
     return ParseOutcome::kExit;
   } catch (const CLI::ParseError& e) {
     *message = e.what();

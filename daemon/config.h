@@ -32,13 +32,19 @@ struct KvdCommandLine {
   bool spawner = false;     // `kvd --spawner`: fork workers for kvd (daemon/spawner.h)
   std::uint64_t bucket_id = 0;
   bool reload = false;  // `kvd --reload`: ask the running kvd to reload and wait for the result
+  // `kvd --check-config [FILE]`: validate FILE (else --config's, else kDefaultConfigPath, which
+  // must then exist) with the flags given, print the verdict and exit 0 (valid) or 1.
+  bool check_config = false;
 };
 
 enum class ParseOutcome {
   kOk,
-  kExit,   // help or version printed (*message): exit 0
+  kExit,   // help or version to print (*message): exit 0
   kError,  // *message says why: exit 2
 };
+
+// True if `args` ask for --check-config (then a configuration error exits 1, not 2).
+bool WantsCheckConfig(const std::vector<std::string>& args);
 
 // Parses `args` (argv without argv[0]) and the config file into *out and validates the result.
 // Workers (--worker) and the spawner (--spawner) read no config file: kvd passes them every value

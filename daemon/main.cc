@@ -1,6 +1,8 @@
 // kvd: the kv supervisor daemon, and (with --worker, started by kvd itself) a bucket worker.
 // `kvd --reload` asks the running kvd to re-read its configuration (systemd's ExecReload=).
-// Exit codes: 0 clean stop, 1 failure, 2 invalid configuration (nothing was created).
+// `kvd --check-config [FILE]` validates a configuration without starting anything.
+// Exit codes: 0 clean stop, 1 failure, 2 invalid configuration (nothing was created);
+// --check-config: 0 valid, 1 invalid.
 #include <iostream>
 #include <optional>
 #include <string>
@@ -71,8 +73,13 @@ int main(int argc, char** argv) {
       std::cout << message;
       return 0;
     case kv::daemon::ParseOutcome::kError:
-      std::cerr << "kvd: invalid configuration: " << message << "\n";
-      return 2;
+      std::cerr << kv::daemon::StderrErrorPrefix() << "kvd: invalid configuration: " << message
+                << "\n";
+      return kv::daemon::WantsCheckConfig(args) ? 1 : 2;
+  }
+  if (cl.check_config) {
+    std::cout << "kvd: configuration OK (" << cl.config_path << ")\n";
+    return 0;
   }
   if (cl.worker) {
     kv::daemon::SetUpLogging(WorkerRole(cl.bucket_id), cl.options.log_level);
@@ -83,7 +90,7 @@ int main(int argc, char** argv) {
 
   kv::daemon::SetUpLogging("kvd", cl.options.log_level);
   if (std::string error; !kv::daemon::AdoptGroup(cl.options.group, &error)) {
-    std::cerr << "kvd: invalid configuration: " << error << "\n";
+    std::cerr << kv::daemon::StderrErrorPrefix() << "kvd: invalid configuration: " << error << "\n";
     return 2;
   }
   if (!cl.config_path.empty()) spdlog::info("configuration read from {}", cl.config_path);

@@ -25,6 +25,8 @@
 #include "daemon/process_info.h"
 #include "daemon/systemd_notify.h"
 #include "daemon/worker_launcher.h"
+#include "kv/client.h"
+#include "metrics/openmetrics.h"
 #include "shm/anchor.h"
 #include "shm/control_message.h"
 #include "shm/names.h"
@@ -125,6 +127,11 @@ class Supervisor {
   std::chrono::microseconds watchdog_interval_{0};  // half of WATCHDOG_USEC; 0 = off
   Clock::time_point next_watchdog_;
   Clock::time_point next_liveness_check_;
+  // metrics-file: a client of our own instance (opened on first use), and when to write next.
+  void WriteMetrics();
+  std::shared_ptr<Client> metrics_client_;
+  Clock::time_point next_metrics_;
+  bool metrics_failing_ = false;  // the last write failed (logged once until it works again)
   // Tags for epoll data: the top bits say what the fd is; 0 means "look it up in fd_owner_".
   static constexpr std::uint64_t kTagControl = 1ull << 62;
   static constexpr std::uint64_t kTagConnection = 2ull << 62;
@@ -740,6 +747,10 @@ void Supervisor::RunTimers() {
       next_watchdog_ = now + watchdog_interval_;
     }
   }
+  if (!options_.metrics_file.empty() && now >= next_metrics_) {
+    next_metrics_ = now + milliseconds(options_.metrics_interval_ms);
+    WriteMetrics();
+  }
   if (stopping_ && now >= stop_deadline_) {
     for (auto& [id, w] : workers_) {
       if (w.pid != 0) {
@@ -752,6 +763,34 @@ void Supervisor::RunTimers() {
   UpdateStatus();
 }
 
+void Supervisor::WriteMetrics() {
+  std::string error;
+  if (!metrics_client_) {
+    ClientOptions o;
+    o.ns = options_.ns;
+    Result<std::shared_ptr<Client>> client = Client::Open(o);
+    if (client.ok()) {
+      metrics_client_ = std::move(client).value();
+    } else {
+      error = client.status().ToString();
+    }
+  }
+  if (metrics_client_) {
+    Result<metrics::InstanceMetrics> m = metrics::Collect(*metrics_client_);
+    if (!m.ok()) {
+      error = m.status().ToString();
+    } else {
+      metrics::WriteFileAtomically(options_.metrics_file, metrics::Format(*m), &error);
+    }
+  }
+  if (!error.empty() && !metrics_failing_) {
+    spdlog::error("cannot write metrics-file {}: {}", options_.metrics_file, error);
+  } else if (error.empty() && metrics_failing_) {
+    spdlog::info("metrics-file {} written again", options_.metrics_file);
+  }
+  metrics_failing_ = !error.empty();
+}
+
 int Supervisor::NextTimeoutMs() const {
   auto now = Clock::now();
   auto next = std::min(now + std::chrono::seconds(1), next_liveness_check_);
@@ -761,6 +800,7 @@ int Supervisor::NextTimeoutMs() const {
     if (w.ready_fd >= 0) next = std::min(next, w.start_deadline);
   }
   if (stopping_) next = std::min(next, stop_deadline_);
+  if (!options_.metrics_file.empty()) next = std::min(next, next_metrics_);
   auto ms = std::chrono::duration_cast<milliseconds>(next - now).count();
   return static_cast<int>(std::max<long>(0, ms));
 }
@@ -802,6 +842,8 @@ void Supervisor::ApplyReload(const SupervisorOptions& fresh) {
   note("liveness-timeout-ms", options_.liveness_timeout_ms, fresh.liveness_timeout_ms);
   note("stop-timeout-ms", options_.stop_timeout_ms, fresh.stop_timeout_ms);
   note("ephemeral", options_.ephemeral, fresh.ephemeral);
+  note("metrics-file", options_.metrics_file, fresh.metrics_file);
+  note("metrics-interval-ms", options_.metrics_interval_ms, fresh.metrics_interval_ms);
   std::string fixed;
   auto keep = [&](const char* key, bool same) {
     if (!same) fixed += std::string(fixed.empty() ? "" : ", ") + key;
@@ -822,6 +864,13 @@ void Supervisor::ApplyReload(const SupervisorOptions& fresh) {
   options_.liveness_timeout_ms = fresh.liveness_timeout_ms;
   options_.stop_timeout_ms = fresh.stop_timeout_ms;
   options_.ephemeral = fresh.ephemeral;
+  if (options_.metrics_file != fresh.metrics_file ||
+      options_.metrics_interval_ms != fresh.metrics_interval_ms) {
+    next_metrics_ = Clock::now();  // write the new file (or at the new pace) at once
+    metrics_failing_ = false;
+  }
+  options_.metrics_file = fresh.metrics_file;
+  options_.metrics_interval_ms = fresh.metrics_interval_ms;
   spdlog::default_logger()->set_level(spdlog::level::from_str(options_.log_level));
   launcher_->SetWorkerFlags(WorkerFlags());
   // Logged at warn so that it shows even at a quiet log level.

@@ -55,6 +55,10 @@ struct SupervisorOptions {
   // Start every worker by fork+exec instead of forking it from the spawner (daemon/spawner.h).
   bool exec_workers = false;
   std::string log_level = "info";
+  // Metrics (metrics/openmetrics.h) written to this file every metrics_interval_ms, atomically
+  // (node_exporter's textfile collector reads it). Empty: none. Both reloadable.
+  std::string metrics_file;
+  std::uint32_t metrics_interval_ms = 15000;
   std::string worker_executable;  // default: this executable
   // Re-reads the configuration on SIGHUP. Returns false with *error to refuse it. Unset: SIGHUP
   // only logs.

@@ -9,10 +9,10 @@
 namespace kv::ctl {
 namespace {
 
-constexpr const char* kCommands[] = {"create", "drop",  "restart", "kill", "buckets", "shutdown",
-                                     "status", "stats", "put",     "get",  "del",     "cas",
-                                     "incr",   "keys",  "dump",    "load", "shell",   "top",
-                                     "bench",  "watch", "serve"};
+constexpr const char* kCommands[] = {
+    "create", "drop", "restart", "kill",  "buckets",    "shutdown", "status", "stats",
+    "put",    "get",  "del",     "cas",   "incr",       "keys",     "dump",   "load",
+    "shell",  "top",  "bench",   "watch", "completion", "metrics", "serve"};
 
 }  // namespace
 
@@ -35,6 +35,8 @@ bool IsKvctlCommand(const std::string& word) {
 int RunKvctl(const std::vector<std::string>& args, Context& ctx) {
   CLI::App app{"kvctl: administer and use a kv instance", "kvctl"};
   app.require_subcommand(1);
+  app.set_version_flag(
+      "--version", std::string("kvctl " KV_VERSION_STRING " (libkvclient ") + kv::Version() + ")");
   app.fallthrough();  // global flags are accepted after the subcommand too
   app.footer(
       "Exit codes: 0 ok, 1 not found or failed, 2 usage.\n"
@@ -57,11 +59,22 @@ int RunKvctl(const std::vector<std::string>& args, Context& ctx) {
   AddBenchCommand(app, ctx);
   AddWatchCommand(app, ctx);
   AddServeCommand(app, ctx);
+  AddMetricsCommand(app, ctx);
+  AddCompletionCommand(app, ctx);
 
   try {
     std::vector<std::string> reversed(args.rbegin(), args.rend());
     app.parse(reversed);
   } catch (const CLI::ParseError& e) {
+    // A first word that is no command: name it, rather than CLI11's "A subcommand is required".
+    if (app.get_subcommands().empty()) {
+      std::vector<std::string> rest = app.remaining();
+      if (!rest.empty() && !rest.front().empty() && rest.front()[0] != '-') {
+        std::cerr << "kvctl: unknown command '" << rest.front()
+                  << "'; run 'kvctl --help' for the list\n";
+        return kExitUsage;
+      }
+    }
     int code = app.exit(e);
     return code == 0 ? kExitOk : kExitUsage;
   }

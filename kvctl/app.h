@@ -29,6 +29,8 @@ void AddTopCommand(CLI::App& app, Context& ctx);      // top
 void AddBenchCommand(CLI::App& app, Context& ctx);    // bench
 void AddWatchCommand(CLI::App& app, Context& ctx);    // watch
 void AddServeCommand(CLI::App& app, Context& ctx);    // serve
+void AddMetricsCommand(CLI::App& app, Context& ctx);  // metrics
+void AddCompletionCommand(CLI::App& app, Context& ctx);  // completion (kvctl/completion.h)
 
 // True if `word` names a kvctl subcommand (the shell's test for "run this as kvctl").
 bool IsKvctlCommand(const std::string& word);

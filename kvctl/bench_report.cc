@@ -3,12 +3,10 @@
 #include <cstdio>
 #include <iostream>
 
+#include "kv/version.h"
 #include "kvctl/bench.h"
 #include "kvctl/output.h"
 
-#ifndef KVCTL_VERSION
-#define KVCTL_VERSION "unknown"
-#endif
 #ifndef KVCTL_BUILD_TYPE
 #define KVCTL_BUILD_TYPE "unknown"
 #endif
@@ -71,7 +69,7 @@ std::string Ns(std::uint64_t ns) {
 
 void PrintBenchTable(const BenchOptions& o, const std::string& ns,
                      const std::vector<BenchResult>& results) {
-  std::printf("kvctl bench  kv %s  build %s  namespace %s\n", KVCTL_VERSION, KVCTL_BUILD_TYPE,
+  std::printf("kvctl bench  kv %s  build %s  namespace %s\n", KV_VERSION_STRING, KVCTL_BUILD_TYPE,
               ns.c_str());
   std::printf("keys %llu  key %zu B  value %zu B  clients %d  duration %.1f s per workload\n",
               static_cast<unsigned long long>(o.keys), o.key_size, o.value_size, o.clients,
@@ -114,7 +112,7 @@ void PrintBenchJson(const BenchOptions& o, const std::string& ns,
     list.push_back(j);
   }
   PrintJson({{"tool", "kvctl bench"},
-             {"version", KVCTL_VERSION},
+             {"version", KV_VERSION_STRING},
              {"build_type", KVCTL_BUILD_TYPE},
              {"optimised", Optimised()},
              {"sanitizers", Sanitized()},

@@ -1,25 +1,11 @@
 #include "kvctl/dump_format.h"
 
-#include <array>
 #include <cstring>
 
 #include "kv/client.h"
 
 namespace kv::ctl {
 namespace {
-
-const std::array<std::uint32_t, 256>& CrcTable() {
-  static const std::array<std::uint32_t, 256> table = [] {
-    std::array<std::uint32_t, 256> t{};
-    for (std::uint32_t i = 0; i < 256; ++i) {
-      std::uint32_t c = i;
-      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-      t[i] = c;
-    }
-    return t;
-  }();
-  return table;
-}
 
 template <typename T>
 std::string Le(T v) {
@@ -41,15 +27,8 @@ T FromLe(const std::string& bytes) {
 
 }  // namespace
 
-std::uint32_t Crc32(std::uint32_t crc, std::string_view bytes) {
-  const auto& table = CrcTable();
-  crc = ~crc;
-  for (char ch : bytes) crc = table[(crc ^ static_cast<unsigned char>(ch)) & 0xff] ^ (crc >> 8);
-  return ~crc;
-}
-
 Status DumpWriter::Write(std::string_view bytes) {
-  crc_ = Crc32(crc_, bytes);
+  crc_.process_bytes(bytes.data(), bytes.size());
   bytes_ += bytes.size();
   out_.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   if (!out_)
@@ -81,7 +60,7 @@ Status DumpWriter::Finish() {
   std::string e(1, static_cast<char>(kDumpEndTag));
   e += Le<std::uint64_t>(count_);
   if (Status s = Write(e); !s.ok()) return s;
-  std::string crc = Le<std::uint32_t>(crc_);
+  std::string crc = Le<std::uint32_t>(crc_.checksum());
   out_.write(crc.data(), static_cast<std::streamsize>(crc.size()));
   out_.flush();
   bytes_ += crc.size();
@@ -94,7 +73,7 @@ bool DumpReader::Read(std::size_t n, std::string* into) {
   if (n == 0) return true;
   in_.read(into->data(), static_cast<std::streamsize>(n));
   if (static_cast<std::size_t>(in_.gcount()) != n) return false;
-  crc_ = Crc32(crc_, *into);
+  crc_.process_bytes(into->data(), n);
   offset_ += n;
   return true;
 }
@@ -130,7 +109,7 @@ Status DumpReader::Next(std::string* key, std::string* value, bool* end) {
   if (tag == kDumpEndTag) {
     if (!Read(8, &b)) return Corrupt("truncated end record");
     if (FromLe<std::uint64_t>(b) != count_) return Corrupt("record count mismatch");
-    std::uint32_t expected = crc_;
+    std::uint32_t expected = crc_.checksum();
     if (!Read(4, &b)) return Corrupt("truncated checksum");
     if (FromLe<std::uint32_t>(b) != expected) return Corrupt("checksum mismatch");
     if (in_.peek() != std::char_traits<char>::eof()) return Corrupt("trailing bytes");

@@ -24,6 +24,7 @@
 // key present for the whole dump is in it, with some value it had meanwhile.
 #pragma once
 
+#include <boost/crc.hpp>
 #include <cstdint>
 #include <istream>
 #include <ostream>
@@ -39,8 +40,9 @@ inline constexpr std::uint32_t kDumpVersion = 1;
 inline constexpr std::uint8_t kDumpRecordTag = 0x01;
 inline constexpr std::uint8_t kDumpEndTag = 0x00;
 
-// CRC-32 (reflected, polynomial 0xEDB88320, init and final xor 0xFFFFFFFF), continued from `crc`.
-std::uint32_t Crc32(std::uint32_t crc, std::string_view bytes);
+// The dump's checksum: CRC-32/ISO-HDLC (zlib's crc32: reflected polynomial 0xEDB88320, init and
+// final xor 0xFFFFFFFF), computed by Boost.CRC over every byte written or read.
+using DumpCrc = boost::crc_32_type;
 
 struct DumpHeader {
   std::string bucket;
@@ -61,7 +63,7 @@ class DumpWriter {
  private:
   Status Write(std::string_view bytes);
   std::ostream& out_;
-  std::uint32_t crc_ = 0;
+  DumpCrc crc_;
   std::uint64_t count_ = 0;
   std::uint64_t bytes_ = 0;
 };
@@ -79,7 +81,7 @@ class DumpReader {
   bool Read(std::size_t n, std::string* into);
   Status Corrupt(const std::string& what) const;
   std::istream& in_;
-  std::uint32_t crc_ = 0;
+  DumpCrc crc_;
   std::uint64_t count_ = 0;
   std::uint64_t offset_ = 0;
 };

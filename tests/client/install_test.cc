@@ -54,10 +54,13 @@ class InstallTest : public ::testing::Test {
 
 TEST_F(InstallTest, InstalledPackageBuildsAndRunsTheExamples) {
   // 1. Install.
-  CommandResult r = RunCommand({KV_CMAKE_COMMAND, "--install", KV_BINARY_DIR, "--prefix",
-                                prefix_.string(), "--component", "kvclient"});
-  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-  for (const char* header : {"client.h", "status.h", "kv.h"}) {
+  CommandResult r;
+  for (const char* component : {"libkvclient0", "libkvclient-dev"}) {
+    r = RunCommand({KV_CMAKE_COMMAND, "--install", KV_BINARY_DIR, "--prefix", prefix_.string(),
+                    "--component", component});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  }
+  for (const char* header : {"client.h", "status.h", "kv.h", "version.h"}) {
     EXPECT_TRUE(fs::exists(prefix_ / "include" / "kv" / header)) << header;
   }
   EXPECT_TRUE(fs::is_regular_file(libdir_ / "libkvclient.so.0.1.0"));

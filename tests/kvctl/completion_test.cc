@@ -3,6 +3,7 @@
 // names of the namespace given on the line (read from a live kvd).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <sstream>
 
 #include "tests/testing/kvd_harness.h"
@@ -32,6 +33,7 @@ std::vector<std::string> BashComplete(const std::vector<std::string>& words) {
   for (std::string line; std::getline(in, line);) {
     if (!line.empty()) out.push_back(line);
   }
+  std::sort(out.begin(), out.end());
   return out;
 }
 

@@ -121,5 +121,38 @@ TEST(SupervisorConfigTest, SegmentsPersistAfterACleanStopUnlessEphemeral) {
   EXPECT_TRUE(ShmObjectsOfNamespace(kvd.ns()).empty());
 }
 
+TEST(SupervisorConfigTest, CheckConfigValidatesAFileAndExitsZeroOrOneWithTheReason) {
+  ScopedPath good("kvt-good.conf");
+  good.Write("# checked, not run\nmax-buckets = 7\nlog-level = warn\n");
+  ScopedPath bad("kvt-bad.conf");
+  bad.Write("max-buckets = 7\nmax-backoff-ms = 10\nbackoff-ms = 20\n");
+  std::string ns = UniqueNamespace();
+
+  CommandResult r = RunCommand({KvdPath(), "--namespace", ns, "--check-config", good.path()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "kvd: configuration OK (" + good.path() + ")\n");
+  r = RunCommand({KvdPath(), "--namespace", ns, "--check-config=" + good.path()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  // --config names the file when --check-config has none; flags are checked with it.
+  r = RunCommand({KvdPath(), "--namespace", ns, "--config", good.path(), "--check-config"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = RunCommand(
+      {KvdPath(), "--namespace", ns, "--check-config", good.path(), "--max-buckets", "0"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--max-buckets"), std::string::npos) << r.err;
+
+  r = RunCommand({KvdPath(), "--namespace", ns, "--check-config", bad.path()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("backoff-ms (20) exceeds max-backoff-ms (10)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(bad.path()), std::string::npos) << r.err;
+  r = RunCommand({KvdPath(), "--namespace", ns, "--check-config", "/nonexistent/kvd.conf"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("/nonexistent/kvd.conf"), std::string::npos) << r.err;
+  // Checking creates nothing and starts nothing.
+  EXPECT_TRUE(ShmObjectsOfNamespace(ns).empty());
+  EXPECT_TRUE(ProcessesOfNamespace(ns).empty());
+  SweepNamespace(ns);
+}
+
 }  // namespace
 }  // namespace kv

@@ -47,12 +47,17 @@
 #include <vector>
 
 #include "kv/status.h"
+#include "kv/version.h"
 
 namespace kv {
 
 inline constexpr std::size_t kMaxKeySize = 1024;
 inline constexpr std::size_t kMaxValueSize = 16u << 20;  // 16 MiB (shm::kMaxValueSize)
 inline constexpr std::size_t kMaxBucketNameSize = 64;
+
+// The version of the libkvclient loaded at run time, "MAJOR.MINOR.PATCH" (as kv_version()).
+// KV_VERSION_STRING (kv/version.h) is the version of the headers a program was compiled with.
+const char* Version();
 
 struct ClientOptions {
   // Instance namespace. Empty (default): $KV_NAMESPACE, else "kv".

@@ -45,13 +45,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kv/version.h" /* KV_VERSION_MAJOR/MINOR/PATCH, KV_VERSION_STRING: this header's version */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-#define KV_VERSION_MAJOR 0
-#define KV_VERSION_MINOR 1
-#define KV_VERSION_PATCH 0
 
 /* Limits, equal to kv::kMaxKeySize, kv::kMaxValueSize and kv::kMaxBucketNameSize. */
 #define KV_MAX_KEY_SIZE 1024
@@ -109,6 +107,12 @@ typedef struct kv_change {
   const void* value; /* KV_CHANGE_PUT; else "" */
   size_t value_len;
 } kv_change;
+
+/* ---- Version ---- */
+
+/* The version of the libkvclient loaded at run time, "MAJOR.MINOR.PATCH" (a static string).
+ * May differ from KV_VERSION_STRING, the version of the headers a program was compiled with. */
+const char* kv_version(void);
 
 /* ---- Errors and memory ---- */
 

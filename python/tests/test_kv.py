@@ -1,0 +1,128 @@
+"""The kv Python module against a real kvd: every operation, bytes in and out, errors as the
+exception named after each C code, async writes with flush, subscriptions as iterators."""
+import threading
+
+import pytest
+
+import kv
+
+
+def test_version_is_the_librarys():
+    assert kv.version().count(".") == 2
+
+
+def test_put_get_delete_binary_safe(bucket):
+    bucket.put(b"k\x00ey", b"\xff\x00value")
+    assert bucket.get(b"k\x00ey") == b"\xff\x00value"
+    assert isinstance(bucket.get(b"k\x00ey"), bytes)
+    bucket.put("str-key", "é")  # str is UTF-8
+    assert bucket.get(b"str-key") == "é".encode()
+    bucket.put(b"empty", b"")
+    assert bucket.get(b"empty") == b""
+    assert bucket.delete(b"k\x00ey") == b"\xff\x00value"
+    with pytest.raises(kv.NotFoundError) as e:
+        bucket.get(b"k\x00ey")
+    assert e.value.code == -1 and e.value.word == "NOT_FOUND"
+    assert bucket.get(b"k\x00ey", None) is None
+    with pytest.raises(kv.NotFoundError):
+        bucket.delete(b"k\x00ey")
+
+
+def test_large_values_past_the_read_buffer(bucket):
+    big = bytes(range(256)) * 1000  # 256 KB: travels in a memfd, read with kv_get
+    bucket.put(b"big", big)
+    assert bucket.get(b"big") == big
+    assert bucket.get_versioned(b"big")[0] == big
+
+
+def test_cas_and_versions(bucket):
+    v1 = bucket.cas(b"c", 0, b"first")  # 0: only if absent
+    assert bucket.get_versioned(b"c") == (b"first", v1)
+    with pytest.raises(kv.VersionMismatchError):
+        bucket.cas(b"c", 0, b"again")
+    v2 = bucket.cas(b"c", v1, b"second")
+    assert v2 != v1
+    with pytest.raises(kv.VersionMismatchError):
+        bucket.cas(b"c", v1, b"stale")
+    assert bucket.get(b"c") == b"second"
+
+
+def test_incr(bucket):
+    assert bucket.incr(b"n") == 1
+    assert bucket.incr(b"n", 41) == 42
+    assert bucket.incr(b"n", -50) == -8
+    bucket.put(b"word", b"abc")
+    with pytest.raises(kv.NotAnIntegerError):
+        bucket.incr(b"word")
+
+
+def test_scan_stats_clear(bucket):
+    for i in range(10):
+        bucket.put(b"p:%d" % i, b"%d" % i)
+    bucket.put(b"q", b"other")
+    assert sorted(bucket.scan(b"p:")) == sorted((b"p:%d" % i, b"%d" % i) for i in range(10))
+    assert len(bucket.scan()) == 11
+    s = bucket.stats()
+    assert s["keys"] == 11 and s["writes"] == 11
+    bucket.clear()
+    assert bucket.scan() == []
+
+
+def test_async_writes_and_flush(bucket):
+    for i in range(1000):
+        bucket.put_async(b"a%d" % i, b"v%d" % i)
+    bucket.delete_async(b"a0")
+    bucket.flush()
+    assert bucket.get(b"a999") == b"v999"
+    assert bucket.get(b"a0", None) is None
+    with pytest.raises(kv.TooLargeError):
+        bucket.put_async(b"x" * 2000, b"")
+
+
+def test_errors_are_named_after_the_c_codes(client):
+    with pytest.raises(kv.NoBucketError) as e:
+        client.open_bucket("absent")
+    assert e.value.code == -2 and "absent" in str(e.value)
+    with pytest.raises(kv.InvalidError):
+        client.create_bucket("bad name")
+    with pytest.raises(kv.UnavailableError):
+        kv.Client("kvpy-never-ran-here")
+    assert issubclass(kv.BucketFullError, kv.Error)
+    assert [kv.NotFoundError.code, kv.InternalError.code] == [-1, -13]
+
+
+def test_subscribe_is_an_iterator_of_changes(client, bucket):
+    sub = bucket.subscribe()
+    start = sub.position
+    writer = client.open_bucket("b")  # another handle, in another thread
+
+    def write():
+        writer.put(b"k", b"1")
+        writer.delete(b"k")
+        writer.clear()
+
+    t = threading.Thread(target=write)
+    t.start()
+    changes = [next(sub) for _ in range(3)]
+    t.join()
+    writer.close()
+    assert [c.kind for c in changes] == [kv.PUT, kv.DELETE, kv.CLEAR]
+    assert changes[0].key == b"k" and changes[0].value == b"1"
+    assert [c.sequence for c in changes] == [start, start + 1, start + 2]
+    # With a timeout, iteration ends when nothing more comes.
+    with bucket.subscribe(timeout_ms=50) as quiet:
+        assert list(quiet) == []
+    # Replayed from a sequence still in the feed.
+    with bucket.subscribe(from_sequence=start, timeout_ms=50) as replay:
+        assert [c.kind for c in replay] == [kv.PUT, kv.DELETE, kv.CLEAR]
+    sub.close()
+
+
+def test_dropped_bucket_raises_no_bucket(client):
+    client.create_bucket("gone")
+    b = client.open_bucket("gone")
+    b.put(b"k", b"v")
+    client.drop_bucket("gone")
+    with pytest.raises(kv.NoBucketError):
+        b.get(b"k")
+    b.close()
