@@ -22,6 +22,7 @@ int RunWorkerProcess(const kv::daemon::KvdCommandLine& cl) {
   w.bucket_id = cl.bucket_id;
   w.limits = cl.options.limits;
   w.spin_us = cl.options.worker_spin_us;
+  w.persistence = cl.options.persistence;
   return kv::daemon::RunWorker(w);
 }
 

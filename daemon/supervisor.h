@@ -29,6 +29,7 @@
 #include <string>
 
 #include "daemon/bucket_store.h"
+#include "daemon/persistence/options.h"
 
 namespace kv::daemon {
 
@@ -52,6 +53,10 @@ struct SupervisorOptions {
   // Start every worker by fork+exec instead of forking it from the spawner (daemon/spawner.h).
   bool exec_workers = false;
   std::string log_level = "info";
+  // The data directory and when buckets are saved to it (daemon/persistence/options.h); empty
+  // data_dir: memory only. Fixed for kvd's lifetime (a reload reports changes as needing a
+  // restart).
+  persistence::PersistenceOptions persistence;
   std::string worker_executable;  // default: this executable
   // Re-reads the configuration on SIGHUP. Returns false with *error to refuse it. Unset: SIGHUP
   // only logs.

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstddef>
 #include <cstring>
 #include <deque>
 #include <memory>
@@ -19,6 +20,7 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/crash_point.h"
+#include "daemon/persistence/persistence.h"
 #include "daemon/request_prefetch.h"
 #include "shm/channel.h"
 #include "shm/control_message.h"
@@ -54,6 +56,12 @@ class Worker {
       : options_(options), store_(std::move(store)) {}
   ~Worker();
   bool Start(int listen_fd, std::string* error);
+  // Restores from / attaches to the data directory (persistence.h); before READY.
+  bool OpenPersistence(bool fresh, std::string* error, bool* refused) {
+    return persistence_.Open(options_.persistence, options_.ns, &store_, fresh, epoll_fd_, error,
+                             refused);
+  }
+  void RemoveObjects() { store_.RemoveObjects(); }
   void Run();
   bool dropped() const { return drop_; }
 
@@ -72,6 +80,9 @@ class Worker {
   void Reply(Connection& c, const shm::RequestHeader& header, shm::WireStatus status,
              std::int64_t number, std::string_view value);
   void WakeClient(Connection& c);
+  // Group commit (appendfsync always): makes the batch durable before its replies are published;
+  // if it cannot, every successful reply of the batch becomes PERSISTENCE.
+  void CommitBatch(Connection& c);
   bool AnyPending() const;
   void SetWaiting(std::uint32_t waiting);
   void HandleEvents(int timeout_ms);
@@ -93,6 +104,9 @@ class Worker {
   std::vector<Connection*> ready_;  // scratch for DrainAll
   RequestPrefetch prefetch_;
   std::uint32_t sleep_number_ = 0;  // worker_waiting of the current or last sleep
+  persistence::Persistence persistence_;
+  std::vector<char*> batch_ok_replies_;  // always: this batch's OK replies, not yet published
+  std::uint64_t batch_async_writes_ = 0;
 };
 
 Worker::~Worker() {
@@ -109,6 +123,7 @@ bool Worker::Start(int listen_fd, std::string* error) {
   sigaddset(&mask, SIGTERM);
   sigaddset(&mask, SIGINT);
   sigaddset(&mask, SIGUSR1);
+  sigaddset(&mask, SIGUSR2);
   sigaddset(&mask, SIGHUP);
   ::sigprocmask(SIG_BLOCK, &mask, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
@@ -260,6 +275,8 @@ void Worker::Reply(Connection& c, const shm::RequestHeader& header, shm::WireSta
       c.channel.header()->async_last_status.store(static_cast<std::uint32_t>(status),
                                                   std::memory_order_relaxed);
       c.channel.header()->async_failures.fetch_add(1, std::memory_order_release);
+    } else if (status == shm::WireStatus::kOk && persistence_.SyncsEachBatch()) {
+      ++batch_async_writes_;
     }
     return;
   }
@@ -273,6 +290,9 @@ void Worker::Reply(Connection& c, const shm::RequestHeader& header, shm::WireSta
                            static_cast<std::uint32_t>(value.size()));
   } else {
     shm::EncodeReply(out, status, header.request_id, number, value);
+  }
+  if (status == shm::WireStatus::kOk && persistence_.SyncsEachBatch()) {
+    batch_ok_replies_.push_back(out);
   }
   c.replies.Commit();
 }
@@ -326,6 +346,9 @@ std::size_t Worker::Drain(Connection& c) {
         status = shm::WireStatus::kMalformed;
       }
     }
+    if (status == shm::WireStatus::kOk && op != shm::Op::kFlush && !persistence_.AcceptsWrites()) {
+      status = shm::WireStatus::kPersistence;
+    }
     // The old value goes out before the delete is applied: if the socket refuses it, nothing
     // changes and the client gets an error instead of a lost value.
     if (status == shm::WireStatus::kOk && stage_reply && !SendStagedValue(c, old_value_)) {
@@ -336,6 +359,7 @@ std::size_t Worker::Drain(Connection& c) {
     if (status == shm::WireStatus::kOk) {
       status = store_.Apply(request, &number, &reply_value_);
       store_.RecordChange(request, status, number);
+      persistence_.OnApplied(request, status, number);
       CrashPoint("after-apply");
     } else {
       spdlog::warn("rejected request id {}: {}", request.header.request_id,
@@ -347,10 +371,27 @@ std::size_t Worker::Drain(Connection& c) {
   }
   if (did != 0) {
     c.requests.Release();
+    CommitBatch(c);
     WakeClient(c);
   }
   if (staged_value_.capacity() > (1u << 20)) std::string().swap(staged_value_);  // 16 MiB peaks
   return did;
+}
+
+void Worker::CommitBatch(Connection& c) {
+  if (!persistence_.Commit()) {
+    for (char* frame : batch_ok_replies_) {
+      frame[offsetof(shm::ReplyHeader, status)] = static_cast<char>(shm::WireStatus::kPersistence);
+    }
+    if (batch_async_writes_ != 0) {
+      shm::ChannelHeader* h = c.channel.header();
+      h->async_last_status.store(static_cast<std::uint32_t>(shm::WireStatus::kPersistence),
+                                 std::memory_order_relaxed);
+      h->async_failures.fetch_add(batch_async_writes_, std::memory_order_release);
+    }
+  }
+  batch_ok_replies_.clear();
+  batch_async_writes_ = 0;
 }
 
 void Worker::WakeClient(Connection& c) {
@@ -400,9 +441,15 @@ void Worker::HandleEvents(int timeout_ms) {
     } else if (fd == signal_fd_) {
       signalfd_siginfo info;
       while (::read(signal_fd_, &info, sizeof info) == sizeof info) {
+        if (info.ssi_signo == SIGUSR2) {
+          persistence_.RequestSave();
+          continue;
+        }
         if (info.ssi_signo == SIGUSR1) drop_ = true;
         if (info.ssi_signo != SIGHUP) stop_ = true;
       }
+    } else if (fd == persistence_.child_fd()) {
+      persistence_.OnChildEvent();
     } else {
       auto it = connections_.find(fd);
       if (it == connections_.end()) continue;
@@ -459,6 +506,7 @@ void Worker::Run() {
     // a few records each. (The records themselves are in the feed before their replies.)
     if (!did || (iterations & 255) == 0) store_.PublishChanges();
     auto now = Clock::now();
+    persistence_.Tick(now);
     if (worked) {
       last_work = now;
       worked = false;
@@ -489,6 +537,7 @@ void Worker::Run() {
     spin = last_work - now < max_spin ? std::min(spin * 2, max_spin) : std::max(spin / 2, min_spin);
   }
   DrainAll();
+  persistence_.Stop(drop_);
   store_.CloseChanges();
   if (drop_) store_.MarkDropped();
 }
@@ -508,8 +557,9 @@ int RunWorker(const WorkerOptions& options) {
     return 1;
   }
   std::string error;
+  bool fresh = false;
   std::optional<BucketStore> store =
-      BucketStore::Open(options.ns, options.bucket_id, options.limits, &error);
+      BucketStore::Open(options.ns, options.bucket_id, options.limits, &error, &fresh);
   if (!store) {
     spdlog::error("cannot open bucket {}: {}", options.bucket_id, error);
     ::close(listen_fd);
@@ -521,6 +571,18 @@ int RunWorker(const WorkerOptions& options) {
   if (!worker.Start(listen_fd, &error)) {
     spdlog::error("{}", error);
     return 1;
+  }
+  bool refused = false;
+  if (!worker.OpenPersistence(fresh, &error, &refused)) {
+    spdlog::error("bucket {}: {}", options.bucket_id, error);
+    if (!refused) return 1;
+    // Nothing of the bucket may stay in shared memory: a later start would take it for the truth.
+    if (fresh) worker.RemoveObjects();
+    std::string line = "REFUSED " + error + "\n";
+    if (::write(STDOUT_FILENO, line.data(), line.size()) < 0) {
+      // Started by hand: the log says it.
+    }
+    return persistence::kExitDataRefused;
   }
   static constexpr char kReady[] = "READY\n";
   if (::write(STDOUT_FILENO, kReady, sizeof kReady - 1) < 0) {
