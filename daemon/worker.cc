@@ -300,6 +300,10 @@ void Worker::Reply(Connection& c, const shm::RequestHeader& header, shm::WireSta
 std::size_t Worker::Drain(Connection& c) {
   std::size_t did = 0;
   c.paused = false;
+  // Frames noted by Reply are this channel's, valid only until Drain returns (a batch cut short
+  // by a broken ring is committed with the next one; its replies are never published).
+  batch_ok_replies_.clear();
+  batch_async_writes_ = 0;
   for (int n = 0; n < kMaxBatchPerChannel; ++n) {
     bool broken = false;
     std::uint32_t size = 0;

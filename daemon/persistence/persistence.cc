@@ -127,8 +127,7 @@ bool Persistence::Open(const PersistenceOptions& options, const std::string& ns,
       log_fd_ = fd;
       log_seq_ = seq;
     } else {
-      log_seq_ = seq;  // a half-created file may hold the number
-      Failed(shm::kPersistFailLogWrite, err, e);
+      Failed(shm::kPersistFailLogWrite, err, e);  // the number stays free: no gap in the chain
     }
     if (options.appendfsync == AppendFsync::kEverysec)
       syncer_ = std::thread([this] { SyncLoop(); });
@@ -264,7 +263,6 @@ void Persistence::StartSnapshot() {
     int err = 0;
     int fd = -1;
     if (!OpenLog(next_seq, &fd, &e, &err)) {
-      log_seq_ = next_seq;
       anchor_->saves.fetch_add(1, std::memory_order_release);
       Failed(shm::kPersistFailSnapshot, err, "snapshot not started: " + e);
       return;

@@ -32,7 +32,9 @@ std::uint64_t Fill(KvdInstance& kvd) {
   Result<Bucket> b = client->OpenBucket("b");
   EXPECT_TRUE(b.ok());
   for (int i = 0; i < kKeys; ++i) {
-    if (i == kKeys / 2) EXPECT_TRUE(client->SaveBucket("b").ok());
+    if (i == kKeys / 2) {
+      EXPECT_TRUE(client->SaveBucket("b").ok());
+    }
     EXPECT_TRUE(b->Put(Key(i), "value-" + std::to_string(i)).ok());
   }
   std::optional<shm::BucketRecord> r = Record(kvd.ns(), "b");
