@@ -27,7 +27,9 @@ bool ParseInt64(std::string_view s, std::int64_t* out) {
 }  // namespace
 
 std::optional<BucketStore> BucketStore::Open(const std::string& ns, std::uint64_t bucket_id,
-                                             const BucketLimits& limits, std::string* error) {
+                                             const BucketLimits& limits, std::string* error,
+                                             bool* fresh) {
+  if (fresh != nullptr) *fresh = false;
   shm::SetTableCrashHook([](const char* point) { CrashPoint(point); });
   BucketStore store;
   store.ns_ = ns;
@@ -55,6 +57,7 @@ std::optional<BucketStore> BucketStore::Open(const std::string& ns, std::uint64_
     return std::nullopt;
   }
   if (!store.anchor_segment_.valid()) {
+    if (fresh != nullptr) *fresh = true;
     e = {};
     store.anchor_segment_ =
         shm::Segment::Create(anchor_name, shm::kAnchorSize, shm::kAnchorSize, limits.mode, &e);
@@ -135,12 +138,14 @@ void BucketStore::MarkDropped() {
   table_.MarkMoved(shm::kMovedDropped);
 }
 
-shm::WireStatus BucketStore::NextGeneration(std::uint64_t extra_bytes, bool empty) {
+shm::WireStatus BucketStore::NextGeneration(std::uint64_t extra_bytes, bool empty,
+                                            std::uint64_t extra_keys) {
   std::uint64_t next_gen = table_.generation() + 1;
   std::string name = shm::GenerationObjectName(ns_, bucket_id_, next_gen);
   shm::Segment::Remove(name);
   shm::ShmError error;
-  shm::TableWriter next = table_.BuildNext(name, extra_bytes, empty, limits_.max_bytes, &error);
+  shm::TableWriter next =
+      table_.BuildNext(name, extra_bytes, empty, limits_.max_bytes, &error, extra_keys);
   if (!next.valid()) {
     spdlog::warn("bucket {}: cannot build generation {}: {}", bucket_id_, next_gen, error.message);
     return shm::WireStatus::kBucketFull;
@@ -223,6 +228,48 @@ void BucketStore::RecordChange(const shm::Request& request, shm::WireStatus stat
     case shm::Op::kFlush:
       break;
   }
+}
+
+shm::WireStatus BucketStore::Reserve(std::uint64_t keys, std::uint64_t bytes) {
+  if (keys == 0) return shm::WireStatus::kOk;
+  return NextGeneration(bytes, false, keys);
+}
+
+shm::WireStatus BucketStore::RestorePut(std::string_view key, std::string_view value,
+                                        std::uint64_t version) {
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    if (table_.PutVersioned(key, value, version) == shm::WriteResult::kOk) {
+      return shm::WireStatus::kOk;
+    }
+    if (table_.last_error().kind == shm::ShmError::kNoSpace) return shm::WireStatus::kBucketFull;
+    shm::WireStatus grown = NextGeneration(shm::RecordSize(key.size(), value.size()), false);
+    if (grown != shm::WireStatus::kOk) return grown;
+  }
+  return shm::WireStatus::kBucketFull;
+}
+
+void BucketStore::RestoreDelete(std::string_view key, std::uint64_t last_version) {
+  table_.Delete(key, nullptr);
+  table_.RaiseLastVersion(last_version);
+}
+
+shm::WireStatus BucketStore::RestoreClear(std::uint64_t last_version) {
+  shm::WireStatus s = NextGeneration(0, true);
+  table_.RaiseLastVersion(last_version);
+  return s;
+}
+
+void BucketStore::RemoveObjects() {
+  std::uint64_t generation = table_.generation();
+  table_ = shm::TableWriter();
+  feed_ = shm::FeedWriter();
+  anchor_ = nullptr;
+  anchor_segment_ = shm::Segment();
+  for (std::uint64_t g = generation > 0 ? generation - 1 : 0; g <= generation + 1; ++g) {
+    shm::Segment::Remove(shm::GenerationObjectName(ns_, bucket_id_, g));
+  }
+  shm::Segment::Remove(shm::FeedObjectName(ns_, bucket_id_));
+  shm::Segment::Remove(shm::AnchorObjectName(ns_, bucket_id_));
 }
 
 shm::WireStatus BucketStore::Apply(const shm::Request& request, std::int64_t* number,

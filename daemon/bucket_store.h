@@ -39,8 +39,10 @@ inline constexpr std::uint64_t kFeedBytesPerChange = shm::kFeedDataBytes / shm::
 
 class BucketStore {
  public:
+  // *fresh (if non-null): the bucket had no shared memory (no anchor) and starts empty.
   static std::optional<BucketStore> Open(const std::string& ns, std::uint64_t bucket_id,
-                                         const BucketLimits& limits, std::string* error);
+                                         const BucketLimits& limits, std::string* error,
+                                         bool* fresh = nullptr);
 
   // Applies one validated request. *number and *value receive the reply's payload.
   shm::WireStatus Apply(const shm::Request& request, std::int64_t* number, std::string* value);
@@ -66,11 +68,25 @@ class BucketStore {
   // Marks the change feed cleanly closed (the next worker appends no resync record).
   void CloseChanges() { feed_.Close(); }
 
+  // Restore from disk (daemon/persistence/restore.h), before the worker serves anyone: sizes the
+  // table for `keys` more keys of `bytes` record bytes, then applies effects with their versions.
+  shm::WireStatus Reserve(std::uint64_t keys, std::uint64_t bytes);
+  shm::WireStatus RestorePut(std::string_view key, std::string_view value, std::uint64_t version);
+  void RestoreDelete(std::string_view key, std::uint64_t last_version);
+  shm::WireStatus RestoreClear(std::uint64_t last_version);
+  void RaiseLastVersion(std::uint64_t version) { table_.RaiseLastVersion(version); }
+  // Removes every shared object of the bucket (a restore that was refused leaves no empty bucket
+  // behind, which a later start would take for the truth). The store is unusable afterwards.
+  void RemoveObjects();
+  shm::AnchorHeader* anchor() { return anchor_; }
+  std::uint64_t bucket_id() const { return bucket_id_; }
+
  private:
   BucketStore() = default;
   // Replaces the table with its next generation (compacted and sized for `extra_bytes` more, or
   // empty), publishing it through the anchor before unlinking the old one.
-  shm::WireStatus NextGeneration(std::uint64_t extra_bytes, bool empty);
+  shm::WireStatus NextGeneration(std::uint64_t extra_bytes, bool empty,
+                                 std::uint64_t extra_keys = 0);
   shm::WireStatus Put(std::string_view key, std::string_view value, std::int64_t* version);
   shm::WireStatus Cas(std::string_view key, std::uint64_t expected, std::string_view value,
                       std::int64_t* version);

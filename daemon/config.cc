@@ -150,6 +150,24 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& given_args, KvdCom
   app.add_option("--metrics-interval-ms", o.metrics_interval_ms,
                  "how often to write --metrics-file")
       ->check(CLI::Range(100u, 3600000u));
+  app.add_option(
+      "--data-dir", o.persistence.data_dir,
+      "keep buckets on disk here (snapshots and an append-only log); unset: memory only");
+  std::string save = persistence::FormatSaveRules(o.persistence.save_rules);
+  app.add_option("--save", save,
+                 "snapshot rules: pairs of SECONDS CHANGES (\"3600 1 300 100\"); \"\": none");
+  std::string appendonly = "yes";
+  app.add_option("--appendonly", appendonly,
+                 "keep an append-only log of every write (with a data-dir)")
+      ->check(CLI::IsMember({"yes", "no"}));
+  std::string appendfsync = "everysec";
+  app.add_option("--appendfsync", appendfsync,
+                 "when the log reaches the disk: always, everysec, no")
+      ->check(CLI::IsMember({"always", "everysec", "no"}));
+  std::string stop_writes = "yes";
+  app.add_option("--stop-writes-on-save-error", stop_writes,
+                 "refuse writes while saving to the data directory fails")
+      ->check(CLI::IsMember({"yes", "no"}));
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error, critical, off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   app.add_flag("--reload", cl.reload,
@@ -181,6 +199,21 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& given_args, KvdCom
     return ParseOutcome::kError;
   }
   if (config != nullptr && config->count() > 0) cl.config_path = config->as<std::string>();
+  if (std::string why = persistence::ParseSaveRules(save, &o.persistence.save_rules);
+      !why.empty()) {
+    *message = why;
+    return ParseOutcome::kError;
+  }
+  o.persistence.appendonly = appendonly == "yes";
+  (void)persistence::ParseAppendFsync(appendfsync, &o.persistence.appendfsync);
+  o.persistence.stop_writes_on_save_error = stop_writes == "yes";
+  if (!o.persistence.data_dir.empty() && o.persistence.data_dir[0] != '/') {
+    *message = "data-dir must be an absolute path, not '" + o.persistence.data_dir + "'";
+    return ParseOutcome::kError;
+  }
+  while (o.persistence.data_dir.size() > 1 && o.persistence.data_dir.back() == '/') {
+    o.persistence.data_dir.pop_back();
+  }
   if (cl.worker && cl.bucket_id == 0) {
     *message = "--worker needs --bucket-id";
     return ParseOutcome::kError;

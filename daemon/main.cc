@@ -26,6 +26,7 @@ int RunWorkerProcess(const kv::daemon::KvdCommandLine& cl) {
   w.spin_us = cl.options.worker_spin_us;
   w.wait_policy =
       cl.options.wait_policy == "dedicated" ? kv::shm::kWaitDedicated : kv::shm::kWaitAdaptive;
+  w.persistence = cl.options.persistence;
   return kv::daemon::RunWorker(w);
 }
 

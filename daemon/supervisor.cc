@@ -10,6 +10,7 @@
 
 #include <sys/prctl.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -21,6 +22,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/persistence/bucket_dir.h"
+#include "daemon/persistence/file_util.h"
+#include "daemon/persistence/persistence.h"
 #include "daemon/pidfd.h"
 #include "daemon/process_info.h"
 #include "daemon/systemd_notify.h"
@@ -55,7 +59,8 @@ struct WorkerSlot {
   bool dropping = false;
   bool restart_requested = false;  // an exit we asked for: not counted as a crash
   bool killed_unresponsive = false;
-  bool stale = false;  // heartbeat older than kHeartbeatFreshMs
+  bool stale = false;   // heartbeat older than kHeartbeatFreshMs
+  std::string refused;  // the worker refused the bucket's data on disk (REFUSED line)
   std::optional<Clock::time_point> restart_at;
   Clock::time_point start_deadline;
   std::deque<Clock::time_point> exits;  // crash times within the intensity window
@@ -88,7 +93,15 @@ class Supervisor {
   void CloseFailedListener(WorkerSlot& w);
   void OnFailedConnection(WorkerSlot& w);
   void MapAnchor(WorkerSlot& w);
-  void FinishDrop(WorkerSlot& w);
+  // Removes the bucket's objects; `remove_files`: its data directory too (a real drop).
+  void FinishDrop(WorkerSlot& w, bool remove_files = true);
+  // Data directory: recreates the registry entries of every stored bucket (a fresh registry).
+  bool RestoreFromDisk();
+  // Writes the bucket's meta file if it has none (a bucket older than the data directory).
+  std::string EnsureMeta(const WorkerSlot& w);
+  std::string BucketDir(std::uint64_t id) const {
+    return persistence::BucketDir(options_.persistence.data_dir, options_.ns, id);
+  }
   void Settle(WorkerSlot& w, shm::ControlStatus status, const std::string& message);
   void HandleControl(int conn);
   void Answer(int conn, shm::ControlStatus status, const std::string& message);
@@ -203,6 +216,25 @@ bool Supervisor::SetUp() {
   spdlog::info("{} registry of namespace '{}' ({} bucket slots)",
                created ? "created the" : "re-opened the", options_.ns,
                registry_->reader().capacity());
+  const persistence::PersistenceOptions& p = options_.persistence;
+  std::uint32_t persist_mode = 0;
+  if (p.enabled()) {
+    std::string ns_dir = persistence::NamespaceDir(p.data_dir, options_.ns);
+    if (std::string e = persistence::MakeDirs(ns_dir, 0750); !e.empty()) {
+      spdlog::error("data directory: {}", e);
+      return false;
+    }
+    persist_mode = shm::kPersistSnapshots;
+    if (p.appendonly) {
+      persist_mode |= shm::kPersistLog | ((static_cast<std::uint32_t>(p.appendfsync) + 1) << 4);
+    }
+    spdlog::info("data directory {} (save \"{}\", appendonly {}, appendfsync {})", ns_dir,
+                 persistence::FormatSaveRules(p.save_rules), p.appendonly ? "yes" : "no",
+                 persistence::AppendFsyncName(p.appendfsync));
+    // Shared memory is the truth while it exists; only a new registry is filled from disk.
+    if (created && !RestoreFromDisk()) return false;
+  }
+  registry_->SetPersistMode(persist_mode);
 
   sigset_t mask;
   sigemptyset(&mask);
@@ -238,6 +270,37 @@ bool Supervisor::SetUp() {
                  watchdog_usec / 2000);
   }
   return true;
+}
+
+bool Supervisor::RestoreFromDisk() {
+  std::string ns_dir = persistence::NamespaceDir(options_.persistence.data_dir, options_.ns);
+  std::uint64_t next = 0;
+  if (std::string e = persistence::ReadNextId(ns_dir, &next); !e.empty()) {
+    spdlog::error("data directory: {}; refusing to start (bucket ids could be reused)", e);
+    return false;
+  }
+  std::vector<std::string> skipped;
+  std::vector<persistence::StoredBucket> stored = persistence::ListStoredBuckets(ns_dir, &skipped);
+  for (const std::string& why : skipped) spdlog::error("data directory: {}; not restored", why);
+  for (const persistence::StoredBucket& b : stored) {
+    next = std::max(next, b.id + 1);
+    std::optional<std::uint32_t> index = registry_->Insert(b.name, b.id);
+    if (!index) {
+      spdlog::error("bucket '{}' (id {}) cannot be restored: the registry is full ({} slots)",
+                    b.name, b.id, registry_->reader().capacity());
+      continue;
+    }
+    spdlog::info("restoring bucket '{}' (id {}) from the data directory", b.name, b.id);
+  }
+  if (next != 0) registry_->EnsureNextBucketId(next);
+  return true;
+}
+
+std::string Supervisor::EnsureMeta(const WorkerSlot& w) {
+  if (!options_.persistence.enabled()) return {};
+  std::string dir = BucketDir(w.id);
+  if (::access((dir + "/" + persistence::kMetaFileName).c_str(), F_OK) == 0) return {};
+  return persistence::WriteBucketMeta(dir, w.id, w.name);
 }
 
 void Supervisor::MapAnchor(WorkerSlot& w) {
@@ -299,24 +362,34 @@ void Supervisor::Adopt() {
 }
 
 std::vector<std::string> Supervisor::WorkerFlags() const {
-  return {"--namespace",
-          options_.ns,
-          "--max-bucket-bytes",
-          std::to_string(options_.limits.max_bytes),
-          "--feed-changes",
-          std::to_string(options_.limits.feed_changes),
-          "--spin-us",
-          std::to_string(options_.worker_spin_us),
-          "--wait",
-          options_.wait_policy,
-          "--log-level",
-          options_.log_level};
+  std::vector<std::string> flags = {
+      "--namespace",        options_.ns,
+      "--max-bucket-bytes", std::to_string(options_.limits.max_bytes),
+      "--feed-changes",     std::to_string(options_.limits.feed_changes),
+      "--spin-us",          std::to_string(options_.worker_spin_us),
+      "--wait",             options_.wait_policy,
+      "--log-level",        options_.log_level};
+  const persistence::PersistenceOptions& p = options_.persistence;
+  if (p.enabled()) {
+    flags.insert(flags.end(),
+                 {"--data-dir", p.data_dir, "--save", persistence::FormatSaveRules(p.save_rules),
+                  "--appendonly", p.appendonly ? "yes" : "no", "--appendfsync",
+                  persistence::AppendFsyncName(p.appendfsync), "--stop-writes-on-save-error",
+                  p.stop_writes_on_save_error ? "yes" : "no"});
+  }
+  return flags;
 }
 
 void Supervisor::Spawn(WorkerSlot& w) {
   w.restart_at.reset();
   w.killed_unresponsive = false;
   w.stale = false;
+  w.refused.clear();
+  if (std::string e = EnsureMeta(w); !e.empty()) {
+    spdlog::error("bucket '{}': {}", w.name, e);
+    CountCrash(w, 0, "could not be started: " + e, true);
+    return;
+  }
   CloseFailedListener(w);  // the worker binds the bucket's socket itself
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
@@ -364,10 +437,14 @@ void Supervisor::Spawn(WorkerSlot& w) {
 }
 
 void Supervisor::OnReadable(WorkerSlot& w) {
-  char buf[16];
+  char buf[512];
   ssize_t n = ::read(w.ready_fd, buf, sizeof buf);
   if (n < 0 && errno == EAGAIN) return;
   CloseWatched(&w.ready_fd);
+  if (n > 8 && std::memcmp(buf, "REFUSED ", 8) == 0) {
+    w.refused.assign(buf + 8, static_cast<std::size_t>(n) - 8);
+    while (!w.refused.empty() && w.refused.back() == '\n') w.refused.pop_back();
+  }
   if (n >= 5 && std::memcmp(buf, "READY", 5) == 0) {
     registry_->SetState(w.index, shm::kBucketRunning);
     MapAnchor(w);
@@ -436,6 +513,11 @@ void Supervisor::OnExit(WorkerSlot& w) {
     w.restart_requested = false;
     spdlog::info("worker {} of bucket '{}' stopped for a restart", pid, w.name);
     Spawn(w);
+    return;
+  }
+  if (!w.refused.empty()) {
+    // Restarting cannot help: the data on disk stays as it is until an operator acts.
+    MarkFailed(w, "data refused: " + w.refused);
     return;
   }
   CountCrash(w, pid, how, false);
@@ -529,7 +611,14 @@ void Supervisor::OnFailedConnection(WorkerSlot& w) {
   }
 }
 
-void Supervisor::FinishDrop(WorkerSlot& w) {
+void Supervisor::FinishDrop(WorkerSlot& w, bool remove_files) {
+  if (remove_files && options_.persistence.enabled()) {
+    // The id is recorded as used before the directory that proves it goes (R2 across reboots).
+    std::string ns_dir = persistence::NamespaceDir(options_.persistence.data_dir, options_.ns);
+    std::string e = persistence::WriteNextId(ns_dir, w.id + 1);
+    if (e.empty()) e = persistence::RemoveBucketDir(BucketDir(w.id));
+    if (!e.empty()) spdlog::error("dropped bucket '{}': {}", w.name, e);
+  }
   // The worker is gone, so nothing writes the bucket's objects now. If it died before marking the
   // bucket dropped (SIGKILL), do it for it so readers with stale handles learn it.
   CloseFailedListener(w);
@@ -618,6 +707,13 @@ void Supervisor::HandleControl(int conn) {
             "maximum number of buckets (" + std::to_string(workers_.size()) + ") reached");
       }
       std::uint64_t id = registry_->AllocateBucketId();
+      if (options_.persistence.enabled()) {
+        if (std::string e = persistence::WriteBucketMeta(BucketDir(id), id, std::string(name));
+            !e.empty()) {
+          spdlog::error("cannot create {}: {}", quoted, e);
+          return Answer(conn, shm::ControlStatus::kFailed, "data directory: " + e);
+        }
+      }
       std::optional<std::uint32_t> index = registry_->Insert(name, id);
       if (!index) return Answer(conn, shm::ControlStatus::kFull, "registry is full");
       WorkerSlot& slot = workers_[id];
@@ -660,6 +756,19 @@ void Supervisor::HandleControl(int conn) {
         Spawn(*w);
       }
       return;
+    }
+    case shm::ControlOp::kSave: {
+      if (w == nullptr)
+        return Answer(conn, shm::ControlStatus::kNotFound, quoted + " does not exist");
+      if (!options_.persistence.enabled()) {
+        return Answer(conn, shm::ControlStatus::kFailed,
+                      "kvd has no data directory (memory only): nothing to save to");
+      }
+      if (w->pid == 0 || w->ready_fd >= 0 || w->dropping) {
+        return Answer(conn, shm::ControlStatus::kFailed, quoted + " has no running worker");
+      }
+      TellWorker(*w, SIGUSR2);
+      return Answer(conn, shm::ControlStatus::kOk, {});
     }
     default:
       return Answer(conn, shm::ControlStatus::kInvalid, "unsupported control request");
@@ -856,6 +965,13 @@ void Supervisor::ApplyReload(const SupervisorOptions& fresh) {
   keep("spin-us", options_.worker_spin_us == fresh.worker_spin_us);
   keep("wait", options_.wait_policy == fresh.wait_policy);
   keep("exec-workers", options_.exec_workers == fresh.exec_workers);
+  const persistence::PersistenceOptions& a = options_.persistence;
+  const persistence::PersistenceOptions& b = fresh.persistence;
+  keep("data-dir", a.data_dir == b.data_dir);
+  keep("save", a.save_rules == b.save_rules);
+  keep("appendonly", a.appendonly == b.appendonly);
+  keep("appendfsync", a.appendfsync == b.appendfsync);
+  keep("stop-writes-on-save-error", a.stop_writes_on_save_error == b.stop_writes_on_save_error);
   options_.log_level = fresh.log_level;
   options_.max_restarts = fresh.max_restarts;
   options_.max_seconds = fresh.max_seconds;
@@ -897,7 +1013,7 @@ void Supervisor::FinishShutdown() {
   if (options_.ephemeral) {
     std::vector<std::uint64_t> ids;
     for (const auto& [id, w] : workers_) ids.push_back(id);
-    for (std::uint64_t id : ids) FinishDrop(workers_.at(id));
+    for (std::uint64_t id : ids) FinishDrop(workers_.at(id), false);
     shm::Segment::Remove(shm::RegistryObjectName(options_.ns));
     spdlog::info("stopped; removed every shared object of namespace '{}' (--ephemeral)",
                  options_.ns);

@@ -29,6 +29,7 @@
 #include <string>
 
 #include "daemon/bucket_store.h"
+#include "daemon/persistence/options.h"
 
 namespace kv::daemon {
 
@@ -59,6 +60,10 @@ struct SupervisorOptions {
   // (node_exporter's textfile collector reads it). Empty: none. Both reloadable.
   std::string metrics_file;
   std::uint32_t metrics_interval_ms = 15000;
+  // The data directory and when buckets are saved to it (daemon/persistence/options.h); empty
+  // data_dir: memory only. Fixed for kvd's lifetime (a reload reports changes as needing a
+  // restart).
+  persistence::PersistenceOptions persistence;
   std::string worker_executable;  // default: this executable
   // Re-reads the configuration on SIGHUP. Returns false with *error to refuse it. Unset: SIGHUP
   // only logs.

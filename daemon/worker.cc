@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstddef>
 #include <cstring>
 #include <deque>
 #include <memory>
@@ -21,6 +22,7 @@
 
 #include "daemon/crash_point.h"
 #include "daemon/idle_spin.h"
+#include "daemon/persistence/persistence.h"
 #include "daemon/request_prefetch.h"
 #include "shm/channel.h"
 #include "shm/control_message.h"
@@ -63,6 +65,12 @@ class Worker {
         idle_spin_(options.wait_policy, std::chrono::microseconds(options.spin_us)) {}
   ~Worker();
   bool Start(int listen_fd, std::string* error);
+  // Restores from / attaches to the data directory (persistence.h); before READY.
+  bool OpenPersistence(bool fresh, std::string* error, bool* refused) {
+    return persistence_.Open(options_.persistence, options_.ns, &store_, fresh, epoll_fd_, error,
+                             refused);
+  }
+  void RemoveObjects() { store_.RemoveObjects(); }
   void Run();
   bool dropped() const { return drop_; }
 
@@ -91,6 +99,9 @@ class Worker {
   bool AnyChannelEarnsSpin(int cpu) const;
   // Publishes the CPU the worker runs on (shm::AnchorHeader::worker_cpu) and returns it.
   int PublishCpu();
+  // Group commit (appendfsync always): makes the batch durable before its replies are published;
+  // if it cannot, every successful reply of the batch becomes PERSISTENCE.
+  void CommitBatch(Connection& c);
   bool AnyPending() const;
   void SetWaiting(std::uint32_t waiting);
   void HandleEvents(int timeout_ms);
@@ -115,6 +126,9 @@ class Worker {
   std::atomic<std::uint32_t>* pulse_word_;
   std::uint32_t pulse_ = 0;
   IdleSpin idle_spin_;
+  persistence::Persistence persistence_;
+  std::vector<char*> batch_ok_replies_;  // always: this batch's OK replies, not yet published
+  std::uint64_t batch_async_writes_ = 0;
 };
 
 Worker::~Worker() {
@@ -131,6 +145,7 @@ bool Worker::Start(int listen_fd, std::string* error) {
   sigaddset(&mask, SIGTERM);
   sigaddset(&mask, SIGINT);
   sigaddset(&mask, SIGUSR1);
+  sigaddset(&mask, SIGUSR2);
   sigaddset(&mask, SIGHUP);
   ::sigprocmask(SIG_BLOCK, &mask, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
@@ -295,6 +310,8 @@ void Worker::Reply(Connection& c, const shm::RequestHeader& header, shm::WireSta
       c.channel.header()->async_last_status.store(static_cast<std::uint32_t>(status),
                                                   std::memory_order_relaxed);
       c.channel.header()->async_failures.fetch_add(1, std::memory_order_release);
+    } else if (status == shm::WireStatus::kOk && persistence_.SyncsEachBatch()) {
+      ++batch_async_writes_;
     }
     return;
   }
@@ -309,12 +326,19 @@ void Worker::Reply(Connection& c, const shm::RequestHeader& header, shm::WireSta
   } else {
     shm::EncodeReply(out, status, header.request_id, number, value);
   }
+  if (status == shm::WireStatus::kOk && persistence_.SyncsEachBatch()) {
+    batch_ok_replies_.push_back(out);
+  }
   c.replies.Commit();
 }
 
 std::size_t Worker::Drain(Connection& c) {
   std::size_t did = 0;
   c.paused = false;
+  // Frames noted by Reply are this channel's, valid only until Drain returns (a batch cut short
+  // by a broken ring is committed with the next one; its replies are never published).
+  batch_ok_replies_.clear();
+  batch_async_writes_ = 0;
   for (int n = 0; n < kMaxBatchPerChannel; ++n) {
     bool broken = false;
     std::uint32_t size = 0;
@@ -361,6 +385,9 @@ std::size_t Worker::Drain(Connection& c) {
         status = shm::WireStatus::kMalformed;
       }
     }
+    if (status == shm::WireStatus::kOk && op != shm::Op::kFlush && !persistence_.AcceptsWrites()) {
+      status = shm::WireStatus::kPersistence;
+    }
     // The old value goes out before the delete is applied: if the socket refuses it, nothing
     // changes and the client gets an error instead of a lost value.
     if (status == shm::WireStatus::kOk && stage_reply && !SendStagedValue(c, old_value_)) {
@@ -371,6 +398,7 @@ std::size_t Worker::Drain(Connection& c) {
     if (status == shm::WireStatus::kOk) {
       status = store_.Apply(request, &number, &reply_value_);
       store_.RecordChange(request, status, number);
+      persistence_.OnApplied(request, status, number);
       CrashPoint("after-apply");
     } else {
       spdlog::warn("rejected request id {}: {}", request.header.request_id,
@@ -383,10 +411,27 @@ std::size_t Worker::Drain(Connection& c) {
   if (did != 0) {
     c.delivered = true;
     c.requests.Release();
+    CommitBatch(c);
     WakeClient(c);
   }
   if (staged_value_.capacity() > (1u << 20)) std::string().swap(staged_value_);  // 16 MiB peaks
   return did;
+}
+
+void Worker::CommitBatch(Connection& c) {
+  if (!persistence_.Commit()) {
+    for (char* frame : batch_ok_replies_) {
+      frame[offsetof(shm::ReplyHeader, status)] = static_cast<char>(shm::WireStatus::kPersistence);
+    }
+    if (batch_async_writes_ != 0) {
+      shm::ChannelHeader* h = c.channel.header();
+      h->async_last_status.store(static_cast<std::uint32_t>(shm::WireStatus::kPersistence),
+                                 std::memory_order_relaxed);
+      h->async_failures.fetch_add(batch_async_writes_, std::memory_order_release);
+    }
+  }
+  batch_ok_replies_.clear();
+  batch_async_writes_ = 0;
 }
 
 void Worker::WakeClient(Connection& c) {
@@ -461,9 +506,15 @@ void Worker::HandleEvents(int timeout_ms) {
     } else if (fd == signal_fd_) {
       signalfd_siginfo info;
       while (::read(signal_fd_, &info, sizeof info) == sizeof info) {
+        if (info.ssi_signo == SIGUSR2) {
+          persistence_.RequestSave();
+          continue;
+        }
         if (info.ssi_signo == SIGUSR1) drop_ = true;
         if (info.ssi_signo != SIGHUP) stop_ = true;
       }
+    } else if (fd == persistence_.child_fd()) {
+      persistence_.OnChildEvent();
     } else {
       auto it = connections_.find(fd);
       if (it == connections_.end()) continue;  // a doorbell eventfd: the loop drains the rings
@@ -515,6 +566,7 @@ void Worker::Run() {
     // a few records each. (The records themselves are in the feed before their replies.)
     if (!did || (iterations & 255) == 0) store_.PublishChanges();
     auto now = Clock::now();
+    persistence_.Tick(now);
     if (now - last_heartbeat > std::chrono::seconds(1)) {
       store_.Heartbeat();
       store_.SetQueueDepth(peak_taken);
@@ -541,6 +593,7 @@ void Worker::Run() {
     SetWaiting(0);
   }
   DrainAll();
+  persistence_.Stop(drop_);
   store_.CloseChanges();
   if (drop_) store_.MarkDropped();
 }
@@ -560,8 +613,9 @@ int RunWorker(const WorkerOptions& options) {
     return 1;
   }
   std::string error;
+  bool fresh = false;
   std::optional<BucketStore> store =
-      BucketStore::Open(options.ns, options.bucket_id, options.limits, &error);
+      BucketStore::Open(options.ns, options.bucket_id, options.limits, &error, &fresh);
   if (!store) {
     spdlog::error("cannot open bucket {}: {}", options.bucket_id, error);
     ::close(listen_fd);
@@ -573,6 +627,18 @@ int RunWorker(const WorkerOptions& options) {
   if (!worker.Start(listen_fd, &error)) {
     spdlog::error("{}", error);
     return 1;
+  }
+  bool refused = false;
+  if (!worker.OpenPersistence(fresh, &error, &refused)) {
+    spdlog::error("bucket {}: {}", options.bucket_id, error);
+    if (!refused) return 1;
+    // Nothing of the bucket may stay in shared memory: a later start would take it for the truth.
+    if (fresh) worker.RemoveObjects();
+    std::string line = "REFUSED " + error + "\n";
+    if (::write(STDOUT_FILENO, line.data(), line.size()) < 0) {
+      // Started by hand: the log says it.
+    }
+    return persistence::kExitDataRefused;
   }
   static constexpr char kReady[] = "READY\n";
   if (::write(STDOUT_FILENO, kReady, sizeof kReady - 1) < 0) {

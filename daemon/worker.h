@@ -15,6 +15,7 @@
 #include <string>
 
 #include "daemon/bucket_store.h"
+#include "daemon/persistence/options.h"
 
 namespace kv::daemon {
 
@@ -27,11 +28,14 @@ struct WorkerOptions {
   // kWaitDedicated it always spins this long.
   std::uint32_t spin_us = 50;
   shm::WaitPolicy wait_policy = shm::kWaitAdaptive;
+  persistence::PersistenceOptions persistence;  // data directory unset: memory only
 };
 
-// Runs the worker until SIGTERM (stop) or SIGUSR1 (drop: readers see the bucket as dropped).
-// Writes "READY\n" to fd 1 once clients can connect, then points fd 1 at /dev/null.
-// Returns the process exit code (0 clean, 3 another worker owns the bucket, 1 failure).
+// Runs the worker until SIGTERM (stop) or SIGUSR1 (drop: readers see the bucket as dropped);
+// SIGUSR2 asks for a snapshot (`kvctl save`). Writes "READY\n" to fd 1 once clients can connect
+// (after a restore from the data directory), then points fd 1 at /dev/null; if the data on disk
+// is refused it writes "REFUSED <reason>\n" instead. Returns the process exit code (0 clean,
+// 3 another worker owns the bucket, 4 data on disk refused, 1 failure).
 int RunWorker(const WorkerOptions& options);
 
 }  // namespace kv::daemon

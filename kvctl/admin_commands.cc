@@ -1,4 +1,4 @@
-// Bucket lifecycle and fault injection: create, drop, restart, kill, buckets, shutdown.
+// Bucket lifecycle and fault injection: create, drop, restart, kill, save, buckets, shutdown.
 #include <signal.h>
 #include <unistd.h>
 
@@ -101,6 +101,30 @@ int Buckets(Context& ctx) {
   return kExitOk;
 }
 
+// `save [BUCKET]`: a snapshot of one bucket, or of every running bucket, now; waits for each.
+int Save(Context& ctx, const std::string& only) {
+  Client* client = ctx.OpenClient();
+  if (client == nullptr) return kExitFailed;
+  std::vector<std::string> names;
+  if (!only.empty()) {
+    names.push_back(only);
+  } else {
+    Result<InstanceStatus> st = client->GetStatus();
+    if (!st.ok()) return Fail(ctx, st.status());
+    for (const BucketInfo& b : st->buckets) {
+      if (b.state == "running") names.push_back(b.name);
+    }
+  }
+  nlohmann::json saved = nlohmann::json::array();
+  for (const std::string& name : names) {
+    Status s = client->SaveBucket(name);
+    if (!s.ok()) return Fail(ctx, s);
+    saved.push_back(name);
+    if (!ctx.json) std::cout << "saved " << name << "\n";
+  }
+  return Done(ctx, {{"saved", saved}});
+}
+
 // create/drop/restart/shutdown: one control request, quiet on success.
 template <typename Op>
 void AddControl(CLI::App& app, Context& ctx, const char* name, const char* help, Op op) {
@@ -132,6 +156,12 @@ void AddAdminCommands(CLI::App& app, Context& ctx) {
   kill->add_flag("-w,--wait", *wait,
                  "wait until kvd has restarted the worker (up to --timeout-ms)");
   OnRun(kill, ctx, [&ctx, bucket, wait] { return Kill(ctx, *bucket, *wait); });
+
+  auto* save = app.add_subcommand(
+      "save", "snapshot a bucket (default: every running bucket) to kvd's data directory, now");
+  auto save_bucket = std::make_shared<std::string>();
+  save->add_option("bucket", *save_bucket, "bucket name (default: every running bucket)");
+  OnRun(save, ctx, [&ctx, save_bucket] { return Save(ctx, *save_bucket); });
 
   auto* buckets = app.add_subcommand("buckets", "list the buckets, one name a line");
   OnRun(buckets, ctx, [&ctx] { return Buckets(ctx); });

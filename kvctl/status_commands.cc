@@ -26,7 +26,8 @@ int StatusCmd(Context& ctx) {
   }
   if (st->kvd_pid != 0) {
     std::cout << "kvd  namespace " << st->ns << "  pid " << st->kvd_pid << "  running  uptime "
-              << HumanUptime(st->kvd_started_unix_ms) << "  buckets " << st->buckets.size() << "\n";
+              << HumanUptime(st->kvd_started_unix_ms) << "  buckets " << st->buckets.size() << "  "
+              << st->persistence << "\n";
   } else {
     std::cout << "kvd  namespace " << st->ns << "  not running  buckets " << st->buckets.size()
               << "\n";
@@ -47,6 +48,23 @@ int StatusCmd(Context& ctx) {
               << b.keys << std::setw(11) << HumanBytes(b.memory_bytes) << std::setw(6)
               << (alive ? std::to_string(b.queue_depth) : "-");
     if (!b.reason.empty()) std::cout << "  (" << b.reason << ")";
+    std::cout << "\n";
+  }
+  bool any_disk = false;
+  for (const BucketInfo& b : st->buckets) any_disk |= b.persistence != "memory only";
+  if (!any_disk) return code;
+  std::cout << "\n"
+            << std::left << std::setw(20) << "BUCKET" << std::setw(26) << "PERSISTENCE"
+            << std::setw(12) << "LAST SAVE" << std::setw(11) << "LOG" << std::setw(10) << "CHANGES"
+            << "\n";
+  for (const BucketInfo& b : st->buckets) {
+    std::string saved =
+        b.last_save_unix_ms != 0 ? HumanUptime(b.last_save_unix_ms) + " ago" : std::string("never");
+    std::cout << std::left << std::setw(20) << b.name << std::setw(26) << b.persistence
+              << std::setw(12) << saved << std::setw(11) << HumanBytes(b.log_bytes) << std::setw(10)
+              << b.changes_since_save;
+    if (!b.persistence_error.empty()) std::cout << "  (" << b.persistence_error << ")";
+    if (b.writes_refused) std::cout << "  WRITES REFUSED";
     std::cout << "\n";
   }
   return code;

@@ -9,7 +9,8 @@ nlohmann::json KvdJson(const InstanceStatus& status) {
   return {{"pid", status.kvd_pid},
           {"running", running},
           {"started_unix_ms", status.kvd_started_unix_ms},
-          {"uptime_s", running ? UptimeSeconds(status.kvd_started_unix_ms) : 0}};
+          {"uptime_s", running ? UptimeSeconds(status.kvd_started_unix_ms) : 0},
+          {"persistence", status.persistence}};
 }
 
 nlohmann::json BucketInfoJson(const BucketInfo& b) {
@@ -25,7 +26,21 @@ nlohmann::json BucketInfoJson(const BucketInfo& b) {
           {"memory_bytes", b.memory_bytes},
           {"writes", b.writes},
           {"queue_depth", b.worker_pid != 0 ? nlohmann::json(b.queue_depth) : nlohmann::json()},
-          {"reason", b.reason}};
+          {"reason", b.reason},
+          {"persistence", PersistenceJson(b)}};
+}
+
+nlohmann::json PersistenceJson(const BucketInfo& b) {
+  if (b.persistence == "memory only") return nullptr;
+  return {{"mode", b.persistence},
+          {"last_save_unix_ms",
+           b.last_save_unix_ms != 0 ? nlohmann::json(b.last_save_unix_ms) : nlohmann::json()},
+          {"log_bytes", b.log_bytes},
+          {"changes_since_save", b.changes_since_save},
+          {"last_save_ok", b.last_save_ok},
+          {"writes_refused", b.writes_refused},
+          {"error",
+           b.persistence_error.empty() ? nlohmann::json() : nlohmann::json(b.persistence_error)}};
 }
 
 }  // namespace kv::ctl

@@ -56,6 +56,11 @@ Status FromWireStatus(shm::WireStatus status, const std::string& bucket, std::st
       return Status(Code::kTooLarge, "request too large for " + where);
     case WireStatus::kWritesRefused:
       return Status(Code::kFailed, where + " refuses writes (failed or being dropped)");
+    case WireStatus::kPersistence:
+      return Status(Code::kPersistence,
+                    where +
+                        " could not make the write durable, or refuses writes after a failed "
+                        "save (see `kvctl status` and the worker's log)");
     default:
       return Status(Code::kInternal, where + " answered " + shm::WireStatusName(status));
   }

@@ -41,6 +41,7 @@ static_assert(KV_PERMISSION == -static_cast<int>(kv::Code::kPermissionDenied));
 static_assert(KV_CORRUPT == -static_cast<int>(kv::Code::kCorrupt));
 static_assert(KV_FAILED == -static_cast<int>(kv::Code::kFailed));
 static_assert(KV_INTERNAL == -static_cast<int>(kv::Code::kInternal));
+static_assert(KV_PERSISTENCE == -static_cast<int>(kv::Code::kPersistence));
 
 int ChangeKind(kv::Change::Kind kind) {
   switch (kind) {
@@ -198,6 +199,8 @@ const char* kv_strerror(int rc) {
       return "FAILED: the operation could not be done";
     case KV_INTERNAL:
       return "INTERNAL: a bug, out of memory, or an unexpected system error";
+    case KV_PERSISTENCE:
+      return "PERSISTENCE: the write is not durable (disk failure), or writes are refused";
     default:
       return "UNKNOWN: not a kv result code";
   }

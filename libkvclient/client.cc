@@ -153,12 +153,62 @@ Result<Bucket> Client::OpenBucket(std::string_view name) {
   return Bucket(std::move(shared), std::move(view).value());
 }
 
+namespace {
+
+std::string PersistModeName(std::uint32_t mode) {
+  if ((mode & shm::kPersistSnapshots) == 0) return "memory only";
+  if ((mode & shm::kPersistLog) == 0) return "snapshots";
+  static const char* const kFsync[] = {"?", "always", "everysec", "no"};
+  return std::string("snapshots+log (") + kFsync[(mode >> 4) & 3] + ")";
+}
+
+std::string PersistErrorText(const shm::AnchorHeader* a) {
+  std::uint32_t err = a->persist_error.load(std::memory_order_relaxed);
+  if (err == 0) return {};
+  static const char* const kWhat[] = {"", "snapshot", "log write", "log sync"};
+  std::uint32_t what = a->persist_error_what.load(std::memory_order_relaxed);
+  return std::string(what < 4 ? kWhat[what] : "save") + " failed: " + std::strerror(err);
+}
+
+}  // namespace
+
+Status Client::SaveBucket(std::string_view name) {
+  Result<Bucket> bucket = OpenBucket(name);
+  if (!bucket.ok()) return bucket.status();
+  const shm::AnchorHeader* a = bucket->shared_->anchor();
+  std::uint64_t before = a->saves.load(std::memory_order_acquire);
+  pid_t worker = a->worker_pid.load(std::memory_order_acquire);
+  if (Status s = impl_->Control(shm::ControlOp::kSave, name); !s.ok()) return s;
+  auto timeout =
+      std::max<std::chrono::milliseconds>(impl_->options.timeout, std::chrono::seconds(60));
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (a->saves.load(std::memory_order_acquire) == before) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      return Status(Code::kTimeout, "snapshot of bucket '" + std::string(name) +
+                                        "' not finished in " + std::to_string(timeout.count()) +
+                                        " ms");
+    }
+    if (worker > 0 && ::kill(worker, 0) != 0 && errno == ESRCH) {
+      return Status(Code::kUnavailable, "the worker of bucket '" + std::string(name) +
+                                            "' exited before the snapshot finished");
+    }
+    ::usleep(1000);
+  }
+  if (a->last_save_ok.load(std::memory_order_relaxed) == 0) {
+    std::string why = PersistErrorText(a);
+    return Status(Code::kPersistence, "snapshot of bucket '" + std::string(name) + "' failed" +
+                                          (why.empty() ? "" : ": " + why));
+  }
+  return Status();
+}
+
 Result<InstanceStatus> Client::GetStatus() {
   InstanceStatus out;
   out.ns = impl_->ns;
   shm::KvdRecord kvd = impl_->registry.Kvd();
   out.kvd_pid = kvd.pid;
   out.kvd_started_unix_ms = kvd.started_unix_ms;
+  out.persistence = PersistModeName(kvd.persist_mode);
   if (out.kvd_pid != 0 && ::kill(out.kvd_pid, 0) != 0 && errno == ESRCH) out.kvd_pid = 0;
   for (const shm::BucketRecord& r : impl_->registry.List()) {
     BucketInfo info;
@@ -177,6 +227,15 @@ Result<InstanceStatus> Client::GetStatus() {
       info.memory_bytes = stats.segment_size;
       info.writes = stats.writes_applied;
       info.queue_depth = stats.queue_depth;
+      const shm::AnchorHeader* a = bucket->shared_->anchor();
+      info.persistence = PersistModeName(a->persist_mode.load(std::memory_order_relaxed));
+      info.last_save_unix_ms = a->last_save_unix_ms.load(std::memory_order_relaxed);
+      info.log_bytes = a->log_bytes.load(std::memory_order_relaxed);
+      info.changes_since_save = a->changes_since_save.load(std::memory_order_relaxed);
+      info.last_save_ok = a->last_save_ok.load(std::memory_order_relaxed) != 0 ||
+                          a->saves.load(std::memory_order_relaxed) == 0;
+      info.writes_refused = a->writes_refused.load(std::memory_order_relaxed) != 0;
+      info.persistence_error = PersistErrorText(a);
     }
     out.buckets.push_back(std::move(info));
   }

@@ -32,6 +32,8 @@ const char* CodeName(Code code) {
       return "FAILED";
     case Code::kInternal:
       return "INTERNAL";
+    case Code::kPersistence:
+      return "PERSISTENCE";
   }
   return "INTERNAL";
 }

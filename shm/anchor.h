@@ -56,6 +56,29 @@ struct alignas(kCacheLine) AnchorHeader {
   alignas(kCacheLine) std::atomic<std::uint32_t> worker_pulse;
   std::atomic<std::int32_t> worker_cpu;
   std::atomic<std::uint32_t> wait_policy;
+  // Persistence (docs/persistence.md): written by the worker (relaxed), read by `kvctl status`.
+  // persist_mode 0 means memory only (no data directory).
+  alignas(kCacheLine) std::atomic<std::uint32_t> persist_mode;  // kPersist* bits
+  std::atomic<std::uint32_t> writes_refused;      // 1 while writes are refused after a failed save
+  std::atomic<std::uint32_t> persist_error;       // errno of the failure being reported (0: none)
+  std::atomic<std::uint32_t> persist_error_what;  // PersistFailure of it
+  std::atomic<std::uint64_t> saves;               // snapshot attempts finished, good or not
+  std::atomic<std::uint64_t> last_save_unix_ms;   // last good snapshot (0: none yet)
+  std::atomic<std::uint64_t> log_bytes;           // bytes in the log files after the snapshot
+  std::atomic<std::uint64_t> changes_since_save;  // writes applied since the last good snapshot
+  std::atomic<std::uint32_t> last_save_ok;        // 1 if the last snapshot attempt succeeded
+};
+
+// AnchorHeader::persist_mode bits; the fsync policy is (mode >> 4) & 3 (1 always, 2 everysec,
+// 3 no) when kPersistLog is set.
+inline constexpr std::uint32_t kPersistSnapshots = 1;
+inline constexpr std::uint32_t kPersistLog = 2;
+// AnchorHeader::persist_error_what.
+enum PersistFailure : std::uint32_t {
+  kPersistFailNone = 0,
+  kPersistFailSnapshot = 1,  // writing a snapshot failed
+  kPersistFailLogWrite = 2,  // appending to the log failed
+  kPersistFailLogSync = 3,   // fdatasync of the log failed
 };
 
 inline constexpr unsigned kPulseEveryRequests = 4;

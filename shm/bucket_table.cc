@@ -394,9 +394,10 @@ void TableWriter::MarkReplaced(const std::string& name, std::uint64_t next) {
 }
 
 TableWriter TableWriter::BuildNext(const std::string& name, std::uint64_t extra_bytes, bool empty,
-                                   std::uint64_t max_segment_size, ShmError* error) const {
+                                   std::uint64_t max_segment_size, ShmError* error,
+                                   std::uint64_t extra_keys) const {
   TableStats stats = view_.Stats();
-  std::uint64_t keys = empty ? 0 : stats.key_count;
+  std::uint64_t keys = (empty ? 0 : stats.key_count) + extra_keys;
   std::uint64_t live = empty ? 0 : stats.live_bytes;
   std::uint64_t need_heap = kHeapReserved + live + extra_bytes;
   std::uint64_t heap = std::max(2 * need_heap, kMinHeap);
@@ -556,6 +557,22 @@ std::uint64_t TableWriter::AppendCopy(std::uint64_t hash, const RecordHeader* re
 }
 
 WriteResult TableWriter::Put(std::string_view key, std::string_view value, std::uint64_t* version) {
+  return PutAt(key, value, 0, version);
+}
+
+WriteResult TableWriter::PutVersioned(std::string_view key, std::string_view value,
+                                      std::uint64_t version) {
+  return PutAt(key, value, version, nullptr);
+}
+
+void TableWriter::RaiseLastVersion(std::uint64_t version) {
+  if (header()->last_version.load(std::memory_order_relaxed) < version) {
+    header()->last_version.store(version, std::memory_order_relaxed);
+  }
+}
+
+WriteResult TableWriter::PutAt(std::string_view key, std::string_view value,
+                               std::uint64_t exact_version, std::uint64_t* version) {
   TableHeader* h = header();
   std::uint64_t hash = HashKey(key);
   bool found;
@@ -566,10 +583,11 @@ WriteResult TableWriter::Put(std::string_view key, std::string_view value, std::
   if (!found && !reuses_tombstone && (used_slots + 1) * 100 > view_.slot_count_ * kMaxLoadPercent) {
     return WriteResult::kNeedsGrowth;  // T3
   }
-  std::uint64_t new_version = h->last_version.load(std::memory_order_relaxed) + 1;
+  std::uint64_t last = h->last_version.load(std::memory_order_relaxed);
+  std::uint64_t new_version = exact_version != 0 ? exact_version : last + 1;
   std::uint64_t word = Append(hash, key, value, new_version);
   if (word == 0) return WriteResult::kNeedsGrowth;
-  h->last_version.store(new_version, std::memory_order_relaxed);
+  h->last_version.store(std::max(last, new_version), std::memory_order_relaxed);
   CrashHook("table-record-appended");
 
   std::uint32_t old_k = 0, old_v = 0;

@@ -158,6 +158,10 @@ class TableView {
 
   std::uint64_t moved_to() const { return header_->moved_to.load(std::memory_order_acquire); }
   std::uint64_t slot_count() const { return slot_count_; }
+  // The raw word of slot `index` (< slot_count()): a snapshot copies them (daemon/persistence).
+  std::uint64_t SlotWord(std::uint64_t index) const {
+    return slots_[index].load(std::memory_order_relaxed);
+  }
   const TableHeader* header() const { return header_; }
   TableStats Stats() const;  // seqlock snapshot; best effort if the writer is mid-update
 
@@ -213,8 +217,10 @@ class TableWriter {
   // for the live data plus `extra_bytes` (0 slots/bytes copied when `empty`, for clear). Slots
   // are sized for a load of 60% after the copy (growth by ~1.33x per rebuild keeps the slot array
   // at 10-13 bytes per key); the heap's virtual size is twice the live data, reserved lazily.
+  // `extra_keys` more keys are planned for too (a restore sizes the table once).
   TableWriter BuildNext(const std::string& name, std::uint64_t extra_bytes, bool empty,
-                        std::uint64_t max_segment_size, ShmError* error) const;
+                        std::uint64_t max_segment_size, ShmError* error,
+                        std::uint64_t extra_keys = 0) const;
 
   void Publish();                       // ready = 1 (release)
   void SetQueueDepth(std::uint64_t n);  // the queue_depth gauge (stored only when it changes)
@@ -226,6 +232,10 @@ class TableWriter {
   WriteResult Cas(std::string_view key, std::uint64_t expected_version, std::string_view value,
                   std::uint64_t* version);
   WriteResult Delete(std::string_view key, std::string* old_value);
+  // Restore from disk (daemon/persistence): puts `value` with exactly `version` and raises the
+  // version counter to it; RaiseLastVersion raises it (never lowers it).
+  WriteResult PutVersioned(std::string_view key, std::string_view value, std::uint64_t version);
+  void RaiseLastVersion(std::uint64_t version);
 
   // Hints for a write to the key of hash `hash` (HashKey) that comes a few requests later: first
   // PrefetchSlot (starts fetching its home slot), then, once that has had time to arrive,
@@ -255,6 +265,8 @@ class TableWriter {
   // Appends a record (T1). Returns its slot word, or 0 if the heap (or /dev/shm) is full.
   std::uint64_t Append(std::uint64_t hash, std::string_view key, std::string_view value,
                        std::uint64_t version);
+  WriteResult PutAt(std::string_view key, std::string_view value, std::uint64_t exact_version,
+                    std::uint64_t* version);
   // Appends a byte-for-byte copy of another generation's record of `size` bytes (T1).
   std::uint64_t AppendCopy(std::uint64_t hash, const RecordHeader* rec, std::uint64_t size);
 

@@ -15,6 +15,7 @@ enum class ControlOp : std::uint8_t {
   kRestart = 3,  // clears a failed bucket and restarts its worker
   kShutdown = 4,
   kPing = 5,
+  kSave = 6,  // asks the bucket's worker for a snapshot (answered once asked, not once done)
 };
 
 enum class ControlStatus : std::uint8_t {

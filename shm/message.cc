@@ -30,6 +30,8 @@ const char* WireStatusName(WireStatus s) {
       return "WRITES_REFUSED";
     case WireStatus::kInternal:
       return "INTERNAL";
+    case WireStatus::kPersistence:
+      return "PERSISTENCE";
   }
   return "UNKNOWN_STATUS";
 }

@@ -52,6 +52,10 @@ enum class WireStatus : std::uint8_t {
   kBadVersion = 8,     // protocol version not spoken by this worker
   kWritesRefused = 9,  // bucket failed or dropping
   kInternal = 10,
+  // The write could not be made durable (appendfsync always), or writes are refused after a
+  // failed save (docs/persistence.md). A write answered so may be visible in memory; it is not
+  // on disk.
+  kPersistence = 11,
 };
 const char* WireStatusName(WireStatus s);
 

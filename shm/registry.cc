@@ -151,6 +151,7 @@ KvdRecord RegistryReader::Kvd() const {
     k.next_bucket_id = header_->next_bucket_id.load(std::memory_order_relaxed);
     k.reloads = header_->reloads.load(std::memory_order_relaxed);
     k.last_reload_ok = header_->last_reload_ok.load(std::memory_order_relaxed) != 0;
+    k.persist_mode = header_->persist_mode.load(std::memory_order_relaxed);
     return ReadValid(header_->seq, seq);
   });
   return k;
@@ -220,6 +221,20 @@ std::uint64_t RegistryWriter::AllocateBucketId() {
   std::uint64_t id = header_->next_bucket_id.fetch_add(1, std::memory_order_relaxed);
   WriteEnd(header_->seq);
   return id;
+}
+
+void RegistryWriter::EnsureNextBucketId(std::uint64_t next) {
+  WriteBegin(header_->seq);
+  if (header_->next_bucket_id.load(std::memory_order_relaxed) < next) {
+    header_->next_bucket_id.store(next, std::memory_order_relaxed);
+  }
+  WriteEnd(header_->seq);
+}
+
+void RegistryWriter::SetPersistMode(std::uint32_t mode) {
+  WriteBegin(header_->seq);
+  header_->persist_mode.store(mode, std::memory_order_relaxed);
+  WriteEnd(header_->seq);
 }
 
 void RegistryWriter::RecordReload(bool applied) {

@@ -67,6 +67,8 @@ struct alignas(kCacheLine) RegistryHeader {
   // refused (0). `kvd --reload` waits for `reloads` to change.
   std::atomic<std::uint64_t> reloads;
   std::atomic<std::uint32_t> last_reload_ok;
+  // What kvd keeps on disk (AnchorHeader::persist_mode bits, shm/anchor.h); 0: memory only.
+  std::atomic<std::uint32_t> persist_mode;
 };
 
 static_assert(sizeof(RegistryHeader) == 2 * kCacheLine, "header growth changes the layout word");
@@ -93,6 +95,7 @@ struct KvdRecord {
   std::uint64_t next_bucket_id = 0;
   std::uint64_t reloads = 0;
   bool last_reload_ok = false;
+  std::uint32_t persist_mode = 0;
 };
 
 // Read side: any process. Thread-safe (read-only).
@@ -127,6 +130,9 @@ class RegistryWriter {
 
   void SetKvd(std::int32_t pid, std::uint64_t start_ticks, std::uint64_t started_unix_ms);
   std::uint64_t AllocateBucketId();
+  // Raises next_bucket_id to at least `next` (ids restored from disk are never reused, R2).
+  void EnsureNextBucketId(std::uint64_t next);
+  void SetPersistMode(std::uint32_t mode);
   // Counts one finished configuration reload; `applied` false when it was refused.
   void RecordReload(bool applied);
   // Claims a free entry for `name`; nullopt when the registry is full.

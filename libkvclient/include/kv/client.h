@@ -81,12 +81,23 @@ struct BucketInfo {
   std::uint64_t memory_bytes = 0;  // bytes of shared memory the bucket's table occupies
   std::uint64_t writes = 0;        // writes applied since the bucket was created
   std::uint64_t queue_depth = 0;   // as BucketStats::queue_depth
+  // Persistence (docs/persistence.md), from the bucket's anchor. "memory only" when kvd has no
+  // data directory; else "snapshots" or "snapshots+log (always|everysec|no)".
+  std::string persistence = "memory only";
+  std::uint64_t last_save_unix_ms = 0;   // last good snapshot (0: none yet)
+  std::uint64_t log_bytes = 0;           // bytes of log after that snapshot
+  std::uint64_t changes_since_save = 0;  // writes applied since that snapshot
+  bool last_save_ok = true;              // the last snapshot attempt succeeded
+  bool writes_refused = false;           // writes answered PERSISTENCE until a save succeeds
+  std::string persistence_error;         // the failure being reported ("" if none)
 };
 
 struct InstanceStatus {
   std::string ns;
   std::int32_t kvd_pid = 0;  // 0: kvd is not running
   std::uint64_t kvd_started_unix_ms = 0;
+  // "memory only", or what kvd keeps in its data directory (as BucketInfo::persistence).
+  std::string persistence = "memory only";
   std::vector<BucketInfo> buckets;
 };
 
@@ -126,6 +137,10 @@ class Client {
   // Asks kvd to stop (workers stopped, data kept). Errors: kUnavailable (kvd not running),
   // kTimeout.
   Status Shutdown();
+  // Takes a snapshot of the bucket to kvd's data directory now and waits (up to
+  // max(timeout, 60 s)) until it is written. Errors: kBucketNotFound, kFailed (memory only, or
+  // no running worker), kPersistence (the snapshot failed: the message says why), kTimeout.
+  Status SaveBucket(std::string_view name);
 
   // The namespace this client opened (after applying $KV_NAMESPACE and the default).
   const std::string& ns() const;

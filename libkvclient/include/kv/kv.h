@@ -72,6 +72,7 @@ extern "C" {
 #define KV_CORRUPT (-11)         /* CORRUPT: a segment failed validation */
 #define KV_FAILED (-12)          /* FAILED: could not be done (bucket failed, limit hit) */
 #define KV_INTERNAL (-13)        /* INTERNAL: a bug, out of memory, or unexpected system error */
+#define KV_PERSISTENCE (-14)     /* PERSISTENCE: not durable (disk failure) or writes refused */
 
 /* Opaque handles. */
 typedef struct kv_client kv_client;

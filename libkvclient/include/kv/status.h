@@ -26,6 +26,8 @@ enum class Code {
   kCorrupt,           // CORRUPT: a segment failed validation
   kFailed,            // FAILED: the operation could not be done (e.g. bucket failed, limit hit)
   kInternal,          // INTERNAL: a bug or an unexpected system error
+  kPersistence,       // PERSISTENCE: the write is not durable (disk failure), or writes are
+                      // refused after a failed save (docs/persistence.md)
 };
 
 // The upper-case word for a code ("NOT_FOUND", ...).

@@ -1,0 +1,423 @@
+// kv_persist_bench: persistence (docs/persistence.md) against Redis, side by side in one run,
+// both on the same disk (a temporary directory under /var/tmp).
+//
+// 1M keys (16-byte keys, 64-byte values) in one bucket / one Redis database:
+//   snapshot_ms          `kvctl save` of the bucket (fork, write, fsync, rename)
+//   redis_bgsave_ms      BGSAVE until INFO reports it done
+//   restore_ms           kvd started on the data directory (shared memory gone) until the bucket
+//                        is running
+//   redis_load_ms        redis-server started on its RDB until PING answers PONG
+//   put_everysec_ratio   sync put/s with appendfsync everysec / without a data directory
+//   put_always_per_s     sync put/s with appendfsync always (one client: one fdatasync a put)
+//   redis_set_always_per_s  SET/s, one client unpipelined, appendonly yes, appendfsync always
+//   put_during_snapshot_ratio  sync put/s while a snapshot of the 1M keys runs / without one
+// Targets (issue 16): snapshot_ms <= redis_bgsave_ms, restore_ms <= redis_load_ms,
+// put_everysec_ratio >= 0.8, put_always_per_s >= 2x redis_set_always_per_s,
+// put_during_snapshot_ratio >= 0.8.
+//
+// Starts its own kvd instances and redis-server (unix socket, no TCP) and removes everything on
+// exit. Usage: kv_persist_bench [--keys N] [--seconds S] [--kvd PATH] [--json]
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/filesystem.hpp>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench/bench_support.h"
+#include "kv/client.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+std::string Key(int i) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "key:%012d", i);
+  return std::string(buf, 16);
+}
+const std::string kValue(64, 'v');
+
+// --- a minimal RESP client over a unix socket ---
+class Redis {
+ public:
+  explicit Redis(const std::string& path) {
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+  }
+  ~Redis() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  bool ok() const { return fd_ >= 0; }
+  static void Append(std::string* out, const std::vector<std::string>& args) {
+    *out += "*" + std::to_string(args.size()) + "\r\n";
+    for (const std::string& a : args) *out += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
+  }
+  bool Send(const std::string& bytes) {
+    std::size_t at = 0;
+    while (at < bytes.size()) {
+      ssize_t n = ::write(fd_, bytes.data() + at, bytes.size() - at);
+      if (n <= 0) return false;
+      at += static_cast<std::size_t>(n);
+    }
+    return true;
+  }
+  // One reply: its first line (with the type byte), or the bulk string's contents.
+  std::string Reply() {
+    std::string line = Line();
+    if (!line.empty() && line[0] == '$') {
+      long len = std::stol(line.substr(1));
+      if (len < 0) return {};
+      std::string body = Take(static_cast<std::size_t>(len) + 2);
+      return body.substr(0, static_cast<std::size_t>(len));
+    }
+    return line;
+  }
+  std::string Command(const std::vector<std::string>& args) {
+    std::string out;
+    Append(&out, args);
+    if (!Send(out)) return "-send failed";
+    return Reply();
+  }
+
+ private:
+  bool Fill() {
+    char buf[65536];
+    ssize_t n = ::read(fd_, buf, sizeof buf);
+    if (n <= 0) return false;
+    in_.append(buf, static_cast<std::size_t>(n));
+    return true;
+  }
+  std::string Line() {
+    std::size_t eol;
+    while ((eol = in_.find("\r\n", pos_)) == std::string::npos) {
+      if (!Fill()) return "-connection closed";
+    }
+    std::string line = in_.substr(pos_, eol - pos_);
+    pos_ = eol + 2;
+    Compact();
+    return line;
+  }
+  std::string Take(std::size_t n) {
+    while (in_.size() - pos_ < n) {
+      if (!Fill()) return {};
+    }
+    std::string out = in_.substr(pos_, n);
+    pos_ += n;
+    Compact();
+    return out;
+  }
+  void Compact() {
+    if (pos_ > (1 << 20)) {
+      in_.erase(0, pos_);
+      pos_ = 0;
+    }
+  }
+  int fd_ = -1;
+  std::string in_;
+  std::size_t pos_ = 0;
+};
+
+struct RedisServer {
+  pid_t pid = 0;
+  std::string sock;
+  // Starts redis-server in `dir` with `extra` settings; waits (up to 120 s) for PONG.
+  bool Start(const std::string& dir, const std::vector<std::string>& extra, double* ready_ms) {
+    sock = dir + "/redis.sock";
+    auto t0 = Clock::now();
+    pid = ::fork();
+    if (pid == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      std::vector<std::string> args = {
+          "redis-server",     "--port", "0", "--unixsocket", sock, "--dir", dir, "--logfile",
+          dir + "/redis.log", "--save", ""};
+      args.insert(args.end(), extra.begin(), extra.end());
+      std::vector<char*> argv;
+      for (std::string& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execvp("redis-server", argv.data());
+      ::_exit(127);
+    }
+    while (Ms(Clock::now() - t0) < 120000) {
+      Redis r(sock);
+      if (r.ok() && r.Command({"PING"}) == "+PONG") {
+        if (ready_ms != nullptr) *ready_ms = Ms(Clock::now() - t0);
+        return true;
+      }
+      ::usleep(200);
+    }
+    return false;
+  }
+  void Stop() {
+    if (pid == 0) return;
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    pid = 0;
+  }
+  ~RedisServer() { Stop(); }
+};
+
+bool RedisFill(const std::string& sock, int keys) {
+  Redis r(sock);
+  if (!r.ok()) return false;
+  constexpr int kBatch = 10000;
+  for (int i = 0; i < keys; i += kBatch) {
+    std::string out;
+    int n = std::min(kBatch, keys - i);
+    for (int j = 0; j < n; ++j) Redis::Append(&out, {"SET", Key(i + j), kValue});
+    if (!r.Send(out)) return false;
+    for (int j = 0; j < n; ++j) {
+      if (r.Reply() != "+OK") return false;
+    }
+  }
+  return true;
+}
+
+double RedisBgsaveMs(const std::string& sock) {
+  Redis r(sock);
+  auto t0 = Clock::now();
+  std::string reply = r.Command({"BGSAVE"});
+  if (reply.empty() || reply[0] != '+') return -1;
+  for (;;) {
+    std::string info = r.Command({"INFO", "persistence"});
+    if (info.find("rdb_bgsave_in_progress:0") != std::string::npos) {
+      return info.find("rdb_last_bgsave_status:ok") != std::string::npos ? Ms(Clock::now() - t0)
+                                                                         : -1;
+    }
+    ::usleep(500);
+  }
+}
+
+double RedisSetPerS(const std::string& sock, double seconds) {
+  Redis r(sock);
+  int n = 0;
+  auto t0 = Clock::now();
+  while (Ms(Clock::now() - t0) < seconds * 1000) {
+    if (r.Command({"SET", Key(n % 1000), kValue}) != "+OK") return -1;
+    ++n;
+  }
+  return n / (Ms(Clock::now() - t0) / 1000);
+}
+
+// --- kv ---
+
+double PutPerS(kv::Bucket& b, double seconds, int offset = 0) {
+  int n = 0;
+  auto t0 = Clock::now();
+  while (Ms(Clock::now() - t0) < seconds * 1000) {
+    if (!b.Put(Key(offset + n % 1000), kValue).ok()) return -1;
+    ++n;
+  }
+  return n / (Ms(Clock::now() - t0) / 1000);
+}
+
+bool KvFill(kv::Bucket& b, int keys) {
+  for (int i = 0; i < keys; ++i) {
+    if (!b.PutAsync(Key(i), kValue).ok()) return false;
+  }
+  return b.Flush().ok();
+}
+
+kv::bench::BenchDaemonOptions Daemon(const std::string& kvd, const std::string& suffix,
+                                     std::vector<std::string> args) {
+  kv::bench::BenchDaemonOptions o;
+  o.kvd = kvd;
+  o.ns_suffix = suffix;
+  o.args = std::move(args);
+  return o;
+}
+
+bool WaitRunning(kv::Client& c, const std::string& bucket) {
+  auto t0 = Clock::now();
+  while (Ms(Clock::now() - t0) < 300000) {
+    kv::Result<kv::InstanceStatus> st = c.GetStatus();
+    if (st.ok()) {
+      for (const kv::BucketInfo& b : st->buckets) {
+        if (b.name == bucket && b.state == "running") return true;
+      }
+    }
+    ::usleep(200);
+  }
+  return false;
+}
+
+int Fail(const char* what) {
+  std::fprintf(stderr, "kv_persist_bench: %s\n", what);
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool json = false;
+  int keys = 1000000;
+  double seconds = 1.0;
+  std::string kvd = kv::bench::DefaultKvdPath();
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--json") {
+      json = true;
+    } else if (a == "--keys" && i + 1 < argc) {
+      keys = std::stoi(argv[++i]);
+    } else if (a == "--seconds" && i + 1 < argc) {
+      seconds = std::stod(argv[++i]);
+    } else if (a == "--kvd" && i + 1 < argc) {
+      kvd = argv[++i];
+    } else {
+      std::fprintf(stderr,
+                   "usage: kv_persist_bench [--keys N] [--seconds S] [--kvd PATH] [--json]\n");
+      return 2;
+    }
+  }
+  kv::bench::PrintHeader("kv_persist_bench");
+  char tmpl[] = "/var/tmp/kv-persist-bench-XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr) return Fail("cannot create a temporary directory");
+  std::string dir = tmpl;
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() {
+      boost::system::error_code ec;
+      boost::filesystem::remove_all(dir, ec);
+    }
+  } cleanup{dir};
+  std::string kv_dir = dir + "/kv", redis_dir = dir + "/redis", redis_aof = dir + "/redis-aof";
+  for (const std::string& d : {kv_dir, redis_dir, redis_aof}) ::mkdir(d.c_str(), 0700);
+  nlohmann::json out = {{"keys", keys}, {"key_bytes", 16}, {"value_bytes", 64}};
+
+  // Redis: fill, BGSAVE, restart on the RDB.
+  {
+    RedisServer redis;
+    if (!redis.Start(redis_dir, {"--appendonly", "no"}, nullptr)) return Fail("redis-server");
+    if (!RedisFill(redis.sock, keys)) return Fail("cannot fill redis");
+    out["redis_bgsave_ms"] = RedisBgsaveMs(redis.sock);
+    redis.Stop();
+    double load_ms = 0;
+    if (!redis.Start(redis_dir, {"--appendonly", "no", "--dbfilename", "dump.rdb"}, &load_ms)) {
+      return Fail("redis-server on its RDB");
+    }
+    out["redis_load_ms"] = load_ms;
+  }
+  {
+    RedisServer redis;
+    if (!redis.Start(redis_aof, {"--appendonly", "yes", "--appendfsync", "always"}, nullptr)) {
+      return Fail("redis-server (aof)");
+    }
+    out["redis_set_always_per_s"] = RedisSetPerS(redis.sock, seconds);
+  }
+
+  // kv without persistence, then with everysec: sync put, alternating rounds.
+  double none_rate = 0, everysec_rate = 0;
+  {
+    kv::bench::BenchDaemon plain(Daemon(kvd, "m", {}));
+    kv::bench::BenchDaemon disk(Daemon(kvd, "e", {"--data-dir", kv_dir, "--save", ""}));
+    auto c1 = plain.Connect();
+    auto c2 = disk.Connect();
+    if (!c1 || !c2 || !c1->CreateBucket("b").ok() || !c2->CreateBucket("b").ok()) {
+      return Fail("kvd did not start");
+    }
+    kv::Result<kv::Bucket> b1 = c1->OpenBucket("b");
+    kv::Result<kv::Bucket> b2 = c2->OpenBucket("b");
+    if (!b1.ok() || !b2.ok()) return Fail("cannot open the buckets");
+    std::vector<double> r1, r2;
+    for (int round = 0; round < 3; ++round) {
+      r1.push_back(PutPerS(*b1, seconds / 2));
+      r2.push_back(PutPerS(*b2, seconds / 2));
+    }
+    none_rate = kv::bench::Median(r1);
+    everysec_rate = kv::bench::Median(r2);
+  }
+  out["put_none_per_s"] = none_rate;
+  out["put_everysec_per_s"] = everysec_rate;
+  out["put_everysec_ratio"] = none_rate > 0 ? everysec_rate / none_rate : 0;
+  {
+    kv::bench::BenchDaemon disk(
+        Daemon(kvd, "a", {"--data-dir", kv_dir, "--save", "", "--appendfsync", "always"}));
+    auto c = disk.Connect();
+    if (!c || !c->CreateBucket("b").ok()) return Fail("kvd (always) did not start");
+    kv::Result<kv::Bucket> b = c->OpenBucket("b");
+    if (!b.ok()) return Fail("cannot open the bucket");
+    out["put_always_per_s"] = PutPerS(*b, seconds);
+  }
+
+  // kv: 1M keys, a snapshot, puts during a snapshot, a restore.
+  {
+    std::vector<std::string> flags = {
+        "--data-dir", kv_dir, "--save", "", "--max-bucket-bytes", std::to_string(1ull << 32)};
+    auto daemon = std::make_unique<kv::bench::BenchDaemon>(Daemon(kvd, "s", flags));
+    auto c = daemon->Connect();
+    if (!c || !c->CreateBucket("big").ok()) return Fail("kvd (snapshot) did not start");
+    kv::Result<kv::Bucket> b = c->OpenBucket("big");
+    if (!b.ok() || !KvFill(*b, keys)) return Fail("cannot fill the bucket");
+    auto t0 = Clock::now();
+    kv::Status saved = c->SaveBucket("big");
+    if (!saved.ok()) return Fail(saved.ToString().c_str());
+    out["snapshot_ms"] = Ms(Clock::now() - t0);
+    // Puts with and without a snapshot running.
+    double quiet = PutPerS(*b, seconds / 2, keys);
+    std::atomic<bool> done{false};
+    std::thread saver([&] {
+      (void)c->SaveBucket("big");
+      done = true;
+    });
+    int n = 0;
+    auto p0 = Clock::now();
+    while (!done.load()) {
+      if (!b->Put(Key(keys + n % 1000), kValue).ok()) break;
+      ++n;
+    }
+    double during = n / (Ms(Clock::now() - p0) / 1000);
+    saver.join();
+    out["put_quiet_per_s"] = quiet;
+    out["put_during_snapshot_per_s"] = during;
+    out["put_during_snapshot_ratio"] = quiet > 0 ? during / quiet : 0;
+    b = kv::Status(kv::Code::kInternal, "released");
+    c.reset();
+    // A reboot: kvd stops (a clean stop also saves), every object of the namespace goes.
+    daemon->Stop();
+    daemon.reset();
+    auto r0 = Clock::now();
+    daemon = std::make_unique<kv::bench::BenchDaemon>(Daemon(kvd, "s", flags));
+    c = daemon->Connect();
+    if (!c || !WaitRunning(*c, "big")) return Fail("the bucket was not restored");
+    out["restore_ms"] = Ms(Clock::now() - r0);
+    kv::Result<kv::Bucket> again = c->OpenBucket("big");
+    kv::Result<kv::BucketStats> st = again.ok() ? again->Stats() : again.status();
+    out["restored_keys"] = st.ok() ? st->keys : 0;
+  }
+
+  auto num = [&](const char* k) { return out[k].get<double>(); };
+  std::printf("%-28s %12s %12s\n", "", "kv", "redis");
+  std::printf("%-28s %12.1f %12.1f\n", "snapshot / BGSAVE ms", num("snapshot_ms"),
+              num("redis_bgsave_ms"));
+  std::printf("%-28s %12.1f %12.1f\n", "restore / RDB load ms", num("restore_ms"),
+              num("redis_load_ms"));
+  std::printf("%-28s %12.0f %12.0f\n", "put always / SET always /s", num("put_always_per_s"),
+              num("redis_set_always_per_s"));
+  std::printf("%-28s %12.0f %12s\n", "put, memory only /s", num("put_none_per_s"), "");
+  std::printf("%-28s %12.0f %12s  ratio %.2f (>= 0.8)\n", "put, everysec /s",
+              num("put_everysec_per_s"), "", num("put_everysec_ratio"));
+  std::printf("%-28s %12.0f %12s  ratio %.2f (>= 0.8)\n", "put during a snapshot /s",
+              num("put_during_snapshot_per_s"), "", num("put_during_snapshot_ratio"));
+  std::printf("restored keys: %.0f of %d\n", num("restored_keys"), keys);
+  if (json) std::printf("%s\n", out.dump().c_str());
+  return 0;
+}

@@ -1,0 +1,130 @@
+#include "daemon/persistence/log_format.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "daemon/persistence/byte_codec.h"
+#include "shm/layout.h"
+
+namespace kv::daemon::persistence {
+
+std::string EncodeLogHeader(std::uint64_t bucket_id, std::uint64_t seq) {
+  std::string out(kLogMagic, sizeof kLogMagic);
+  AppendLe<std::uint32_t>(&out, kLogVersion);
+  AppendLe<std::uint32_t>(&out, 0);
+  AppendLe<std::uint64_t>(&out, bucket_id);
+  AppendLe<std::uint64_t>(&out, seq);
+  AppendLe<std::uint32_t>(&out, 0);
+  AppendLe<std::uint32_t>(&out, Crc(out));
+  return out;
+}
+
+void AppendLogRecord(std::string* out, LogOp op, std::string_view key, std::string_view value,
+                     std::uint64_t version) {
+  std::size_t head = out->size();
+  std::uint32_t body_len = static_cast<std::uint32_t>(kLogBodyFixed + key.size() + value.size());
+  out->resize(head + kLogRecordHead);
+  std::size_t body = out->size();
+  AppendLe<std::uint8_t>(out, static_cast<std::uint8_t>(op));
+  out->append(3, '\0');
+  AppendLe<std::uint32_t>(out, static_cast<std::uint32_t>(key.size()));
+  AppendLe<std::uint32_t>(out, static_cast<std::uint32_t>(value.size()));
+  AppendLe<std::uint32_t>(out, 0);
+  AppendLe<std::uint64_t>(out, version);
+  out->append(key);
+  out->append(value);
+  char* h = out->data() + head;
+  StoreLe<std::uint32_t>(h, body_len);
+  StoreLe<std::uint32_t>(h + 4, Crc(out->data() + body, body_len));
+  StoreLe<std::uint32_t>(h + 8, 0);
+  StoreLe<std::uint32_t>(h + 12, Crc(h, 12));
+}
+
+std::string LogReader::Open(const std::string& path, const char* data, std::size_t size,
+                            std::uint64_t bucket_id, std::uint64_t seq) {
+  path_ = path;
+  data_ = data;
+  size_ = size;
+  at_ = kLogHeaderSize;
+  if (size < kLogHeaderSize) {
+    // A file cut before its header was complete holds no record: a torn, empty log.
+    if (size == 0 || std::memcmp(data, kLogMagic, std::min(size, sizeof kLogMagic)) == 0) {
+      at_ = 0;
+      size_ = 0;
+      torn_bytes_ = size;
+      return {};
+    }
+    return "log " + path + " is not a kv log (bad magic)";
+  }
+  if (std::memcmp(data, kLogMagic, sizeof kLogMagic) != 0) {
+    return "log " + path + " is not a kv log (bad magic)";
+  }
+  std::uint32_t version = LoadLe<std::uint32_t>(data + 8);
+  if (LoadLe<std::uint32_t>(data + 36) != Crc(data, 36)) {
+    return "log " + path + " is corrupt at byte 36: header checksum mismatch";
+  }
+  if (version != kLogVersion) {
+    return "log " + path + " has format version " + std::to_string(version) +
+           "; this build reads version " + std::to_string(kLogVersion);
+  }
+  if (LoadLe<std::uint32_t>(data + 12) != 0) {
+    return "log " + path + " is corrupt at byte 12: unknown flags";
+  }
+  if (LoadLe<std::uint64_t>(data + 16) != bucket_id || LoadLe<std::uint64_t>(data + 24) != seq) {
+    return "log " + path + " belongs to bucket " +
+           std::to_string(LoadLe<std::uint64_t>(data + 16)) + " sequence " +
+           std::to_string(LoadLe<std::uint64_t>(data + 24)) + ", not bucket " +
+           std::to_string(bucket_id) + " sequence " + std::to_string(seq);
+  }
+  return {};
+}
+
+LogReader::Result LogReader::Torn() {
+  torn_bytes_ = size_ - at_;
+  return kEnd;
+}
+
+LogReader::Result LogReader::Corrupt(const std::string& what) {
+  error_ = "log " + path_ + " is corrupt at byte " + std::to_string(at_) + ": " + what;
+  return kCorrupt;
+}
+
+LogReader::Result LogReader::Next(LogRecord* record) {
+  if (at_ >= size_) return kEnd;
+  std::size_t left = size_ - at_;
+  if (left < kLogRecordHead) return Torn();
+  const char* h = data_ + at_;
+  if (LoadLe<std::uint32_t>(h + 12) != Crc(h, 12) || LoadLe<std::uint32_t>(h + 8) != 0) {
+    // Blocks the file system allocated but the power cut left unwritten read as zeros.
+    bool zeros = std::all_of(h, data_ + size_, [](char c) { return c == 0; });
+    return zeros ? Torn() : Corrupt("record head checksum mismatch");
+  }
+  std::uint32_t body_len = LoadLe<std::uint32_t>(h);
+  if (body_len < kLogBodyFixed ||
+      body_len > kLogBodyFixed + shm::kMaxKeySize + shm::kMaxValueSize) {
+    return Corrupt("record length " + std::to_string(body_len) + " out of range");
+  }
+  if (left - kLogRecordHead < body_len) return Torn();
+  const char* b = h + kLogRecordHead;
+  bool last = left - kLogRecordHead == body_len;
+  if (LoadLe<std::uint32_t>(h + 4) != Crc(b, body_len)) {
+    return last ? Torn() : Corrupt("record checksum mismatch");
+  }
+  auto op = static_cast<LogOp>(LoadLe<std::uint8_t>(b));
+  std::uint32_t key_len = LoadLe<std::uint32_t>(b + 4);
+  std::uint32_t value_len = LoadLe<std::uint32_t>(b + 8);
+  bool lengths_ok = std::uint64_t{kLogBodyFixed} + key_len + value_len == body_len;
+  bool op_ok =
+      (op == LogOp::kPut && key_len >= 1 && key_len <= shm::kMaxKeySize) ||
+      (op == LogOp::kDelete && key_len >= 1 && key_len <= shm::kMaxKeySize && value_len == 0) ||
+      (op == LogOp::kClear && key_len == 0 && value_len == 0);
+  if (!lengths_ok || !op_ok) return Corrupt("record fields invalid");
+  record->op = op;
+  record->version = LoadLe<std::uint64_t>(b + 16);
+  record->key = std::string_view(b + kLogBodyFixed, key_len);
+  record->value = std::string_view(b + kLogBodyFixed + key_len, value_len);
+  at_ += kLogRecordHead + body_len;
+  return kRecord;
+}
+
+}  // namespace kv::daemon::persistence

@@ -1,0 +1,83 @@
+// The append-only log: every write a worker applied since the snapshot it follows, as effects
+// (the key's resulting value and version), so replaying it needs no request semantics.
+// docs/persistence.md has the tables; all integers little-endian, checksums CRC-32C.
+//
+//   file header  magic        8 bytes  89 4B 56 41 4C 4F 47 0A  ("\x89KVALOG\n")
+//   (40 bytes)   version      u32      1
+//                flags        u32      0
+//                bucket_id    u64
+//                seq          u64      the file's sequence number (its name: log.<seq>)
+//                reserved     u32      0
+//                header_crc   u32      CRC-32C of the 36 bytes before it
+//   record       body_len     u32      24 + key_len + value_len
+//                body_crc     u32      CRC-32C of the body
+//                reserved     u32      0
+//                head_crc     u32      CRC-32C of the 12 bytes before it
+//   body         op           u8       1 put, 2 delete, 3 clear
+//                pad          3 bytes  0
+//                key_len      u32      put/delete: 1..kMaxKeySize; clear: 0
+//                value_len    u32      put: 0..kMaxValueSize; else 0
+//                pad          u32      0
+//                version      u64      put: the key's new version; delete/clear: the bucket's
+//                                      version counter after the write
+//                key, value   bytes
+//
+// Reading (LogReader): a record that ends past the end of the file, a record head that is
+// incomplete, a last record whose body checksum fails, or a head whose checksum fails followed
+// only by zero bytes is a torn tail (a power cut during an append): the file is cut there and the
+// bytes dropped are reported. Any other failure -- a bad file header, a bad record with bytes
+// after it -- is corruption: the file is refused.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace kv::daemon::persistence {
+
+inline constexpr char kLogMagic[8] = {'\x89', 'K', 'V', 'A', 'L', 'O', 'G', '\n'};
+inline constexpr std::uint32_t kLogVersion = 1;
+inline constexpr std::size_t kLogHeaderSize = 40;
+inline constexpr std::size_t kLogRecordHead = 16;
+inline constexpr std::size_t kLogBodyFixed = 24;
+
+enum class LogOp : std::uint8_t { kPut = 1, kDelete = 2, kClear = 3 };
+
+std::string EncodeLogHeader(std::uint64_t bucket_id, std::uint64_t seq);
+void AppendLogRecord(std::string* out, LogOp op, std::string_view key, std::string_view value,
+                     std::uint64_t version);
+
+struct LogRecord {
+  LogOp op = LogOp::kPut;
+  std::string_view key;
+  std::string_view value;
+  std::uint64_t version = 0;
+};
+
+// Iterates the records of one log file held in memory.
+class LogReader {
+ public:
+  enum Result { kRecord, kEnd, kCorrupt };
+  // Checks the file header; "" or what is wrong (naming `path`).
+  std::string Open(const std::string& path, const char* data, std::size_t size,
+                   std::uint64_t bucket_id, std::uint64_t seq);
+  // kRecord: *record is the next one. kEnd: no more (see torn_bytes()). kCorrupt: error().
+  Result Next(LogRecord* record);
+  // Bytes after the last valid record that were dropped as a torn tail (set at kEnd).
+  std::uint64_t torn_bytes() const { return torn_bytes_; }
+  // Offset just past the last valid record.
+  std::uint64_t valid_end() const { return at_; }
+  const std::string& error() const { return error_; }
+
+ private:
+  Result Torn();
+  Result Corrupt(const std::string& what);
+  std::string path_;
+  const char* data_ = nullptr;
+  std::size_t size_ = 0;
+  std::size_t at_ = 0;
+  std::uint64_t torn_bytes_ = 0;
+  std::string error_;
+};
+
+}  // namespace kv::daemon::persistence

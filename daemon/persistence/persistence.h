@@ -1,0 +1,136 @@
+// A worker's persistence: the bucket's snapshots and append-only log in the data directory
+// (docs/persistence.md). One object per worker, driven from the worker's single thread through
+// a few hooks (daemon/worker.cc):
+//
+//   Open       at start, before READY: restores the bucket from disk if its shared memory was
+//              gone (`fresh`), else keeps shared memory as the truth; opens a new log file.
+//   AcceptsWrites / OnApplied / Commit
+//              per request and per drained batch: OnApplied appends the write's effect to an
+//              in-memory buffer; Commit ends a batch. With appendfsync=always Commit writes the
+//              buffer and fdatasyncs it (group commit) and the batch's replies are published only
+//              after it returns; false means the batch is not durable and its replies must say
+//              PERSISTENCE. Otherwise the buffer is written by Tick (or when it grows large) and
+//              a background thread fdatasyncs the log once a second (everysec).
+//   Tick       from the loop: writes the buffer, runs the `save` rules, retries failed saves.
+//   RequestSave  `kvctl save` (SIGUSR2).
+//   Stop       at exit: the log synced, and on a clean stop (not a drop) a last snapshot.
+//
+// Snapshots are taken by a forked child (Redis's BGSAVE): the worker rotates the log (new file
+// log.<seq+1>), copies the table's slot array (8 bytes a slot; records are immutable, so the
+// copy freezes the bucket's state), forks, and goes on serving. The child touches no ring, socket,
+// futex or lock of its parent: it syncs the old log, writes the snapshot (snapshot_writer.h),
+// and exits; it dies with the worker (PR_SET_PDEATHSIG). When it succeeds, the logs it covers are
+// deleted. A thread instead of a fork would share the worker's address space, so a crash while
+// writing would take the bucket's writer down with it, and it would need the generation kept
+// mapped across growth; the fork costs one page-table copy of the worker's small private memory.
+//
+// Failures (ENOSPC, EIO, EFBIG -- SIGXFSZ is ignored): shown in the anchor (kvctl status) and
+// the log. With `always` a failed log write refuses writes (PERSISTENCE) until a snapshot
+// succeeds; otherwise a failed save does, if stop-writes-on-save-error. A snapshot is retried
+// every second while one is failing.
+//
+// Crash points (KV_CRASH_POINT): log-appended (batch written, not yet synced), log-synced
+// (synced, replies not yet published), snapshot-log-rotated (new log open, child not forked),
+// snapshot-installed (child done, covered logs not yet deleted); in the child (which then dies
+// alone): snapshot-half-written, snapshot-before-rename.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "daemon/bucket_store.h"
+#include "daemon/persistence/options.h"
+#include "shm/message.h"
+
+namespace kv::daemon::persistence {
+
+// Exit code of a worker whose data on disk was refused (kvd marks the bucket failed at once).
+inline constexpr int kExitDataRefused = 4;
+
+class Persistence {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  Persistence() = default;  // disabled: memory only
+  ~Persistence();
+  Persistence(const Persistence&) = delete;
+  Persistence& operator=(const Persistence&) = delete;
+
+  // Returns false with *error when the worker cannot run; *refused then says the data on disk
+  // was refused (the caller removes the fresh shared memory and exits with kExitDataRefused).
+  bool Open(const PersistenceOptions& options, const std::string& ns, BucketStore* store,
+            bool fresh, int epoll_fd, std::string* error, bool* refused);
+
+  bool enabled() const { return store_ != nullptr; }
+  // False while writes are refused (PERSISTENCE).
+  bool AcceptsWrites() const { return !refusing_; }
+  // True when replies must wait for Commit (appendfsync always).
+  bool SyncsEachBatch() const { return always_; }
+  void OnApplied(const shm::Request& request, shm::WireStatus status, std::int64_t number) {
+    if (store_ != nullptr && status == shm::WireStatus::kOk) Record(request, number);
+  }
+  bool Commit() { return store_ == nullptr || buffer_.empty() || CommitSlow(); }
+  void Tick(Clock::time_point now);
+  void RequestSave() { save_requested_ = true; }
+  // The running snapshot child's pidfd (-1: none), watched by the worker's epoll.
+  int child_fd() const { return child_pidfd_; }
+  void OnChildEvent() { ReapChild(false); }
+  void Stop(bool dropped);
+
+ private:
+  void Record(const shm::Request& request, std::int64_t number);
+  bool CommitSlow();
+  // Writes the buffer to the log (no sync). Returns 0 or errno (reported).
+  int WriteBuffer();
+  void Failed(std::uint32_t what, int err, const std::string& message);
+  bool OpenLog(std::uint64_t seq, int* fd, std::string* error, int* err);
+  void StartSnapshot();
+  void ReapChild(bool wait);
+  void SaveSucceeded(std::uint64_t covered_below);
+  void SyncLoop();
+  void Publish();
+
+  PersistenceOptions options_;
+  std::string dir_;
+  std::string name_;
+  BucketStore* store_ = nullptr;
+  shm::AnchorHeader* anchor_ = nullptr;
+  int epoll_fd_ = -1;
+  bool log_on_ = false;
+  bool always_ = false;
+  bool refusing_ = false;
+  bool log_broken_ = false;  // a write to the current log failed: append nothing more to it
+  std::string buffer_;       // records not yet written
+  int log_fd_ = -1;
+  std::uint64_t log_seq_ = 0;
+  std::uint64_t log_bytes_ = 0;  // bytes written to logs after the last good snapshot
+  std::uint64_t changes_ = 0;    // writes applied since the last good snapshot
+  bool save_requested_ = false;
+  bool save_failing_ = false;
+  Clock::time_point last_good_save_;
+  Clock::time_point retry_at_;
+  Clock::time_point next_check_;
+  // The snapshot in progress.
+  pid_t child_pid_ = 0;
+  int child_pidfd_ = -1;
+  std::uint64_t child_next_seq_ = 0;
+  std::uint64_t child_changes_ = 0;
+  std::uint64_t child_log_bytes_ = 0;
+  char* child_error_ = nullptr;  // a shared page the child writes its error to
+  // everysec: the background fdatasync.
+  std::thread syncer_;
+  std::mutex sync_mu_;  // guards log_fd_ against rotation while the syncer uses it
+  std::condition_variable sync_cv_;
+  bool sync_stop_ = false;
+  std::atomic<std::uint64_t> written_{0};  // bytes written (write()) to the current log
+  std::uint64_t synced_ = 0;               // syncer only
+  std::atomic<int> sync_error_{0};
+};
+
+}  // namespace kv::daemon::persistence

@@ -1,0 +1,185 @@
+// The data directory's file formats on their own (daemon/persistence/*_format.h): what a reader
+// accepts, cuts (a torn log tail) and refuses (everything else), byte by byte.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "daemon/persistence/log_format.h"
+#include "daemon/persistence/options.h"
+#include "daemon/persistence/snapshot_format.h"
+#include "shm/crc32c.h"
+
+namespace kv::daemon::persistence {
+namespace {
+
+struct Rec {
+  std::string key, value;
+  std::uint64_t version;
+};
+
+std::string Snapshot(const std::vector<Rec>& recs) {
+  SnapshotHeader h;
+  h.bucket_id = 7;
+  h.created_unix_ms = 1234;
+  h.last_version = 99;
+  h.next_log_seq = 3;
+  h.key_count = recs.size();
+  h.name = "shopping";
+  std::string out = EncodeSnapshotHeader(h);
+  std::string body;
+  for (const Rec& r : recs) AppendSnapshotRecord(&body, r.key, r.value, r.version);
+  std::uint32_t crc = shm::Crc32cExtend(shm::kCrc32cInit, body.data(), body.size());
+  return out + body + EncodeSnapshotEnd(recs.size(), crc);
+}
+
+std::string Read(const std::string& file, SnapshotHeader* h, std::vector<Rec>* got) {
+  return ReadSnapshot("snap", file.data(), file.size(), h,
+                      [&](std::string_view k, std::string_view v, std::uint64_t version) {
+                        got->push_back({std::string(k), std::string(v), version});
+                        return true;
+                      });
+}
+
+TEST(SnapshotFormatTest, RoundTripKeepsNameIdVersionsAndValues) {
+  std::vector<Rec> recs = {{"milk", "1", 5}, {"eggs", "", 7}, {std::string(1024, 'k'), "v", 9}};
+  std::string file = Snapshot(recs);
+  SnapshotHeader h;
+  std::vector<Rec> got;
+  ASSERT_EQ(Read(file, &h, &got), "");
+  EXPECT_EQ(h.bucket_id, 7u);
+  EXPECT_EQ(h.name, "shopping");
+  EXPECT_EQ(h.last_version, 99u);
+  EXPECT_EQ(h.next_log_seq, 3u);
+  ASSERT_EQ(got.size(), 3u);
+  for (std::size_t i = 0; i < recs.size(); ++i) {
+    EXPECT_EQ(got[i].key, recs[i].key);
+    EXPECT_EQ(got[i].value, recs[i].value);
+    EXPECT_EQ(got[i].version, recs[i].version);
+  }
+}
+
+TEST(SnapshotFormatTest, EveryFlippedByteIsRefusedBeforeAnyRecordIsHandedOut) {
+  std::string file = Snapshot({{"milk", "1", 5}, {"eggs", "12", 7}});
+  for (std::size_t i = 0; i < file.size(); ++i) {
+    std::string bad = file;
+    bad[i] ^= 0x10;
+    SnapshotHeader h;
+    std::vector<Rec> got;
+    EXPECT_NE(Read(bad, &h, &got), "") << "byte " << i;
+    EXPECT_TRUE(got.empty()) << "byte " << i;
+  }
+}
+
+TEST(SnapshotFormatTest, EveryTruncationIsRefused) {
+  std::string file = Snapshot({{"milk", "1", 5}});
+  for (std::size_t n = 0; n < file.size(); ++n) {
+    SnapshotHeader h;
+    std::vector<Rec> got;
+    EXPECT_NE(Read(file.substr(0, n), &h, &got), "") << n;
+  }
+}
+
+TEST(SnapshotFormatTest, AnotherFormatVersionIsRefusedByName) {
+  std::string file = Snapshot({{"milk", "1", 5}});
+  file[8] = 2;  // version word
+  SnapshotHeader h;
+  std::vector<Rec> got;
+  std::string e = Read(file, &h, &got);
+  EXPECT_NE(e.find("format version 2"), std::string::npos) << e;
+  EXPECT_NE(e.find("snap"), std::string::npos) << e;
+}
+
+std::string Log(int records) {
+  std::string out = EncodeLogHeader(7, 3);
+  for (int i = 0; i < records; ++i) {
+    AppendLogRecord(&out, LogOp::kPut, "key" + std::to_string(i), "value" + std::to_string(i),
+                    static_cast<std::uint64_t>(i + 1));
+  }
+  return out;
+}
+
+struct Scan {
+  std::string open_error;
+  int records = 0;
+  LogReader::Result end = LogReader::kEnd;
+  std::uint64_t torn = 0;
+  std::string error;
+};
+
+Scan ScanLog(const std::string& file) {
+  Scan s;
+  LogReader r;
+  s.open_error = r.Open("log", file.data(), file.size(), 7, 3);
+  if (!s.open_error.empty()) return s;
+  LogRecord rec;
+  while ((s.end = r.Next(&rec)) == LogReader::kRecord) {
+    EXPECT_EQ(rec.key, "key" + std::to_string(s.records));
+    ++s.records;
+  }
+  s.torn = r.torn_bytes();
+  s.error = r.error();
+  return s;
+}
+
+TEST(LogFormatTest, EveryCutInsideTheLastRecordIsATornTailWithTheBytesCounted) {
+  std::string whole = Log(3);
+  std::string two = Log(2);
+  for (std::size_t n = two.size(); n < whole.size(); ++n) {
+    Scan s = ScanLog(whole.substr(0, n));
+    ASSERT_EQ(s.open_error, "");
+    EXPECT_EQ(s.end, LogReader::kEnd) << n;
+    EXPECT_EQ(s.records, 2) << n;
+    EXPECT_EQ(s.torn, n - two.size()) << n;
+  }
+  Scan s = ScanLog(whole);
+  EXPECT_EQ(s.records, 3);
+  EXPECT_EQ(s.torn, 0u);
+}
+
+TEST(LogFormatTest, ZerosAfterTheLastRecordAreATornTail) {
+  std::string file = Log(2) + std::string(4096, '\0');
+  Scan s = ScanLog(file);
+  EXPECT_EQ(s.end, LogReader::kEnd);
+  EXPECT_EQ(s.records, 2);
+  EXPECT_EQ(s.torn, 4096u);
+}
+
+TEST(LogFormatTest, AFlippedByteInAnyRecordButTheLastIsCorruption) {
+  std::string file = Log(3);
+  std::size_t last = Log(2).size();
+  for (std::size_t i = kLogHeaderSize; i < last; ++i) {
+    std::string bad = file;
+    bad[i] ^= 0x01;
+    Scan s = ScanLog(bad);
+    EXPECT_EQ(s.end, LogReader::kCorrupt) << "byte " << i;
+    EXPECT_NE(s.error.find("log log is corrupt at byte"), std::string::npos) << s.error;
+  }
+}
+
+TEST(LogFormatTest, ABadFileHeaderOrAnotherVersionIsRefused) {
+  for (std::size_t i = 0; i < kLogHeaderSize; ++i) {
+    std::string bad = Log(1);
+    bad[i] ^= 0x04;
+    EXPECT_NE(ScanLog(bad).open_error, "") << "byte " << i;
+  }
+  std::string other = EncodeLogHeader(8, 3);  // another bucket's log
+  EXPECT_NE(ScanLog(other).open_error.find("belongs to bucket 8"), std::string::npos);
+}
+
+TEST(PersistenceOptionsTest, SaveRulesParseAndFormatLikeRedis) {
+  std::vector<SaveRule> rules;
+  EXPECT_EQ(ParseSaveRules("3600 1 300 100 60 10000", &rules), "");
+  ASSERT_EQ(rules.size(), 3u);
+  EXPECT_EQ(rules[1].seconds, 300u);
+  EXPECT_EQ(rules[1].changes, 100u);
+  EXPECT_EQ(FormatSaveRules(rules), "3600 1 300 100 60 10000");
+  EXPECT_EQ(ParseSaveRules("", &rules), "");
+  EXPECT_TRUE(rules.empty());
+  EXPECT_NE(ParseSaveRules("3600", &rules), "");
+  EXPECT_NE(ParseSaveRules("0 1", &rules), "");
+  EXPECT_NE(ParseSaveRules("10 x", &rules), "");
+}
+
+}  // namespace
+}  // namespace kv::daemon::persistence

@@ -1,0 +1,92 @@
+#include "tests/persistence/persistence_testing.h"
+
+#include <signal.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <boost/filesystem.hpp>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "shm/segment.h"
+#include "tests/supervisor/supervisor_test_util.h"
+
+namespace kv::testing {
+
+TempDir::TempDir() {
+  char tmpl[] = "/tmp/kv-persist-XXXXXX";
+  char* p = ::mkdtemp(tmpl);
+  EXPECT_NE(p, nullptr) << std::strerror(errno);
+  if (p != nullptr) path_ = p;
+}
+
+TempDir::~TempDir() {
+  if (path_.empty()) return;
+  boost::system::error_code ec;
+  boost::filesystem::remove_all(path_, ec);
+}
+
+bool Reboot(KvdInstance& kvd) {
+  kvd.Signal(SIGKILL);
+  std::vector<pid_t> all;
+  for (int round = 0; round < 50; ++round) {
+    std::vector<pid_t> pids = ProcessesOfNamespace(kvd.ns());
+    if (pids.empty()) break;
+    for (pid_t p : pids) {
+      ::kill(p, SIGKILL);
+      all.push_back(p);
+    }
+    WaitFor(
+        [&] {
+          ReapExited(all);
+          return ProcessesOfNamespace(kvd.ns()).empty();
+        },
+        std::chrono::seconds(5));
+  }
+  ReapExited(all);
+  for (const std::string& name : ShmObjectsOfNamespace(kvd.ns())) shm::Segment::Remove(name);
+  EXPECT_TRUE(ShmObjectsOfNamespace(kvd.ns()).empty());
+  bool started = kvd.Start();
+  EXPECT_TRUE(started) << "kvd did not come back after the reboot";
+  return started;
+}
+
+std::string BucketDirOf(const std::string& data_dir, const std::string& ns, std::uint64_t id) {
+  return data_dir + "/" + ns + "/b" + std::to_string(id);
+}
+
+std::string FileBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+void WriteBytes(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << bytes;
+}
+
+TinyTmpfs::TinyTmpfs(const std::string& size) {
+  std::string options = "size=" + size + ",mode=0750";
+  if (::mount("tmpfs", dir_.path().c_str(), "tmpfs", 0, options.c_str()) != 0) {
+    why_ = std::string("cannot mount a tmpfs: ") + std::strerror(errno);
+    return;
+  }
+  mounted_ = true;
+}
+
+TinyTmpfs::~TinyTmpfs() {
+  if (mounted_) ::umount2(dir_.path().c_str(), MNT_DETACH);
+}
+
+bool TinyTmpfs::Resize(const std::string& size) {
+  std::string options = "size=" + size;
+  return ::mount("tmpfs", dir_.path().c_str(), "tmpfs", MS_REMOUNT, options.c_str()) == 0;
+}
+
+}  // namespace kv::testing
