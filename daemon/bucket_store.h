@@ -79,7 +79,7 @@ class BucketStore {
   shm::Segment anchor_segment_;
   shm::AnchorHeader* anchor_ = nullptr;
   shm::TableWriter table_;
-  shm::FeedWriter feed_;  // NS.b<id>.feed: every applied write, for subscribers
+  shm::FeedWriter feed_;     // NS.b<id>.feed: every applied write, for subscribers
   shm::ChannelDedup dedup_;  // NS.b<id>.dedup
 };
 

@@ -239,6 +239,9 @@ std::string Worker::BindDedup(Connection& c) {
     // Adoption: the frames published before now may have been taken by the previous worker.
     c.dedup = index;
     c.replay_until = c.channel.header()->request_tail.load(std::memory_order_acquire);
+    // The dead worker's last sleep number must not pass for one of ours (the client would not
+    // ring for it): the channel's wake words start afresh, as on a new channel.
+    c.channel.header()->worker_waiting.store(0, std::memory_order_relaxed);
     dedup.Touch(index);
     return {};
   }

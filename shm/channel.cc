@@ -119,8 +119,7 @@ Channel Channel::Attach(int fd, std::string* error) {
       copy.layout_word != kChannelLayout || !IsPowerOfTwo(copy.request_capacity) ||
       !IsPowerOfTwo(copy.reply_capacity) || copy.request_capacity < 4096 ||
       copy.reply_capacity < 4096 ||
-      ChannelSize(copy.request_capacity, copy.reply_capacity) != c.size_ ||
-      copy.channel_id == 0) {
+      ChannelSize(copy.request_capacity, copy.reply_capacity) != c.size_ || copy.channel_id == 0) {
     *error = "channel header is invalid (magic, version, layout, capacities or id)";
     c.Reset();
     return c;

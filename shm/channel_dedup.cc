@@ -71,8 +71,8 @@ std::uint32_t ChannelDedup::Claim(std::uint64_t channel_id,
     }
     if (in_use(i)) continue;
     // Oldest registration first (unsigned distance from the clock: wraps correctly).
-    if (pick == kNoDedupEntry || header_->clock - entries_[i].last_used >
-                                     header_->clock - entries_[pick].last_used) {
+    if (pick == kNoDedupEntry ||
+        header_->clock - entries_[i].last_used > header_->clock - entries_[pick].last_used) {
       pick = i;
     }
   }

@@ -48,7 +48,12 @@ inline constexpr std::uint64_t kDedupMagic = 0x3150554445444b56ULL;  // "KVDEDUP
 inline constexpr std::uint32_t kDedupEntries = 4096;  // one per channel a worker accepts at most
 inline constexpr std::uint32_t kNoDedupEntry = ~std::uint32_t{0};
 
-enum DedupState : std::uint32_t { kDedupIdle = 0, kDedupBegun = 1, kDedupSwung = 2, kDedupDone = 3 };
+enum DedupState : std::uint32_t {
+  kDedupIdle = 0,
+  kDedupBegun = 1,
+  kDedupSwung = 2,
+  kDedupDone = 3
+};
 
 struct DedupEntry {
   std::uint64_t channel_id;   // 0: free

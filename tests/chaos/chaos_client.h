@@ -54,7 +54,7 @@ struct ClientLog {
   std::uint64_t reads = 0;
   std::uint64_t torn = 0;
   std::uint64_t stale = 0;
-  std::uint64_t errors = 0;             // E lines
+  std::uint64_t errors = 0;              // E lines
   std::vector<std::string> error_lines;  // the first few
 };
 ClientLog ReadClientLog(const std::string& path);

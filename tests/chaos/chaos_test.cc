@@ -248,8 +248,7 @@ TEST_F(ChaosTest, FaultsLoseNothingTearNothingWedgeNothing) {
             << " fills\n";
   std::cout << "chaos: " << ops << " ops, " << faults_done << " faults, " << lost << " lost, "
             << torn << " torn, " << wedged << " wedged, " << doubled << " doubled" << std::endl;
-  std::cout << "chaos: " << errors << " client-visible write errors during the faults"
-            << std::endl;
+  std::cout << "chaos: " << errors << " client-visible write errors during the faults" << std::endl;
   EXPECT_EQ(lost, 0u);
   EXPECT_EQ(doubled, 0u);
   EXPECT_EQ(errors, 0u);

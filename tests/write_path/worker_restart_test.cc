@@ -40,7 +40,8 @@ class WorkerRestartTest : public ::testing::Test {
 
   // Kills the worker of `bucket` `kills` times, each time once `progress` has moved on since the
   // previous restart, at a random instant shortly after. Returns the number of kills made.
-  int KillRepeatedly(const std::string& bucket, int kills, const std::atomic<std::uint64_t>& progress,
+  int KillRepeatedly(const std::string& bucket, int kills,
+                     const std::atomic<std::uint64_t>& progress,
                      const std::atomic<bool>& writer_done) {
     std::mt19937_64 rng(18);
     int made = 0;
@@ -170,7 +171,8 @@ TEST_F(WorkerRestartTest, AsyncPutsAndFlushNeitherFailNorRepeat) {
 // The worker kills itself at the points where exactly-once is hardest: after a write is applied
 // and before its reply (after-apply, before-reply-wake), between a record's append and its slot
 // store (table-record-appended), between the slot store and the stats (table-slot-stored), and
-// inside generation changes (growth). Every kind of write is made; each must succeed once with
+// inside generation changes (growth). Every kind of write is made (with values small and large
+// enough to travel in a memfd); each must succeed once with
 // the answer a single application gives (an increment one more than the last, a delete the value
 // put before it, a cas on the version just read), and the bucket must count each write once.
 TEST(WorkerCrashPointTest, EveryWriteKindIsAppliedOnceAcrossCrashes) {
@@ -224,8 +226,17 @@ TEST(WorkerCrashPointTest, EveryWriteKindIsAppliedOnceAcrossCrashes) {
       if (g.ok() || g.IsNotFound()) {
         writes += check(bucket.CompareAndSet("c", g.ok() ? version : 0, std::to_string(i)), "cas");
       }
-      writes += check(bucket.PutAsync("a" + std::to_string(i % 100), std::to_string(i)),
-                      "put-async");
+      writes +=
+          check(bucket.PutAsync("a" + std::to_string(i % 100), std::to_string(i)), "put-async");
+      if (i % 16 == 0) {  // values that travel in a memfd, both ways
+        std::string big(200 * 1024, static_cast<char>('a' + i % 26));
+        writes += check(bucket.Put("big", big), "staged put");
+        std::string back;
+        if (check(bucket.Delete("big", &back), "staged delete") && back != big) {
+          errors.push_back("staged delete returned " + std::to_string(back.size()) + " bytes");
+        }
+        ++writes;
+      }
       if (round % 5 == 4) check(bucket.Flush(), "flush");
     }
   }
