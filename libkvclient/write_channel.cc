@@ -98,8 +98,13 @@ Status WriteChannel::BucketGone() {
     registry_ = shm::RegistryReader::Open(ns_, &error);
     if (!registry_) return Status();  // kvd restarting: nothing says the bucket is gone
   }
-  std::optional<shm::BucketRecord> record = registry_->Find(bucket_name_);
-  if (!record || record->bucket_id != bucket_id_ || record->state == shm::kBucketDropping) {
+  // The entry's index is looked up by name once, then read directly (a name lookup scans).
+  std::optional<shm::BucketRecord> record;
+  if (registry_index_ >= 0) record = registry_->Read(static_cast<std::uint32_t>(registry_index_));
+  if (!record || record->bucket_id != bucket_id_) record = registry_->Find(bucket_name_);
+  if (record && record->bucket_id == bucket_id_) registry_index_ = record->index;
+  if (!record || record->bucket_id != bucket_id_ || record->state == shm::kBucketFree ||
+      record->state == shm::kBucketDropping) {
     return Status(Code::kBucketNotFound, "bucket '" + bucket_name_ + "' was dropped");
   }
   if (record->state == shm::kBucketFailed) {

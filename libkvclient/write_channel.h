@@ -101,6 +101,7 @@ class WriteChannel {
   std::uint64_t bucket_id_;
   std::string bucket_name_;
   std::optional<shm::RegistryReader> registry_;  // opened when a reconnect needs it
+  long registry_index_ = -1;                     // the bucket's registry entry, once found
   std::deque<StagedCopy> staged_;
   int sock_ = -1;
   shm::Channel channel_;
