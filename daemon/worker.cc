@@ -141,9 +141,10 @@ void Worker::Close(int sock, const char* why) {
   auto it = connections_.find(sock);
   if (it == connections_.end()) return;
   if (why != nullptr) spdlog::warn("closing client channel (fd {}): {}", sock, why);
-  // The client hung up or its ring is corrupt: the channel is gone for good (a worker that stops
-  // or crashes never gets here, so its clients' entries wait for the next worker).
-  if (it->second->dedup != shm::kNoDedupEntry) store_.dedup().Release(it->second->dedup);
+  // The client hung up or its ring is corrupt: the channel is most likely gone for good, so its
+  // entry is the first to be reused (a worker that stops or crashes never gets here: its
+  // clients' entries wait for the next worker).
+  if (it->second->dedup != shm::kNoDedupEntry) store_.dedup().Retire(it->second->dedup);
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, sock, nullptr);
   ::close(sock);
   connections_.erase(it);

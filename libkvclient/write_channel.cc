@@ -132,7 +132,8 @@ bool WriteChannel::WorkerGone() const {
 bool WriteChannel::StaleChannel() {
   // A poll() per write would cost a syscall on the hot path: look for a hang-up only when the
   // worker has not been heard from for a while. (A worker can die right after any check; a write
-  // that then reaches a dead ring fails with kUnavailable either way.)
+  // that then reaches a dead ring is noticed while its reply is awaited, and the channel
+  // reconnects then.)
   long tick = CoarseTick();
   if (tick == last_alive_tick_) return false;
   last_alive_tick_ = tick;

@@ -97,7 +97,9 @@ std::uint32_t ChannelDedup::Claim(std::uint64_t channel_id,
 
 void ChannelDedup::Touch(std::uint32_t index) { entries_[index].last_used = ++header_->clock; }
 
-void ChannelDedup::Release(std::uint32_t index) { entries_[index].channel_id = 0; }
+void ChannelDedup::Retire(std::uint32_t index) {
+  entries_[index].last_used = header_->clock - 0x80000000u;  // as old as an entry can be
+}
 
 void ChannelDedup::Begin(std::uint32_t index, std::uint64_t seq, std::uint8_t op,
                          const TableView& table) {

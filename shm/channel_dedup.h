@@ -126,8 +126,10 @@ class ChannelDedup {
   std::uint32_t Claim(std::uint64_t channel_id, const std::function<bool(std::uint32_t)>& in_use);
   // Marks entry `index` registered now (eviction order).
   void Touch(std::uint32_t index);
-  // Frees the entry of a channel whose client is gone for good.
-  void Release(std::uint32_t index);
+  // Ages the entry of a channel whose client hung up: it becomes the first to be reused. Not
+  // freed, because a client also hangs up to reconnect (a registration that timed out) and
+  // then adopts its channel again.
+  void Retire(std::uint32_t index);
   const DedupEntry& entry(std::uint32_t index) const { return entries_[index]; }
 
   // D1..D3 for one request of the channel of entry `index` (every request taken from a ring,
