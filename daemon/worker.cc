@@ -77,8 +77,9 @@ class Worker {
   // channel's last applied id): answered from the exactly-once log, never applied again.
   enum class Replay { kNotApplied, kAnswered, kPaused };
   Replay ReplayApplied(Connection& c, const shm::Request& request, shm::WireStatus status);
-  // Finds (adoption) or claims the channel's exactly-once entry. Empty string, or why not.
-  std::string BindDedup(Connection& c);
+  // Finds (`adopt`: a channel registered with an earlier worker) or claims (a new channel) the
+  // channel's exactly-once entry. Empty string, or why not.
+  std::string BindDedup(Connection& c, bool adopt);
   void Reply(Connection& c, const shm::RequestHeader& header, shm::WireStatus status,
              std::int64_t number, std::string_view value);
   void WakeClient(Connection& c);
@@ -202,14 +203,17 @@ void Worker::Register(Connection& c) {
     Close(c.sock, nullptr);
     return;
   }
+  bool adopt = n == static_cast<ssize_t>(shm::kRegisterMessageSize) &&
+               std::memcmp(buf, shm::kAdoptMessage, shm::kRegisterMessageSize) == 0;
   bool ok = n == static_cast<ssize_t>(shm::kRegisterMessageSize) &&
-            std::memcmp(buf, shm::kRegisterMessage, shm::kRegisterMessageSize) == 0 && fd >= 0;
+            (adopt || std::memcmp(buf, shm::kRegisterMessage, shm::kRegisterMessageSize) == 0) &&
+            fd >= 0;
   if (ok) {
     c.channel = shm::Channel::Attach(fd, &error);
     fd = -1;  // owned by the channel now (closed by it on failure)
     ok = c.channel.valid();
     if (ok) {
-      error = BindDedup(c);
+      error = BindDedup(c, adopt);
       ok = error.empty();
     }
   }
@@ -227,7 +231,7 @@ void Worker::Register(Connection& c) {
   shm::SendPacket(c.sock, reply.data(), reply.size());
 }
 
-std::string Worker::BindDedup(Connection& c) {
+std::string Worker::BindDedup(Connection& c, bool adopt) {
   shm::ChannelDedup& dedup = store_.dedup();
   std::uint64_t id = c.channel.channel_id();
   std::vector<bool> in_use(shm::kDedupEntries, false);
@@ -235,9 +239,14 @@ std::string Worker::BindDedup(Connection& c) {
     if (other->registered && other->dedup != shm::kNoDedupEntry) in_use[other->dedup] = true;
   }
   std::uint32_t index = dedup.Find(id);
-  if (index != shm::kNoDedupEntry) {
-    if (in_use[index]) return "this channel is already registered";
-    // Adoption: the frames published before now may have been taken by the previous worker.
+  if (index != shm::kNoDedupEntry && in_use[index]) return "this channel is already registered";
+  if (adopt) {
+    // A channel this bucket has no record of (its entry was reused, or the log was reset):
+    // which of its requests were applied is unknown, so none is taken.
+    if (index == shm::kNoDedupEntry) {
+      return "the bucket has no record of this channel (register a new one)";
+    }
+    // The frames published before now may have been taken by the previous worker.
     c.dedup = index;
     c.replay_until = c.channel.header()->request_tail.load(std::memory_order_acquire);
     // The dead worker's last sleep number must not pass for one of ours (the client would not
@@ -245,13 +254,6 @@ std::string Worker::BindDedup(Connection& c) {
     c.channel.header()->worker_waiting.store(0, std::memory_order_relaxed);
     dedup.Touch(index);
     return {};
-  }
-  shm::ChannelHeader* h = c.channel.header();
-  if (h->request_tail.load(std::memory_order_acquire) != 0 ||
-      h->reply_tail.load(std::memory_order_acquire) != 0) {
-    // A used channel this bucket has no record of (its entry was evicted or the log reset):
-    // which of its requests were applied is unknown, so none is taken.
-    return "the bucket has no record of this used channel (register a new one)";
   }
   index = dedup.Claim(id, [&](std::uint32_t i) { return in_use[i]; });
   if (index == shm::kNoDedupEntry) return "every exactly-once entry is in use";

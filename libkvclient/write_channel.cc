@@ -76,6 +76,7 @@ void WriteChannel::Reset() {
   }
   async_failures_seen_ = 0;
   Disconnect();
+  registered_ = false;
   for (const StagedCopy& s : staged_) ::close(s.fd);
   staged_.clear();
   channel_ = shm::Channel();
@@ -147,7 +148,8 @@ Status WriteChannel::Connect(Deadline& deadline) {
     Status s = Register(deadline, &retry);
     if (!retry) return s;
     if (Status gone = BucketGone(); !gone.ok()) {
-      Reset();
+      // A failed bucket keeps the channel (a `kvctl restart` adopts its queued writes).
+      if (gone.code() == Code::kBucketNotFound) Reset();
       return gone;
     }
     long remaining = deadline.remaining_ns();
@@ -170,8 +172,8 @@ Status WriteChannel::Register(Deadline& deadline, bool* retry) {
     *retry = true;  // no worker listening (restarting), or its backlog is full
     return Unavailable(std::string("is not running (") + std::strerror(err) + ")");
   }
-  bool adopt = channel_.valid();
-  if (!adopt) {
+  bool adopt = registered_;
+  if (!channel_.valid()) {
     std::string error;
     channel_ =
         shm::Channel::Create(shm::kDefaultRequestCapacity, shm::kDefaultReplyCapacity, &error);
@@ -188,8 +190,10 @@ Status WriteChannel::Register(Deadline& deadline, bool* retry) {
   for (const StagedCopy& copy : staged_) {
     sent = sent && shm::SendPacket(sock_, &shm::kStagedPacket, 1, copy.fd, MSG_DONTWAIT);
   }
-  sent = sent &&
-         shm::SendPacket(sock_, shm::kRegisterMessage, shm::kRegisterMessageSize, channel_.fd());
+  // A channel some worker accepted before is adopted; until then (even if a worker died while
+  // registering it) nothing was published in it and it is registered as new.
+  const char* message = registered_ ? shm::kAdoptMessage : shm::kRegisterMessage;
+  sent = sent && shm::SendPacket(sock_, message, shm::kRegisterMessageSize, channel_.fd());
   if (!sent) {
     Disconnect();
     *retry = true;
@@ -206,25 +210,32 @@ Status WriteChannel::Register(Deadline& deadline, bool* retry) {
   ssize_t n = shm::ReceivePacket(sock_, buf, sizeof buf, &fd);
   if (fd >= 0) ::close(fd);
   shm::ControlStatus status;
-  std::string_view message;
-  if (n <= 0 || !shm::DecodeControlReply(buf, static_cast<std::size_t>(n), &status, &message)) {
+  std::string_view why;
+  if (n <= 0 || !shm::DecodeControlReply(buf, static_cast<std::size_t>(n), &status, &why)) {
     Disconnect();  // the worker died during the registration: the next one adopts the channel
     *retry = true;
     return Unavailable("closed the channel during registration");
   }
+  if (status == shm::ControlStatus::kFailed) {
+    // The bucket failed (kvd answers for it): keep the channel, so that once `kvctl restart`
+    // brings a worker back, it adopts the writes queued in it.
+    Disconnect();
+    return Status(Code::kFailed, std::string(why));
+  }
   if (status != shm::ControlStatus::kOk) {
     Code code = status == shm::ControlStatus::kDenied ? Code::kPermissionDenied : Code::kFailed;
-    std::string why(message);
+    std::string reason(why);
     Reset();
-    if (adopt && code == Code::kFailed) {
+    if (adopt && status == shm::ControlStatus::kInvalid) {
       // The restarted worker has no record of the channel: whether its queued requests were
       // applied cannot be known. Never reached while the bucket's log is intact.
       return Status(Code::kUnavailable, "worker of bucket '" + bucket_name_ +
-                                            "' could not adopt the write channel (" + why +
+                                            "' could not adopt the write channel (" + reason +
                                             "); queued writes may or may not be applied");
     }
-    return Status(code, why);
+    return Status(code, reason);
   }
+  registered_ = true;
   last_alive_tick_ = CoarseTick();
   return Status();
 }

@@ -105,6 +105,7 @@ class WriteChannel {
   std::deque<StagedCopy> staged_;
   int sock_ = -1;
   shm::Channel channel_;
+  bool registered_ = false;  // a worker accepted channel_: later registrations adopt it
   shm::RingWriter requests_;
   shm::RingReader replies_;
   std::uint64_t next_request_id_ = 1;

@@ -69,6 +69,10 @@ inline constexpr std::uint32_t kDefaultReplyCapacity = 128 * 1024;
 // values (kStagedPacket, 1 byte, one memfd); the worker sends staged reply values the same way.
 inline constexpr char kRegisterMessage[] = "KVREGISTER1";
 inline constexpr std::size_t kRegisterMessageSize = sizeof kRegisterMessage - 1;
+// The same for a channel that was registered before, with a worker that has since died: the
+// worker adopts it (shm/channel_dedup.h) instead of starting it afresh. Same size.
+inline constexpr char kAdoptMessage[] = "KVADOPTION1";
+static_assert(sizeof kAdoptMessage - 1 == kRegisterMessageSize);
 inline constexpr char kDoorbellPacket = 'w';
 inline constexpr char kStagedPacket = 'V';
 

@@ -63,8 +63,9 @@ std::uint32_t ChannelDedup::Find(std::uint64_t channel_id) const {
 
 std::uint32_t ChannelDedup::Claim(std::uint64_t channel_id,
                                   const std::function<bool(std::uint32_t)>& in_use) {
+  std::uint32_t existing = Find(channel_id);
   std::uint32_t pick = kNoDedupEntry;
-  for (std::uint32_t i = 0; i < kDedupEntries; ++i) {
+  for (std::uint32_t i = 0; i < kDedupEntries && existing == kNoDedupEntry; ++i) {
     if (entries_[i].channel_id == 0) {
       pick = i;
       break;
@@ -76,6 +77,7 @@ std::uint32_t ChannelDedup::Claim(std::uint64_t channel_id,
       pick = i;
     }
   }
+  if (existing != kNoDedupEntry) pick = existing;
   if (pick == kNoDedupEntry) return pick;
   DedupEntry& e = entries_[pick];
   // The id goes last: a crash in between leaves a free entry, never a stale one under a new id.

@@ -121,8 +121,9 @@ class ChannelDedup {
 
   // The entry of channel `channel_id`, or kNoDedupEntry.
   std::uint32_t Find(std::uint64_t channel_id) const;
-  // A fresh entry for `channel_id`: a free one, else the least recently registered one that
-  // `in_use` does not claim. kNoDedupEntry if every entry is in use.
+  // A fresh entry for `channel_id`: its existing one (emptied), else a free one, else the least
+  // recently registered one that `in_use` does not claim. kNoDedupEntry if every entry is in
+  // use (REQUIRES: channel_id's existing entry, if any, is not in use).
   std::uint32_t Claim(std::uint64_t channel_id, const std::function<bool(std::uint32_t)>& in_use);
   // Marks entry `index` registered now (eviction order).
   void Touch(std::uint32_t index);
