@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -195,25 +196,16 @@ pid_t StartWriter(const std::string& ns, const std::string& bucket_name,
 int main(int argc, char** argv) {
   Options options;
   options.kvd = kv::bench::DefaultKvdPath();
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--json") {
-      options.json = true;
-    } else if (arg == "--keys" && i + 1 < argc) {
-      options.sizes = {static_cast<std::size_t>(std::stoull(argv[++i]))};
-    } else if (arg == "--reads" && i + 1 < argc) {
-      options.reads = static_cast<std::size_t>(std::stoull(argv[++i]));
-    } else if (arg == "--kvd" && i + 1 < argc) {
-      options.kvd = argv[++i];
-    } else {
-      std::fprintf(stderr, "usage: kv_read_bench [--keys N] [--reads N] [--json] [--kvd PATH]\n");
-      return 2;
-    }
-  }
-  if (options.sizes[0] == 0 || options.reads < kBatch) {
-    std::fprintf(stderr, "kv_read_bench: --keys must be > 0 and --reads >= %zu\n", kBatch);
-    return 2;
-  }
+  std::size_t keys = 0;
+  CLI::App app{"kv_read_bench: direct reads vs an in-process map, and reads under a writer"};
+  app.add_option("--keys", keys, "one table size instead of 100k and 1M keys")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--reads", options.reads, "reads per run")
+      ->check(CLI::Range(kBatch, std::size_t{1} << 40));
+  app.add_option("--kvd", options.kvd, "the kvd executable");
+  app.add_flag("--json", options.json, "print one JSON object on the last line");
+  CLI11_PARSE(app, argc, argv);
+  if (keys != 0) options.sizes = {keys};
 
   std::printf("kv_read_bench %s  build %s  key %zu B  value %zu B  reads/run %zu  runs %d\n",
               Version().c_str(), BuildType(), kKeySize, kValueSize, options.reads, kRepetitions);

@@ -7,6 +7,11 @@
 //   mq ping-pong    baseline: two processes bouncing a 100-byte message through a pair of Boost
 //                   message_queues (the transport DESIGN.md §7 rejects)
 //   idle worker     CPU the bucket's worker uses while nobody writes (must be ~0)
+//   trickle         CPU the worker uses while one client sends 1,000 sync puts/s (<= 5%)
+//   under load      sync put x1 beside Redis SET unpipelined (redis-benchmark, one client, a
+//                   private redis-server on a unix socket), both measured under the same load in
+//                   the same run: hogs2/hogs4 (2 or 4 busy-loop processes at the same nice level)
+//                   and same_cpu (client and worker, and Redis's client and server, on CPU 0)
 // For the async workload it also prints the CPU time the client and the worker spent per op: on a
 // shared machine (other processes competing for the CPUs) these say more than the wall-clock
 // rate, which then mostly measures the scheduler.
@@ -15,14 +20,16 @@
 //
 // Starts its own kvd (namespace kvbench<pid>, --ephemeral) and removes everything on exit.
 // Usage: kv_write_bench [--seconds S] [--kvd PATH] [--only NAME[,NAME...]] [--json]
-//   --only runs only the named workloads (pingpong, noop, sync1, sync4, async, idle; for
-//   profiling one of them); the others print as zero.
+//   --only runs only the named workloads (pingpong, noop, sync1, sync4, async, idle, trickle,
+//   load; for profiling one of them); the others print as zero.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <boost/interprocess/ipc/message_queue.hpp>
 #include <chrono>
@@ -31,12 +38,15 @@
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "bench/bench_support.h"
+#include "bench/cpu_hogs.h"
+#include "bench/redis_server.h"
 #include "kv/client.h"
 #include "shm/registry.h"
 
@@ -91,12 +101,28 @@ std::string Join(Child c) {
 
 // --- workloads (each runs in a child; returns "ops seconds p50_us p99_us") ---
 
+double ProcessCpuSeconds() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// Times this process has gone to sleep (voluntary context switches) so far.
+long VoluntarySwitches() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return u.ru_nvcsw;
+}
+
 // Calls op(i) for i = 0, 1, ... until `seconds` have passed (the clock is read every 256 calls),
-// timing each call; returns "ops seconds p50_us p99_us". `reserve`: latencies to make room for.
+// timing each call; returns "ops seconds p50_us p99_us cpu_seconds sleeps" (this process's CPU
+// time and voluntary context switches over the run). `reserve`: latencies to make room for.
 template <typename Op>
 std::string TimedCalls(double seconds, std::size_t reserve, Op op) {
   std::vector<float> lat;
   lat.reserve(reserve);
+  double cpu_start = ProcessCpuSeconds();
+  long sleeps_start = VoluntarySwitches();
   auto start = Clock::now();
   auto end = start + std::chrono::duration<double>(seconds);
   long ops = 0;
@@ -111,7 +137,8 @@ std::string TimedCalls(double seconds, std::size_t reserve, Op op) {
   std::sort(lat.begin(), lat.end());
   std::ostringstream out;
   out << ops << " " << elapsed << " " << (lat.empty() ? 0 : lat[lat.size() / 2]) << " "
-      << (lat.empty() ? 0 : lat[lat.size() * 99 / 100]);
+      << (lat.empty() ? 0 : lat[lat.size() * 99 / 100]) << " " << ProcessCpuSeconds() - cpu_start
+      << " " << VoluntarySwitches() - sleeps_start;
   return out.str();
 }
 
@@ -131,10 +158,29 @@ std::string SyncPuts(const std::string& ns, double seconds, int offset) {
   });
 }
 
-double ProcessCpuSeconds() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+// `rate` sync puts a second for `seconds`, on an absolute schedule (a late put does not delay
+// the next one's slot): the shape of a bucket that is written to, but not hard.
+std::string TricklePuts(const std::string& ns, double seconds, int rate) {
+  kv::Bucket b = kv::bench::OpenBucketOrExit(ns, "bench");
+  std::string value(64, 't');
+  if (!b.Flush().ok()) ::_exit(2);  // connect first
+  timespec next{};
+  ::clock_gettime(CLOCK_MONOTONIC, &next);
+  long period_ns = 1'000'000'000L / rate;
+  long count = static_cast<long>(seconds * rate);
+  auto start = Clock::now();
+  for (long i = 0; i < count; ++i) {
+    if (!b.Put(Key(static_cast<int>(i % kKeys)), value).ok()) ::_exit(3);
+    next.tv_nsec += period_ns;
+    if (next.tv_nsec >= 1'000'000'000L) {
+      next.tv_nsec -= 1'000'000'000L;
+      ++next.tv_sec;
+    }
+    ::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, nullptr);
+  }
+  std::ostringstream out;
+  out << count << " " << Seconds(Clock::now() - start) << " 0 0";
+  return out.str();
 }
 
 std::string AsyncPuts(const std::string& ns, long count) {
@@ -195,6 +241,7 @@ std::string PingPong(double seconds) {
 struct Result {
   double ops = 0, seconds = 0, p50 = 0, p99 = 0;
   double cpu_seconds = 0;  // the client's CPU time, where measured
+  double sleeps = 0;       // the client's voluntary context switches, where measured
   double per_s() const { return seconds > 0 ? ops / seconds : 0; }
 };
 
@@ -203,6 +250,7 @@ Result Parse(const std::string& line) {
   std::istringstream in(line);
   in >> r.ops >> r.seconds >> r.p50 >> r.p99;
   if (!(in >> r.cpu_seconds)) r.cpu_seconds = 0;
+  if (!(in >> r.sleeps)) r.sleeps = 0;
   return r;
 }
 
@@ -212,6 +260,17 @@ double RunNanos(pid_t pid) {
   double ns = -1;
   if (!(in >> ns)) return -1;
   return ns;
+}
+
+// Voluntary context switches of a process so far (/proc/PID/status), or -1.
+long SleepsOf(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  const std::string key = "voluntary_ctxt_switches:";
+  while (std::getline(in, line)) {
+    if (line.compare(0, key.size(), key) == 0) return std::stol(line.substr(key.size()));
+  }
+  return -1;
 }
 
 // utime + stime of a process, in clock ticks.
@@ -240,8 +299,9 @@ pid_t WorkerPid(const std::string& ns) {
 
 void Line(const char* name, const Result& r, const std::string& ratio) {
   double ns_per_op = r.per_s() > 0 ? 1e9 / r.per_s() : 0;
-  std::printf("%-22s %12.0f ops/s %10.0f ns/op  p50 %7.2f us  p99 %7.2f us  %s\n", name, r.per_s(),
-              ns_per_op, r.p50, r.p99, ratio.c_str());
+  std::printf("%-22s %12.0f ops/s %10.0f ns/op  p50 %7.2f us  p99 %7.2f us  sleeps/op %5.3f  %s\n",
+              name, r.per_s(), ns_per_op, r.p50, r.p99, r.ops > 0 ? r.sleeps / r.ops : 0.0,
+              ratio.c_str());
 }
 
 std::string Ratio(double a, double b, const char* what) {
@@ -250,6 +310,47 @@ std::string Ratio(double a, double b, const char* what) {
   return buf;
 }
 
+// One row of the busy-host table: kv sync put x1 and Redis SET unpipelined under the same load.
+struct LoadRow {
+  std::string load;
+  Result kv;
+  double worker_sleeps = 0;  // the worker's voluntary context switches during kv's run
+  double worker_cpu_ns = 0;  // the worker's run time during kv's run
+  std::optional<kv::bench::RedisFigures> redis;
+};
+
+// Runs kv's sync put x1, then Redis's SET, under `load`: "hogs2"/"hogs4" (busy loops beside
+// them) or "same_cpu" (each store's client and server pinned to CPU 0).
+LoadRow MeasureUnderLoad(const std::string& load, const std::string& ns, double seconds,
+                         const kv::bench::RedisServer& redis) {
+  LoadRow row{load, {}, 0, 0, std::nullopt};
+  bool same_cpu = load == "same_cpu";
+  int hogs = load == "hogs2" ? 2 : load == "hogs4" ? 4 : 0;
+  kv::bench::CpuHogs busy(hogs);
+  pid_t worker = WorkerPid(ns);
+  if (same_cpu && worker > 0) kv::bench::PinToCpu(worker, 0);
+  long sleeps = worker > 0 ? SleepsOf(worker) : -1;
+  double run_ns = worker > 0 ? RunNanos(worker) : -1;
+  row.kv = Parse(Join(Spawn([&] {
+    if (same_cpu) kv::bench::PinToCpu(0, 0);
+    return SyncPuts(ns, seconds, 0);
+  })));
+  if (sleeps >= 0 && run_ns >= 0) {
+    row.worker_sleeps = static_cast<double>(SleepsOf(worker) - sleeps);
+    row.worker_cpu_ns = RunNanos(worker) - run_ns;
+  }
+  if (same_cpu && worker > 0) kv::bench::UnpinFromCpu(worker);
+  if (redis.available()) {
+    if (same_cpu) kv::bench::PinToCpu(redis.pid(), 0);
+    row.redis = redis.SetUnpipelined(static_cast<long>(40000 * seconds), same_cpu ? 0 : -1);
+    if (same_cpu) kv::bench::UnpinFromCpu(redis.pid());
+  }
+  return row;
+}
+
+// JSON number or null.
+nlohmann::json OrNull(bool known, double v) { return known ? nlohmann::json(v) : nlohmann::json(); }
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -257,23 +358,18 @@ int main(int argc, char** argv) {
   double seconds = 2.0;
   std::string kvd_path = kv::bench::DefaultKvdPath();
   std::string only;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--json") {
-      json = true;
-    } else if (a == "--seconds" && i + 1 < argc) {
-      seconds = std::stod(argv[++i]);
-    } else if (a == "--kvd" && i + 1 < argc) {
-      kvd_path = argv[++i];
-    } else if (a == "--only" && i + 1 < argc) {
-      only = "," + std::string(argv[++i]) + ",";
-    } else {
-      std::fprintf(stderr,
-                   "usage: kv_write_bench [--seconds S] [--kvd PATH] [--only NAME[,NAME...]] "
-                   "[--json]\n");
-      return 2;
-    }
-  }
+  CLI::App app{"kv_write_bench: the write path, end to end, idle and under load"};
+  app.add_option("--seconds", seconds, "seconds per workload")->check(CLI::Range(0.1, 600.0));
+  app.add_option("--kvd", kvd_path, "the kvd executable");
+  app.add_option("--only", only,
+                 "comma-separated workloads: pingpong, noop, sync1, sync4, async, idle, trickle, "
+                 "load");
+  std::string wait = "adaptive";
+  app.add_option("--wait", wait, "kvd's waiting policy (docs/operations.md)")
+      ->check(CLI::IsMember({"adaptive", "dedicated"}));
+  app.add_flag("--json", json, "print one JSON object on the last line");
+  CLI11_PARSE(app, argc, argv);
+  if (!only.empty()) only = "," + only + ",";
 #ifdef NDEBUG
   const char* build = "release (NDEBUG)";
   bool debug = false;
@@ -294,8 +390,9 @@ int main(int argc, char** argv) {
 #endif
   std::printf("kv_write_bench %s  build: %s%s  cpus: %u\n", "0.1.0", build,
               sanitized ? " +ASan" : "", std::thread::hardware_concurrency());
-  std::printf("keys 16 B, values 64 B, %d distinct keys, one bucket, %.1f s per workload\n", kKeys,
-              seconds);
+  std::printf(
+      "keys 16 B, values 64 B, %d distinct keys, one bucket, %.1f s per workload, wait %s\n", kKeys,
+      seconds, wait.c_str());
   if (debug || sanitized) {
     std::printf("WARNING: debug or sanitizer build: figures are not representative\n");
   }
@@ -303,7 +400,7 @@ int main(int argc, char** argv) {
 
   kv::bench::BenchDaemonOptions daemon_options;
   daemon_options.kvd = kvd_path;
-  daemon_options.args = {"--max-bucket-bytes", "1073741824"};
+  daemon_options.args = {"--max-bucket-bytes", "1073741824", "--wait", wait};
   daemon_options.log_level = "warn";
   kv::bench::BenchDaemon kvd(daemon_options);
   {
@@ -360,6 +457,30 @@ int main(int argc, char** argv) {
                         ? 100.0 * (t1 - t0) / static_cast<double>(::sysconf(_SC_CLK_TCK)) /
                               Seconds(Clock::now() - idle_start)
                         : -1;
+
+  // Trickle: 1,000 sync puts a second; the worker's CPU share while it serves them.
+  double trickle_cpu = -1;
+  if (run("trickle") && worker <= 0) worker = WorkerPid(ns);
+  if (run("trickle") && worker > 0) {
+    double before = RunNanos(worker);
+    auto start = Clock::now();
+    Result trickle = Parse(Join(Spawn([&] { return TricklePuts(ns, seconds, 1000); })));
+    double after = RunNanos(worker);
+    if (trickle.ops > 0 && before >= 0 && after >= 0) {
+      trickle_cpu = 100.0 * (after - before) / 1e9 / Seconds(Clock::now() - start);
+    }
+  }
+
+  // Under load: kv and Redis side by side at each load level.
+  std::vector<LoadRow> loaded;
+  std::string redis_why;
+  if (run("load")) {
+    kv::bench::RedisServer redis;
+    if (!redis.available()) redis_why = redis.why();
+    for (const char* load : {"hogs2", "hogs4", "same_cpu"}) {
+      loaded.push_back(MeasureUnderLoad(load, ns, seconds, redis));
+    }
+  }
   kvd.Stop();
 
   std::printf("\n%-22s %12s %16s\n", "workload", "throughput", "");
@@ -381,6 +502,31 @@ int main(int argc, char** argv) {
   std::printf("%-22s %12.0f ns/op client CPU %8.0f ns/op worker CPU (incl. the worker's spin)\n",
               "  async CPU", async_client_cpu_ns, async_worker_cpu_ns);
   std::printf("%-22s %11.2f%% of one CPU (over 1 s, after 0.2 s idle)\n", "idle worker", idle_cpu);
+  std::printf("%-22s %11.2f%% of one CPU (1,000 sync puts/s; target <= 5%%)\n", "trickle worker",
+              trickle_cpu);
+  if (!loaded.empty()) {
+    std::printf(
+        "\nunder load: kv sync put x1 vs Redis SET unpipelined (redis-benchmark -c 1), same "
+        "run\n%-10s %12s %9s | %12s %9s | %8s | kv per op: sleeps client/worker, CPU "
+        "us client/worker\n",
+        "load", "kv ops/s", "p99 us", "redis ops/s", "p99 us", "kv/redis");
+    for (const LoadRow& row : loaded) {
+      double ops = std::max(row.kv.ops, 1.0);
+      std::string per_op = "  " + std::to_string(row.kv.sleeps / ops).substr(0, 5) + "/" +
+                           std::to_string(row.worker_sleeps / ops).substr(0, 5) + "  " +
+                           std::to_string(row.kv.cpu_seconds * 1e6 / ops).substr(0, 5) + "/" +
+                           std::to_string(row.worker_cpu_ns / 1e3 / ops).substr(0, 5);
+      if (row.redis) {
+        std::printf("%-10s %12.0f %9.1f | %12.0f %9.1f | %7.2fx |%s\n", row.load.c_str(),
+                    row.kv.per_s(), row.kv.p99, row.redis->per_s, row.redis->p99_us,
+                    row.redis->per_s > 0 ? row.kv.per_s() / row.redis->per_s : 0.0, per_op.c_str());
+      } else {
+        std::printf("%-10s %12.0f %9.1f | %12s %9s | %8s |%s\n", row.load.c_str(), row.kv.per_s(),
+                    row.kv.p99, "-", "-", "-", per_op.c_str());
+      }
+    }
+    if (!redis_why.empty()) std::printf("no Redis anchor: %s\n", redis_why.c_str());
+  }
   std::printf("targets: sync put >= %.0f/s (2x Redis SET), aim 300000/s; async >= 1000000/s\n",
               2 * kRedisSetPerS);
   if (json) {
@@ -388,10 +534,11 @@ int main(int argc, char** argv) {
                         {"build", build},
                         {"sanitized", sanitized},
                         {"seconds", seconds},
+                        {"wait", wait},
                         {"sync_put_per_s", sync1.per_s()},
                         {"sync_put_p50_us", sync1.p50},
                         {"sync_put_p99_us", sync1.p99},
-                        {"sync_put_x4_per_s", sync4.per_s()},
+                        {"sync_put_4_clients_per_s", sync4.per_s()},
                         {"sync_noop_per_s", noop.per_s()},
                         {"sync_noop_p50_us", noop.p50},
                         {"async_put_per_s", async.per_s()},
@@ -401,7 +548,20 @@ int main(int argc, char** argv) {
                         {"pingpong_p50_us", ping.p50},
                         {"sync_vs_pingpong", ping.per_s() > 0 ? sync1.per_s() / ping.per_s() : 0},
                         {"sync_vs_redis_ref", sync1.per_s() / kRedisSetPerS},
-                        {"idle_worker_cpu_percent", idle_cpu}};
+                        {"idle_worker_cpu_percent", idle_cpu},
+                        {"trickle_worker_cpu_percent", OrNull(trickle_cpu >= 0, trickle_cpu)}};
+    nlohmann::json rows = nlohmann::json::array();
+    for (const LoadRow& row : loaded) {
+      bool r = row.redis.has_value() && row.redis->per_s > 0;
+      rows.push_back({{"load", row.load},
+                      {"kv_sync_put_per_s", row.kv.per_s()},
+                      {"kv_p99_us", row.kv.p99},
+                      {"redis_set_per_s", OrNull(r, r ? row.redis->per_s : 0)},
+                      {"redis_p99_us", OrNull(r, r ? row.redis->p99_us : 0)},
+                      {"ratio", OrNull(r, r ? row.kv.per_s() / row.redis->per_s : 0)}});
+    }
+    j["under_load"] = rows;
+    if (!redis_why.empty()) j["under_load_note"] = redis_why;
     std::printf("%s\n", j.dump().c_str());
   }
   return 0;

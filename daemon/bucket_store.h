@@ -17,6 +17,7 @@
 // (old generation not yet marked moved), and the table's own (shm::SetTableCrashHook).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -50,6 +51,14 @@ class BucketStore {
   // Makes readers see the bucket as dropped (anchor state + moved_to on the table).
   void MarkDropped();
   void Heartbeat();
+  // Tells clients how to wait for this worker (shm::AnchorHeader::wait_policy).
+  void SetWaitPolicy(shm::WaitPolicy policy) {
+    anchor_->wait_policy.store(policy, std::memory_order_relaxed);
+  }
+  // Tells clients which CPU the worker runs on (shm::AnchorHeader::worker_cpu).
+  void SetWorkerCpu(int cpu) { anchor_->worker_cpu.store(cpu, std::memory_order_relaxed); }
+  // The word the worker's loop stores its progress in (shm::AnchorHeader::worker_pulse).
+  std::atomic<std::uint32_t>* pulse_word() { return &anchor_->worker_pulse; }
   // Publishes the queue depth gauge (shm::TableHeader::queue_depth; status, top).
   void SetQueueDepth(std::uint64_t n) { table_.SetQueueDepth(n); }
   const shm::TableWriter& table() const { return table_; }

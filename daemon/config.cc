@@ -89,6 +89,10 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args, KvdCommandLi
       ->check(CLI::Range(10u, 600000u));
   app.add_option("--spin-us", o.worker_spin_us, "how long an idle worker spins before it sleeps")
       ->check(CLI::Range(0u, 10000u));
+  app.add_option("--wait", o.wait_policy,
+                 "adaptive: spin only while the peer runs (shared machines); dedicated: always "
+                 "spin up to --spin-us (kv pinned to CPUs of its own)")
+      ->check(CLI::IsMember({"adaptive", "dedicated"}));
   app.add_flag("--exec-workers", o.exec_workers,
                "start each worker by fork+exec of kvd instead of forking it from the spawner");
   app.add_flag("--ephemeral,!--persistent", o.ephemeral,

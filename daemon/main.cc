@@ -22,6 +22,8 @@ int RunWorkerProcess(const kv::daemon::KvdCommandLine& cl) {
   w.bucket_id = cl.bucket_id;
   w.limits = cl.options.limits;
   w.spin_us = cl.options.worker_spin_us;
+  w.wait_policy =
+      cl.options.wait_policy == "dedicated" ? kv::shm::kWaitDedicated : kv::shm::kWaitAdaptive;
   return kv::daemon::RunWorker(w);
 }
 

@@ -292,11 +292,18 @@ void Supervisor::Adopt() {
 }
 
 std::vector<std::string> Supervisor::WorkerFlags() const {
-  return {"--namespace",        options_.ns,
-          "--max-bucket-bytes", std::to_string(options_.limits.max_bytes),
-          "--feed-changes",     std::to_string(options_.limits.feed_changes),
-          "--spin-us",          std::to_string(options_.worker_spin_us),
-          "--log-level",        options_.log_level};
+  return {"--namespace",
+          options_.ns,
+          "--max-bucket-bytes",
+          std::to_string(options_.limits.max_bytes),
+          "--feed-changes",
+          std::to_string(options_.limits.feed_changes),
+          "--spin-us",
+          std::to_string(options_.worker_spin_us),
+          "--wait",
+          options_.wait_policy,
+          "--log-level",
+          options_.log_level};
 }
 
 void Supervisor::Spawn(WorkerSlot& w) {
@@ -806,6 +813,7 @@ void Supervisor::ApplyReload(const SupervisorOptions& fresh) {
   keep("max-bucket-bytes", options_.limits.max_bytes == fresh.limits.max_bytes);
   keep("feed-changes", options_.limits.feed_changes == fresh.limits.feed_changes);
   keep("spin-us", options_.worker_spin_us == fresh.worker_spin_us);
+  keep("wait", options_.wait_policy == fresh.wait_policy);
   keep("exec-workers", options_.exec_workers == fresh.exec_workers);
   options_.log_level = fresh.log_level;
   options_.max_restarts = fresh.max_restarts;

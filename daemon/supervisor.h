@@ -48,6 +48,9 @@ struct SupervisorOptions {
   std::uint32_t liveness_timeout_ms = 10000;  // 0: never kill a worker for a stale heartbeat
   std::uint32_t stop_timeout_ms = 5000;       // SIGTERM to SIGKILL on shutdown
   std::uint32_t worker_spin_us = 50;
+  // "adaptive" (the default: safe on a shared machine) or "dedicated" (kv's processes have CPUs of
+  // their own): how workers and their clients wait for each other (shm::WaitPolicy).
+  std::string wait_policy = "adaptive";
   bool ephemeral = false;  // remove every shared object of the namespace on a clean stop
   // Start every worker by fork+exec instead of forking it from the spawner (daemon/spawner.h).
   bool exec_workers = false;

@@ -1,6 +1,7 @@
 #include "daemon/worker.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
@@ -19,6 +20,7 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/crash_point.h"
+#include "daemon/idle_spin.h"
 #include "daemon/request_prefetch.h"
 #include "shm/channel.h"
 #include "shm/control_message.h"
@@ -37,11 +39,14 @@ constexpr std::size_t kMaxStagedPerConnection = 16;  // staged values received, 
 struct Connection {
   ~Connection() {
     for (int fd : staged) ::close(fd);
+    if (doorbell >= 0) ::close(doorbell);  // closing removes it from the epoll set
   }
   int sock = -1;
   bool registered = false;
   bool paused = false;  // reply ring full: retry on a timer, not in a busy loop
   bool hung_up = false;
+  bool delivered = false;  // requests taken since the worker's last idle period
+  SpinScore spin;          // what spinning for this channel's requests earned lately
   // The channel's entry in the exactly-once log (shm/channel_dedup.h), and for a channel adopted
   // after a crash the request-ring index up to which frames may already have been applied.
   std::uint32_t dedup = shm::kNoDedupEntry;
@@ -50,12 +55,16 @@ struct Connection {
   shm::RingReader requests;
   shm::RingWriter replies;
   std::deque<int> staged;  // staged-value memfds, in the order the client sent them
+  int doorbell = -1;       // the client's doorbell eventfd (edge-triggered in epoll, never read)
 };
 
 class Worker {
  public:
   Worker(const WorkerOptions& options, BucketStore store)
-      : options_(options), store_(std::move(store)) {}
+      : options_(options),
+        store_(std::move(store)),
+        pulse_word_(store_.pulse_word()),
+        idle_spin_(options.wait_policy, std::chrono::microseconds(options.spin_us)) {}
   ~Worker();
   bool Start(int listen_fd, std::string* error);
   void Run();
@@ -83,6 +92,16 @@ class Worker {
   void Reply(Connection& c, const shm::RequestHeader& header, shm::WireStatus status,
              std::int64_t number, std::string_view value);
   void WakeClient(Connection& c);
+  // Tells waiting clients the worker is running (shm::AnchorHeader::worker_pulse).
+  void Pulse() { pulse_word_->store(++pulse_, std::memory_order_relaxed); }
+  // The idle period that began at `idle_start` ended with requests: scores the channels that
+  // delivered them.
+  void ScoreIdlePeriod(Clock::time_point idle_start);
+  // True if some channel's spins paid lately and its client is not on `cpu` (the worker's: a
+  // client there cannot send while the worker spins).
+  bool AnyChannelEarnsSpin(int cpu) const;
+  // Publishes the CPU the worker runs on (shm::AnchorHeader::worker_cpu) and returns it.
+  int PublishCpu();
   bool AnyPending() const;
   void SetWaiting(std::uint32_t waiting);
   void HandleEvents(int timeout_ms);
@@ -104,6 +123,9 @@ class Worker {
   std::vector<Connection*> ready_;  // scratch for DrainAll
   RequestPrefetch prefetch_;
   std::uint32_t sleep_number_ = 0;  // worker_waiting of the current or last sleep
+  std::atomic<std::uint32_t>* pulse_word_;
+  std::uint32_t pulse_ = 0;
+  IdleSpin idle_spin_;
 };
 
 Worker::~Worker() {
@@ -309,6 +331,19 @@ void Worker::ReadPackets(Connection& c) {
     if (n < 0 && errno == EMSGSIZE) continue;  // an oversized packet: dropped, keep reading
     if (n <= 0) return;
     if (fd < 0) continue;  // a doorbell
+    if (buf[0] == shm::kDoorbellFdPacket && c.doorbell < 0) {
+      epoll_event ev{};
+      ev.events = EPOLLIN | EPOLLET;
+      ev.data.fd = fd;  // not a connection: HandleEvents only wakes up for it
+      if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) == 0) {
+        c.doorbell = fd;
+        continue;
+      }
+      spdlog::warn("client channel (fd {}): doorbell descriptor refused: {}", c.sock,
+                   std::strerror(errno));
+      ::close(fd);
+      continue;
+    }
     if (c.staged.size() >= kMaxStagedPerConnection || buf[0] != shm::kStagedPacket) {
       spdlog::warn("client channel (fd {}): unexpected descriptor dropped", c.sock);
       ::close(fd);
@@ -458,9 +493,10 @@ std::size_t Worker::Drain(Connection& c) {
     store_.dedup().Finish(static_cast<std::uint8_t>(status), number);
     Reply(c, request.header, status, number, reply_value_);
     c.requests.Pop();
-    ++did;
+    if (++did % shm::kPulseEveryRequests == 0) Pulse();
   }
   if (did != 0) {
+    c.delivered = true;
     c.requests.Release();
     WakeClient(c);
   }
@@ -489,6 +525,31 @@ std::size_t Worker::DrainAll() {
     if (c->hung_up && !c->registered) Close(c->sock, "its ring is corrupt");
   }
   return did;
+}
+
+void Worker::ScoreIdlePeriod(Clock::time_point idle_start) {
+  bool earned = idle_spin_.Earned(Clock::now() - idle_start);
+  for (auto& [sock, c] : connections_) {
+    if (!c->delivered) continue;
+    c->spin.Observe(earned);
+    c->delivered = false;
+  }
+}
+
+bool Worker::AnyChannelEarnsSpin(int cpu) const {
+  for (const auto& [sock, c] : connections_) {
+    if (c->registered && c->spin.Earns() &&
+        c->channel.header()->client_cpu.load(std::memory_order_relaxed) != cpu) {
+      return true;
+    }
+  }
+  return false;
+}
+
+int Worker::PublishCpu() {
+  int cpu = ::sched_getcpu();
+  store_.SetWorkerCpu(cpu);
+  return cpu;
 }
 
 bool Worker::AnyPending() const {
@@ -520,7 +581,7 @@ void Worker::HandleEvents(int timeout_ms) {
       }
     } else {
       auto it = connections_.find(fd);
-      if (it == connections_.end()) continue;
+      if (it == connections_.end()) continue;  // a doorbell eventfd: the loop drains the rings
       Connection& c = *it->second;
       if (!c.registered) {
         if (events[i].events & EPOLLIN) Register(c);
@@ -542,28 +603,23 @@ void Worker::HandleEvents(int timeout_ms) {
 }
 
 void Worker::Run() {
-  using std::chrono::microseconds;
-  auto last_work = Clock::now();
+  store_.SetWaitPolicy(options_.wait_policy);
   auto last_heartbeat = Clock::now();
-  bool worked = false;         // work done since last_work was taken (the clock is read lazily)
   std::size_t peak_taken = 0;  // most requests one pass took since the last heartbeat
   unsigned iterations = 0;
-  // Adaptive spin (like an adaptive mutex): when work keeps arriving while we spin, or soon
-  // after a sleep began (a longer spin would have caught it), spin longer, up to spin_us; when a
-  // sleep lasts longer than that anyway (an idle bucket, or a machine so busy that our clients
-  // are not running), spinning only steals their CPU: halve it, down to 2 µs.
-  const auto max_spin = microseconds(options_.spin_us);
-  const auto min_spin = std::min(microseconds(2), max_spin);
-  auto spin = max_spin;
-  bool spinning = false;
+  // The current idle period (every ring empty since idle_start): spin for spin_budget, then sleep
+  // (daemon/idle_spin.h decides the budget from what spins earned lately).
+  bool idle = false;
+  Clock::time_point idle_start{};
+  std::chrono::nanoseconds spin_budget{0};
   while (!stop_) {
+    Pulse();
     std::size_t taken = DrainAll();
     peak_taken = std::max(peak_taken, taken);
     bool did = taken != 0;
-    if (did) {
-      if (spinning) spin = std::min(spin * 2, max_spin);  // it paid
-      spinning = false;
-      worked = true;
+    if (did && idle) {
+      ScoreIdlePeriod(idle_start);  // one clock read per idle period, none per request
+      idle = false;
     }
     // Reading the clock is not free (a system call on some VMs): while requests keep coming,
     // only every 64 passes, with the look for new clients, hang-ups and signals.
@@ -574,34 +630,30 @@ void Worker::Run() {
     // a few records each. (The records themselves are in the feed before their replies.)
     if (!did || (iterations & 255) == 0) store_.PublishChanges();
     auto now = Clock::now();
-    if (worked) {
-      last_work = now;
-      worked = false;
-    }
     if (now - last_heartbeat > std::chrono::seconds(1)) {
       store_.Heartbeat();
       store_.SetQueueDepth(peak_taken);
       peak_taken = 0;
       last_heartbeat = now;
     }
-    if (did || now - last_work < spin) {
+    if (!did && !idle) {
+      idle = true;
+      idle_start = now;
+      spin_budget = idle_spin_.Budget(AnyChannelEarnsSpin(PublishCpu()));
+    }
+    if (did || now - idle_start < spin_budget) {
       if (periodic) HandleEvents(0);
-      if (!did) {
-        spinning = true;
-        __builtin_ia32_pause();
-      }
+      if (!did) __builtin_ia32_pause();
       continue;
     }
-    spinning = false;
     if (++sleep_number_ == 0) sleep_number_ = 1;
     SetWaiting(sleep_number_);
     std::atomic_thread_fence(std::memory_order_seq_cst);
     bool any_paused = false;
     for (auto& [sock, c] : connections_) any_paused |= c->paused;
     if (!AnyPending()) HandleEvents(any_paused ? 10 : 1000);
+    PublishCpu();  // it may wake up elsewhere
     SetWaiting(0);
-    last_work = Clock::now();  // woke up: spin again before the next sleep
-    spin = last_work - now < max_spin ? std::min(spin * 2, max_spin) : std::max(spin / 2, min_spin);
   }
   DrainAll();
   store_.CloseChanges();

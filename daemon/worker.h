@@ -22,8 +22,11 @@ struct WorkerOptions {
   std::string ns;
   std::uint64_t bucket_id = 0;
   BucketLimits limits;
-  // Bounded busy-wait before sleeping: keeps latency low under load, costs nothing when idle.
+  // The longest an idle worker spins before it sleeps. With kWaitAdaptive it spins only for
+  // channels whose recent requests arrived within such a spin (daemon/idle_spin.h); with
+  // kWaitDedicated it always spins this long.
   std::uint32_t spin_us = 50;
+  shm::WaitPolicy wait_policy = shm::kWaitAdaptive;
 };
 
 // Runs the worker until SIGTERM (stop) or SIGUSR1 (drop: readers see the bucket as dropped).

@@ -9,10 +9,10 @@
 namespace kv::ctl {
 namespace {
 
-constexpr const char* kCommands[] = {"create",   "drop",   "restart", "kill",  "buckets",
-                                     "shutdown", "status", "stats",   "put",   "get",
-                                     "del",      "cas",    "incr",    "keys",  "dump",
-                                     "load",     "shell",  "top",     "bench", "watch"};
+constexpr const char* kCommands[] = {"create", "drop",  "restart", "kill", "buckets", "shutdown",
+                                     "status", "stats", "put",     "get",  "del",     "cas",
+                                     "incr",   "keys",  "dump",    "load", "shell",   "top",
+                                     "bench",  "watch", "serve"};
 
 }  // namespace
 
@@ -56,6 +56,7 @@ int RunKvctl(const std::vector<std::string>& args, Context& ctx) {
   AddTopCommand(app, ctx);
   AddBenchCommand(app, ctx);
   AddWatchCommand(app, ctx);
+  AddServeCommand(app, ctx);
 
   try {
     std::vector<std::string> reversed(args.rbegin(), args.rend());

@@ -28,6 +28,7 @@ void AddShellCommand(CLI::App& app, Context& ctx);    // shell
 void AddTopCommand(CLI::App& app, Context& ctx);      // top
 void AddBenchCommand(CLI::App& app, Context& ctx);    // bench
 void AddWatchCommand(CLI::App& app, Context& ctx);    // watch
+void AddServeCommand(CLI::App& app, Context& ctx);    // serve
 
 // True if `word` names a kvctl subcommand (the shell's test for "run this as kvctl").
 bool IsKvctlCommand(const std::string& word);

@@ -6,112 +6,37 @@
 // "shell", "top" and "watch" excepted); "help" and "quit"/"exit" are the shell's own; every other
 // line is a text-protocol command answered with the guide's exact replies. On a terminal the shell
 // uses libedit (line editing, history in $KVCTL_HISTORY or ~/.kvctl_history) and prompts "kv> ".
-// When stdin is not a terminal it reads plain lines, prints no prompt and no banner, and answers
-// CRLF-terminated lines with CRLF, so scripts and `nc`-style clients can drive it.
+// When stdin is not a terminal it runs one Session (kvctl/session.h) on stdin/stdout: no prompt,
+// no banner, CRLF lines answered with CRLF, each answer written before the next line is read,
+// bounded lines (--max-line), an idle limit (--idle-timeout), exit 0 when the input closes. That
+// is also how systemd's kv-shell.socket (Accept=yes) runs it, with the TCP connection as stdin
+// and stdout; --text-only then keeps the kvctl commands off the network.
 //
 // SUBSCRIBE <bucket> (the guide's PubSub): no acknowledgement; from then on the shell prints one
 // line per change of the bucket (change_format.h) and ignores further input until stdin closes,
 // then exits 0. The thread that drains the ignored input starts only once the subscription
 // exists. A missing bucket answers NOT FOUND and the session goes on.
 #include <editline/readline.h>
+#include <signal.h>
 #include <unistd.h>
 
-#include <atomic>
-#include <cerrno>
 #include <cstdlib>
 #include <iostream>
-#include <thread>
+#include <memory>
 
 #include "kvctl/app.h"
-#include "kvctl/change_format.h"
 #include "kvctl/command_util.h"
-#include "kvctl/text_protocol.h"
+#include "kvctl/line_io.h"
+#include "kvctl/session.h"
 
 namespace kv::ctl {
 namespace {
 
-constexpr char kHelp[] =
-    "Text protocol (replies as in the Elixir guide):\n"
-    "  CREATE <bucket>  PUT <bucket> <key> <value>  GET <bucket> <key>  DELETE <bucket> <key>\n"
-    "  SUBSCRIBE <bucket>  (prints every change until input ends; ignores further input)\n"
-    "kvctl commands (same as on the command line, e.g. 'status', 'keys b --prefix p --json'):\n"
-    "  create drop restart kill buckets shutdown status stats put get del cas incr keys dump load\n"
-    "  bench\n"
-    "Shell: help, quit (or exit, or Ctrl-D)\n";
-
-std::string FirstWord(const std::string& line) {
-  std::size_t start = line.find_first_not_of(" \t");
-  if (start == std::string::npos) return "";
-  std::size_t end = line.find_first_of(" \t", start);
-  return line.substr(start, end == std::string::npos ? std::string::npos : end - start);
-}
-
-// Reads and discards stdin until it closes (EOF or error), then sets *closed.
-void DrainInput(std::atomic<bool>* closed) {
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
-    if (n > 0 || (n < 0 && errno == EINTR)) continue;
-    break;
-  }
-  closed->store(true);
-}
-
-// SUBSCRIBE: prints the bucket's changes until stdin closes. Returns false (the shell ends) once
-// subscribed; true after answering NOT FOUND or an error.
-bool Subscribe(Context& ctx, const std::string& bucket_name, const char* eol) {
-  Result<Bucket> bucket = ctx.client->OpenBucket(bucket_name);
-  Result<Subscription> sub =
-      bucket.ok() ? bucket->Subscribe() : Result<Subscription>(bucket.status());
-  if (!sub.ok()) {
-    for (const std::string& reply : TextAnswer(sub.status())) std::cout << reply << eol;
-    std::cout << std::flush;
-    return true;
-  }
-  std::atomic<bool> input_closed{false};
-  std::thread drain(DrainInput, &input_closed);
-  Change change;
-  while (!input_closed.load()) {
-    Status s = sub->Next(&change, std::chrono::milliseconds(100));
-    if (s.code() == Code::kTimeout) continue;
-    if (!s.ok()) {  // dropped (NOT FOUND) or a damaged feed: say so, then wait for the input
-      for (const std::string& reply : TextAnswer(s)) std::cout << reply << eol;
-      std::cout << std::flush;
-      break;
-    }
-    std::cout << ChangeLine(change) << eol << std::flush;
-  }
-  drain.join();
-  return false;
-}
-
-// Runs one line; returns false when the shell should end.
-bool RunLine(Context& ctx, std::string line) {
-  bool crlf = !line.empty() && line.back() == '\r';
-  if (crlf) line.pop_back();
-  const char* eol = crlf ? "\r\n" : "\n";
-  std::string word = FirstWord(line);
-  if (word == "quit" || word == "exit") return false;
-  if (word == "help") {
-    std::cout << kHelp << std::flush;
-    return true;
-  }
-  if (word == "shell" || word == "top" || word == "watch") {
-    std::cerr << "kvctl: INVALID: '" << word << "' cannot run inside the shell\n";
-    return true;
-  }
-  if (IsKvctlCommand(word)) {
-    RunKvctlLine(line, ctx);
-    std::cout << std::flush;
-    return true;
-  }
-  if (std::optional<std::string> bucket = SubscribeTarget(line)) {
-    return Subscribe(ctx, *bucket, eol);
-  }
-  for (const std::string& reply : RunTextCommand(*ctx.client, line)) std::cout << reply << eol;
-  std::cout << std::flush;
-  return true;
-}
+struct ShellArgs {
+  bool text_only = false;
+  int idle_timeout_s = 0;
+  std::size_t max_line = kMaxProtocolLine;
+};
 
 std::string HistoryPath() {
   if (const char* p = std::getenv("KVCTL_HISTORY"); p != nullptr) return p;
@@ -121,7 +46,7 @@ std::string HistoryPath() {
   return "";
 }
 
-int Interactive(Context& ctx) {
+int Interactive(Context& ctx, Session& session) {
   std::string history = HistoryPath();
   using_history();
   stifle_history(1000);
@@ -134,22 +59,34 @@ int Interactive(Context& ctx) {
     std::free(raw);
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
     add_history(line.c_str());
-    if (!RunLine(ctx, line)) break;
+    if (!session.RunLine(line)) break;
   }
   if (!history.empty()) write_history(history.c_str());
   std::cout << "\n";
   return kExitOk;
 }
 
-int Shell(Context& ctx) {
-  if (ctx.OpenClient() == nullptr) return kExitFailed;
-  ctx.in_shell = true;
-  if (::isatty(STDIN_FILENO) != 0) return Interactive(ctx);
-  std::string line;
-  while (std::getline(std::cin, line)) {
-    if (!RunLine(ctx, line)) break;
+int Shell(Context& ctx, const ShellArgs& args) {
+  // A peer that closed the connection (or a pipe's reader that went away) is an I/O error the
+  // session handles, not a signal that kills the shell.
+  ::signal(SIGPIPE, SIG_IGN);
+  if (ctx.OpenClient() == nullptr) {
+    if (IsSocket(STDOUT_FILENO)) {  // the error went to stderr (the journal): tell the peer too
+      LineWriter(STDOUT_FILENO, -1, std::chrono::seconds(5))
+          .Write("ERROR UNAVAILABLE: the kv instance cannot be opened; closing\r\n");
+    }
+    return kExitFailed;
   }
-  return kExitOk;
+  ctx.in_shell = true;
+  SessionOptions options;
+  options.text_only = args.text_only;
+  options.idle_timeout = std::chrono::seconds(args.idle_timeout_s);
+  options.max_line = args.max_line;
+  Session session(ctx, STDIN_FILENO, STDOUT_FILENO, options);
+  if (::isatty(STDIN_FILENO) != 0) return Interactive(ctx, session);
+  SessionEnd end = session.Run();
+  if (EndsWithUnreadInput(end)) LingerBeforeClose(STDOUT_FILENO, -1);
+  return end == SessionEnd::kTooLong || end == SessionEnd::kFailed ? kExitFailed : kExitOk;
 }
 
 }  // namespace
@@ -158,7 +95,21 @@ void AddShellCommand(CLI::App& app, Context& ctx) {
   auto* shell = app.add_subcommand(
       "shell",
       "interactive shell: the KV text protocol (CREATE/PUT/GET/DELETE) and kvctl commands");
-  OnRun(shell, ctx, [&ctx] { return Shell(ctx); });
+  auto args = std::make_shared<ShellArgs>();
+  shell->add_flag("--text-only", args->text_only,
+                  "serve only the text protocol (CREATE/PUT/GET/DELETE/SUBSCRIBE, quit): no kvctl "
+                  "command, as on a network socket");
+  shell
+      ->add_option("--idle-timeout", args->idle_timeout_s,
+                   "end the session after SECONDS without a command (0: never; not on a "
+                   "terminal)")
+      ->check(CLI::Range(0, 86400 * 365));
+  shell
+      ->add_option("--max-line", args->max_line,
+                   "longest accepted line in bytes; a longer one is an error that ends the "
+                   "session (default: the longest valid PUT)")
+      ->check(CLI::Range(std::size_t{64}, kMaxProtocolLine));
+  OnRun(shell, ctx, [&ctx, args] { return Shell(ctx, *args); });
 }
 
 }  // namespace kv::ctl

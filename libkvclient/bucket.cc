@@ -67,7 +67,7 @@ Bucket::Shared::Shared(std::string ns_in, std::uint64_t id_in, std::string name_
       anchor_segment_(std::move(anchor)),
       anchor_(reinterpret_cast<const shm::AnchorHeader*>(anchor_segment_.data())),
       timeout_(timeout),
-      channel_(ns, id, name) {}
+      channel_(ns, id, name, anchor_) {}
 
 Result<std::shared_ptr<const Bucket::View>> Bucket::Shared::CurrentView() const {
   std::string last_error = "no attempt";

@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -20,11 +22,24 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Spin this long for a reply before sleeping on the futex: a worker that is awake answers a
-// small write in well under this, and a sleeping client costs a futex wake on the worker side.
+// Spin at most this long for a reply before sleeping on the futex: a worker that is running
+// answers a small write in well under this, and a sleeping client costs a futex wake on the
+// worker side.
 constexpr std::chrono::nanoseconds kReplySpin = std::chrono::microseconds(50);
-constexpr std::chrono::nanoseconds kMinReplySpin = std::chrono::microseconds(2);
-// While spinning for a reply, read the clock only every this many polls of the ring.
+// Adaptive waiting (shm::kWaitAdaptive): a worker that is running stores a new pulse at least
+// every few requests it applies (a microsecond or two); a pulse that stands still this long
+// means the worker is not on a CPU, and the reply cannot come before it is: sleep at once.
+constexpr std::chrono::nanoseconds kStalledPulse = std::chrono::microseconds(4);
+// A worker that was asleep when the request was sent (and has been rung for) is given this long
+// to wake up and start pulsing, if such spins paid lately (wake_spin_): on an idle machine it
+// wakes within a few to some tens of microseconds, and a client that spins through it is
+// answered without a futex round trip, which keeps both sides in the fast, spinning regime; on
+// a busy one the woken worker waits for a CPU, and a spin would only delay it. One wait in
+// kWakeProbeEvery spins anyway, to notice when waking becomes quick again.
+constexpr std::chrono::nanoseconds kWakeGrace = std::chrono::microseconds(30);
+constexpr unsigned kWakeProbeEvery = 16;
+// While spinning for a reply, look at the ring this many times between looks at the clock and at
+// the worker's pulse.
 constexpr unsigned kSpinPollsPerClockRead = 32;
 // While sleeping for a reply, wake to look for a dead worker (its socket hangs up) after the
 // first slice, then after slices twice as long each, up to the last: a worker killed during a
@@ -58,15 +73,21 @@ long WriteChannel::Deadline::remaining_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(at_ - now).count();
 }
 
-WriteChannel::WriteChannel(std::string ns, std::uint64_t bucket_id, std::string bucket_name)
-    : ns_(std::move(ns)), bucket_id_(bucket_id), bucket_name_(std::move(bucket_name)) {}
+WriteChannel::WriteChannel(std::string ns, std::uint64_t bucket_id, std::string bucket_name,
+                           const shm::AnchorHeader* anchor)
+    : ns_(std::move(ns)),
+      bucket_id_(bucket_id),
+      bucket_name_(std::move(bucket_name)),
+      anchor_(anchor) {}
 
 WriteChannel::~WriteChannel() { Reset(); }
 
 void WriteChannel::Disconnect() {
   rung_for_sleep_ = 0;  // the next worker numbers its sleeps afresh
   if (sock_ >= 0) ::close(sock_);
+  if (doorbell_ >= 0) ::close(doorbell_);  // the dead worker's; the next one gets a new one
   sock_ = -1;
+  doorbell_ = -1;
 }
 
 void WriteChannel::Reset() {
@@ -237,6 +258,15 @@ Status WriteChannel::Register(Deadline& deadline, bool* retry) {
   }
   registered_ = true;
   last_alive_tick_ = CoarseTick();
+  // Ring by eventfd from now on (cheaper than a packet for both sides); without one (the worker
+  // refused it, or no eventfd could be made), doorbell packets still work. Handed to every
+  // worker the channel is registered with (a restarted one watches a new one).
+  int doorbell = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (doorbell >= 0 && shm::SendPacket(sock_, &shm::kDoorbellFdPacket, 1, doorbell)) {
+    doorbell_ = doorbell;
+  } else if (doorbell >= 0) {
+    ::close(doorbell);
+  }
   return Status();
 }
 
@@ -314,14 +344,24 @@ Status WriteChannel::Send(shm::Op op, std::uint16_t flags, std::string_view key,
     }
     ::usleep(100);
   }
+  h->client_cpu.store(::sched_getcpu(), std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_seq_cst);  // Dekker: see shm/channel.h
   std::uint32_t sleep = h->worker_waiting.load(std::memory_order_relaxed);
+  worker_was_asleep_ = sleep != 0;
   if (sleep != rung_for_sleep_) {
     rung_for_sleep_ = sleep;  // 0 (awake) too: a later sleep of the same number is rung for
-    // EAGAIN: the socket is full of doorbells the worker has not read yet; one is enough.
-    if (sleep != 0) ::send(sock_, &shm::kDoorbellPacket, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (sleep != 0) Ring();
   }
   return Status();
+}
+
+void WriteChannel::Ring() {
+  if (doorbell_ >= 0) {
+    std::uint64_t one = 1;
+    if (::write(doorbell_, &one, sizeof one) == sizeof one) return;
+  }
+  // EAGAIN: the socket is full of doorbells the worker has not read yet; one is enough.
+  ::send(sock_, &shm::kDoorbellPacket, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 bool WriteChannel::ReceiveStagedReply(std::uint32_t size, std::string* value) {
@@ -341,10 +381,19 @@ bool WriteChannel::ReceiveStagedReply(std::uint32_t size, std::string* value) {
 Status WriteChannel::AwaitReply(Deadline& deadline, WriteReply* reply) {
   shm::ChannelHeader* h = channel_.header();
   std::uint64_t want = next_request_id_ - 1;
-  // Spin for spin_ (timed from the first clock read, after kSpinPollsPerClockRead polls), then
-  // sleep on the futex.
-  bool spinning = true;
+  // Spin while the reply can come soon (adaptive): the worker is not on this CPU, and it is
+  // awake with its pulse moving, or was asleep and is within kWakeGrace of being rung for; with
+  // dedicated cores, up to kReplySpin whatever it does. The clock and the pulse are read every
+  // kSpinPollsPerClockRead polls of the ring.
+  bool dedicated = anchor_->wait_policy.load(std::memory_order_relaxed) == shm::kWaitDedicated;
+  bool spinning = dedicated || !contention_.Contended();
+  bool wake_spin = worker_was_asleep_ && !dedicated &&
+                   (wake_spin_.Earns() || ++wake_waits_ % kWakeProbeEvery == 0);
+  auto stalled_after = wake_spin ? kWakeGrace : kStalledPulse;
+  int cpu = -1;
   Clock::time_point spin_until{};
+  Clock::time_point pulse_seen_at{};
+  std::uint32_t pulse = 0;
   long sleep_slice = kFirstSleepSliceNs;
   for (unsigned polls = 1;; ++polls) {
     bool broken = false;
@@ -375,14 +424,9 @@ Status WriteChannel::AwaitReply(Deadline& deadline, WriteReply* reply) {
         return Status(Code::kInternal, "malformed reply from worker of '" + bucket_name_ + "'");
       }
       last_alive_tick_ = CoarseTick();
-      // Adaptive spin: a reply caught while spinning, or soon after the sleep began (a longer
-      // spin would have caught it), doubles the next spin (up to kReplySpin); one that needed a
-      // longer sleep halves it (down to kMinReplySpin), so that a client on a busy machine stops
-      // burning the CPU its worker needs.
-      bool soon = spinning || Clock::now() - spin_until < kReplySpin;
-      spin_ = soon ? std::min(spin_ * 2, kReplySpin) : std::max(spin_ / 2, kMinReplySpin);
-      if (header.request_id == want) return Status();
-      continue;  // a late reply to a request that timed out earlier
+      if (header.request_id != want) continue;  // a late reply to a request that timed out earlier
+      if (wake_spin) wake_spin_.Observe(true);  // answered within the grace
+      return Status();
     }
     if (spinning) {
       if (polls % kSpinPollsPerClockRead != 0) {
@@ -390,17 +434,35 @@ Status WriteChannel::AwaitReply(Deadline& deadline, WriteReply* reply) {
         continue;
       }
       auto now = Clock::now();
-      if (polls == kSpinPollsPerClockRead) spin_until = now + spin_;
-      if (now < spin_until) {
+      std::uint32_t p = anchor_->worker_pulse.load(std::memory_order_relaxed);
+      if (polls == kSpinPollsPerClockRead) {
+        spin_until = now + kReplySpin;
+        pulse = p;
+        pulse_seen_at = now;
+        cpu = ::sched_getcpu();
+      } else if (p != pulse) {
+        pulse = p;
+        pulse_seen_at = now;
+        if (wake_spin) wake_spin_.Observe(true);  // it woke up within the grace
+        wake_spin = false;
+        stalled_after = kStalledPulse;  // awake now
+      }
+      bool worker_running =
+          dedicated || (now - pulse_seen_at < stalled_after &&
+                        anchor_->worker_cpu.load(std::memory_order_relaxed) != cpu);
+      if (now < spin_until && worker_running) {
         CpuRelax();
         continue;
       }
+      if (wake_spin) wake_spin_.Observe(false);  // the worker did not wake up within the grace
+      wake_spin = false;
       spinning = false;
     }
     long remaining = deadline.remaining_ns();
     if (remaining <= 0) {
       return Status(Code::kTimeout, "worker of bucket '" + bucket_name_ +
-                                        "' did not reply in time (the write may still be applied)");
+                                        "' did not reply in time (the write stays queued: it "
+                                        "is applied once, later)");
     }
     std::uint32_t seq = h->reply_seq.load(std::memory_order_acquire);
     h->client_waiting.store(1, std::memory_order_relaxed);
@@ -413,7 +475,7 @@ Status WriteChannel::AwaitReply(Deadline& deadline, WriteReply* reply) {
       // by its predecessor or by itself, exactly once.
       Disconnect();
       if (Status s = Connect(deadline); !s.ok()) return s;
-      spinning = true;
+      spinning = dedicated || !contention_.Contended();
       polls = 0;
       sleep_slice = kFirstSleepSliceNs;
     }

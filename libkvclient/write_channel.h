@@ -1,7 +1,9 @@
 // The client end of one write channel to a bucket worker (shm/channel.h): connects to the
 // worker's socket, registers a fresh memfd channel, then sends requests on the request ring and
-// waits for replies on the reply ring (spin briefly, then futex). Values too large for a ring
-// frame travel as sealed memfds on the socket (docs/protocol.md, "Large values").
+// waits for replies on the reply ring: it spins only while the worker is seen running (its pulse
+// in the bucket's anchor moves), else sleeps on the futex (docs/design.md, "Waiting"). Values
+// too large for a ring frame travel as sealed memfds on the socket (docs/protocol.md, "Large
+// values").
 //
 // A worker restart is invisible to the caller: when the socket hangs up, the channel reconnects
 // to the restarted worker within the call's timeout and hands it the same memfd, which the worker
@@ -20,9 +22,12 @@
 #include <string_view>
 
 #include "kv/status.h"
+#include "shm/anchor.h"
 #include "shm/channel.h"
+#include "shm/cpu_contention.h"
 #include "shm/message.h"
 #include "shm/registry.h"
+#include "shm/spin_score.h"
 
 namespace kv {
 
@@ -34,7 +39,9 @@ struct WriteReply {
 
 class WriteChannel {
  public:
-  WriteChannel(std::string ns, std::uint64_t bucket_id, std::string bucket_name);
+  // `anchor`: the bucket's anchor (mapped read-only by the caller, which outlives the channel).
+  WriteChannel(std::string ns, std::uint64_t bucket_id, std::string bucket_name,
+               const shm::AnchorHeader* anchor);
   ~WriteChannel();
   WriteChannel(const WriteChannel&) = delete;
   WriteChannel& operator=(const WriteChannel&) = delete;
@@ -82,6 +89,8 @@ class WriteChannel {
   Status Send(shm::Op op, std::uint16_t flags, std::string_view key, std::string_view value,
               std::int64_t arg, Deadline& deadline);
   Status AwaitReply(Deadline& deadline, WriteReply* reply);
+  // Wakes the worker from its sleep: the doorbell eventfd, else a doorbell packet.
+  void Ring();
   // Receives the memfd of a staged reply value (kReplyStagedValue) and copies it.
   bool ReceiveStagedReply(std::uint32_t size, std::string* value);
   bool WorkerGone() const;
@@ -103,7 +112,9 @@ class WriteChannel {
   std::optional<shm::RegistryReader> registry_;  // opened when a reconnect needs it
   long registry_index_ = -1;                     // the bucket's registry entry, once found
   std::deque<StagedCopy> staged_;
+  const shm::AnchorHeader* anchor_;
   int sock_ = -1;
+  int doorbell_ = -1;  // eventfd the worker watches (shm/channel.h, "Doorbells"), or -1
   shm::Channel channel_;
   bool registered_ = false;  // a worker accepted channel_: later registrations adopt it
   shm::RingWriter requests_;
@@ -111,7 +122,12 @@ class WriteChannel {
   std::uint64_t next_request_id_ = 1;
   long last_alive_tick_ = -1;         // coarse-clock tick of the last hang-up check or reply
   std::uint32_t rung_for_sleep_ = 0;  // the worker's sleep the last doorbell was for
-  std::chrono::nanoseconds spin_{std::chrono::microseconds(50)};  // adaptive reply spin
+  bool worker_was_asleep_ = false;    // when the last request was published
+  // Whether spinning while a sleeping worker wakes up paid lately (it does on an idle machine;
+  // on a busy one the worker waits for a CPU and the spin only delays it).
+  shm::SpinScore wake_spin_;
+  shm::CpuContention contention_;  // of the calling thread: no spinning while it is preempted
+  unsigned wake_waits_ = 0;        // waits for a waking worker, for probing (1 in kProbeEvery)
   std::uint64_t async_failures_seen_ = 0;
   std::uint64_t async_failures_lost_ = 0;  // counted on channels that were reset since
 };

@@ -9,6 +9,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev libxxhash-dev libsystemd-dev libedit-dev libncurses-dev
   clang clang-format libclang-rt-14-dev
   systemd tmux redis-server procps
+  python3
 )
 missing=()
 for p in "${packages[@]}"; do

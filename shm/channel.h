@@ -56,6 +56,9 @@ struct alignas(kCacheLine) ChannelHeader {
   std::atomic<std::uint32_t> async_last_status;
   alignas(kCacheLine) std::atomic<std::uint64_t> reply_head;  // client stores (release)
   std::atomic<std::uint32_t> client_waiting;                  // client stores; worker loads
+  // The CPU the client last sent a request from (relaxed; the worker's idle spin reads it: a
+  // client on the worker's own CPU cannot send while the worker spins).
+  std::atomic<std::int32_t> client_cpu;
 };
 
 inline constexpr std::uint32_t kChannelLayout =
@@ -65,8 +68,15 @@ inline constexpr std::uint32_t kDefaultReplyCapacity = 128 * 1024;
 
 // Registration: the client's first packet on a new connection to the bucket socket is exactly
 // these 11 bytes with the channel memfd attached; the worker answers with one control reply
-// (control_message.h). Afterwards the client sends only doorbells (1 byte, no fd) and staged
-// values (kStagedPacket, 1 byte, one memfd); the worker sends staged reply values the same way.
+// (control_message.h). Afterwards the client sends its doorbell eventfd (kDoorbellFdPacket, 1
+// byte, one eventfd; at most one per channel), staged values (kStagedPacket, 1 byte, one memfd)
+// and, only if it has no doorbell eventfd, doorbell packets (1 byte, no fd); the worker sends
+// staged reply values the same way.
+//
+// Doorbells: a client rings by writing 1 to its eventfd, which the worker watches edge-triggered
+// and never reads (a wake-up costs the worker no system call besides epoll_wait; the counter
+// would take centuries to fill at a million rings a second, and a client that fills it on
+// purpose silences only its own doorbell).
 inline constexpr char kRegisterMessage[] = "KVREGISTER1";
 inline constexpr std::size_t kRegisterMessageSize = sizeof kRegisterMessage - 1;
 // The same for a channel that was registered before, with a worker that has since died: the
@@ -74,6 +84,7 @@ inline constexpr std::size_t kRegisterMessageSize = sizeof kRegisterMessage - 1;
 inline constexpr char kAdoptMessage[] = "KVADOPTION1";
 static_assert(sizeof kAdoptMessage - 1 == kRegisterMessageSize);
 inline constexpr char kDoorbellPacket = 'w';
+inline constexpr char kDoorbellFdPacket = 'D';
 inline constexpr char kStagedPacket = 'V';
 
 // One mapping of a channel memfd. Move-only; unmaps and closes on destruction.

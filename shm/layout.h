@@ -20,8 +20,9 @@ inline constexpr std::uint64_t kAnchorMagic = 0x315248434e414b56ULL;
 inline constexpr std::uint64_t kTableMagic = 0x31454c4241544b56ULL;
 inline constexpr std::uint64_t kChannelMagic = 0x314c4e4148434b56ULL;
 
-// 2: record checks are CRC-32C (were XXH3-64).
-inline constexpr std::uint32_t kFormatVersion = 2;
+// 2: record checks are CRC-32C (were XXH3-64). 3: the anchor carries the worker's pulse and wait
+// policy.
+inline constexpr std::uint32_t kFormatVersion = 3;
 
 // Limits (documented in docs/shm_format.md and kv/client.h).
 inline constexpr std::size_t kMaxKeySize = 1024;

@@ -107,6 +107,22 @@ TEST(ShellTest, CrLfLinesGetCrLfAnswers) {
   EXPECT_EQ(r.out, "OK\r\nOK\r\n1\r\nOK\r\n");
 }
 
+TEST(ShellTest, OverlongLineIsAnErrorEndingTheShell) {
+  KvdInstance kvd;
+  auto r = RunCommand({KvctlPath(), "--namespace", kvd.ns(), "shell", "--max-line", "100"},
+                      "CREATE b\nPUT b k " + std::string(92, 'v') + "\nPUT b k " +
+                          std::string(93, 'v') + "\nGET b k\n");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(r.out, "OK\nOK\nERROR TOO_LARGE: line longer than 100 bytes; closing\n");
+}
+
+TEST(ShellTest, LastLineWithoutNewlineIsAnswered) {
+  KvdInstance kvd;
+  auto r = RunCommand({KvctlPath(), "--namespace", kvd.ns(), "shell"}, "CREATE b\nGET b k");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "OK\n\nOK\n");
+}
+
 TEST(ShellTest, KvctlCommandsRunInsideTheShell) {
   KvdInstance kvd;
   auto r = RunCommand({KvctlPath(), "--namespace", kvd.ns(), "shell"},

@@ -1,0 +1,52 @@
+// Whether the calling thread competes for its CPU (docs/design.md, "Waiting").
+//
+// A thread that spins while other work wants its CPU is preempted at the end of its time slice
+// (an involuntary context switch) and then waits a whole slice (milliseconds) for the CPU back;
+// under EEVDF the CPU time it burned spinning also makes it wait longer after every wake-up. So
+// both sides of kv's write path stop spinning while they see themselves preempted: two or more
+// involuntary context switches within kWindowMs mark the CPU contended for the next kQuietMs,
+// during which they only sleep-wait (as Redis always does); after it they try spinning again.
+//
+// Cost: one getrusage(RUSAGE_THREAD) a millisecond at most, read off the coarse clock (no system
+// call). Private to one thread: a Bucket's channel is used under its mutex, the worker is
+// single-threaded.
+#pragma once
+
+#include <sys/resource.h>
+#include <time.h>
+
+namespace kv::shm {
+
+class CpuContention {
+ public:
+  bool Contended() {
+    timespec ts;
+    ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    long now_ms = ts.tv_sec * 1000 + ts.tv_nsec / 1'000'000;
+    if (now_ms != checked_ms_) {
+      checked_ms_ = now_ms;
+      rusage u{};
+      ::getrusage(RUSAGE_THREAD, &u);
+      if (now_ms - window_start_ms_ >= kWindowMs) {
+        window_start_ms_ = now_ms;
+        window_start_switches_ = u.ru_nivcsw;
+      }
+      if (u.ru_nivcsw - window_start_switches_ >= kSwitches) {
+        contended_until_ms_ = now_ms + kQuietMs;
+        window_start_switches_ = u.ru_nivcsw;
+      }
+    }
+    return now_ms < contended_until_ms_;
+  }
+
+ private:
+  static constexpr long kWindowMs = 20;
+  static constexpr long kSwitches = 2;
+  static constexpr long kQuietMs = 200;
+  long checked_ms_ = -1;
+  long window_start_ms_ = -1'000'000;
+  long window_start_switches_ = 0;
+  long contended_until_ms_ = -1;
+};
+
+}  // namespace kv::shm
