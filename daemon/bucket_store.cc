@@ -110,6 +110,17 @@ std::optional<BucketStore> BucketStore::Open(const std::string& ns, std::uint64_
       spdlog::warn("bucket {}: generation {} repaired on open: {}", bucket_id, generation, repairs);
     }
   }
+  bool reset = false;
+  store.dedup_ = shm::ChannelDedup::OpenOrCreate(shm::DedupObjectName(ns, bucket_id), bucket_id,
+                                                 limits.mode & 0700, &reset, &e);
+  if (!store.dedup_.valid()) {
+    *error = e.message;
+    return std::nullopt;
+  }
+  if (std::string recovered = store.dedup_.Recover(store.table_); !recovered.empty()) {
+    spdlog::warn("bucket {}: {}", bucket_id, recovered);
+  }
+  store.table_.SetSwingHook(&shm::ChannelDedup::Swung, store.dedup_.swing_context());
   bool unclean = false;
   store.feed_ = shm::FeedWriter::OpenOrCreate(
       shm::FeedObjectName(ns, bucket_id), bucket_id, limits.feed_changes,
@@ -150,14 +161,17 @@ shm::WireStatus BucketStore::NextGeneration(std::uint64_t extra_bytes, bool empt
     spdlog::warn("bucket {}: cannot build generation {}: {}", bucket_id_, next_gen, error.message);
     return shm::WireStatus::kBucketFull;
   }
+  dedup_.CarryValues(table_.view(), next, next_gen);  // before anyone can see `next`
   CrashPoint("generation-built");
   next.Publish();
   CrashPoint("generation-published");
   anchor_->generation.store(next_gen, std::memory_order_release);  // A1
+  dedup_.AdoptGeneration(next_gen);
   CrashPoint("anchor-updated");
   table_.MarkMoved(next_gen);  // T4
   std::string old_name = table_.name();
   table_ = std::move(next);
+  table_.SetSwingHook(&shm::ChannelDedup::Swung, dedup_.swing_context());
   shm::Segment::Remove(old_name);  // A2: readers that mapped it keep their mapping
   spdlog::debug("bucket {}: generation {} published", bucket_id_, next_gen);
   return shm::WireStatus::kOk;

@@ -8,6 +8,8 @@
 //   - a half-built or unpublished next generation g+1: unlinked (the anchor still names g);
 //   - a replaced generation g-1 not yet unlinked: marked moved (readers follow), then unlinked;
 //   - table stats out of step with the slots: recomputed (bucket_table.h, T5);
+//   - a write interrupted between its exactly-once intent and its outcome: completed
+//     (shm/channel_dedup.h, Recover);
 //   - a damaged table: repaired where TableWriter::Open can without guessing, else refused
 //     ("CORRUPT: ..."; the worker exits and kvd's restart limit marks the bucket failed).
 // Crash points (KV_CRASH_POINT): first-generation-built, generation-built (next generation
@@ -23,6 +25,7 @@
 #include "shm/anchor.h"
 #include "shm/bucket_table.h"
 #include "shm/change_feed.h"
+#include "shm/channel_dedup.h"
 #include "shm/message.h"
 #include "shm/segment.h"
 
@@ -61,6 +64,9 @@ class BucketStore {
   // Publishes the queue depth gauge (shm::TableHeader::queue_depth; status, top).
   void SetQueueDepth(std::uint64_t n) { table_.SetQueueDepth(n); }
   const shm::TableWriter& table() const { return table_; }
+  // The exactly-once log of the bucket's channels (shm/channel_dedup.h): recovered by Open,
+  // told every table write's commit point, carried across generation changes.
+  shm::ChannelDedup& dedup() { return dedup_; }
   // Appends an applied request to the change feed (REQUIRES: Apply returned `status` for it).
   void RecordChange(const shm::Request& request, shm::WireStatus status, std::int64_t number);
   // Makes the changes recorded since the last call visible to subscribers (once per batch).
@@ -98,7 +104,8 @@ class BucketStore {
   shm::Segment anchor_segment_;
   shm::AnchorHeader* anchor_ = nullptr;
   shm::TableWriter table_;
-  shm::FeedWriter feed_;  // NS.b<id>.feed: every applied write, for subscribers
+  shm::FeedWriter feed_;     // NS.b<id>.feed: every applied write, for subscribers
+  shm::ChannelDedup dedup_;  // NS.b<id>.dedup
 };
 
 }  // namespace kv::daemon

@@ -49,6 +49,10 @@ struct Connection {
   bool hung_up = false;
   bool delivered = false;  // requests taken since the worker's last idle period
   SpinScore spin;          // what spinning for this channel's requests earned lately
+  // The channel's entry in the exactly-once log (shm/channel_dedup.h), and for a channel adopted
+  // after a crash the request-ring index up to which frames may already have been applied.
+  std::uint32_t dedup = shm::kNoDedupEntry;
+  std::uint64_t replay_until = 0;
   shm::Channel channel;
   shm::RingReader requests;
   shm::RingWriter replies;
@@ -86,6 +90,13 @@ class Worker {
   bool TakeStagedValue(Connection& c, std::uint32_t size);
   // Sends `value` to the client as a staged reply value. False if the socket refuses it.
   bool SendStagedValue(Connection& c, std::string_view value);
+  // A frame of an adopted channel that the previous worker already took (its id is at most the
+  // channel's last applied id): answered from the exactly-once log, never applied again.
+  enum class Replay { kNotApplied, kAnswered, kPaused };
+  Replay ReplayApplied(Connection& c, const shm::Request& request, shm::WireStatus status);
+  // Finds (`adopt`: a channel registered with an earlier worker) or claims (a new channel) the
+  // channel's exactly-once entry. Empty string, or why not.
+  std::string BindDedup(Connection& c, bool adopt);
   void Reply(Connection& c, const shm::RequestHeader& header, shm::WireStatus status,
              std::int64_t number, std::string_view value);
   void WakeClient(Connection& c);
@@ -168,6 +179,10 @@ void Worker::Close(int sock, const char* why) {
   auto it = connections_.find(sock);
   if (it == connections_.end()) return;
   if (why != nullptr) spdlog::warn("closing client channel (fd {}): {}", sock, why);
+  // The client hung up or its ring is corrupt: the channel is most likely gone for good, so its
+  // entry is the first to be reused (a worker that stops or crashes never gets here: its
+  // clients' entries wait for the next worker).
+  if (it->second->dedup != shm::kNoDedupEntry) store_.dedup().Retire(it->second->dedup);
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, sock, nullptr);
   ::close(sock);
   connections_.erase(it);
@@ -201,7 +216,14 @@ void Worker::Accept() {
 void Worker::Register(Connection& c) {
   char buf[64];
   int fd = -1;
-  ssize_t n = shm::ReceivePacket(c.sock, buf, sizeof buf, &fd);
+  ssize_t n;
+  // A client adopting its channel after a crash first re-sends the staged values of its staged
+  // frames not yet consumed (docs/protocol.md, "Large values").
+  while ((n = shm::ReceivePacket(c.sock, buf, sizeof buf, &fd)) == 1 &&
+         buf[0] == shm::kStagedPacket && fd >= 0 && c.staged.size() < kMaxStagedPerConnection) {
+    c.staged.push_back(fd);
+    fd = -1;
+  }
   if (n < 0 && errno == EAGAIN) return;
   if (n == 0) {  // the client left (or was killed) before registering
     Close(c.sock, nullptr);
@@ -218,12 +240,19 @@ void Worker::Register(Connection& c) {
     Close(c.sock, nullptr);
     return;
   }
+  bool adopt = n == static_cast<ssize_t>(shm::kRegisterMessageSize) &&
+               std::memcmp(buf, shm::kAdoptMessage, shm::kRegisterMessageSize) == 0;
   bool ok = n == static_cast<ssize_t>(shm::kRegisterMessageSize) &&
-            std::memcmp(buf, shm::kRegisterMessage, shm::kRegisterMessageSize) == 0 && fd >= 0;
+            (adopt || std::memcmp(buf, shm::kRegisterMessage, shm::kRegisterMessageSize) == 0) &&
+            fd >= 0;
   if (ok) {
     c.channel = shm::Channel::Attach(fd, &error);
     fd = -1;  // owned by the channel now (closed by it on failure)
     ok = c.channel.valid();
+    if (ok) {
+      error = BindDedup(c, adopt);
+      ok = error.empty();
+    }
   }
   if (fd >= 0) ::close(fd);
   if (!ok) {
@@ -237,6 +266,75 @@ void Worker::Register(Connection& c) {
   c.registered = true;
   std::string reply = shm::EncodeControlReply(shm::ControlStatus::kOk, {});
   shm::SendPacket(c.sock, reply.data(), reply.size());
+}
+
+std::string Worker::BindDedup(Connection& c, bool adopt) {
+  shm::ChannelDedup& dedup = store_.dedup();
+  std::uint64_t id = c.channel.channel_id();
+  std::vector<bool> in_use(shm::kDedupEntries, false);
+  for (const auto& [sock, other] : connections_) {
+    if (other->registered && other->dedup != shm::kNoDedupEntry) in_use[other->dedup] = true;
+  }
+  std::uint32_t index = dedup.Find(id);
+  if (index != shm::kNoDedupEntry && in_use[index]) return "this channel is already registered";
+  if (adopt) {
+    // A channel this bucket has no record of (its entry was reused, or the log was reset):
+    // which of its requests were applied is unknown, so none is taken.
+    if (index == shm::kNoDedupEntry) {
+      return "the bucket has no record of this channel (register a new one)";
+    }
+    // The frames published before now may have been taken by the previous worker.
+    c.dedup = index;
+    c.replay_until = c.channel.header()->request_tail.load(std::memory_order_acquire);
+    // The dead worker's last sleep number must not pass for one of ours (the client would not
+    // ring for it): the channel's wake words start afresh, as on a new channel.
+    c.channel.header()->worker_waiting.store(0, std::memory_order_relaxed);
+    dedup.Touch(index);
+    return {};
+  }
+  index = dedup.Claim(id, [&](std::uint32_t i) { return in_use[i]; });
+  if (index == shm::kNoDedupEntry) return "every exactly-once entry is in use";
+  c.dedup = index;
+  return {};
+}
+
+Worker::Replay Worker::ReplayApplied(Connection& c, const shm::Request& request,
+                                     shm::WireStatus status) {
+  const shm::DedupEntry& e = store_.dedup().entry(c.dedup);
+  const shm::RequestHeader& header = request.header;
+  if (header.request_id > e.applied_seq) return Replay::kNotApplied;
+  // Only the last applied request can still be waited for: the client waits for each sync
+  // request's reply before it sends the next one (a timed-out one's late reply is discarded).
+  bool answer = (header.flags & shm::kFlagNoReply) == 0 && header.request_id == e.applied_seq;
+  auto replayed = static_cast<shm::WireStatus>(e.status);
+  bool stage = false;
+  old_value_.clear();
+  if (answer) {  // reserve the reply first, as Drain does
+    if (!shm::ChannelDedup::ReplyValue(e, store_.table().view(), &old_value_)) {
+      spdlog::warn("client channel (fd {}): the old value of applied delete {} is gone", c.sock,
+                   header.request_id);
+      replayed = shm::WireStatus::kInternal;
+    }
+    stage = shm::ReplySize(old_value_.size()) > c.replies.max_payload();
+    std::size_t size = shm::ReplySize(stage ? 0 : old_value_.size());
+    bool broken = false;
+    if (c.replies.Begin(static_cast<std::uint32_t>(size), &broken) == nullptr) {
+      if (!broken) return Replay::kPaused;
+      c.registered = false;
+      c.hung_up = true;
+      return Replay::kAnswered;
+    }
+  }
+  if (status == shm::WireStatus::kOk && request.staged()) {
+    TakeStagedValue(c, header.value_len);  // the client re-sent it with the registration
+  }
+  if (!answer) return Replay::kAnswered;
+  if (stage && !SendStagedValue(c, old_value_)) {
+    replayed = shm::WireStatus::kInternal;
+    old_value_.clear();
+  }
+  Reply(c, header, replayed, e.number, old_value_);
+  return Replay::kAnswered;
 }
 
 void Worker::ReadPackets(Connection& c) {
@@ -356,6 +454,19 @@ std::size_t Worker::Drain(Connection& c) {
     prefetch_.Advance(c.requests, store_.table());
     shm::Request request;
     shm::WireStatus status = shm::DecodeRequest(frame, size, &request);
+    if (c.requests.after_current() <= c.replay_until) {  // adopted after a crash
+      Replay replay = ReplayApplied(c, request, status);
+      if (replay == Replay::kPaused) {
+        c.paused = true;
+        break;
+      }
+      if (!c.registered) return did;  // its reply ring is broken: closed by the caller
+      if (replay == Replay::kAnswered) {
+        c.requests.Pop();
+        ++did;
+        continue;
+      }
+    }
     bool wants_reply = (request.header.flags & shm::kFlagNoReply) == 0;
     auto op = static_cast<shm::Op>(request.header.op);
     // Reserve the reply before applying, so an applied write always gets its reply. A delete's
@@ -395,6 +506,9 @@ std::size_t Worker::Drain(Connection& c) {
     }
     std::int64_t number = 0;
     reply_value_.clear();
+    // Exactly once across a crash: the outcome is logged atomically with the table write.
+    store_.dedup().Begin(c.dedup, request.header.request_id, request.header.op,
+                         store_.table().view());
     if (status == shm::WireStatus::kOk) {
       status = store_.Apply(request, &number, &reply_value_);
       store_.RecordChange(request, status, number);
@@ -404,6 +518,7 @@ std::size_t Worker::Drain(Connection& c) {
       spdlog::warn("rejected request id {}: {}", request.header.request_id,
                    shm::WireStatusName(status));
     }
+    store_.dedup().Finish(static_cast<std::uint8_t>(status), number);
     Reply(c, request.header, status, number, reply_value_);
     c.requests.Pop();
     if (++did % shm::kPulseEveryRequests == 0) Pulse();

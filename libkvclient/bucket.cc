@@ -13,8 +13,6 @@ namespace {
 // A reader retries when a generation moves under it or a check fails; each retry re-reads the
 // anchor. Past this many, the failure is reported instead of looping.
 constexpr int kMaxReadAttempts = 64;
-// How long a write waits for a restarting worker to accept connections again.
-constexpr std::chrono::milliseconds kRestartWait{1000};
 
 Status KeyError(std::string_view key) {
   if (key.empty()) return Status(Code::kInvalidArgument, "key is empty");
@@ -113,20 +111,8 @@ Result<std::shared_ptr<const Bucket::View>> Bucket::Shared::CurrentView() const 
 Status Bucket::Shared::Write(shm::Op op, std::string_view key, std::string_view value,
                              std::int64_t arg, WriteReply* reply) {
   std::lock_guard<std::mutex> lock(mu_);
-  bool sent = false;
-  Status s = channel_.Call(op, key, value, arg, timeout_, reply, &sent);
-  // A worker that is restarting refuses connections for a few milliseconds: keep trying for a
-  // bounded time. (A request that reached a worker which then died is not resent: it may have
-  // been applied; the caller gets kUnavailable and decides.)
-  auto give_up = std::chrono::steady_clock::now() +
-                 std::min<std::chrono::milliseconds>(timeout_, kRestartWait);
-  while (s.code() == Code::kUnavailable && !sent &&
-         anchor_->state.load(std::memory_order_acquire) != shm::kAnchorDropped &&
-         std::chrono::steady_clock::now() < give_up) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    s = channel_.Call(op, key, value, arg, timeout_, reply, &sent);
-  }
-  return s;
+  // The channel rides out worker restarts itself (write_channel.h).
+  return channel_.Call(op, key, value, arg, timeout_, reply);
 }
 
 Status Bucket::Shared::Cast(shm::Op op, std::string_view key, std::string_view value) {

@@ -1,11 +1,13 @@
 #include "write_channel.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -44,6 +46,11 @@ constexpr unsigned kSpinPollsPerClockRead = 32;
 // write is noticed within about a millisecond, and a long wait costs a few wake-ups.
 constexpr long kFirstSleepSliceNs = 1'000'000;
 constexpr long kMaxSleepSliceNs = 16'000'000;
+// Waiting for a restarted worker's socket: the first retry after this long, then twice as long
+// each time up to the last, so a fast restart is caught within tens of microseconds and a slow
+// one costs a few hundred attempts at most.
+constexpr long kFirstConnectRetryNs = 50'000;
+constexpr long kMaxConnectRetryNs = 10'000'000;
 
 inline void CpuRelax() { __builtin_ia32_pause(); }
 
@@ -75,20 +82,63 @@ WriteChannel::WriteChannel(std::string ns, std::uint64_t bucket_id, std::string 
 
 WriteChannel::~WriteChannel() { Reset(); }
 
+void WriteChannel::Disconnect() {
+  rung_for_sleep_ = 0;  // the next worker numbers its sleeps afresh
+  if (sock_ >= 0) ::close(sock_);
+  if (doorbell_ >= 0) ::close(doorbell_);  // the dead worker's; the next one gets a new one
+  sock_ = -1;
+  doorbell_ = -1;
+}
+
 void WriteChannel::Reset() {
   if (channel_.valid()) {
     std::uint64_t total = channel_.header()->async_failures.load(std::memory_order_acquire);
     async_failures_lost_ += total - async_failures_seen_;
   }
   async_failures_seen_ = 0;
-  rung_for_sleep_ = 0;
-  if (sock_ >= 0) ::close(sock_);
-  if (doorbell_ >= 0) ::close(doorbell_);
-  sock_ = -1;
-  doorbell_ = -1;
+  Disconnect();
+  registered_ = false;
+  for (const StagedCopy& s : staged_) ::close(s.fd);
+  staged_.clear();
   channel_ = shm::Channel();
   requests_ = shm::RingWriter();
   replies_ = shm::RingReader();
+}
+
+void WriteChannel::ForgetConsumedStaged() {
+  if (staged_.empty()) return;
+  std::uint64_t head = channel_.header()->request_head.load(std::memory_order_acquire);
+  while (!staged_.empty() && staged_.front().frame_end <= head) {
+    ::close(staged_.front().fd);
+    staged_.pop_front();
+  }
+}
+
+Status WriteChannel::BucketGone() {
+  if (!registry_) {
+    shm::ShmError error;
+    registry_ = shm::RegistryReader::Open(ns_, &error);
+    if (!registry_) return Status();  // kvd restarting: nothing says the bucket is gone
+  }
+  // The entry's index is looked up by name once, then read directly (a name lookup scans).
+  std::optional<shm::BucketRecord> record;
+  if (registry_index_ >= 0) record = registry_->Read(static_cast<std::uint32_t>(registry_index_));
+  if (!record || record->bucket_id != bucket_id_) record = registry_->Find(bucket_name_);
+  if (record && record->bucket_id == bucket_id_) registry_index_ = record->index;
+  if (!record || record->bucket_id != bucket_id_ || record->state == shm::kBucketFree ||
+      record->state == shm::kBucketDropping) {
+    return Status(Code::kBucketNotFound, "bucket '" + bucket_name_ + "' was dropped");
+  }
+  if (record->state == shm::kBucketFailed) {
+    return Status(Code::kFailed, "bucket '" + bucket_name_ + "' failed (" + record->reason +
+                                     "); writes are refused until `kvctl restart`");
+  }
+  return Status();
+}
+
+Status WriteChannel::EnsureConnected(Deadline& deadline) {
+  if (sock_ >= 0 && StaleChannel()) Disconnect();  // the worker restarted since the last call
+  return sock_ >= 0 ? Status() : Connect(deadline);
 }
 
 Status WriteChannel::Unavailable(const std::string& why) const {
@@ -104,7 +154,8 @@ bool WriteChannel::WorkerGone() const {
 bool WriteChannel::StaleChannel() {
   // A poll() per write would cost a syscall on the hot path: look for a hang-up only when the
   // worker has not been heard from for a while. (A worker can die right after any check; a write
-  // that then reaches a dead ring fails with kUnavailable either way.)
+  // that then reaches a dead ring is noticed while its reply is awaited, and the channel
+  // reconnects then.)
   long tick = CoarseTick();
   if (tick == last_alive_tick_) return false;
   last_alive_tick_ = tick;
@@ -112,26 +163,66 @@ bool WriteChannel::StaleChannel() {
 }
 
 Status WriteChannel::Connect(Deadline& deadline) {
+  long backoff = kFirstConnectRetryNs;
+  for (;;) {
+    bool retry = false;
+    Status s = Register(deadline, &retry);
+    if (!retry) return s;
+    if (Status gone = BucketGone(); !gone.ok()) {
+      // A failed bucket keeps the channel (a `kvctl restart` adopts its queued writes).
+      if (gone.code() == Code::kBucketNotFound) Reset();
+      return gone;
+    }
+    long remaining = deadline.remaining_ns();
+    if (remaining <= 0) return s;
+    timespec ts{0, std::min({backoff, remaining, 999'999'999L})};
+    ::nanosleep(&ts, nullptr);
+    backoff = std::min(backoff * 2, kMaxConnectRetryNs);
+  }
+}
+
+Status WriteChannel::Register(Deadline& deadline, bool* retry) {
+  *retry = false;
   sock_ = shm::ConnectSeqpacket(shm::BucketSocketAddress(ns_, bucket_id_));
   if (sock_ < 0) {
     int err = errno;
-    Reset();
-    if (err == EACCES || err == EPERM) return Status(Code::kPermissionDenied, std::strerror(err));
+    if (err == EACCES || err == EPERM) {
+      Reset();
+      return Status(Code::kPermissionDenied, std::strerror(err));
+    }
+    *retry = true;  // no worker listening (restarting), or its backlog is full
     return Unavailable(std::string("is not running (") + std::strerror(err) + ")");
   }
-  std::string error;
-  channel_ = shm::Channel::Create(shm::kDefaultRequestCapacity, shm::kDefaultReplyCapacity, &error);
+  bool adopt = registered_;
   if (!channel_.valid()) {
-    Reset();
-    return Status(Code::kInternal, error);
+    std::string error;
+    channel_ =
+        shm::Channel::Create(shm::kDefaultRequestCapacity, shm::kDefaultReplyCapacity, &error);
+    if (!channel_.valid()) {
+      Reset();
+      return Status(Code::kInternal, error);
+    }
+    requests_ = channel_.RequestWriter();
+    replies_ = channel_.ReplyReader();
   }
-  if (!shm::SendPacket(sock_, shm::kRegisterMessage, shm::kRegisterMessageSize, channel_.fd())) {
-    Reset();
+  // Adopting: first the staged values of frames the worker may not have taken, in ring order.
+  ForgetConsumedStaged();
+  bool sent = true;
+  for (const StagedCopy& copy : staged_) {
+    sent = sent && shm::SendPacket(sock_, &shm::kStagedPacket, 1, copy.fd, MSG_DONTWAIT);
+  }
+  // A channel some worker accepted before is adopted; until then (even if a worker died while
+  // registering it) nothing was published in it and it is registered as new.
+  const char* message = registered_ ? shm::kAdoptMessage : shm::kRegisterMessage;
+  sent = sent && shm::SendPacket(sock_, message, shm::kRegisterMessageSize, channel_.fd());
+  if (!sent) {
+    Disconnect();
+    *retry = true;
     return Unavailable("refused the channel");
   }
-  long remaining_ms = deadline.remaining_ns() / 1'000'000;
+  long remaining_ms = (deadline.remaining_ns() + 999'999) / 1'000'000;
   if (remaining_ms <= 0 || !shm::WaitReadable(sock_, static_cast<int>(remaining_ms))) {
-    Reset();
+    Disconnect();
     return Status(Code::kTimeout, "worker of bucket '" + bucket_name_ +
                                       "' did not accept the write channel in time");
   }
@@ -140,20 +231,36 @@ Status WriteChannel::Connect(Deadline& deadline) {
   ssize_t n = shm::ReceivePacket(sock_, buf, sizeof buf, &fd);
   if (fd >= 0) ::close(fd);
   shm::ControlStatus status;
-  std::string_view message;
-  if (n <= 0 || !shm::DecodeControlReply(buf, static_cast<std::size_t>(n), &status, &message)) {
-    Reset();
+  std::string_view why;
+  if (n <= 0 || !shm::DecodeControlReply(buf, static_cast<std::size_t>(n), &status, &why)) {
+    Disconnect();  // the worker died during the registration: the next one adopts the channel
+    *retry = true;
     return Unavailable("closed the channel during registration");
+  }
+  if (status == shm::ControlStatus::kFailed) {
+    // The bucket failed (kvd answers for it): keep the channel, so that once `kvctl restart`
+    // brings a worker back, it adopts the writes queued in it.
+    Disconnect();
+    return Status(Code::kFailed, std::string(why));
   }
   if (status != shm::ControlStatus::kOk) {
     Code code = status == shm::ControlStatus::kDenied ? Code::kPermissionDenied : Code::kFailed;
+    std::string reason(why);
     Reset();
-    return Status(code, std::string(message));
+    if (adopt && status == shm::ControlStatus::kInvalid) {
+      // The restarted worker has no record of the channel: whether its queued requests were
+      // applied cannot be known. Never reached while the bucket's log is intact.
+      return Status(Code::kUnavailable, "worker of bucket '" + bucket_name_ +
+                                            "' could not adopt the write channel (" + reason +
+                                            "); queued writes may or may not be applied");
+    }
+    return Status(code, reason);
   }
-  requests_ = channel_.RequestWriter();
-  replies_ = channel_.ReplyReader();
+  registered_ = true;
+  last_alive_tick_ = CoarseTick();
   // Ring by eventfd from now on (cheaper than a packet for both sides); without one (the worker
-  // refused it, or no eventfd could be made), doorbell packets still work.
+  // refused it, or no eventfd could be made), doorbell packets still work. Handed to every
+  // worker the channel is registered with (a restarted one watches a new one).
   int doorbell = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (doorbell >= 0 && shm::SendPacket(sock_, &shm::kDoorbellFdPacket, 1, doorbell)) {
     doorbell_ = doorbell;
@@ -191,17 +298,23 @@ Status WriteChannel::Send(shm::Op op, std::uint16_t flags, std::string_view key,
     }
     // The frame's space is reserved (only this process fills the ring): hand over the staged
     // value first, so that it is queued on the socket before the worker can see the frame.
+    bool reconnect = false;
     while (out != nullptr && staged_fd >= 0 &&
            !shm::SendPacket(sock_, &shm::kStagedPacket, 1, staged_fd, MSG_DONTWAIT)) {
       if (errno != EAGAIN || WorkerGone()) {
-        Reset();
-        return Unavailable("refused a staged value");
+        reconnect = true;  // the frame is not committed: begun again on the new connection
+        break;
       }
       if (deadline.remaining_ns() <= 0) {
         return Status(Code::kTimeout,
                       "worker of bucket '" + bucket_name_ + "' is not consuming staged values");
       }
       ::usleep(100);
+    }
+    if (reconnect) {
+      Disconnect();
+      if (Status s = Connect(deadline); !s.ok()) return s;
+      continue;
     }
     if (out != nullptr) {
       if (staged) {
@@ -211,13 +324,19 @@ Status WriteChannel::Send(shm::Op op, std::uint16_t flags, std::string_view key,
         shm::EncodeRequest(out, op, flags, next_request_id_, key, value, arg);
       }
       requests_.Commit();
+      if (staged) {
+        ForgetConsumedStaged();
+        int copy = ::fcntl(staged_fd, F_DUPFD_CLOEXEC, 0);
+        if (copy >= 0) staged_.push_back({requests_.committed(), copy});
+      }
       requests_.Publish();
       break;
     }
     // The ring is full: the worker is behind (or stopped). Wait for space, not forever.
     if (WorkerGone()) {
-      Reset();
-      return Unavailable("exited");
+      Disconnect();
+      if (Status s = Connect(deadline); !s.ok()) return s;
+      continue;
     }
     if (deadline.remaining_ns() <= 0) {
       return Status(Code::kTimeout,
@@ -342,7 +461,8 @@ Status WriteChannel::AwaitReply(Deadline& deadline, WriteReply* reply) {
     long remaining = deadline.remaining_ns();
     if (remaining <= 0) {
       return Status(Code::kTimeout, "worker of bucket '" + bucket_name_ +
-                                        "' did not reply in time (the write may still be applied)");
+                                        "' did not reply in time (the write stays queued: it "
+                                        "is applied once, later)");
     }
     std::uint32_t seq = h->reply_seq.load(std::memory_order_acquire);
     h->client_waiting.store(1, std::memory_order_relaxed);
@@ -351,25 +471,23 @@ Status WriteChannel::AwaitReply(Deadline& deadline, WriteReply* reply) {
     sleep_slice = std::min(sleep_slice * 2, kMaxSleepSliceNs);
     h->client_waiting.store(0, std::memory_order_relaxed);
     if (replies_.Empty() && WorkerGone()) {
-      Reset();
-      return Unavailable("exited before replying (the write may or may not be applied)");
+      // The worker died: the restarted one adopts the channel and answers this request, applied
+      // by its predecessor or by itself, exactly once.
+      Disconnect();
+      if (Status s = Connect(deadline); !s.ok()) return s;
+      spinning = dedicated || !contention_.Contended();
+      polls = 0;
+      sleep_slice = kFirstSleepSliceNs;
     }
   }
 }
 
 Status WriteChannel::Call(shm::Op op, std::string_view key, std::string_view value,
-                          std::int64_t arg, std::chrono::milliseconds timeout, WriteReply* reply,
-                          bool* sent) {
-  *sent = false;
+                          std::int64_t arg, std::chrono::milliseconds timeout, WriteReply* reply) {
   Deadline deadline(timeout);
-  if (sock_ >= 0 && StaleChannel()) Reset();  // the worker restarted since the last call
-  if (sock_ < 0) {
-    Status s = Connect(deadline);
-    if (!s.ok()) return s;
-  }
+  if (Status s = EnsureConnected(deadline); !s.ok()) return s;
   Status s = Send(op, 0, key, value, arg, deadline);
   if (!s.ok()) return s;
-  *sent = true;
   ++next_request_id_;
   return AwaitReply(deadline, reply);
 }
@@ -381,11 +499,7 @@ namespace kv {
 Status WriteChannel::Cast(shm::Op op, std::string_view key, std::string_view value,
                           std::chrono::milliseconds timeout) {
   Deadline deadline(timeout);
-  if (sock_ >= 0 && StaleChannel()) Reset();
-  if (sock_ < 0) {
-    Status s = Connect(deadline);
-    if (!s.ok()) return s;
-  }
+  if (Status s = EnsureConnected(deadline); !s.ok()) return s;
   Status s = Send(op, shm::kFlagNoReply, key, value, 0, deadline);
   if (s.ok()) ++next_request_id_;
   return s;

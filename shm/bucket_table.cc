@@ -146,6 +146,24 @@ const RecordHeader* TableView::CheckedRecord(std::uint64_t slot, std::uint32_t* 
   return rec;
 }
 
+const RecordHeader* TableView::RecordAt(std::uint64_t offset, RecordRef* record) const {
+  if (offset % 8 != 0 || offset >= kMaxHeapSize) return nullptr;
+  std::uint32_t k = 0, v = 0;
+  const RecordHeader* rec = CheckedRecord(SlotWord(0, offset), &k, &v);
+  if (rec == nullptr) return nullptr;
+  const char* key = reinterpret_cast<const char*>(rec + 1);
+  record->key = {key, k};
+  record->value = {key + k, v};
+  record->version = rec->version;
+  return rec;
+}
+
+std::uint64_t TableView::RecordOffset(const RecordRef& record) const {
+  return static_cast<std::uint64_t>(record.key.data() - sizeof(RecordHeader) - heap_);
+}
+
+std::uint64_t TableWriter::SlotOffsetOf(std::uint64_t word) { return SlotOffset(word); }
+
 ReadResult TableView::Find(std::string_view key, RecordRef* record) const {
   std::uint64_t moved = header_->moved_to.load(std::memory_order_acquire);
   if (moved != 0) return moved == kMovedDropped ? ReadResult::kDropped : ReadResult::kMoved;
@@ -465,6 +483,21 @@ TableWriter TableWriter::BuildNext(const std::string& name, std::uint64_t extra_
   return next;
 }
 
+std::uint64_t TableWriter::CarryRecord(const TableView& from, std::uint64_t offset) {
+  RecordRef ref;
+  const RecordHeader* rec = from.RecordAt(offset, &ref);
+  if (rec == nullptr) return 0;
+  std::uint64_t word = AppendCopy(0, rec, RecordSize(ref.key.size(), ref.value.size()));
+  return word == 0 ? 0 : SlotOffset(word);
+}
+
+void TableWriter::SetWritesApplied(std::uint64_t n) {
+  TableHeader* h = header();
+  WriteBegin(h->stats_seq);
+  h->writes_applied.store(n, std::memory_order_relaxed);
+  WriteEnd(h->stats_seq);
+}
+
 void TableWriter::Publish() { header()->ready.store(1, std::memory_order_release); }
 
 void TableWriter::SetQueueDepth(std::uint64_t n) {
@@ -592,6 +625,7 @@ WriteResult TableWriter::PutAt(std::string_view key, std::string_view value,
 
   std::uint32_t old_k = 0, old_v = 0;
   if (found) view_.Record(slots()[at].load(std::memory_order_relaxed), &old_k, &old_v);
+  Swing(word);
   WriteBegin(h->stats_seq);
   slots()[at].store(word, std::memory_order_release);
   CrashHook("table-slot-stored");
@@ -634,6 +668,7 @@ WriteResult TableWriter::Delete(std::string_view key, std::string* old_value) {
   if (old_value != nullptr && rec != nullptr) {
     old_value->assign(reinterpret_cast<const char*>(rec + 1) + k, v);
   }
+  Swing(slots()[at].load(std::memory_order_relaxed));
   WriteBegin(h->stats_seq);
   slots()[at].store(kSlotTombstone, std::memory_order_release);
   CrashHook("table-slot-stored");

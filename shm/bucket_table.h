@@ -115,6 +115,12 @@ std::uint16_t RecordCheck(const char* key_and_value, std::size_t key_len, std::s
 using TableCrashHook = void (*)(const char* point);
 void SetTableCrashHook(TableCrashHook hook);
 
+// Told the commit point of every table write, for the exactly-once log (shm/channel_dedup.h):
+// Put calls it after appending the new record (T1) and before the slot store that publishes it,
+// Delete before the store that tombstones the key's record, with the generation and the
+// record's heap offset. The store that follows is the commit point.
+using SwingHook = void (*)(void* context, std::uint64_t generation, std::uint64_t record_offset);
+
 struct TableStats {
   std::uint64_t generation = 0;
   std::uint64_t key_count = 0;
@@ -172,6 +178,10 @@ class TableView {
   // Record, and its checksum verified.
   const RecordHeader* CheckedRecord(std::uint64_t slot, std::uint32_t* key_len,
                                     std::uint32_t* value_len) const;
+  // The record at heap offset `offset` (bounds and checksum checked), or nullptr.
+  const RecordHeader* RecordAt(std::uint64_t offset, RecordRef* record) const;
+  // The heap offset of a record Find or RecordAt returned from this view.
+  std::uint64_t RecordOffset(const RecordRef& record) const;
 
  private:
   const TableHeader* header_ = nullptr;
@@ -222,6 +232,19 @@ class TableWriter {
                         std::uint64_t max_segment_size, ShmError* error,
                         std::uint64_t extra_keys = 0) const;
 
+  // Appends a copy of `from`'s record at heap offset `offset` that no slot points at (kept for
+  // the exactly-once log across a generation change). Returns its offset here, 0 if `from` has
+  // no valid record there or this heap is full.
+  std::uint64_t CarryRecord(const TableView& from, std::uint64_t offset);
+  // See SwingHook. Not carried to the next generation (BuildNext): set it on each.
+  void SetSwingHook(SwingHook hook, void* context) {
+    swing_hook_ = hook;
+    swing_context_ = context;
+  }
+
+  // Sets the writes_applied statistic (crash recovery: shm/channel_dedup.h knows the count).
+  void SetWritesApplied(std::uint64_t n);
+
   void Publish();                       // ready = 1 (release)
   void SetQueueDepth(std::uint64_t n);  // the queue_depth gauge (stored only when it changes)
   void MarkMoved(std::uint64_t next);   // moved_to = next (release); T4
@@ -270,9 +293,16 @@ class TableWriter {
   // Appends a byte-for-byte copy of another generation's record of `size` bytes (T1).
   std::uint64_t AppendCopy(std::uint64_t hash, const RecordHeader* rec, std::uint64_t size);
 
+  void Swing(std::uint64_t word) {
+    if (swing_hook_ != nullptr) swing_hook_(swing_context_, generation(), SlotOffsetOf(word));
+  }
+  static std::uint64_t SlotOffsetOf(std::uint64_t word);
+
   Segment segment_;
   TableView view_;
   ShmError last_error_;
+  SwingHook swing_hook_ = nullptr;
+  void* swing_context_ = nullptr;
 };
 
 }  // namespace kv::shm

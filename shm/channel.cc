@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -35,6 +36,7 @@ Channel& Channel::operator=(Channel&& other) noexcept {
     size_ = other.size_;
     request_capacity_ = other.request_capacity_;
     reply_capacity_ = other.reply_capacity_;
+    channel_id_ = other.channel_id_;
     other.fd_ = -1;
     other.header_ = nullptr;
   }
@@ -76,6 +78,12 @@ Channel Channel::Create(std::uint32_t request_capacity, std::uint32_t reply_capa
   c.header_->layout_word = kChannelLayout;
   c.header_->request_capacity = request_capacity;
   c.header_->reply_capacity = reply_capacity;
+  std::uint64_t id = 0;
+  while (id == 0) {
+    if (::getrandom(&id, sizeof id, 0) != static_cast<ssize_t>(sizeof id)) id = 0;
+  }
+  c.header_->channel_id = id;
+  c.channel_id_ = id;
   c.request_capacity_ = request_capacity;
   c.reply_capacity_ = reply_capacity;
   return c;
@@ -111,13 +119,14 @@ Channel Channel::Attach(int fd, std::string* error) {
       copy.layout_word != kChannelLayout || !IsPowerOfTwo(copy.request_capacity) ||
       !IsPowerOfTwo(copy.reply_capacity) || copy.request_capacity < 4096 ||
       copy.reply_capacity < 4096 ||
-      ChannelSize(copy.request_capacity, copy.reply_capacity) != c.size_) {
-    *error = "channel header is invalid (magic, version, layout or capacities)";
+      ChannelSize(copy.request_capacity, copy.reply_capacity) != c.size_ || copy.channel_id == 0) {
+    *error = "channel header is invalid (magic, version, layout, capacities or id)";
     c.Reset();
     return c;
   }
   c.request_capacity_ = copy.request_capacity;
   c.reply_capacity_ = copy.reply_capacity;
+  c.channel_id_ = copy.channel_id;
   return c;
 }
 

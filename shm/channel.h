@@ -40,6 +40,10 @@ struct alignas(kCacheLine) ChannelHeader {
   std::uint32_t layout_word;
   std::uint32_t request_capacity;  // bytes, power of two
   std::uint32_t reply_capacity;    // bytes, power of two
+  // The channel's identity, random and never 0, chosen by the client once: a worker that
+  // starts after a crash finds the channel's exactly-once state (shm/channel_dedup.h) by it when
+  // the client hands it the same memfd again.
+  std::uint64_t channel_id;
 
   alignas(kCacheLine) std::atomic<std::uint64_t> request_tail;  // client stores (release)
   alignas(kCacheLine) std::atomic<std::uint64_t> request_head;  // worker stores (release)
@@ -75,6 +79,10 @@ inline constexpr std::uint32_t kDefaultReplyCapacity = 128 * 1024;
 // purpose silences only its own doorbell).
 inline constexpr char kRegisterMessage[] = "KVREGISTER1";
 inline constexpr std::size_t kRegisterMessageSize = sizeof kRegisterMessage - 1;
+// The same for a channel that was registered before, with a worker that has since died: the
+// worker adopts it (shm/channel_dedup.h) instead of starting it afresh. Same size.
+inline constexpr char kAdoptMessage[] = "KVADOPTION1";
+static_assert(sizeof kAdoptMessage - 1 == kRegisterMessageSize);
 inline constexpr char kDoorbellPacket = 'w';
 inline constexpr char kDoorbellFdPacket = 'D';
 inline constexpr char kStagedPacket = 'V';
@@ -97,6 +105,8 @@ class Channel {
   bool valid() const { return header_ != nullptr; }
   int fd() const { return fd_; }
   ChannelHeader* header() const { return header_; }
+  // The validated copy of header()->channel_id taken at Create/Attach (never re-read).
+  std::uint64_t channel_id() const { return channel_id_; }
 
   RingWriter RequestWriter() const;  // client
   RingReader RequestReader() const;  // worker
@@ -111,6 +121,7 @@ class Channel {
   std::size_t size_ = 0;
   std::uint32_t request_capacity_ = 0;  // validated copies: never re-read from shared memory
   std::uint32_t reply_capacity_ = 0;
+  std::uint64_t channel_id_ = 0;
 };
 
 // A sealed (no write, shrink or grow) memfd holding `value`. Returns the fd (CLOEXEC) or -1 and

@@ -52,6 +52,10 @@ std::string FeedObjectName(std::string_view ns, std::uint64_t bucket_id) {
   return AnchorObjectName(ns, bucket_id) + ".feed";
 }
 
+std::string DedupObjectName(std::string_view ns, std::uint64_t bucket_id) {
+  return AnchorObjectName(ns, bucket_id) + ".dedup";
+}
+
 std::string ControlSocketAddress(std::string_view ns) {
   return std::string(1, '\0') + "kv/" + std::string(ns) + "/ctl";
 }

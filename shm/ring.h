@@ -47,6 +47,8 @@ class RingWriter {
   bool Publish();
   // Bytes committed but not yet consumed (by the consumer's last published head).
   std::uint64_t Pending() const;
+  // The index just after the last committed frame.
+  std::uint64_t committed() const { return local_tail_; }
 
  private:
   std::atomic<std::uint64_t>* tail_ = nullptr;

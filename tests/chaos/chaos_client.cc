@@ -101,7 +101,11 @@ void RunClient(const ClientConfig& config) {
           std::string ckey = "c" + std::to_string(config.client_id) + "ctr";
           log.Line("i " + bname + " " + ckey);
           Result<std::int64_t> r = bucket->Increment(ckey);
-          if (r.ok()) log.Line("I " + bname + " " + ckey + " " + std::to_string(r.value()));
+          if (r.ok()) {
+            log.Line("I " + bname + " " + ckey + " " + std::to_string(r.value()));
+          } else {
+            log.Line("E " + bname + " I " + r.status().ToString());
+          }
           continue;
         }
         std::uint64_t seq = ++next_seq[id];
@@ -120,7 +124,9 @@ void RunClient(const ClientConfig& config) {
           if (!g.ok() && !g.IsNotFound()) continue;
           log.Line("S " + id + " " + std::to_string(seq) + " C");
           s = bucket->CompareAndSet(key, g.ok() ? version : 0, MakeValue(key, seq));
+          if (s.code() == Code::kVersionMismatch) continue;  // an answer: not applied
         }
+        if (!s.ok()) log.Line("E " + bname + " " + (dice < 85 ? "P " : "D ") + s.ToString());
         if (s.ok()) {
           log.Line("A " + id + " " + std::to_string(seq));
           acked[id] = seq;
@@ -145,6 +151,11 @@ ClientLog ReadClientLog(const std::string& path) {
         out.torn = t;
         out.stale = s;
       }
+      continue;
+    }
+    if (kind == 'E') {
+      ++out.errors;
+      if (out.error_lines.size() < 5) out.error_lines.push_back(line);
       continue;
     }
     std::string bucket, key;

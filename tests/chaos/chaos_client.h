@@ -29,6 +29,8 @@ struct ClientConfig {
 //   I <bucket> <key> <value>      increment acknowledged with its result
 //   i <bucket> <key>              increment about to be sent
 //   R <reads> <torn> <stale>      read statistics so far (every few hundred reads)
+//   E <bucket> <op> <status...>   a write call failed (a delete's NOT_FOUND and a cas's
+//                                 VERSION_MISMATCH are answers, not failures)
 [[noreturn]] void RunClient(const ClientConfig& config);
 
 std::string MakeValue(const std::string& key, std::uint64_t seq);
@@ -52,6 +54,8 @@ struct ClientLog {
   std::uint64_t reads = 0;
   std::uint64_t torn = 0;
   std::uint64_t stale = 0;
+  std::uint64_t errors = 0;              // E lines
+  std::vector<std::string> error_lines;  // the first few
 };
 ClientLog ReadClientLog(const std::string& path);
 

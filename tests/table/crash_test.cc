@@ -2,7 +2,8 @@
 // again and again while a client writes -- at named crash points inside the table code and the
 // generation change, or at random instants -- and kvd restarts it. After every restart every
 // acknowledged write must be present and well-formed, and reader processes must never hang,
-// crash or see a bad value.
+// crash or see a bad value. Since issue 18 no write fails because of a restart either, so every
+// write made is there.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -144,8 +145,8 @@ class TableCrashTest : public ::testing::Test {
         shared->acked[k].store(c, std::memory_order_release);
         acked_writes.fetch_add(1);
       } else {
-        ++failed_writes;  // the worker died under this write; it may or may not be applied
-        ASSERT_TRUE(s.code() == Code::kUnavailable || s.code() == Code::kTimeout) << s.ToString();
+        ++failed_writes;  // a worker restart must be invisible to the writer (issue 18)
+        ADD_FAILURE() << "write " << writes << " failed: " << s.ToString();
       }
       if (!s.ok() || writes % 8 == 0) {
         std::uint32_t restarts = Restarts(*client);
@@ -160,7 +161,7 @@ class TableCrashTest : public ::testing::Test {
           ASSERT_TRUE(g.ok()) << "key " << j << " acked " << acked << ": " << g.ToString();
           ASSERT_TRUE(CheckValue(kj, value, &counter)) << "key " << j;
           ASSERT_GE(counter, acked) << "acknowledged write of key " << j << " lost";
-          ASSERT_LE(counter, attempted[j]);
+          ASSERT_EQ(counter, attempted[j]) << "every write of key " << j << " is applied";
         }
         verified_restarts = restarts;
         ++verifications;

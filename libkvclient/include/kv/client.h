@@ -16,9 +16,11 @@
 //  - fork(): a child must not use a Client or Bucket inherited from its parent; open new ones.
 //  - Stale handles: after DropBucket, operations on an existing Bucket handle fail with
 //    kBucketNotFound. Bucket ids are never reused, so a stale handle never reaches another bucket.
-//  - Worker restarts: reads keep working while a worker restarts. A write in flight when its
-//    worker dies fails with kUnavailable; a write that timed out (kTimeout) may still be applied.
-//    Once kvd has restarted the worker, the same handle writes again (no need to reopen).
+//  - Worker restarts are invisible: reads keep working while a worker restarts, and writes
+//    (queued, in flight or new) wait for the restarted worker within the timeout and are applied
+//    exactly once -- none fails because of the restart, none is applied twice. kUnavailable only
+//    if the worker is not back in time, kFailed if the bucket is failed. A write that timed out
+//    (kTimeout) stays queued and is applied once, later.
 //  - Subscriptions see every change or are told how many they missed (Change::Kind::kMissed);
 //    a write applied by a worker that crashed before recording it is announced only by the
 //    kResync that follows the restart: rescan if you keep derived state.

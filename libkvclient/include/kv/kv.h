@@ -23,8 +23,10 @@
  *  - Stale handles: after kv_bucket_drop, calls on an open kv_bucket fail with KV_NO_BUCKET
  *    (writes may also report KV_FAILED or KV_UNAVAILABLE while the drop completes); bucket ids
  *    are never reused, so a stale handle never reaches another bucket.
- *  - Worker restarts: reads keep working while a bucket's worker restarts. A write in flight when
- *    its worker dies fails with KV_UNAVAILABLE; one that timed out (KV_TIMEOUT) may still apply.
+ *  - Worker restarts are invisible: reads keep working, and writes (queued, in flight or new)
+ *    wait for the restarted worker within the timeout and apply exactly once -- none fails
+ *    because of the restart, none applies twice. One that timed out (KV_TIMEOUT) stays queued
+ *    and applies once, later.
  *  - Limits: keys 1..KV_MAX_KEY_SIZE bytes, values 0..KV_MAX_VALUE_SIZE bytes, bucket names
  *    1..KV_MAX_BUCKET_NAME_SIZE printable ASCII characters without spaces.
  *
@@ -65,7 +67,7 @@ extern "C" {
 #define KV_TOO_LARGE (-4)        /* TOO_LARGE: key or value over its limit, or buffer too small */
 #define KV_BUCKET_FULL (-5)      /* BUCKET_FULL: the bucket reached its maximum size */
 #define KV_TIMEOUT (-6)          /* TIMEOUT: no answer in time (the write may still apply) */
-#define KV_UNAVAILABLE (-7)      /* UNAVAILABLE: kvd or the bucket's worker is not running */
+#define KV_UNAVAILABLE (-7)      /* UNAVAILABLE: kvd, or the bucket's worker, not back in time */
 #define KV_VERSION_MISMATCH (-8) /* VERSION_MISMATCH: compare-and-set lost */
 #define KV_NOT_AN_INTEGER (-9)   /* NOT_AN_INTEGER: incr on a non-integer value, or overflow */
 #define KV_PERMISSION (-10)      /* PERMISSION: not allowed to open the instance's objects */
