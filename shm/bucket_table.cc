@@ -149,7 +149,7 @@ const RecordHeader* TableView::CheckedRecord(std::uint64_t slot, std::uint32_t* 
 const RecordHeader* TableView::RecordAt(std::uint64_t offset, RecordRef* record) const {
   if (offset % 8 != 0 || offset >= kMaxHeapSize) return nullptr;
   std::uint32_t k = 0, v = 0;
-  const RecordHeader* rec = CheckedRecord(SlotWord(0, offset), &k, &v);
+  const RecordHeader* rec = CheckedRecord(shm::SlotWord(0, offset), &k, &v);
   if (rec == nullptr) return nullptr;
   const char* key = reinterpret_cast<const char*>(rec + 1);
   record->key = {key, k};
