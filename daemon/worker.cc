@@ -1,6 +1,7 @@
 #include "daemon/worker.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -271,6 +272,22 @@ void Worker::Register(Connection& c) {
 std::string Worker::BindDedup(Connection& c, bool adopt) {
   shm::ChannelDedup& dedup = store_.dedup();
   std::uint64_t id = c.channel.channel_id();
+  // A client whose registration timed out hangs up and registers the same channel again: if its
+  // earlier connection is still here (hung up, not yet handled), finish it first, as a hang-up.
+  std::vector<int> left;
+  for (const auto& [sock, other] : connections_) {
+    if (other.get() == &c || !other->registered || other->channel.channel_id() != id) continue;
+    pollfd p{sock, POLLRDHUP, 0};
+    if (::poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR | POLLRDHUP)) != 0) {
+      left.push_back(sock);
+    }
+  }
+  for (int sock : left) {
+    Connection& other = *connections_.at(sock);
+    while (other.registered && Drain(other) != 0 && !other.paused) {
+    }
+    Close(sock, other.registered ? nullptr : "its ring is corrupt");
+  }
   std::vector<bool> in_use(shm::kDedupEntries, false);
   for (const auto& [sock, other] : connections_) {
     if (other->registered && other->dedup != shm::kNoDedupEntry) in_use[other->dedup] = true;
