@@ -362,13 +362,18 @@ void Supervisor::Adopt() {
 }
 
 std::vector<std::string> Supervisor::WorkerFlags() const {
-  std::vector<std::string> flags = {
-      "--namespace",        options_.ns,
-      "--max-bucket-bytes", std::to_string(options_.limits.max_bytes),
-      "--feed-changes",     std::to_string(options_.limits.feed_changes),
-      "--spin-us",          std::to_string(options_.worker_spin_us),
-      "--wait",             options_.wait_policy,
-      "--log-level",        options_.log_level};
+  std::vector<std::string> flags = {"--namespace",
+                                    options_.ns,
+                                    "--max-bucket-bytes",
+                                    std::to_string(options_.limits.max_bytes),
+                                    "--feed-changes",
+                                    std::to_string(options_.limits.feed_changes),
+                                    "--spin-us",
+                                    std::to_string(options_.worker_spin_us),
+                                    "--wait",
+                                    options_.wait_policy,
+                                    "--log-level",
+                                    options_.log_level};
   const persistence::PersistenceOptions& p = options_.persistence;
   if (p.enabled()) {
     flags.insert(flags.end(),
