@@ -138,7 +138,11 @@ TEST(ServeTest, OverlongLineGetsAnErrorAndTheConnectionClosesWithBoundedMemory) 
   ASSERT_TRUE(ok.Send("PUT b k " + std::string(1024 - 7, 'v') + "\r\n"));
   EXPECT_EQ(ok.ReadToEof(), "ERROR TOO_LARGE: line longer than 1024 bytes; closing\n");
   EXPECT_EQ(GuideSession(server.port(), "shopping"), "");
+#if !defined(__SANITIZE_ADDRESS__)
+  // Not under ASan: its shadow memory and its quarantine of freed buffers (every read chunk)
+  // make the server's resident size say nothing about what it buffers. The normal build checks.
   EXPECT_LT(server.PeakRssKiB(), 48 * 1024) << "the overlong line was buffered";
+#endif
   EXPECT_EQ(server.Stop(), 0);
 }
 
