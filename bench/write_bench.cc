@@ -431,6 +431,7 @@ int main(int argc, char** argv) {
   for (Child c : four) {
     Result r = Parse(Join(c));
     sync4.ops += r.ops;
+    sync4.sleeps += r.sleeps;
     sync4.seconds = std::max(sync4.seconds, r.seconds);
     sync4.p50 = std::max<double>(sync4.p50, r.p50);
     sync4.p99 = std::max<double>(sync4.p99, r.p99);
