@@ -387,7 +387,7 @@ Status WriteChannel::AwaitReply(Deadline& deadline, WriteReply* reply) {
   // kSpinPollsPerClockRead polls of the ring.
   bool dedicated = anchor_->wait_policy.load(std::memory_order_relaxed) == shm::kWaitDedicated;
   bool spinning = dedicated || !contention_.Contended();
-  bool wake_spin = worker_was_asleep_ && !dedicated &&
+  bool wake_spin = spinning && worker_was_asleep_ && !dedicated &&
                    (wake_spin_.Earns() || ++wake_waits_ % kWakeProbeEvery == 0);
   auto stalled_after = wake_spin ? kWakeGrace : kStalledPulse;
   int cpu = -1;
