@@ -48,7 +48,7 @@ struct Connection {
   bool registered = false;
   bool paused = false;  // reply ring full: retry on a timer, not in a busy loop
   bool hung_up = false;
-  bool delivered = false;  // requests taken since the worker's last idle period
+  bool delivered = false;  // requests taken in the worker's last pass (DrainAll)
   SpinScore spin;          // what spinning for this channel's requests earned lately
   // The channel's entry in the exactly-once log (shm/channel_dedup.h), and for a channel adopted
   // after a crash the request-ring index up to which frames may already have been applied.
@@ -541,7 +541,6 @@ std::size_t Worker::Drain(Connection& c) {
     if (++did % shm::kPulseEveryRequests == 0) Pulse();
   }
   if (did != 0) {
-    c.delivered = true;
     CommitBatch(c);
     WakeClient(c);
     // The requests are released only after their replies are published: a worker killed before
@@ -587,7 +586,9 @@ std::size_t Worker::DrainAll() {
     if (c->registered) ready_.push_back(c.get());
   }
   for (Connection* c : ready_) {
-    did += Drain(*c);
+    std::size_t taken = Drain(*c);
+    c->delivered = taken != 0;
+    did += taken;
     if (c->hung_up && !c->registered) Close(c->sock, "its ring is corrupt");
   }
   return did;
@@ -596,9 +597,7 @@ std::size_t Worker::DrainAll() {
 void Worker::ScoreIdlePeriod(Clock::time_point idle_start) {
   bool earned = idle_spin_.Earned(Clock::now() - idle_start);
   for (auto& [sock, c] : connections_) {
-    if (!c->delivered) continue;
-    c->spin.Observe(earned);
-    c->delivered = false;
+    if (c->delivered) c->spin.Observe(earned);
   }
 }
 
