@@ -13,6 +13,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "shm/coarse_clock.h"
 #include "shm/control_message.h"
 #include "shm/names.h"
 #include "shm/unix_socket.h"
@@ -53,14 +54,6 @@ constexpr long kFirstConnectRetryNs = 50'000;
 constexpr long kMaxConnectRetryNs = 10'000'000;
 
 inline void CpuRelax() { __builtin_ia32_pause(); }
-
-// Milliseconds of CLOCK_MONOTONIC_COARSE: no system call, and advancing once per kernel tick
-// (1-4 ms). A channel that answered within the current tick is assumed alive without a poll().
-long CoarseTick() {
-  timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return ts.tv_sec * 1000 + ts.tv_nsec / 1'000'000;
-}
 
 }  // namespace
 
@@ -156,7 +149,7 @@ bool WriteChannel::StaleChannel() {
   // worker has not been heard from for a while. (A worker can die right after any check; a write
   // that then reaches a dead ring is noticed while its reply is awaited, and the channel
   // reconnects then.)
-  long tick = CoarseTick();
+  long tick = shm::CoarseMillis();
   if (tick == last_alive_tick_) return false;
   last_alive_tick_ = tick;
   return WorkerGone() && replies_.Empty();
@@ -257,7 +250,7 @@ Status WriteChannel::Register(Deadline& deadline, bool* retry) {
     return Status(code, reason);
   }
   registered_ = true;
-  last_alive_tick_ = CoarseTick();
+  last_alive_tick_ = shm::CoarseMillis();
   // Ring by eventfd from now on (cheaper than a packet for both sides); without one (the worker
   // refused it, or no eventfd could be made), doorbell packets still work. Handed to every
   // worker the channel is registered with (a restarted one watches a new one).
@@ -423,7 +416,7 @@ Status WriteChannel::AwaitReply(Deadline& deadline, WriteReply* reply) {
         Reset();
         return Status(Code::kInternal, "malformed reply from worker of '" + bucket_name_ + "'");
       }
-      last_alive_tick_ = CoarseTick();
+      last_alive_tick_ = shm::CoarseMillis();
       if (header.request_id != want) continue;  // a late reply to a request that timed out earlier
       if (wake_spin) wake_spin_.Observe(true);  // answered within the grace
       return Status();

@@ -13,16 +13,15 @@
 #pragma once
 
 #include <sys/resource.h>
-#include <time.h>
+
+#include "shm/coarse_clock.h"
 
 namespace kv::shm {
 
 class CpuContention {
  public:
   bool Contended() {
-    timespec ts;
-    ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    long now_ms = ts.tv_sec * 1000 + ts.tv_nsec / 1'000'000;
+    long now_ms = CoarseMillis();
     if (now_ms != checked_ms_) {
       checked_ms_ = now_ms;
       rusage u{};
