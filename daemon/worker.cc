@@ -541,13 +541,13 @@ std::size_t Worker::Drain(Connection& c) {
     if (++did % shm::kPulseEveryRequests == 0) Pulse();
   }
   if (did != 0) {
+    // The batch is made durable (appendfsync always) before its requests are released: a worker
+    // killed inside the commit leaves the frames to its successor, which answers the last one
+    // from the exactly-once log; released first, they were lost and the client waited out its
+    // deadline.
     CommitBatch(c);
-    WakeClient(c);
-    // The requests are released only after their replies are published: a worker killed before
-    // this point leaves the frames in the ring for its successor, which answers the last one
-    // from the exactly-once log (the others' replies are out; a repeated reply is discarded by
-    // the client as late). Released first, a kill before the replies lost them all.
     c.requests.Release();
+    WakeClient(c);
   }
   if (staged_value_.capacity() > (1u << 20)) std::string().swap(staged_value_);  // 16 MiB peaks
   return did;
