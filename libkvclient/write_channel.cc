@@ -357,18 +357,19 @@ void WriteChannel::Ring() {
   ::send(sock_, &shm::kDoorbellPacket, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
-bool WriteChannel::ReceiveStagedReply(std::uint32_t size, std::string* value) {
+std::string WriteChannel::ReceiveStagedReply(std::uint32_t size, std::string* value) {
   // The worker sends the memfd before it publishes the reply frame: it is queued by now.
   char byte;
   int fd = -1;
-  if (!shm::WaitReadable(sock_, 0) || shm::ReceivePacket(sock_, &byte, 1, &fd) != 1 || fd < 0) {
+  if (!shm::WaitReadable(sock_, 0)) return "its staged value is not on the socket";
+  if (shm::ReceivePacket(sock_, &byte, 1, &fd) != 1 || fd < 0) {
     if (fd >= 0) ::close(fd);
-    return false;
+    return "the socket carries no staged value";
   }
   std::string error;
   bool ok = shm::ReadStagedValue(fd, size, value, &error);
   ::close(fd);
-  return ok;
+  return ok ? std::string() : error;
 }
 
 Status WriteChannel::AwaitReply(Deadline& deadline, WriteReply* reply) {
@@ -400,9 +401,10 @@ Status WriteChannel::AwaitReply(Deadline& deadline, WriteReply* reply) {
       shm::ReplyHeader header;
       std::string_view value;
       bool ok = shm::DecodeReply(frame, size, &header, &value);
-      std::string staged_value;
+      std::string staged_value, why = ok ? "" : "undecodable frame";
       if (ok && (header.flags & shm::kReplyStagedValue) != 0) {
-        ok = ReceiveStagedReply(header.value_len, &staged_value);  // consumed even when late
+        why = ReceiveStagedReply(header.value_len, &staged_value);  // consumed even when late
+        ok = why.empty();
         value = staged_value;
       }
       if (ok && header.request_id == want) {
@@ -414,7 +416,8 @@ Status WriteChannel::AwaitReply(Deadline& deadline, WriteReply* reply) {
       replies_.Release();
       if (!ok) {
         Reset();
-        return Status(Code::kInternal, "malformed reply from worker of '" + bucket_name_ + "'");
+        return Status(Code::kInternal,
+                      "malformed reply from worker of '" + bucket_name_ + "': " + why);
       }
       last_alive_tick_ = shm::CoarseMillis();
       if (header.request_id != want) continue;  // a late reply to a request that timed out earlier
@@ -463,7 +466,9 @@ Status WriteChannel::AwaitReply(Deadline& deadline, WriteReply* reply) {
     if (replies_.Empty()) shm::FutexWait(&h->reply_seq, seq, std::min(remaining, sleep_slice));
     sleep_slice = std::min(sleep_slice * 2, kMaxSleepSliceNs);
     h->client_waiting.store(0, std::memory_order_relaxed);
-    if (replies_.Empty() && WorkerGone()) {
+    // Hung up first, then empty: a reply the worker published before it died is read (with its
+    // staged value, queued on this socket) before the channel is left.
+    if (WorkerGone() && replies_.Empty()) {
       // The worker died: the restarted one adopts the channel and answers this request, applied
       // by its predecessor or by itself, exactly once.
       Disconnect();

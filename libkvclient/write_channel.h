@@ -91,8 +91,9 @@ class WriteChannel {
   Status AwaitReply(Deadline& deadline, WriteReply* reply);
   // Wakes the worker from its sleep: the doorbell eventfd, else a doorbell packet.
   void Ring();
-  // Receives the memfd of a staged reply value (kReplyStagedValue) and copies it.
-  bool ReceiveStagedReply(std::uint32_t size, std::string* value);
+  // Receives the memfd of a staged reply value (kReplyStagedValue) and copies it; returns why
+  // that failed, or "".
+  std::string ReceiveStagedReply(std::uint32_t size, std::string* value);
   bool WorkerGone() const;
   // True if the worker hung up with no reply left to read (checked at most every millisecond).
   bool StaleChannel();

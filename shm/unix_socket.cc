@@ -81,11 +81,19 @@ ssize_t ReceivePacket(int sock, void* data, std::size_t cap, int* fd) {
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
   msg.msg_control = control;
   msg.msg_controllen = sizeof control;
+  // A peer that closes with packets of ours unread leaves ECONNRESET pending on this socket, and
+  // the kernel reports a pending error before the packets the peer sent us first: the error is
+  // cleared by being reported, so read again for them (a worker's staged reply value, sent just
+  // before it died, is still queued).
+  bool reset_reported = false;
   ssize_t n;
-  do {
+  for (;;) {
     n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) return -1;
+    if (n >= 0) break;
+    if (errno == EINTR) continue;
+    if (errno != ECONNRESET || reset_reported) return -1;
+    reset_reported = true;
+  }
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
     if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
     std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
