@@ -541,13 +541,16 @@ std::size_t Worker::Drain(Connection& c) {
     if (++did % shm::kPulseEveryRequests == 0) Pulse();
   }
   if (did != 0) {
-    // The batch is made durable (appendfsync always) before its requests are released: a worker
-    // killed inside the commit leaves the frames to its successor, which answers the last one
-    // from the exactly-once log; released first, they were lost and the client waited out its
-    // deadline.
+    // The batch is made durable (appendfsync always) before anything is published, and its
+    // replies are published before its requests are released: a worker killed anywhere in
+    // between leaves the frames to its successor, which answers the last one again from the
+    // exactly-once log (the client discards a reply it already has). Released first, a kill
+    // before the replies left the client waiting for an answer no worker would give.
     CommitBatch(c);
+    bool replied = c.replies.Publish();
+    CrashPoint("before-request-release");
     c.requests.Release();
-    WakeClient(c);
+    if (replied) WakeClient(c);
   }
   if (staged_value_.capacity() > (1u << 20)) std::string().swap(staged_value_);  // 16 MiB peaks
   return did;
@@ -570,7 +573,6 @@ void Worker::CommitBatch(Connection& c) {
 }
 
 void Worker::WakeClient(Connection& c) {
-  if (!c.replies.Publish()) return;
   CrashPoint("before-reply-wake");
   shm::ChannelHeader* h = c.channel.header();
   h->reply_seq.fetch_add(1, std::memory_order_release);

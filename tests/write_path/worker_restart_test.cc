@@ -169,7 +169,9 @@ TEST_F(WorkerRestartTest, AsyncPutsAndFlushNeitherFailNorRepeat) {
 }
 
 // The worker kills itself at the points where exactly-once is hardest: after a write is applied
-// and before its reply (after-apply, before-reply-wake), between a record's append and its slot
+// and before its reply (after-apply), between a reply's publication and its request's release
+// (before-request-release: the successor answers it again), before the wake-up
+// (before-reply-wake), between a record's append and its slot
 // store (table-record-appended), between the slot store and the stats (table-slot-stored), and
 // inside generation changes (growth). Every kind of write is made (with values small and large
 // enough to travel in a memfd); each must succeed once with
@@ -177,7 +179,8 @@ TEST_F(WorkerRestartTest, AsyncPutsAndFlushNeitherFailNorRepeat) {
 // put before it, a cas on the version just read), and the bucket must count each write once.
 TEST(WorkerCrashPointTest, EveryWriteKindIsAppliedOnceAcrossCrashes) {
   ::setenv("KV_CRASH_POINT",
-           "after-apply:r25,before-reply-wake:r25,table-record-appended:r25,"
+           "after-apply:r25,before-request-release:r25,before-reply-wake:r25,"
+           "table-record-appended:r25,"
            "table-slot-stored:r25,generation-built:r3,generation-published:r3,anchor-updated:r3",
            1);
   KvdInstance kvd({"--max-restarts", "1000", "--max-seconds", "1", "--backoff-ms", "0",
