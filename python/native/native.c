@@ -32,7 +32,8 @@
 static PyObject* g_raiser; /* kv._raise: raises the exception of a C code */
 
 typedef struct {
-  PyObject_HEAD kv_bucket* handle;
+  PyObject ob_base; /* what PyObject_HEAD expands to */
+  kv_bucket* handle;
 } BucketCore;
 
 /* Raises the exception of rc through the installed raiser; always returns NULL. */
@@ -65,8 +66,7 @@ static int KeyBytes(PyObject* key, const char** data, Py_ssize_t* size) {
 }
 
 /* A value larger than the stack buffer: the library allocates exactly its size. */
-static PyObject* GetLarge(BucketCore* self, const char* key, Py_ssize_t key_size,
-                          PyObject* dflt) {
+static PyObject* GetLarge(BucketCore* self, const char* key, Py_ssize_t key_size, PyObject* dflt) {
   void* value = NULL;
   size_t value_size = 0;
   int rc = kv_get(self->handle, key, (size_t)key_size, &value, &value_size);
