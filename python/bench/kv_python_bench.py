@@ -48,7 +48,9 @@ def timed(fn, keys):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--keys", type=int, default=10000)
-    ap.add_argument("--ops", type=int, default=200000)
+    # Long enough that a kv pass spans many scheduling slices (with --hogs, a short one could
+    # fall between preemptions).
+    ap.add_argument("--ops", type=int, default=2000000)
     ap.add_argument("--kvd", default=os.environ.get("KV_KVD", "/usr/bin/kvd"))
     ap.add_argument("--redis-server", default="/usr/bin/redis-server")
     ap.add_argument("--hogs", type=int, default=0, help="busy processes running meanwhile")
