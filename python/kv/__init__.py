@@ -128,8 +128,6 @@ PUT, DELETE, CLEAR, MISSED, RESYNC = 1, 2, 3, 4, 5
 Change = collections.namedtuple("Change", "kind sequence key value missed value_omitted")
 Change.__doc__ = "One change to a bucket: kind is kv.PUT/DELETE/CLEAR/MISSED/RESYNC."
 
-_MISSING = object()
-
 
 class Client:
     """A connection to one kv instance (namespace None: $KV_NAMESPACE, else "kv")."""
