@@ -3,7 +3,7 @@
 #                    man pages (help2man, from --help); maintainer scripts in cmake/deb/
 #   libkvclient0     libkvclient.so.0 (installed by libkvclient/CMakeLists.txt)
 #   libkvclient-dev  headers, libkvclient.so, CMake package, kvclient.pc (libkvclient/)
-#   python3-kv       the Python module (python/)
+#   python3-kv       the Python module and its C extension (python/)
 # `cmake --install build` installs them all; `cpack --config build/CPackConfig.cmake` (or
 # scripts/package.sh) builds the .deb files. Paths: the unit names /usr/bin/kvd, so packages
 # use the prefix /usr.
@@ -83,9 +83,11 @@ Headers, CMake package (find_package(kvclient)) and pkg-config file of libkvclie
 
 set(CPACK_DEBIAN_PYTHON3-KV_PACKAGE_NAME python3-kv)
 set(CPACK_DEBIAN_PYTHON3-KV_PACKAGE_SECTION python)
-set(CPACK_DEBIAN_PYTHON3-KV_PACKAGE_ARCHITECTURE all)
-set(CPACK_DEBIAN_PYTHON3-KV_PACKAGE_DEPENDS "libkvclient0 (= ${PROJECT_VERSION}), python3, python3-cffi-backend, python3-cffi")
+# Architecture-dependent (the extension kv._native), built for the python3 found at configure time
+# (Debian's), so it depends on that minor version as dh_python3 would have it.
+math(EXPR KV_PYTHON3_NEXT_MINOR "${Python3_VERSION_MINOR} + 1")
+set(CPACK_DEBIAN_PYTHON3-KV_PACKAGE_DEPENDS "libkvclient0 (= ${PROJECT_VERSION}), python3 (>= ${Python3_VERSION_MAJOR}.${Python3_VERSION_MINOR}~), python3 (<< ${Python3_VERSION_MAJOR}.${KV_PYTHON3_NEXT_MINOR}), python3-cffi-backend, python3-cffi")
 set(CPACK_DEBIAN_PYTHON3-KV_DESCRIPTION "Python module of kv
 import kv: buckets, get/put/delete/cas/incr/scan, async writes, subscriptions,
-over libkvclient's C ABI (cffi).")
+over libkvclient's C ABI (a C extension for reads, cffi for the rest).")
 include(CPack)

@@ -25,6 +25,8 @@ Status FromShmError(const shm::ShmError& error) {
       return Status(Code::kBucketFull, error.message);
     case shm::ShmError::kCorrupt:
       return Status(Code::kCorrupt, error.message);
+    case shm::ShmError::kNotReady:  // its creator has not finished it: try again later
+      return Status(Code::kUnavailable, error.message);
     default:
       return Status(Code::kInternal, error.message);
   }

@@ -9,7 +9,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev libxxhash-dev libedit-dev libncurses-dev
   clang clang-format libclang-rt-14-dev
   systemd tmux redis-server procps zsh
-  python3 python3-prometheus-client python3-cffi python3-pytest python3-redis python3-lmdb help2man
+  python3 python3-dev python3-prometheus-client python3-cffi python3-pytest python3-redis python3-lmdb help2man
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -30,6 +30,14 @@ bool RetryRead(Attempt attempt) {
   return false;
 }
 
+// False while the creator has not stored the magic (OpenOrCreate stores it last, with release):
+// the rest of the header and the entries may not be initialised yet.
+bool Published(const char* base, std::size_t size) {
+  if (size < sizeof(RegistryHeader)) return true;  // not a registry: Attach says why
+  const auto* h = reinterpret_cast<const RegistryHeader*>(base);
+  return h->magic.load(std::memory_order_acquire) != 0;
+}
+
 std::size_t RegistrySize(std::uint32_t capacity) {
   return sizeof(RegistryHeader) + std::size_t{capacity} * sizeof(RegistryEntry);
 }
@@ -65,7 +73,16 @@ const char* BucketStateName(std::uint32_t state) {
 std::optional<RegistryReader> RegistryReader::Open(std::string_view ns, ShmError* error) {
   RegistryReader reader;
   reader.segment_ = Segment::OpenReadOnly(RegistryObjectName(ns), error);
-  if (!reader.segment_.valid()) return std::nullopt;
+  const std::string not_ready =
+      "registry of namespace '" + std::string(ns) + "' is being created (kvd is starting)";
+  if (!reader.segment_.valid()) {
+    if (error->kind == ShmError::kNotReady) error->message = not_ready;
+    return std::nullopt;
+  }
+  if (!Published(reader.segment_.data(), reader.segment_.size())) {
+    *error = {ShmError::kNotReady, not_ready};
+    return std::nullopt;
+  }
   std::string why = reader.Attach(reader.segment_.data(), reader.segment_.size());
   if (!why.empty()) {
     *error = {ShmError::kCorrupt, "registry of namespace '" + std::string(ns) + "': " + why};
@@ -77,7 +94,9 @@ std::optional<RegistryReader> RegistryReader::Open(std::string_view ns, ShmError
 std::string RegistryReader::Attach(const char* base, std::size_t size) {
   if (size < sizeof(RegistryHeader)) return "segment is smaller than a registry header";
   const auto* h = reinterpret_cast<const RegistryHeader*>(base);
-  if (h->magic != kRegistryMagic) return "not a kv registry (bad magic)";
+  if (h->magic.load(std::memory_order_acquire) != kRegistryMagic) {
+    return "not a kv registry (bad magic)";
+  }
   if (h->format_version != kFormatVersion) {
     return "registry format version " + std::to_string(h->format_version) +
            ", this build reads version " + std::to_string(kFormatVersion);
@@ -176,19 +195,24 @@ std::optional<RegistryWriter> RegistryWriter::OpenOrCreate(std::string_view ns,
     for (std::uint32_t i = 0; i < capacity; ++i) {
       new (w.segment_.data() + sizeof(RegistryHeader) + i * sizeof(RegistryEntry)) RegistryEntry();
     }
-    std::atomic_thread_fence(std::memory_order_release);
-    h->magic = kRegistryMagic;  // last: a registry without magic is one kvd died creating
+    // Last, publishing the rest (readers load it with acquire): without it the registry is one
+    // being created, or one a kvd died creating.
+    h->magic.store(kRegistryMagic, std::memory_order_release);
   } else {
     if (error->kind != ShmError::kExists) return std::nullopt;
     *error = {};
     w.segment_ = Segment::OpenReadWrite(name, error);
-    if (!w.segment_.valid()) return std::nullopt;
-    const auto* h = reinterpret_cast<const RegistryHeader*>(w.segment_.data());
-    if (w.segment_.size() >= sizeof(RegistryHeader) && h->magic == 0) {
-      // A kvd died while creating it: nothing can reference it yet, so start over.
+    bool unpublished = w.segment_.valid() ? !Published(w.segment_.data(), w.segment_.size())
+                                          : error->kind == ShmError::kNotReady;  // still empty
+    if (unpublished) {
+      // A kvd died while creating it (kvd holds its control socket before this point, so no
+      // other kvd is creating it now): nothing can reference it yet, so start over.
+      w.segment_ = Segment();
+      *error = {};
       Segment::Remove(name);
       return OpenOrCreate(ns, capacity, mode, created, error);
     }
+    if (!w.segment_.valid()) return std::nullopt;
   }
   std::string why = w.reader_.Attach(w.segment_.data(), w.segment_.size());
   if (!why.empty()) {

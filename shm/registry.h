@@ -53,7 +53,9 @@ struct alignas(kCacheLine) RegistryEntry {
 };
 
 struct alignas(kCacheLine) RegistryHeader {
-  std::uint64_t magic;
+  // Published last by its creator (release), after every other field and entry is initialised:
+  // 0 means "being created, or its creator died doing so" (RegistryReader::Open: kNotReady).
+  std::atomic<std::uint64_t> magic;
   std::uint32_t format_version;
   std::uint32_t layout_word;
   std::uint32_t capacity;  // number of entries after the header
@@ -101,6 +103,8 @@ struct KvdRecord {
 // Read side: any process. Thread-safe (read-only).
 class RegistryReader {
  public:
+  // kNotFound: no registry (kvd not started). kNotReady: kvd is creating it (the object is still
+  // empty or its magic is not published yet), or died doing so. kCorrupt: not a valid registry.
   static std::optional<RegistryReader> Open(std::string_view ns, ShmError* error);
   // Attaches to an already mapped registry (kvd reads through its own writable mapping).
   std::string Attach(const char* base, std::size_t size);

@@ -95,7 +95,9 @@ Segment Segment::Open(const std::string& name, bool writable, ShmError* error) {
     segment.object_ = bip::shared_memory_object(bip::open_only, name.c_str(), mode);
     bip::offset_t size = 0;
     if (!segment.object_.get_size(size) || size <= 0) {
-      *error = {ShmError::kCorrupt, "shared memory object '" + name + "' is empty"};
+      // Create() sizes the object right after creating it: an empty one is still being created.
+      *error = {ShmError::kNotReady, "shared memory object '" + name +
+                                         "' is empty (being created, or its creator died)"};
       return {};
     }
     segment.region_ = bip::mapped_region(segment.object_, mode);

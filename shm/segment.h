@@ -16,7 +16,9 @@
 namespace kv::shm {
 
 struct ShmError {
-  enum Kind { kNone, kNotFound, kExists, kPermission, kNoSpace, kCorrupt, kOther };
+  // kNotReady: the object exists but its creator has not finished it (it is still empty, or its
+  // header is not published yet): being created, or its creator died doing so.
+  enum Kind { kNone, kNotFound, kExists, kPermission, kNoSpace, kCorrupt, kNotReady, kOther };
   Kind kind = kNone;
   std::string message;
   explicit operator bool() const { return kind != kNone; }
@@ -33,6 +35,7 @@ class Segment {
   static Segment Create(const std::string& name, std::size_t size, std::size_t reserve, mode_t mode,
                         ShmError* error);
   // Maps an existing object. Read-only mappings are PROT_READ: a write through them faults.
+  // kNotFound when it does not exist, kNotReady when it is empty (its creator is sizing it).
   static Segment OpenReadOnly(const std::string& name, ShmError* error);
   static Segment OpenReadWrite(const std::string& name, ShmError* error);
   // Unlinks `name`; existing mappings stay valid. Returns false if it did not exist.

@@ -5,10 +5,14 @@ Same data for all three: --keys keys of 16 bytes with 64-byte values, read in a 
 --ops reads each, one client, one thread. kv: a private kvd (--kvd) in a namespace of its own;
 Redis: a private redis-server on a unix socket, no persistence; LMDB: an environment in a
 temporary directory, read in one long read transaction (py-lmdb's fastest way).
-Prints a table and, with --json, one JSON object on the last line (ops/s and the ratios).
+--hogs N runs N busy processes (endless loops, no affinity) for the whole run: the "busy host"
+figure. Prints a table and, with --json, one JSON object on the last line (ops/s and the ratios).
 Targets (issue 19): kv >= 20x redis-py, >= 1x py-lmdb.
+Before installation: PYTHONPATH=build/python (the package the build assembles, with its
+extension) and --kvd build/daemon/kvd.
 """
 import argparse
+import ctypes
 import json
 import os
 import random
@@ -24,6 +28,17 @@ import lmdb
 import redis
 
 
+def start_hogs(count):
+    """count busy processes, each an endless loop; they die with this process (PDEATHSIG)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def die_with_parent():
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"],
+                             preexec_fn=die_with_parent) for _ in range(count)]
+
+
 def timed(fn, keys):
     start = time.perf_counter()
     fn(keys)
@@ -33,13 +48,18 @@ def timed(fn, keys):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--keys", type=int, default=10000)
-    ap.add_argument("--ops", type=int, default=200000)
+    # Long enough that a kv pass spans many scheduling slices (with --hogs, a short one could
+    # fall between preemptions).
+    ap.add_argument("--ops", type=int, default=2000000)
     ap.add_argument("--kvd", default=os.environ.get("KV_KVD", "/usr/bin/kvd"))
     ap.add_argument("--redis-server", default="/usr/bin/redis-server")
+    ap.add_argument("--hogs", type=int, default=0, help="busy processes running meanwhile")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     if a.keys < 1 or a.ops < 20:
         ap.error("--keys must be positive and --ops at least 20")
+    if a.hogs < 0:
+        ap.error("--hogs must not be negative")
     rng = random.Random(1)
     keys = [b"key%013d" % i for i in range(a.keys)]
     value = bytes(rng.randrange(256) for _ in range(64))
@@ -50,6 +70,7 @@ def main():
     rs = subprocess.Popen([a.redis_server, "--port", "0", "--unixsocket", tmp + "/redis.sock",
                            "--save", "", "--appendonly", "no", "--loglevel", "warning"],
                           stdout=subprocess.DEVNULL)
+    hogs = start_hogs(a.hogs)
     try:
         deadline = time.monotonic() + 10
         while True:
@@ -57,7 +78,7 @@ def main():
                 client = kv.Client(ns)
                 client.create_bucket("bench")
                 break
-            except (kv.UnavailableError, kv.CorruptError):
+            except kv.UnavailableError:  # kvd is starting
                 if kvd.poll() is not None or time.monotonic() > deadline:
                     raise
                 time.sleep(0.01)
@@ -102,10 +123,17 @@ def main():
                     get(k)
 
         assert bucket.get(keys[0]) == r.get(keys[0]) == env.begin().get(keys[0]) == value
-        kv_ops = max(timed(kv_get, order) for _ in range(3))
+        # kv and LMDB alternate, best of three each, so that a change in the host's load during
+        # the run does not favour one of them.
+        kv_ops = lmdb_ops = 0
+        for _ in range(3):
+            kv_ops = max(kv_ops, timed(kv_get, order))
+            lmdb_ops = max(lmdb_ops, timed(lmdb_get, order))
         redis_ops = timed(redis_get, order) / 20  # timed() counts all of order; 1/20 was read
-        lmdb_ops = max(timed(lmdb_get, order) for _ in range(3))
     finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
         rs.send_signal(signal.SIGTERM)
         kvd.send_signal(signal.SIGTERM)
         rs.wait()
@@ -113,9 +141,9 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
 
     load = os.getloadavg()
-    print("kv_python_bench: %d keys (16 B keys, 64 B values), %d gets, 1 client; kv %s, "
-          "redis-py %s, py-lmdb %s; python %s; load average %.2f %.2f %.2f"
-          % (a.keys, a.ops, kv.version(), redis.__version__, lmdb.__version__,
+    print("kv_python_bench: %d keys (16 B keys, 64 B values), %d gets, 1 client, %d busy "
+          "processes; kv %s, redis-py %s, py-lmdb %s; python %s; load average %.2f %.2f %.2f"
+          % (a.keys, a.ops, a.hogs, kv.version(), redis.__version__, lmdb.__version__,
              sys.version.split()[0], *load))
     print("%-24s %12s %10s" % ("client", "gets/s", "us/get"))
     for name, ops in (("kv Bucket.get", kv_ops), ("redis-py GET (unix)", redis_ops),
@@ -124,7 +152,7 @@ def main():
     print("kv/redis-py %.1fx (target >= 20x)   kv/py-lmdb %.2fx (target >= 1x)"
           % (kv_ops / redis_ops, kv_ops / lmdb_ops))
     if a.json:
-        print(json.dumps({"bench": "kv_python_bench", "keys": a.keys, "ops": a.ops,
+        print(json.dumps({"bench": "kv_python_bench", "keys": a.keys, "ops": a.ops, "hogs": a.hogs,
                           "kv_get_ops_per_s": round(kv_ops), "redis_get_ops_per_s": round(redis_ops),
                           "lmdb_get_ops_per_s": round(lmdb_ops),
                           "kv_vs_redis": round(kv_ops / redis_ops, 2),

@@ -15,14 +15,16 @@ KV_NO_BUCKET -> kv.NoBucketError, ... (each has .code, the negative C code, and 
 Thread safety as kv.h: a Client may be shared; a Bucket is for one thread at a time
 (Bucket.dup() gives another handle for another thread).
 
-cffi in ABI mode (dlopen, no compiler at install time) was chosen over ctypes: the same
-no-build deployment, but cdef declarations copied from kv.h instead of hand-written argtypes,
-and cheaper calls and buffer handling (ffi.buffer / from_buffer without copies) than ctypes.
+Two layers (docs/python.md says why): Bucket.get, the call programs make most, is a C method of
+the extension kv._native (compiled by CMake against python3-dev); everything else calls kv.h
+through cffi in ABI mode (declarations copied from kv.h, no generated code), loading the same
+libkvclient the extension is linked against.
 """
 import collections
-import os
 
 from cffi import FFI
+
+from . import _native
 
 __all__ = ["Client", "Bucket", "Subscription", "Change", "Error", "version"]
 
@@ -75,8 +77,9 @@ void kv_change_free(kv_change* change);
 void kv_subscription_close(kv_subscription* sub);
 """
 )
-# $KV_LIBKVCLIENT names the library to load (tests use the build's); else the installed one.
-_lib = _ffi.dlopen(os.environ.get("KV_LIBKVCLIENT") or "libkvclient.so.0")
+# The library the extension was linked against (the build's in the build tree, the system's once
+# installed): one library for both layers, so handles and kv_last_error() are shared.
+_lib = _ffi.dlopen(_native.library_path())
 
 
 def version():
@@ -111,6 +114,9 @@ def _raise(rc):
     raise _ERRORS.get(rc, Error)(message)
 
 
+_native.set_raiser(_raise)  # how the extension raises a C code
+
+
 def _bytes(b):
     if isinstance(b, str):
         return b.encode()
@@ -121,8 +127,6 @@ def _bytes(b):
 PUT, DELETE, CLEAR, MISSED, RESYNC = 1, 2, 3, 4, 5
 Change = collections.namedtuple("Change", "kind sequence key value missed value_omitted")
 Change.__doc__ = "One change to a bucket: kind is kv.PUT/DELETE/CLEAR/MISSED/RESYNC."
-
-_MISSING = object()
 
 
 class Client:
@@ -173,15 +177,17 @@ class Client:
         return Bucket(handle[0])
 
 
-class Bucket:
-    """One bucket: reads from shared memory in this process, writes through its worker."""
+class Bucket(_native.BucketCore):
+    """One bucket: reads from shared memory in this process, writes through its worker.
+
+    get(key, default=<missing>) is inherited from the extension (python/native/native.c): the
+    value of key as bytes; NotFoundError if absent, unless a default is given."""
 
     _handle = None
-    _BUF = 4096  # values up to this size are read without an allocation by the library
 
     def __init__(self, handle):
         self._handle = handle
-        self._buf = _ffi.new("char[]", self._BUF)
+        self._bind(int(_ffi.cast("uintptr_t", handle)))  # what get() reads from
         self._len = _ffi.new("size_t*")
         self._u64 = _ffi.new("uint64_t*")
         self._i64 = _ffi.new("int64_t*")
@@ -189,6 +195,7 @@ class Bucket:
 
     def close(self):
         if self._handle is not None:
+            self._bind(0)  # get() on a closed bucket: InvalidError, never a freed handle
             _lib.kv_bucket_close(self._handle)
             self._handle = None
 
@@ -217,18 +224,6 @@ class Bucket:
             return _ffi.buffer(self._ptr[0], self._len[0])[:]
         finally:
             _lib.kv_free(self._ptr[0])
-
-    def get(self, key, default=_MISSING):
-        """The value of key; NotFoundError if absent, unless a default is given."""
-        key = _bytes(key)
-        rc = _lib.kv_get_buf(self._handle, key, len(key), self._buf, self._BUF, self._len)
-        if rc == 0:
-            return _ffi.unpack(self._buf, self._len[0])
-        if rc == -1 and default is not _MISSING:
-            return default
-        if rc == -4 and self._len[0] > self._BUF:  # larger than the buffer
-            return self._take(_lib.kv_get(self._handle, key, len(key), self._ptr, self._len))
-        _raise(rc)
 
     def get_versioned(self, key):
         """(value, version) of key; version is what cas() expects."""

@@ -28,6 +28,49 @@ def test_put_get_delete_binary_safe(bucket):
         bucket.delete(b"k\x00ey")
 
 
+def test_get_arguments_and_errors(bucket):
+    bucket.put(b"k", b"v")
+    assert bucket.get("k") == b"v"  # a str key is UTF-8
+    assert bucket.get(key=b"k") == b"v"
+    assert bucket.get(b"absent", default=7) == 7
+    assert bucket.get(key=b"absent", default=None) is None
+    for bad in (bytearray(b"k"), memoryview(b"k"), 1, None):
+        with pytest.raises(TypeError, match="key must be bytes or str"):
+            bucket.get(bad)
+    with pytest.raises(TypeError):
+        bucket.get()
+    with pytest.raises(TypeError):
+        bucket.get(b"k", None, None)
+    with pytest.raises(TypeError):
+        bucket.get(b"k", dflt=None)
+    with pytest.raises(TypeError):
+        bucket.get(b"k", key=b"k")
+    # A default answers only "absent": other failures still raise, with the library's message.
+    with pytest.raises(kv.InvalidError, match="empty"):
+        bucket.get(b"", None)
+    with pytest.raises(kv.TooLargeError, match="1024"):
+        bucket.get(b"x" * 2000, None)
+
+
+def test_get_on_a_dup_and_after_close(client, bucket):
+    bucket.put(b"k", b"v")
+    other = bucket.dup()
+    assert other.get(b"k") == b"v"
+    other.close()
+    with pytest.raises(kv.InvalidError):  # never a read through a closed handle
+        other.get(b"k")
+    assert bucket.get(b"k") == b"v"
+
+
+def test_values_around_the_read_buffer_size(bucket):
+    # Bucket.get reads into a 4096-byte buffer and asks the library for larger values.
+    for size in (4095, 4096, 4097, 70000):
+        value = bytes(i % 251 for i in range(size))
+        bucket.put(b"v%d" % size, value)
+        assert bucket.get(b"v%d" % size) == value
+        assert bucket.get(b"v%d" % size, None) == value
+
+
 def test_large_values_past_the_read_buffer(bucket):
     big = bytes(range(256)) * 1000  # 256 KB: travels in a memfd, read with kv_get
     bucket.put(b"big", big)

@@ -1,8 +1,16 @@
 // kv::Client: opening an instance, bucket lifecycle, status, shutdown, and each error.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
+#include "kv/kv.h"
+#include "shm/names.h"
+#include "shm/registry.h"
 #include "tests/client/client_testing.h"
 #include "tests/testing/kvd_harness.h"
 
@@ -66,6 +74,50 @@ TEST(ClientOpenTest, NamespaceWithoutKvdIsUnavailable) {
   EXPECT_EQ(client.status().code(), Code::kUnavailable);
   EXPECT_NE(client.status().message().find(options.ns), std::string::npos)
       << client.status().ToString();
+}
+
+// A client opened while kvd is creating its registry (created, not yet sized or not yet
+// published) is told kvd is not ready: UNAVAILABLE, what callers retry on, never CORRUPT.
+class RegistryBeingCreatedTest : public ::testing::Test {
+ protected:
+  void TearDown() override { shm::Segment::Remove(shm::RegistryObjectName(ns_)); }
+  Status OpenStatus() {
+    ClientOptions options;
+    options.ns = ns_;
+    return Client::Open(options).status();
+  }
+  std::string ns_ = kv::testing::UniqueNamespace();
+};
+
+TEST_F(RegistryBeingCreatedTest, CreatedNotSizedIsUnavailable) {
+  int fd =
+      ::shm_open(("/" + shm::RegistryObjectName(ns_)).c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  ::close(fd);
+  Status s = OpenStatus();
+  EXPECT_EQ(s.code(), Code::kUnavailable) << s.ToString();
+  EXPECT_NE(s.message().find("being created"), std::string::npos) << s.ToString();
+}
+
+TEST_F(RegistryBeingCreatedTest, SizedNotPublishedIsUnavailableThenOpens) {
+  shm::ShmError e;
+  std::size_t size = sizeof(shm::RegistryHeader) + 4 * sizeof(shm::RegistryEntry);
+  shm::Segment s = shm::Segment::Create(shm::RegistryObjectName(ns_), size, size, 0600, &e);
+  ASSERT_TRUE(s.valid()) << e.message;
+  Status status = OpenStatus();
+  EXPECT_EQ(status.code(), Code::kUnavailable) << status.ToString();
+  // kv_client_open says the same through the C ABI.
+  kv_client* c = nullptr;
+  EXPECT_EQ(kv_client_open(ns_.c_str(), 1000, &c), KV_UNAVAILABLE) << kv_last_error();
+  EXPECT_EQ(c, nullptr);
+
+  auto* h = new (s.data()) shm::RegistryHeader();
+  h->format_version = shm::kFormatVersion;
+  h->layout_word = shm::kRegistryLayout;
+  h->capacity = 4;
+  h->magic.store(shm::kRegistryMagic, std::memory_order_release);
+  status = OpenStatus();
+  EXPECT_TRUE(status.ok()) << status.ToString();
 }
 
 TEST_F(ClientTest, CreateBucketIsIdempotentAndValidatesNames) {

@@ -30,9 +30,15 @@ for p in kv libkvclient0 libkvclient-dev; do
   dpkg-deb -x "$deb" "$root"
 done
 lib=$root/usr/lib/$multiarch
-pydeb=$tmp/debs/python3-kv_${version}_all.deb
+pydeb=$tmp/debs/python3-kv_${version}_${arch}.deb
 [[ -f $pydeb ]] || fail "no package $pydeb"
 dpkg-deb -f "$pydeb" Depends | grep -q "libkvclient0 (= $version)" || fail "python3-kv Depends"
+# The extension is built for Debian's python3: the package says which one.
+pyminor=$(/usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+dpkg-deb -f "$pydeb" Depends | grep -q "python3 (>= $pyminor~)" || fail "python3-kv Depends on python3 $pyminor"
+pyext=$(/usr/bin/python3 -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+dpkg-deb -c "$pydeb" | grep -q "usr/lib/python3/dist-packages/kv/_native$pyext\$" ||
+  fail "python3-kv lacks kv/_native$pyext"
 dpkg-deb -x "$pydeb" "$root"
 
 # Files in place.
@@ -87,6 +93,12 @@ export LD_LIBRARY_PATH=$lib
 "$root/usr/bin/kvd" --check-config "$root/etc/kv/kvd.conf" >/dev/null || fail "kvd --check-config of the shipped kvd.conf"
 [[ $(PYTHONPATH=$root/usr/lib/python3/dist-packages PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 \
   -c 'import kv; print(kv.version())') == "$version" ]] || fail "python3-kv: import kv"
+# The installed extension carries no build RPATH: it loads the unpacked libkvclient0.
+readelf -d "$root/usr/lib/python3/dist-packages/kv/_native$pyext" | grep -q -E 'RPATH|RUNPATH' &&
+  fail "python3-kv's extension has an RPATH"
+[[ $(PYTHONPATH=$root/usr/lib/python3/dist-packages PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 \
+  -c 'import kv; print(kv._native.library_path())') == "$lib/libkvclient.so.0" ]] ||
+  fail "python3-kv does not load the unpacked libkvclient"
 ldd "$root/usr/bin/kvctl" | grep -q "libkvclient.so.0 => $lib/libkvclient.so.0" || fail "kvctl does not load the unpacked library"
 
 # A program built against the unpacked -dev package: find_package and pkg-config.
