@@ -52,6 +52,8 @@ std::optional<BucketStore> BucketStore::Open(const std::string& ns, std::uint64_
                std::to_string(bucket_id) + " for this build; refusing to touch it";
       return std::nullopt;
     }
+  } else if (e.kind == shm::ShmError::kNotReady) {
+    shm::Segment::Remove(anchor_name);  // killed before it could size the anchor
   } else if (e.kind != shm::ShmError::kNotFound) {
     *error = e.message;
     return std::nullopt;

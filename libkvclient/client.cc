@@ -143,6 +143,13 @@ Result<Bucket> Client::OpenBucket(std::string_view name) {
     return FromShmError(error);
   }
   const auto* a = reinterpret_cast<const shm::AnchorHeader*>(anchor.data());
+  if (anchor.size() >= sizeof(shm::AnchorHeader) && a->magic == 0) {
+    // Its worker is creating it (the magic is stored last): as with no anchor at all.
+    return Status(Code::kUnavailable, "bucket '" + std::string(name) + "' is " +
+                                          shm::BucketStateName(record->state) +
+                                          " and its worker is still creating its data");
+  }
+  std::atomic_thread_fence(std::memory_order_acquire);  // pairs with the creator's release
   if (anchor.size() < sizeof(shm::AnchorHeader) || a->magic != shm::kAnchorMagic ||
       a->format_version != shm::kFormatVersion || a->layout_word != shm::kAnchorLayout ||
       a->bucket_id != record->bucket_id) {

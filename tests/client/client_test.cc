@@ -6,11 +6,15 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
+#include <fstream>
 
 #include "kv/kv.h"
+#include "shm/anchor.h"
 #include "shm/names.h"
 #include "shm/registry.h"
+#include "shm/segment.h"
 #include "tests/client/client_testing.h"
 #include "tests/testing/kvd_harness.h"
 
@@ -118,6 +122,72 @@ TEST_F(RegistryBeingCreatedTest, SizedNotPublishedIsUnavailableThenOpens) {
   h->magic.store(shm::kRegistryMagic, std::memory_order_release);
   status = OpenStatus();
   EXPECT_TRUE(status.ok()) << status.ToString();
+}
+
+std::uint64_t BucketId(Client& client, const std::string& name) {
+  Result<InstanceStatus> status = client.GetStatus();
+  if (status.ok()) {
+    for (const BucketInfo& b : status->buckets) {
+      if (b.name == name) return b.id;
+    }
+  }
+  return 0;
+}
+
+// A bucket whose worker has created its anchor but not yet stored the magic (the last store) is
+// starting, not corrupt.
+TEST_F(ClientTest, BucketWhoseAnchorIsBeingCreatedIsUnavailable) {
+  auto client = kvd_.NewClient();
+  ASSERT_TRUE(client->CreateBucket("a").ok());
+  std::uint64_t id = BucketId(*client, "a");
+  ASSERT_NE(id, 0u);
+  shm::ShmError e;
+  shm::Segment anchor = shm::Segment::OpenReadWrite(shm::AnchorObjectName(kvd_.ns(), id), &e);
+  ASSERT_TRUE(anchor.valid()) << e.message;
+  auto* header = reinterpret_cast<shm::AnchorHeader*>(anchor.data());
+  std::uint64_t magic = header->magic;
+  header->magic = 0;
+  Result<Bucket> bucket = client->OpenBucket("a");
+  EXPECT_EQ(bucket.status().code(), Code::kUnavailable) << bucket.status().ToString();
+  header->magic = magic;
+  bucket = client->OpenBucket("a");
+  ASSERT_TRUE(bucket.ok()) << bucket.status().ToString();
+  EXPECT_TRUE(bucket->Put("k", "v").ok());
+}
+
+bool Exited(pid_t pid) {  // gone, or a zombie its (stopped) parent has not reaped
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string pid_field, comm, state;
+  return !(stat >> pid_field >> comm >> state) || state == "Z";
+}
+
+// A worker killed before it could size its new anchor leaves an empty object: the next worker
+// replaces it, as kvd replaces an empty registry.
+TEST_F(ClientTest, WorkerReplacesAnEmptyAnchorItsPredecessorLeft) {
+  auto client = kvd_.NewClient();
+  ASSERT_TRUE(client->CreateBucket("e").ok());
+  std::uint64_t id = BucketId(*client, "e");
+  pid_t worker = kvd_.WorkerPid("e");
+  ASSERT_GT(worker, 0);
+  kvd_.Signal(SIGSTOP);  // no restart until the anchor is emptied
+  ASSERT_EQ(::kill(worker, SIGKILL), 0);
+  bool exited = kv::testing::WaitFor([&] { return Exited(worker); }, std::chrono::seconds(30));
+  int fd = ::shm_open(("/" + shm::AnchorObjectName(kvd_.ns(), id)).c_str(), O_RDWR, 0);
+  bool emptied = fd >= 0 && ::ftruncate(fd, 0) == 0;
+  if (fd >= 0) ::close(fd);
+  kvd_.Signal(SIGCONT);
+  ASSERT_TRUE(exited);
+  ASSERT_TRUE(emptied) << std::strerror(errno);
+  Result<Bucket> bucket = Status(Code::kUnavailable, "not yet");
+  bool opened = kv::testing::WaitFor(
+      [&] {
+        bucket = client->OpenBucket("e");
+        return bucket.ok();
+      },
+      std::chrono::seconds(30));
+  ASSERT_TRUE(opened) << bucket.status().ToString();
+  EXPECT_TRUE(bucket->Put("k", "v").ok());
+  EXPECT_EQ(Get(*bucket, "k"), "v");
 }
 
 TEST_F(ClientTest, CreateBucketIsIdempotentAndValidatesNames) {
