@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -32,6 +34,11 @@ int FsyncDir(const std::string& dir) {
   int err = ::fsync(fd) == 0 ? 0 : errno;
   ::close(fd);
   return err;
+}
+
+bool OnTmpfs(const std::string& path) {
+  struct statfs fs {};
+  return ::statfs(path.c_str(), &fs) == 0 && fs.f_type == TMPFS_MAGIC;
 }
 
 std::string FileError(const char* what, const std::string& path, int err) {

@@ -20,6 +20,8 @@ std::string MakeDirs(const std::string& dir, unsigned mode);
 // renamed over dir/name, dir fsync'ed. Returns "" or why not (*err: the errno).
 std::string WriteFileAtomically(const std::string& dir, const std::string& name,
                                 std::string_view bytes, int* err = nullptr);
+// True if `path` is on a tmpfs (statfs); false if not or unknown.
+bool OnTmpfs(const std::string& path);
 // "<what> <path>: <strerror(err)>".
 std::string FileError(const char* what, const std::string& path, int err);
 

@@ -79,8 +79,15 @@ std::string LogReader::Open(const std::string& path, const char* data, std::size
   return {};
 }
 
+bool LogReader::OnlyZerosFrom(std::size_t offset) const {
+  return std::all_of(data_ + std::min(offset, size_), data_ + size_, [](char c) { return c == 0; });
+}
+
 LogReader::Result LogReader::Torn() {
-  torn_bytes_ = size_ - at_;
+  // Zeros at the end are preallocated space (log_appender.h), not torn bytes.
+  std::size_t end = size_;
+  while (end > at_ && data_[end - 1] == 0) --end;
+  torn_bytes_ = end - at_;
   return kEnd;
 }
 
@@ -95,9 +102,9 @@ LogReader::Result LogReader::Next(LogRecord* record) {
   if (left < kLogRecordHead) return Torn();
   const char* h = data_ + at_;
   if (LoadLe<std::uint32_t>(h + 12) != Crc(h, 12) || LoadLe<std::uint32_t>(h + 8) != 0) {
-    // Blocks the file system allocated but the power cut left unwritten read as zeros.
-    bool zeros = std::all_of(h, data_ + size_, [](char c) { return c == 0; });
-    return zeros ? Torn() : Corrupt("record head checksum mismatch");
+    // Blocks the file system allocated but the power cut left unwritten read as zeros, and so
+    // does the preallocated space after the last record.
+    return OnlyZerosFrom(at_) ? Torn() : Corrupt("record head checksum mismatch");
   }
   std::uint32_t body_len = LoadLe<std::uint32_t>(h);
   if (body_len < kLogBodyFixed ||
@@ -106,7 +113,7 @@ LogReader::Result LogReader::Next(LogRecord* record) {
   }
   if (left - kLogRecordHead < body_len) return Torn();
   const char* b = h + kLogRecordHead;
-  bool last = left - kLogRecordHead == body_len;
+  bool last = OnlyZerosFrom(at_ + kLogRecordHead + body_len);
   if (LoadLe<std::uint32_t>(h + 4) != Crc(b, body_len)) {
     return last ? Torn() : Corrupt("record checksum mismatch");
   }

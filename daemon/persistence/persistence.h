@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "daemon/bucket_store.h"
+#include "daemon/persistence/log_appender.h"
 #include "daemon/persistence/options.h"
 #include "shm/message.h"
 
@@ -104,10 +105,12 @@ class Persistence {
   int epoll_fd_ = -1;
   bool log_on_ = false;
   bool always_ = false;
+  bool preallocate_ = false;  // always, not on tmpfs: the log is zeroed ahead (log_appender.h)
   bool refusing_ = false;
   bool log_broken_ = false;  // a write to the current log failed: append nothing more to it
   std::string buffer_;       // records not yet written
   int log_fd_ = -1;
+  LogAppender appender_;  // appends to log_fd_
   std::uint64_t log_seq_ = 0;
   std::uint64_t log_bytes_ = 0;  // bytes written to logs after the last good snapshot
   std::uint64_t changes_ = 0;    // writes applied since the last good snapshot
