@@ -38,8 +38,8 @@
 #include <cstring>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -356,8 +356,8 @@ int main(int argc, char** argv) {
   } cleanup{dir};
   std::string kv_dir = dir + "/kv", redis_dir = dir + "/redis", redis_aof = dir + "/redis-aof";
   for (const std::string& d : {kv_dir, redis_dir, redis_aof}) ::mkdir(d.c_str(), 0700);
-  nlohmann::json out = {{"keys", keys}, {"key_bytes", 16}, {"value_bytes", 64},
-                        {"clients", clients}};
+  nlohmann::json out = {
+      {"keys", keys}, {"key_bytes", 16}, {"value_bytes", 64}, {"clients", clients}};
   std::string many = "_" + std::to_string(clients) + "_clients_per_s";
 
   // Redis: fill, BGSAVE, restart on the RDB.

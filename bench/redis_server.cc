@@ -167,10 +167,10 @@ void RedisServer::Stop() {
 
 std::optional<RedisFigures> RedisServer::Set(long requests, int clients, int cpu) const {
   if (!available()) return std::nullopt;
-  auto out = Capture({"redis-benchmark", "-s", socket_, "-c", std::to_string(clients), "-r",
-                      "100000", "-d", "64", "-t", "set", "-n", std::to_string(requests), "--csv",
-                      "--precision", "3"},
-                     cpu);
+  auto out = Capture(
+      {"redis-benchmark", "-s", socket_, "-c", std::to_string(clients), "-r", "100000", "-d", "64",
+       "-t", "set", "-n", std::to_string(requests), "--csv", "--precision", "3"},
+      cpu);
   if (!out) return std::nullopt;
   return ParseCsv(*out);
 }

@@ -58,9 +58,9 @@ struct Connection {
   shm::Channel channel;
   shm::RingReader requests;
   shm::RingWriter replies;
-  std::deque<int> staged;  // staged-value memfds, in the order the client sent them
+  std::deque<int> staged;                 // staged-value memfds, in the order the client sent them
   persistence::UnsyncedReplies unsynced;  // appendfsync always: awaiting the pass's commit
-  int doorbell = -1;       // the client's doorbell eventfd (edge-triggered in epoll, never read)
+  int doorbell = -1;  // the client's doorbell eventfd (edge-triggered in epoll, never read)
 };
 
 class Worker {

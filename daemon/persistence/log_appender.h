@@ -41,7 +41,7 @@ class LogAppender {
  private:
   void Run();
 
-  int fd_ = -1;               // set by the worker under mu_
+  int fd_ = -1;                       // set by the worker under mu_
   bool worker_preallocates_ = false;  // the worker's copy of preallocate_
   // Where the next append goes: stored by the worker only (under mu_ past ready_).
   std::atomic<std::uint64_t> end_{0};
