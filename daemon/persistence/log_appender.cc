@@ -7,25 +7,9 @@
 #include <chrono>
 #include <string>
 
+#include "daemon/persistence/file_util.h"
+
 namespace kv::daemon::persistence {
-namespace {
-
-int PwriteAll(int fd, const char* data, std::size_t size, std::uint64_t offset) {
-  while (size != 0) {
-    ssize_t n = ::pwrite(fd, data, size, static_cast<off_t>(offset));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    if (n == 0) return EIO;
-    data += n;
-    size -= static_cast<std::size_t>(n);
-    offset += static_cast<std::uint64_t>(n);
-  }
-  return 0;
-}
-
-}  // namespace
 
 LogAppender::~LogAppender() {
   if (!thread_.joinable()) return;
@@ -59,11 +43,11 @@ int LogAppender::Append(const char* data, std::size_t size) {
   std::uint64_t at = end_.load(std::memory_order_relaxed);
   int e = 0;
   if (at + size <= ready_.load(std::memory_order_acquire)) {
-    e = PwriteAll(fd_, data, size, at);
+    e = WriteAllAt(fd_, data, size, static_cast<std::int64_t>(at));
     if (e == 0) end_.store(at + size, std::memory_order_relaxed);
   } else {
     std::lock_guard<std::mutex> lock(mu_);
-    e = PwriteAll(fd_, data, size, at);
+    e = WriteAllAt(fd_, data, size, static_cast<std::int64_t>(at));
     if (e == 0) end_.store(at + size, std::memory_order_relaxed);
   }
   if (e == 0 && worker_preallocates_ &&
@@ -87,7 +71,7 @@ void LogAppender::Run() {
     // ready_ holds mu_.
     std::uint64_t start = std::max(zero_end_, end_.load(std::memory_order_relaxed));
     std::uint64_t generation = generation_;
-    int e = PwriteAll(fd_, zeros.data(), zeros.size(), start);
+    int e = WriteAllAt(fd_, zeros.data(), zeros.size(), static_cast<std::int64_t>(start));
     int fd = e == 0 ? ::dup(fd_) : -1;  // fd_ may be closed after a Switch while we sync
     if (fd < 0) {
       failed_ = true;
