@@ -147,7 +147,9 @@ TEST(PersistenceFaultTest, SnapshotOfAnotherFormatVersionFailsTheBucket) {
   bytes[8] = 9;  // the version word
   WriteBytes(snapshot, bytes);
   ASSERT_TRUE(Reboot(kvd));
-  ExpectFailedNaming(kvd, "version 9");
+  // The registry's reason keeps 96 bytes: with a long temporary path the version number itself
+  // can be cut off (the worker's log line has it whole).
+  ExpectFailedNaming(kvd, "has format version");
 }
 
 // Writes keys one by one while the worker is killed at `point` (KV_CRASH_POINT, every 25th
