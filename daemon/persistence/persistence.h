@@ -6,11 +6,13 @@
 //              gone (`fresh`), else keeps shared memory as the truth; opens a new log file.
 //   AcceptsWrites / OnApplied / Commit
 //              per request and per drained batch: OnApplied appends the write's effect to an
-//              in-memory buffer; Commit ends a batch. With appendfsync=always Commit writes the
-//              buffer and fdatasyncs it (group commit) and the batch's replies are published only
-//              after it returns; false means the batch is not durable and its replies must say
-//              PERSISTENCE. Otherwise the buffer is written by Tick (or when it grows large) and
-//              a background thread fdatasyncs the log once a second (everysec).
+//              in-memory buffer; Commit ends a batch. With appendfsync=always the worker calls
+//              Commit once per pass over every channel (group commit across clients): it writes
+//              the buffer into the preallocated log (log_appender.h) and fdatasyncs it, and the
+//              pass's replies are published only after it returns; false means the pass is not
+//              durable and its replies must say PERSISTENCE (unsynced_replies.h). Otherwise the
+//              buffer is written by Tick (or when it grows large) and a background thread
+//              fdatasyncs the log once a second (everysec).
 //   Tick       from the loop: writes the buffer, runs the `save` rules, retries failed saves.
 //   RequestSave  `kvctl save` (SIGUSR2).
 //   Stop       at exit: the log synced, and on a clean stop (not a drop) a last snapshot.
