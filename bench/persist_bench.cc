@@ -8,15 +8,21 @@
 //                        is running
 //   redis_load_ms        redis-server started on its RDB until PING answers PONG
 //   put_everysec_ratio   sync put/s with appendfsync everysec / without a data directory
-//   put_always_per_s     sync put/s with appendfsync always (one client: one fdatasync a put)
-//   redis_set_always_per_s  SET/s, one client unpipelined, appendonly yes, appendfsync always
-//   put_during_snapshot_ratio  sync put/s while a snapshot of the 1M keys runs / without one
+//   put_always_per_s     sync put/s with appendfsync always, one client process
+//   redis_set_always_per_s  SET/s, one client unpipelined (redis-benchmark -c 1), appendfsync
+//                        always
+//   put_always_<N>_clients_per_s, redis_set_always_<N>_clients_per_s
+//                        the same with N client processes / connections at once (--clients,
+//                        default 8): both group-commit what arrives together
+//   put_during_snapshot_ratio  sync put/s while a snapshot of the 1M keys runs / without one,
+//                        on the idle machine; put_during_snapshot_hogs2_ratio the same with two
+//                        busy processes beside (bench/cpu_hogs.h)
 // Targets (issue 16): snapshot_ms <= redis_bgsave_ms, restore_ms <= redis_load_ms,
-// put_everysec_ratio >= 0.8, put_always_per_s >= 2x redis_set_always_per_s,
-// put_during_snapshot_ratio >= 0.8.
+// put_everysec_ratio >= 0.8, put_always >= 2x Redis, put_during_snapshot_ratio >= 0.8.
 //
-// Starts its own kvd instances and redis-server (unix socket, no TCP) and removes everything on
-// exit. Usage: kv_persist_bench [--keys N] [--seconds S] [--kvd PATH] [--json]
+// Starts its own kvd instances and redis-server (bench/redis_server.h; unix socket, no TCP) and
+// removes everything on exit. Usage:
+//   kv_persist_bench [--keys N] [--seconds S] [--clients N] [--kvd PATH] [--json]
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -30,12 +36,17 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "bench/bench_support.h"
+#include "bench/cpu_hogs.h"
+#include "bench/redis_server.h"
 #include "kv/client.h"
 
 namespace {
@@ -137,44 +148,16 @@ class Redis {
   std::size_t pos_ = 0;
 };
 
-struct RedisServer {
-  pid_t pid = 0;
-  std::string sock;
-  // Starts redis-server in `dir` with `extra` settings; waits (up to 120 s) for PONG.
-  bool Start(const std::string& dir, const std::vector<std::string>& extra, double* ready_ms) {
-    sock = dir + "/redis.sock";
-    auto t0 = Clock::now();
-    pid = ::fork();
-    if (pid == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      std::vector<std::string> args = {
-          "redis-server",     "--port", "0", "--unixsocket", sock, "--dir", dir, "--logfile",
-          dir + "/redis.log", "--save", ""};
-      args.insert(args.end(), extra.begin(), extra.end());
-      std::vector<char*> argv;
-      for (std::string& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execvp("redis-server", argv.data());
-      ::_exit(127);
-    }
-    while (Ms(Clock::now() - t0) < 120000) {
-      Redis r(sock);
-      if (r.ok() && r.Command({"PING"}) == "+PONG") {
-        if (ready_ms != nullptr) *ready_ms = Ms(Clock::now() - t0);
-        return true;
-      }
-      ::usleep(200);
-    }
-    return false;
+// PING until PONG (redis-server answers -LOADING while it loads its RDB). False after 120 s.
+bool WaitPong(const std::string& sock) {
+  auto t0 = Clock::now();
+  while (Ms(Clock::now() - t0) < 120000) {
+    Redis r(sock);
+    if (r.ok() && r.Command({"PING"}) == "+PONG") return true;
+    ::usleep(200);
   }
-  void Stop() {
-    if (pid == 0) return;
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, nullptr, 0);
-    pid = 0;
-  }
-  ~RedisServer() { Stop(); }
-};
+  return false;
+}
 
 bool RedisFill(const std::string& sock, int keys) {
   Redis r(sock);
@@ -207,15 +190,14 @@ double RedisBgsaveMs(const std::string& sock) {
   }
 }
 
-double RedisSetPerS(const std::string& sock, double seconds) {
-  Redis r(sock);
-  int n = 0;
-  auto t0 = Clock::now();
-  while (Ms(Clock::now() - t0) < seconds * 1000) {
-    if (r.Command({"SET", Key(n % 1000), kValue}) != "+OK") return -1;
-    ++n;
-  }
-  return n / (Ms(Clock::now() - t0) / 1000);
+// SET/s of `clients` unpipelined connections at once for about `seconds` (redis-benchmark takes
+// a request count: a short run first sizes it). -1 if redis-benchmark fails.
+double RedisSetPerS(const kv::bench::RedisServer& redis, int clients, double seconds) {
+  std::optional<kv::bench::RedisFigures> probe = redis.Set(200L * clients, clients);
+  if (!probe || probe->per_s <= 0) return -1;
+  long requests = std::max(200L * clients, static_cast<long>(probe->per_s * seconds));
+  std::optional<kv::bench::RedisFigures> run = redis.Set(requests, clients);
+  return run ? run->per_s : -1;
 }
 
 // --- kv ---
@@ -228,6 +210,75 @@ double PutPerS(kv::Bucket& b, double seconds, int offset = 0) {
     ++n;
   }
   return n / (Ms(Clock::now() - t0) / 1000);
+}
+
+// Sync put/s of `clients` processes at once, each with a client of its own on bucket "b" of
+// `ns`, for `seconds` after a common start. -1 if one fails.
+double PutPerSProcesses(const std::string& ns, int clients, double seconds) {
+  int go[2], results[2];
+  if (::pipe(go) != 0 || ::pipe(results) != 0) return -1;
+  std::vector<pid_t> pids;
+  for (int i = 0; i < clients; ++i) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      ::close(go[1]);
+      kv::Bucket b = kv::bench::OpenBucketOrExit(ns, "b");
+      char byte;
+      if (::read(go[0], &byte, 1) != 0) ::_exit(1);  // EOF: every client starts now
+      double rate = PutPerS(b, seconds, i * 1000);
+      ::write(results[1], &rate, sizeof rate);
+      ::_exit(rate < 0 ? 1 : 0);
+    }
+    pids.push_back(pid);
+  }
+  ::close(go[0]);
+  ::close(results[1]);
+  ::usleep(200000);  // the clients open their bucket
+  ::close(go[1]);
+  double total = 0;
+  bool failed = false;
+  for (int i = 0; i < clients; ++i) {
+    double rate = -1;
+    if (::read(results[0], &rate, sizeof rate) != sizeof rate || rate < 0) failed = true;
+    total += std::max(rate, 0.0);
+  }
+  ::close(results[0]);
+  for (pid_t pid : pids) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    failed = failed || !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+  }
+  return failed ? -1 : total;
+}
+
+// Sync puts while `save` runs (until it returns), and the same count of seconds without one
+// before; sets *ratio (during / without) and *save_ms (how long the snapshot took under puts).
+bool PutsDuringSnapshot(kv::Bucket& b, int offset, double seconds,
+                        const std::function<bool()>& save, double* ratio, double* save_ms) {
+  double quiet = PutPerS(b, seconds, offset);
+  std::atomic<bool> done{false};
+  bool saved = false;
+  auto s0 = Clock::now();
+  std::thread saver([&] {
+    saved = save();
+    *save_ms = Ms(Clock::now() - s0);
+    done = true;
+  });
+  int n = 0;
+  auto p0 = Clock::now();
+  bool ok = true;
+  while (!done.load()) {
+    if (!b.Put(Key(offset + n % 1000), kValue).ok()) {
+      ok = false;
+      break;
+    }
+    ++n;
+  }
+  double during = n / (Ms(Clock::now() - p0) / 1000);
+  saver.join();
+  *ratio = quiet > 0 ? during / quiet : 0;
+  return ok && saved && quiet > 0;
 }
 
 bool KvFill(kv::Bucket& b, int keys) {
@@ -270,6 +321,7 @@ int Fail(const char* what) {
 int main(int argc, char** argv) {
   bool json = false;
   int keys = 1000000;
+  int clients = 8;
   double seconds = 1.0;
   std::string kvd = kv::bench::DefaultKvdPath();
   for (int i = 1; i < argc; ++i) {
@@ -280,11 +332,14 @@ int main(int argc, char** argv) {
       keys = std::stoi(argv[++i]);
     } else if (a == "--seconds" && i + 1 < argc) {
       seconds = std::stod(argv[++i]);
+    } else if (a == "--clients" && i + 1 < argc) {
+      clients = std::stoi(argv[++i]);
     } else if (a == "--kvd" && i + 1 < argc) {
       kvd = argv[++i];
     } else {
       std::fprintf(stderr,
-                   "usage: kv_persist_bench [--keys N] [--seconds S] [--kvd PATH] [--json]\n");
+                   "usage: kv_persist_bench [--keys N] [--seconds S] [--clients N] [--kvd PATH] "
+                   "[--json]\n");
       return 2;
     }
   }
@@ -301,27 +356,34 @@ int main(int argc, char** argv) {
   } cleanup{dir};
   std::string kv_dir = dir + "/kv", redis_dir = dir + "/redis", redis_aof = dir + "/redis-aof";
   for (const std::string& d : {kv_dir, redis_dir, redis_aof}) ::mkdir(d.c_str(), 0700);
-  nlohmann::json out = {{"keys", keys}, {"key_bytes", 16}, {"value_bytes", 64}};
+  nlohmann::json out = {
+      {"keys", keys}, {"key_bytes", 16}, {"value_bytes", 64}, {"clients", clients}};
+  std::string many = "_" + std::to_string(clients) + "_clients_per_s";
 
   // Redis: fill, BGSAVE, restart on the RDB.
   {
-    RedisServer redis;
-    if (!redis.Start(redis_dir, {"--appendonly", "no"}, nullptr)) return Fail("redis-server");
-    if (!RedisFill(redis.sock, keys)) return Fail("cannot fill redis");
-    out["redis_bgsave_ms"] = RedisBgsaveMs(redis.sock);
-    redis.Stop();
-    double load_ms = 0;
-    if (!redis.Start(redis_dir, {"--appendonly", "no", "--dbfilename", "dump.rdb"}, &load_ms)) {
-      return Fail("redis-server on its RDB");
-    }
-    out["redis_load_ms"] = load_ms;
+    kv::bench::RedisOptions o;
+    o.data_dir = redis_dir;
+    o.populate = false;
+    auto redis = std::make_unique<kv::bench::RedisServer>(o);
+    if (!redis->available()) return Fail(redis->why().c_str());
+    if (!RedisFill(redis->socket(), keys)) return Fail("cannot fill redis");
+    out["redis_bgsave_ms"] = RedisBgsaveMs(redis->socket());
+    redis.reset();
+    auto t0 = Clock::now();
+    o.args = {"--dbfilename", "dump.rdb"};
+    redis = std::make_unique<kv::bench::RedisServer>(o);
+    if (!redis->available() || !WaitPong(redis->socket())) return Fail("redis-server on its RDB");
+    out["redis_load_ms"] = Ms(Clock::now() - t0);
   }
   {
-    RedisServer redis;
-    if (!redis.Start(redis_aof, {"--appendonly", "yes", "--appendfsync", "always"}, nullptr)) {
-      return Fail("redis-server (aof)");
-    }
-    out["redis_set_always_per_s"] = RedisSetPerS(redis.sock, seconds);
+    kv::bench::RedisOptions o;
+    o.data_dir = redis_aof;
+    o.args = {"--appendonly", "yes", "--appendfsync", "always"};
+    kv::bench::RedisServer redis(o);
+    if (!redis.available()) return Fail(redis.why().c_str());
+    out["redis_set_always_per_s"] = RedisSetPerS(redis, 1, seconds);
+    out["redis_set_always" + many] = RedisSetPerS(redis, clients, seconds);
   }
 
   // kv without persistence, then with everysec: sync put, alternating rounds.
@@ -353,12 +415,12 @@ int main(int argc, char** argv) {
         Daemon(kvd, "a", {"--data-dir", kv_dir, "--save", "", "--appendfsync", "always"}));
     auto c = disk.Connect();
     if (!c || !c->CreateBucket("b").ok()) return Fail("kvd (always) did not start");
-    kv::Result<kv::Bucket> b = c->OpenBucket("b");
-    if (!b.ok()) return Fail("cannot open the bucket");
-    out["put_always_per_s"] = PutPerS(*b, seconds);
+    out["put_always_per_s"] = PutPerSProcesses(disk.ns(), 1, seconds);
+    out["put_always" + many] = PutPerSProcesses(disk.ns(), clients, seconds);
   }
 
-  // kv: 1M keys, a snapshot, puts during a snapshot, a restore.
+  // kv: 1M keys, a snapshot, puts during a snapshot (idle, then beside two busy processes), a
+  // restore.
   {
     std::vector<std::string> flags = {
         "--data-dir", kv_dir, "--save", "", "--max-bucket-bytes", std::to_string(1ull << 32)};
@@ -371,24 +433,21 @@ int main(int argc, char** argv) {
     kv::Status saved = c->SaveBucket("big");
     if (!saved.ok()) return Fail(saved.ToString().c_str());
     out["snapshot_ms"] = Ms(Clock::now() - t0);
-    // Puts with and without a snapshot running.
-    double quiet = PutPerS(*b, seconds / 2, keys);
-    std::atomic<bool> done{false};
-    std::thread saver([&] {
-      (void)c->SaveBucket("big");
-      done = true;
-    });
-    int n = 0;
-    auto p0 = Clock::now();
-    while (!done.load()) {
-      if (!b->Put(Key(keys + n % 1000), kValue).ok()) break;
-      ++n;
+    auto save = [&] { return c->SaveBucket("big").ok(); };
+    double ratio = 0, save_ms = 0;
+    if (!PutsDuringSnapshot(*b, keys, seconds / 2, save, &ratio, &save_ms)) {
+      return Fail("puts during a snapshot failed");
     }
-    double during = n / (Ms(Clock::now() - p0) / 1000);
-    saver.join();
-    out["put_quiet_per_s"] = quiet;
-    out["put_during_snapshot_per_s"] = during;
-    out["put_during_snapshot_ratio"] = quiet > 0 ? during / quiet : 0;
+    out["put_during_snapshot_ratio"] = ratio;
+    out["snapshot_under_puts_ms"] = save_ms;
+    {
+      kv::bench::CpuHogs hogs(2);
+      if (!PutsDuringSnapshot(*b, keys, seconds / 2, save, &ratio, &save_ms)) {
+        return Fail("puts during a snapshot (two busy processes) failed");
+      }
+    }
+    out["put_during_snapshot_hogs2_ratio"] = ratio;
+    out["snapshot_under_puts_hogs2_ms"] = save_ms;
     b = kv::Status(kv::Code::kInternal, "released");
     c.reset();
     // A reboot: kvd stops (a clean stop also saves), every object of the namespace goes.
@@ -404,19 +463,30 @@ int main(int argc, char** argv) {
     out["restored_keys"] = st.ok() ? st->keys : 0;
   }
 
-  auto num = [&](const char* k) { return out[k].get<double>(); };
-  std::printf("%-28s %12s %12s\n", "", "kv", "redis");
-  std::printf("%-28s %12.1f %12.1f\n", "snapshot / BGSAVE ms", num("snapshot_ms"),
+  auto num = [&](const std::string& k) { return out[k].get<double>(); };
+  auto ratio = [&](const std::string& a, const std::string& b) {
+    return num(b) > 0 ? num(a) / num(b) : 0.0;
+  };
+  std::printf("%-34s %12s %12s\n", "", "kv", "redis");
+  std::printf("%-34s %12.1f %12.1f\n", "snapshot / BGSAVE ms", num("snapshot_ms"),
               num("redis_bgsave_ms"));
-  std::printf("%-28s %12.1f %12.1f\n", "restore / RDB load ms", num("restore_ms"),
+  std::printf("%-34s %12.1f %12.1f\n", "restore / RDB load ms", num("restore_ms"),
               num("redis_load_ms"));
-  std::printf("%-28s %12.0f %12.0f\n", "put always / SET always /s", num("put_always_per_s"),
-              num("redis_set_always_per_s"));
-  std::printf("%-28s %12.0f %12s\n", "put, memory only /s", num("put_none_per_s"), "");
-  std::printf("%-28s %12.0f %12s  ratio %.2f (>= 0.8)\n", "put, everysec /s",
+  std::printf("%-34s %12.0f %12.0f  %.2fx (>= 2x)\n", "put always / SET always /s, 1 client",
+              num("put_always_per_s"), num("redis_set_always_per_s"),
+              ratio("put_always_per_s", "redis_set_always_per_s"));
+  std::printf("%-34s %12.0f %12.0f  %.2fx (>= 2x)\n",
+              ("put always / SET always /s, " + std::to_string(clients) + " cl.").c_str(),
+              num("put_always" + many), num("redis_set_always" + many),
+              ratio("put_always" + many, "redis_set_always" + many));
+  std::printf("%-34s %12.0f\n", "put, memory only /s", num("put_none_per_s"));
+  std::printf("%-34s %12.0f %12s  ratio %.2f (>= 0.8)\n", "put, everysec /s",
               num("put_everysec_per_s"), "", num("put_everysec_ratio"));
-  std::printf("%-28s %12.0f %12s  ratio %.2f (>= 0.8)\n", "put during a snapshot /s",
-              num("put_during_snapshot_per_s"), "", num("put_during_snapshot_ratio"));
+  std::printf("%-34s %12.2f %12s  (>= 0.8; snapshot took %.0f ms)\n",
+              "put during a snapshot, ratio", num("put_during_snapshot_ratio"), "",
+              num("snapshot_under_puts_ms"));
+  std::printf("%-34s %12.2f %12s  (snapshot took %.0f ms)\n", "  the same, two busy processes",
+              num("put_during_snapshot_hogs2_ratio"), "", num("snapshot_under_puts_hogs2_ms"));
   std::printf("restored keys: %.0f of %d\n", num("restored_keys"), keys);
   if (json) std::printf("%s\n", out.dump().c_str());
   return 0;

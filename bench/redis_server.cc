@@ -95,7 +95,7 @@ std::optional<RedisFigures> ParseCsv(const std::string& out) {
 
 }  // namespace
 
-RedisServer::RedisServer() {
+RedisServer::RedisServer(const RedisOptions& options) {
   if (!OnPath("redis-server") || !OnPath("redis-benchmark")) {
     why_ = "redis-server or redis-benchmark not found (apt-get install redis-server)";
     return;
@@ -107,13 +107,29 @@ RedisServer::RedisServer() {
   }
   dir_ = tmpl;
   socket_ = dir_ + "/redis.sock";
+  std::vector<std::string> argv = {"redis-server",
+                                   "--port",
+                                   "0",
+                                   "--unixsocket",
+                                   socket_,
+                                   "--unixsocketperm",
+                                   "700",
+                                   "--save",
+                                   "",
+                                   "--appendonly",
+                                   "no",
+                                   "--dir",
+                                   options.data_dir.empty() ? dir_ : options.data_dir,
+                                   "--logfile",
+                                   dir_ + "/redis.log"};
+  argv.insert(argv.end(), options.args.begin(), options.args.end());
   pid_t pid = ::fork();
   if (pid == 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    std::string log = dir_ + "/redis.log";
-    ::execlp("redis-server", "redis-server", "--port", "0", "--unixsocket", socket_.c_str(),
-             "--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir", dir_.c_str(),
-             "--logfile", log.c_str(), static_cast<char*>(nullptr));
+    std::vector<char*> args;
+    for (std::string& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    ::execvp(args[0], args.data());
     ::_exit(127);
   }
   pid_ = pid;
@@ -126,30 +142,35 @@ RedisServer::RedisServer() {
       pid_ = 0;
       return;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  // Populate the key space once, so that SETs overwrite as kv's puts do.
+  if (!options.populate) return;
   Capture({"redis-benchmark", "-s", socket_, "-c", "1", "-r", "100000", "-d", "64", "-t", "set",
            "-n", "200000", "-P", "64", "--csv"},
           -1);
 }
 
 RedisServer::~RedisServer() {
-  if (pid_ > 0) {
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-  }
+  Stop();
   if (!dir_.empty()) {
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
   }
 }
 
-std::optional<RedisFigures> RedisServer::SetUnpipelined(long requests, int cpu) const {
+void RedisServer::Stop() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
+  pid_ = 0;
+}
+
+std::optional<RedisFigures> RedisServer::Set(long requests, int clients, int cpu) const {
   if (!available()) return std::nullopt;
-  auto out = Capture({"redis-benchmark", "-s", socket_, "-c", "1", "-r", "100000", "-d", "64", "-t",
-                      "set", "-n", std::to_string(requests), "--csv", "--precision", "3"},
-                     cpu);
+  auto out = Capture(
+      {"redis-benchmark", "-s", socket_, "-c", std::to_string(clients), "-r", "100000", "-d", "64",
+       "-t", "set", "-n", std::to_string(requests), "--csv", "--precision", "3"},
+      cpu);
   if (!out) return std::nullopt;
   return ParseCsv(*out);
 }

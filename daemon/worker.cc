@@ -24,6 +24,7 @@
 #include "daemon/crash_point.h"
 #include "daemon/idle_spin.h"
 #include "daemon/persistence/persistence.h"
+#include "daemon/persistence/unsynced_replies.h"
 #include "daemon/request_prefetch.h"
 #include "shm/channel.h"
 #include "shm/control_message.h"
@@ -57,8 +58,9 @@ struct Connection {
   shm::Channel channel;
   shm::RingReader requests;
   shm::RingWriter replies;
-  std::deque<int> staged;  // staged-value memfds, in the order the client sent them
-  int doorbell = -1;       // the client's doorbell eventfd (edge-triggered in epoll, never read)
+  std::deque<int> staged;                 // staged-value memfds, in the order the client sent them
+  persistence::UnsyncedReplies unsynced;  // appendfsync always: awaiting the pass's commit
+  int doorbell = -1;  // the client's doorbell eventfd (edge-triggered in epoll, never read)
 };
 
 class Worker {
@@ -111,9 +113,18 @@ class Worker {
   bool AnyChannelEarnsSpin(int cpu) const;
   // Publishes the CPU the worker runs on (shm::AnchorHeader::worker_cpu) and returns it.
   int PublishCpu();
-  // Group commit (appendfsync always): makes the batch durable before its replies are published;
-  // if it cannot, every successful reply of the batch becomes PERSISTENCE.
-  void CommitBatch(Connection& c);
+  // Drain, then the commit of what it took (the hang-up paths, outside DrainAll's passes).
+  std::size_t DrainCommitted(Connection& c) {
+    std::size_t did = Drain(c);
+    CommitPass();
+    return did;
+  }
+  // Group commit (appendfsync always): one fdatasync makes every write the pass took, on every
+  // channel, durable before any of the pass's replies is published; if it cannot, each of those
+  // successful replies becomes PERSISTENCE. Then each channel's batch is finished.
+  void CommitPass();
+  // Publishes a drained batch's replies, then releases its requests (see Drain).
+  void FinishBatch(Connection& c);
   bool AnyPending() const;
   void SetWaiting(std::uint32_t waiting);
   void HandleEvents(int timeout_ms);
@@ -139,8 +150,7 @@ class Worker {
   std::uint32_t pulse_ = 0;
   IdleSpin idle_spin_;
   persistence::Persistence persistence_;
-  std::vector<char*> batch_ok_replies_;  // always: this batch's OK replies, not yet published
-  std::uint64_t batch_async_writes_ = 0;
+  std::vector<Connection*> committing_;  // always: channels whose batch awaits CommitPass
 };
 
 Worker::~Worker() {
@@ -284,7 +294,7 @@ std::string Worker::BindDedup(Connection& c, bool adopt) {
   }
   for (int sock : left) {
     Connection& other = *connections_.at(sock);
-    while (other.registered && Drain(other) != 0 && !other.paused) {
+    while (other.registered && DrainCommitted(other) != 0 && !other.paused) {
     }
     Close(sock, other.registered ? nullptr : "its ring is corrupt");
   }
@@ -426,7 +436,7 @@ void Worker::Reply(Connection& c, const shm::RequestHeader& header, shm::WireSta
                                                   std::memory_order_relaxed);
       c.channel.header()->async_failures.fetch_add(1, std::memory_order_release);
     } else if (status == shm::WireStatus::kOk && persistence_.SyncsEachBatch()) {
-      ++batch_async_writes_;
+      c.unsynced.NoteAsyncWrite();
     }
     return;
   }
@@ -442,7 +452,7 @@ void Worker::Reply(Connection& c, const shm::RequestHeader& header, shm::WireSta
     shm::EncodeReply(out, status, header.request_id, number, value);
   }
   if (status == shm::WireStatus::kOk && persistence_.SyncsEachBatch()) {
-    batch_ok_replies_.push_back(out);
+    c.unsynced.NoteReply(out);
   }
   c.replies.Commit();
 }
@@ -450,10 +460,6 @@ void Worker::Reply(Connection& c, const shm::RequestHeader& header, shm::WireSta
 std::size_t Worker::Drain(Connection& c) {
   std::size_t did = 0;
   c.paused = false;
-  // Frames noted by Reply are this channel's, valid only until Drain returns (a batch cut short
-  // by a broken ring is committed with the next one; its replies are never published).
-  batch_ok_replies_.clear();
-  batch_async_writes_ = 0;
   for (int n = 0; n < kMaxBatchPerChannel; ++n) {
     bool broken = false;
     std::uint32_t size = 0;
@@ -546,30 +552,37 @@ std::size_t Worker::Drain(Connection& c) {
     // between leaves the frames to its successor, which answers the last one again from the
     // exactly-once log (the client discards a reply it already has). Released first, a kill
     // before the replies left the client waiting for an answer no worker would give.
-    CommitBatch(c);
-    bool replied = c.replies.Publish();
-    CrashPoint("before-request-release");
-    c.requests.Release();
-    if (replied) WakeClient(c);
+    // With appendfsync always the commit is the pass's (CommitPass), shared by every channel.
+    if (persistence_.SyncsEachBatch()) {
+      committing_.push_back(&c);
+    } else {
+      persistence_.Commit();  // writes a large buffer; the syncer makes it durable
+      FinishBatch(c);
+    }
   }
   if (staged_value_.capacity() > (1u << 20)) std::string().swap(staged_value_);  // 16 MiB peaks
   return did;
 }
 
-void Worker::CommitBatch(Connection& c) {
-  if (!persistence_.Commit()) {
-    for (char* frame : batch_ok_replies_) {
-      frame[offsetof(shm::ReplyHeader, status)] = static_cast<char>(shm::WireStatus::kPersistence);
+void Worker::CommitPass() {
+  if (committing_.empty()) return;
+  bool durable = persistence_.Commit();
+  for (Connection* c : committing_) {
+    if (durable) {
+      c->unsynced.Clear();
+    } else {
+      c->unsynced.Fail(c->channel.header());
     }
-    if (batch_async_writes_ != 0) {
-      shm::ChannelHeader* h = c.channel.header();
-      h->async_last_status.store(static_cast<std::uint32_t>(shm::WireStatus::kPersistence),
-                                 std::memory_order_relaxed);
-      h->async_failures.fetch_add(batch_async_writes_, std::memory_order_release);
-    }
+    FinishBatch(*c);
   }
-  batch_ok_replies_.clear();
-  batch_async_writes_ = 0;
+  committing_.clear();
+}
+
+void Worker::FinishBatch(Connection& c) {
+  bool replied = c.replies.Publish();
+  CrashPoint("before-request-release");
+  c.requests.Release();
+  if (replied) WakeClient(c);
 }
 
 void Worker::WakeClient(Connection& c) {
@@ -591,6 +604,9 @@ std::size_t Worker::DrainAll() {
     std::size_t taken = Drain(*c);
     c->delivered = taken != 0;
     did += taken;
+  }
+  CommitPass();
+  for (Connection* c : ready_) {
     if (c->hung_up && !c->registered) Close(c->sock, "its ring is corrupt");
   }
   return did;
@@ -667,7 +683,7 @@ void Worker::HandleEvents(int timeout_ms) {
       ReadPackets(c);
       if (c.hung_up || (events[i].events & (EPOLLHUP | EPOLLRDHUP | EPOLLERR))) {
         // Apply everything the dead client published completely; then release its channel.
-        while (c.registered && Drain(c) != 0 && !c.paused) {
+        while (c.registered && DrainCommitted(c) != 0 && !c.paused) {
         }
         Close(fd, c.registered ? nullptr : "its ring is corrupt");
       }

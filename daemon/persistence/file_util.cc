@@ -1,8 +1,10 @@
 #include "daemon/persistence/file_util.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,10 +13,12 @@
 
 namespace kv::daemon::persistence {
 
-int WriteAll(int fd, const void* data, std::size_t size) {
+int WriteAll(int fd, const void* data, std::size_t size) { return WriteAllAt(fd, data, size, -1); }
+
+int WriteAllAt(int fd, const void* data, std::size_t size, std::int64_t offset) {
   const char* p = static_cast<const char*>(data);
   while (size > 0) {
-    ssize_t n = ::write(fd, p, size);
+    ssize_t n = offset < 0 ? ::write(fd, p, size) : ::pwrite(fd, p, size, offset);
     if (n < 0) {
       if (errno == EINTR) continue;
       return errno;
@@ -22,6 +26,7 @@ int WriteAll(int fd, const void* data, std::size_t size) {
     if (n == 0) return EIO;
     p += n;
     size -= static_cast<std::size_t>(n);
+    if (offset >= 0) offset += n;
   }
   return 0;
 }
@@ -32,6 +37,11 @@ int FsyncDir(const std::string& dir) {
   int err = ::fsync(fd) == 0 ? 0 : errno;
   ::close(fd);
   return err;
+}
+
+bool OnTmpfs(const std::string& path) {
+  struct statfs fs {};
+  return ::statfs(path.c_str(), &fs) == 0 && fs.f_type == TMPFS_MAGIC;
 }
 
 std::string FileError(const char* what, const std::string& path, int err) {

@@ -12,6 +12,8 @@ namespace kv::daemon::persistence {
 
 // Writes every byte (retrying short writes and EINTR). Returns 0 or the errno of the failure.
 int WriteAll(int fd, const void* data, std::size_t size);
+// The same at `offset` (pwrite; the file position is left alone); offset < 0: as WriteAll.
+int WriteAllAt(int fd, const void* data, std::size_t size, std::int64_t offset);
 // fsync of a directory (makes a rename or a new file in it durable). Returns 0 or errno.
 int FsyncDir(const std::string& dir);
 // Creates `dir` and its missing parents with `mode`. Returns "" or why not.
@@ -20,6 +22,8 @@ std::string MakeDirs(const std::string& dir, unsigned mode);
 // renamed over dir/name, dir fsync'ed. Returns "" or why not (*err: the errno).
 std::string WriteFileAtomically(const std::string& dir, const std::string& name,
                                 std::string_view bytes, int* err = nullptr);
+// True if `path` is on a tmpfs (statfs); false if not or unknown.
+bool OnTmpfs(const std::string& path);
 // "<what> <path>: <strerror(err)>".
 std::string FileError(const char* what, const std::string& path, int err);
 

@@ -79,8 +79,12 @@ std::string LogReader::Open(const std::string& path, const char* data, std::size
   return {};
 }
 
-LogReader::Result LogReader::Torn() {
-  torn_bytes_ = size_ - at_;
+bool LogReader::OnlyZerosFrom(std::size_t offset) const {
+  return std::all_of(data_ + std::min(offset, size_), data_ + size_, [](char c) { return c == 0; });
+}
+
+LogReader::Result LogReader::Torn(std::size_t end) {
+  torn_bytes_ = std::min(end, size_) - at_;
   return kEnd;
 }
 
@@ -92,23 +96,28 @@ LogReader::Result LogReader::Corrupt(const std::string& what) {
 LogReader::Result LogReader::Next(LogRecord* record) {
   if (at_ >= size_) return kEnd;
   std::size_t left = size_ - at_;
-  if (left < kLogRecordHead) return Torn();
+  if (left < kLogRecordHead) return Torn(size_);
   const char* h = data_ + at_;
   if (LoadLe<std::uint32_t>(h + 12) != Crc(h, 12) || LoadLe<std::uint32_t>(h + 8) != 0) {
-    // Blocks the file system allocated but the power cut left unwritten read as zeros.
-    bool zeros = std::all_of(h, data_ + size_, [](char c) { return c == 0; });
-    return zeros ? Torn() : Corrupt("record head checksum mismatch");
+    // Blocks the file system allocated but the power cut left unwritten read as zeros, and so
+    // does the preallocated space after the last record.
+    // The zeros after the last nonzero byte are such space, not torn bytes.
+    if (!OnlyZerosFrom(at_ + kLogRecordHead)) return Corrupt("record head checksum mismatch");
+    std::size_t end = at_ + kLogRecordHead;
+    while (end > at_ && data_[end - 1] == 0) --end;
+    return Torn(end);
   }
   std::uint32_t body_len = LoadLe<std::uint32_t>(h);
   if (body_len < kLogBodyFixed ||
       body_len > kLogBodyFixed + shm::kMaxKeySize + shm::kMaxValueSize) {
     return Corrupt("record length " + std::to_string(body_len) + " out of range");
   }
-  if (left - kLogRecordHead < body_len) return Torn();
+  if (left - kLogRecordHead < body_len) return Torn(size_);
   const char* b = h + kLogRecordHead;
-  bool last = left - kLogRecordHead == body_len;
+  std::size_t record_end = at_ + kLogRecordHead + body_len;
   if (LoadLe<std::uint32_t>(h + 4) != Crc(b, body_len)) {
-    return last ? Torn() : Corrupt("record checksum mismatch");
+    // The last record (only zeros after it: preallocated space) was torn.
+    return OnlyZerosFrom(record_end) ? Torn(record_end) : Corrupt("record checksum mismatch");
   }
   auto op = static_cast<LogOp>(LoadLe<std::uint8_t>(b));
   std::uint32_t key_len = LoadLe<std::uint32_t>(b + 4);

@@ -22,10 +22,14 @@
 //                                      version counter after the write
 //                key, value   bytes
 //
+// A log written with appendfsync always may end with zeros (space preallocated ahead of the last
+// record, daemon/persistence/log_appender.h); they are the end of the log, not a torn tail.
+//
 // Reading (LogReader): a record that ends past the end of the file, a record head that is
-// incomplete, a last record whose body checksum fails, or a head whose checksum fails followed
-// only by zero bytes is a torn tail (a power cut during an append): the file is cut there and the
-// bytes dropped are reported. Any other failure -- a bad file header, a bad record with bytes
+// incomplete, a last record (followed by nothing or by zeros only) whose body checksum fails, or a
+// head whose checksum fails followed only by zero bytes is a torn tail (a power cut during an
+// append): the file is cut there and the bytes dropped (the torn record's, not the zeros after
+// it) are reported. Any other failure -- a bad file header, a bad record with bytes
 // after it -- is corruption: the file is refused.
 #pragma once
 
@@ -63,14 +67,17 @@ class LogReader {
                    std::uint64_t bucket_id, std::uint64_t seq);
   // kRecord: *record is the next one. kEnd: no more (see torn_bytes()). kCorrupt: error().
   Result Next(LogRecord* record);
-  // Bytes after the last valid record that were dropped as a torn tail (set at kEnd).
+  // Bytes after the last valid record that were dropped as a torn tail, preallocated zeros after
+  // it not counted (set at kEnd; 0: the log ended cleanly).
   std::uint64_t torn_bytes() const { return torn_bytes_; }
   // Offset just past the last valid record.
   std::uint64_t valid_end() const { return at_; }
   const std::string& error() const { return error_; }
 
  private:
-  Result Torn();
+  // The bytes from the last valid record to `end` are a torn tail.
+  Result Torn(std::size_t end);
+  bool OnlyZerosFrom(std::size_t offset) const;
   Result Corrupt(const std::string& what);
   std::string path_;
   const char* data_ = nullptr;

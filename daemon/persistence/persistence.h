@@ -6,11 +6,13 @@
 //              gone (`fresh`), else keeps shared memory as the truth; opens a new log file.
 //   AcceptsWrites / OnApplied / Commit
 //              per request and per drained batch: OnApplied appends the write's effect to an
-//              in-memory buffer; Commit ends a batch. With appendfsync=always Commit writes the
-//              buffer and fdatasyncs it (group commit) and the batch's replies are published only
-//              after it returns; false means the batch is not durable and its replies must say
-//              PERSISTENCE. Otherwise the buffer is written by Tick (or when it grows large) and
-//              a background thread fdatasyncs the log once a second (everysec).
+//              in-memory buffer; Commit ends a batch. With appendfsync=always the worker calls
+//              Commit once per pass over every channel (group commit across clients): it writes
+//              the buffer into the preallocated log (log_appender.h) and fdatasyncs it, and the
+//              pass's replies are published only after it returns; false means the pass is not
+//              durable and its replies must say PERSISTENCE (unsynced_replies.h). Otherwise the
+//              buffer is written by Tick (or when it grows large) and a background thread
+//              fdatasyncs the log once a second (everysec).
 //   Tick       from the loop: writes the buffer, runs the `save` rules, retries failed saves.
 //   RequestSave  `kvctl save` (SIGUSR2).
 //   Stop       at exit: the log synced, and on a clean stop (not a drop) a last snapshot.
@@ -45,6 +47,7 @@
 #include <vector>
 
 #include "daemon/bucket_store.h"
+#include "daemon/persistence/log_appender.h"
 #include "daemon/persistence/options.h"
 #include "shm/message.h"
 
@@ -104,10 +107,12 @@ class Persistence {
   int epoll_fd_ = -1;
   bool log_on_ = false;
   bool always_ = false;
+  bool preallocate_ = false;  // always, not on tmpfs: the log is zeroed ahead (log_appender.h)
   bool refusing_ = false;
   bool log_broken_ = false;  // a write to the current log failed: append nothing more to it
   std::string buffer_;       // records not yet written
   int log_fd_ = -1;
+  LogAppender appender_;  // appends to log_fd_
   std::uint64_t log_seq_ = 0;
   std::uint64_t log_bytes_ = 0;  // bytes written to logs after the last good snapshot
   std::uint64_t changes_ = 0;    // writes applied since the last good snapshot

@@ -74,12 +74,17 @@ TEST(PersistenceFaultTest, TornLogTailIsCutAndEveryCompleteRecordKept) {
   std::string dir = BucketDirOf(data.path(), kvd.ns(), id);
   std::string log = LastLog(dir);
   ASSERT_FALSE(log.empty());
-  std::string good = FileBytes(log);
+  std::string file = FileBytes(log);
+  // With appendfsync always the log is preallocated: zeros follow the last record (on a disk file
+  // system; none on tmpfs). The last record (key-199 = value-199) ends with a nonzero byte.
+  std::size_t records_end = file.find_last_not_of('\0') + 1;
+  std::string good = file.substr(0, records_end);
+  std::string zeros(file.size() - records_end, '\0');
   // A power cut in the middle of an append: the first 30 bytes of a record (its 16-byte head and
-  // part of its body) reached the disk. The last record (key-199 = value-199) is 16 + 24 + 16
+  // part of its body) reached the disk, written over the zeros. The last record is 16 + 24 + 16
   // bytes long: a copy of its beginning is such a record.
   std::string torn = good.substr(good.size() - 56, 30);
-  WriteBytes(log, good + torn);
+  WriteBytes(log, good + torn + zeros);
   ASSERT_TRUE(Reboot(kvd));
   ExpectAllKeys(kvd);
   EXPECT_EQ(FileBytes(log).size(), good.size()) << "the torn tail is cut off the file";
@@ -142,7 +147,9 @@ TEST(PersistenceFaultTest, SnapshotOfAnotherFormatVersionFailsTheBucket) {
   bytes[8] = 9;  // the version word
   WriteBytes(snapshot, bytes);
   ASSERT_TRUE(Reboot(kvd));
-  ExpectFailedNaming(kvd, "version 9");
+  // The registry's reason keeps 96 bytes: with a long temporary path the version number itself
+  // can be cut off (the worker's log line has it whole).
+  ExpectFailedNaming(kvd, "has format version");
 }
 
 // Writes keys one by one while the worker is killed at `point` (KV_CRASH_POINT, every 25th

@@ -137,12 +137,28 @@ TEST(LogFormatTest, EveryCutInsideTheLastRecordIsATornTailWithTheBytesCounted) {
   EXPECT_EQ(s.torn, 0u);
 }
 
-TEST(LogFormatTest, ZerosAfterTheLastRecordAreATornTail) {
+TEST(LogFormatTest, ZerosAfterTheLastRecordArePreallocatedSpaceNotATornTail) {
   std::string file = Log(2) + std::string(4096, '\0');
   Scan s = ScanLog(file);
   EXPECT_EQ(s.end, LogReader::kEnd);
   EXPECT_EQ(s.records, 2);
-  EXPECT_EQ(s.torn, 4096u);
+  EXPECT_EQ(s.torn, 0u);
+}
+
+// A power cut during an append into preallocated zeros (appendfsync always): any prefix of the
+// last record reached the disk, the rest of it and everything after it read as zeros.
+TEST(LogFormatTest, ATornRecordInsidePreallocatedZerosIsATornTailOfItsOwnBytes) {
+  std::string whole = Log(3);
+  std::string two = Log(2);
+  const std::string zeros(4096, '\0');
+  for (std::size_t n = two.size() + 1; n < whole.size(); ++n) {
+    std::string file = whole.substr(0, n) + std::string(whole.size() - n, '\0') + zeros;
+    Scan s = ScanLog(file);
+    EXPECT_EQ(s.end, LogReader::kEnd) << n << " " << s.error;
+    EXPECT_EQ(s.records, 2) << n;
+    EXPECT_GT(s.torn, 0u) << n;
+    EXPECT_LE(s.torn, whole.size() - two.size()) << n << ": the zeros after it are not counted";
+  }
 }
 
 TEST(LogFormatTest, AFlippedByteInAnyRecordButTheLastIsCorruption) {
