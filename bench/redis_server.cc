@@ -95,7 +95,7 @@ std::optional<RedisFigures> ParseCsv(const std::string& out) {
 
 }  // namespace
 
-RedisServer::RedisServer() {
+RedisServer::RedisServer(const RedisServerOptions& options) {
   if (!OnPath("redis-server") || !OnPath("redis-benchmark")) {
     why_ = "redis-server or redis-benchmark not found (apt-get install redis-server)";
     return;
@@ -110,10 +110,17 @@ RedisServer::RedisServer() {
   pid_t pid = ::fork();
   if (pid == 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    std::string log = dir_ + "/redis.log";
-    ::execlp("redis-server", "redis-server", "--port", "0", "--unixsocket", socket_.c_str(),
-             "--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir", dir_.c_str(),
-             "--logfile", log.c_str(), static_cast<char*>(nullptr));
+    std::vector<std::string> args = {"redis-server", "--port",    std::to_string(options.tcp_port),
+                                     "--unixsocket", socket_,     "--unixsocketperm",
+                                     "700",          "--save",    "",
+                                     "--appendonly", "no",        "--dir",
+                                     dir_,           "--logfile", dir_ + "/redis.log"};
+    if (options.tcp_port != 0) args.insert(args.end(), {"--bind", "127.0.0.1"});
+    if (!options.replicaof.empty()) args.insert(args.end(), {"--replicaof", options.replicaof});
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execvp(argv[0], argv.data());
     ::_exit(127);
   }
   pid_ = pid;
@@ -129,6 +136,7 @@ RedisServer::RedisServer() {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   // Populate the key space once, so that SETs overwrite as kv's puts do.
+  if (!options.populate) return;
   Capture({"redis-benchmark", "-s", socket_, "-c", "1", "-r", "100000", "-d", "64", "-t", "set",
            "-n", "200000", "-P", "64", "--csv"},
           -1);

@@ -19,6 +19,8 @@ constexpr auto kMaxBackoff = std::chrono::milliseconds(2000);
 constexpr auto kPingEvery = std::chrono::milliseconds(1000);
 constexpr std::size_t kScanCount = 1000;  // keys per SCAN step and per MGET
 constexpr std::size_t kMaxPipeline = 256;
+// How long the worker polls for a reply from Redis before it sleeps in recv (RedisLink::SetSpin).
+constexpr auto kReplySpin = std::chrono::microseconds(50);
 
 // cas: ARGV[1] "0" = the key must be absent, else ARGV[2] is the value the mirror holds at the
 // expected version; ARGV[3] the new value. {1}: set; {0, current} or {0}: the upstream differs.
@@ -123,6 +125,10 @@ void Mirror::Connect(Clock::time_point now) {
   }
   data_ = RedisLink::Connect(address_, spec_.password_file, kTimeout);
   if (!data_.ok()) return Down(data_.error());
+  std::atomic<std::uint32_t>* pulse = store_->pulse_word();
+  data_.SetSpin(kReplySpin, [pulse] {
+    pulse->store(pulse->load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  });
   std::string redirect = std::to_string(id->integer);
   std::vector<std::string_view> tracking = {"CLIENT", "TRACKING", "on",    "REDIRECT",
                                             redirect, "BCAST",    "NOLOOP"};

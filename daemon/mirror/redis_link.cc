@@ -1,5 +1,6 @@
 #include "daemon/mirror/redis_link.h"
 
+#include <poll.h>
 #include <sys/time.h>
 
 #include <fstream>
@@ -16,6 +17,8 @@ RedisLink& RedisLink::operator=(RedisLink&& o) noexcept {
     if (c_ != nullptr) redisFree(c_);
     c_ = o.c_;
     error_ = std::move(o.error_);
+    spin_ = o.spin_;
+    pulse_ = std::move(o.pulse_);
     o.c_ = nullptr;
   }
   return *this;
@@ -85,11 +88,36 @@ void RedisLink::Append(const std::vector<std::string_view>& args) {
 Reply RedisLink::Read() {
   if (!ok()) return nullptr;
   void* reply = nullptr;
-  if (redisGetReply(c_, &reply) != REDIS_OK || reply == nullptr) {
-    Fail(c_->err != 0 ? std::string(c_->errstr) : std::string("connection lost"));
+  if (redisGetReplyFromReader(c_, &reply) != REDIS_OK) {
+    Fail(std::string("protocol error: ") + c_->errstr);
     return nullptr;
   }
-  return Reply(static_cast<redisReply*>(reply));
+  if (reply != nullptr) return Reply(static_cast<redisReply*>(reply));
+  int done = 0;
+  do {
+    if (redisBufferWrite(c_, &done) != REDIS_OK) {
+      Fail(c_->err != 0 ? std::string(c_->errstr) : std::string("connection lost"));
+      return nullptr;
+    }
+  } while (done == 0);
+  auto spin_until = std::chrono::steady_clock::now() + spin_;
+  for (;;) {
+    if (spin_.count() != 0) {
+      pollfd p{c_->fd, POLLIN, 0};
+      while (::poll(&p, 1, 0) == 0 && std::chrono::steady_clock::now() < spin_until) {
+        if (pulse_) pulse_();
+      }
+    }
+    if (redisBufferRead(c_) != REDIS_OK) {  // blocks up to the timeout
+      Fail(c_->err != 0 ? std::string(c_->errstr) : std::string("connection lost"));
+      return nullptr;
+    }
+    if (redisGetReplyFromReader(c_, &reply) != REDIS_OK) {
+      Fail(std::string("protocol error: ") + c_->errstr);
+      return nullptr;
+    }
+    if (reply != nullptr) return Reply(static_cast<redisReply*>(reply));
+  }
 }
 
 Reply RedisLink::Command(const std::vector<std::string_view>& args) {

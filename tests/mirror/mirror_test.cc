@@ -12,6 +12,7 @@
 #include <map>
 #include <string>
 
+#include "kv/kv.h"
 #include "tests/mirror/redis_process.h"
 #include "tests/testing/kvd_harness.h"
 
@@ -129,11 +130,34 @@ TEST_F(MirrorTest, CreateValidatesTheUpstreamAndRecordsIt) {
   other.prefix = "x:";
   EXPECT_EQ(client->CreateBucket("m", other).code(), Code::kInvalidArgument);
   EXPECT_EQ(client->CreateBucket("m").code(), Code::kInvalidArgument);
-  // kvctl shows it.
+  // kvctl creates one too (its prefix given), and the C ABI (default prefix).
   testing::CommandResult r =
-      testing::RunCommand({testing::KvctlPath(), "--namespace", a_.ns(), "status"});
+      testing::RunCommand({testing::KvctlPath(), "--namespace", a_.ns(), "create", "k",
+                           "--upstream", redis_.url(), "--prefix", "kk/"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = testing::RunCommand(
+      {testing::KvctlPath(), "--namespace", a_.ns(), "create", "k2", "--prefix", "x"});
+  EXPECT_NE(r.exit_code, 0) << "--prefix without --upstream must be refused";
+  kv_client* c = nullptr;
+  ASSERT_EQ(kv_client_open(a_.ns().c_str(), 5000, &c), KV_OK);
+  EXPECT_EQ(kv_bucket_create_mirror(c, "c", redis_.url().c_str(), nullptr, nullptr), KV_OK);
+  EXPECT_EQ(kv_bucket_create_mirror(c, "c2", "redis://nohost", nullptr, nullptr), KV_INVALID);
+  kv_client_close(c);
+  Set("kk/x", "for k");
+  Set("c:y", "for c");
+  Result<Bucket> k = client->OpenBucket("k");
+  Result<Bucket> cb = client->OpenBucket("c");
+  ASSERT_TRUE(k.ok() && cb.ok());
+  EXPECT_TRUE(
+      WaitFor([&] { return Holds(*k, "x", "for k") && Holds(*cb, "y", "for c"); }, kPatience));
+  EXPECT_TRUE(Lacks(*k, "y"));
+  EXPECT_EQ(Info(*client, "c")->upstream_prefix, "c:");
+  // kvctl status shows the upstreams and their state.
+  r = testing::RunCommand({testing::KvctlPath(), "--namespace", a_.ns(), "status"});
   EXPECT_NE(r.out.find(redis_.url()), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("live"), std::string::npos) << r.out;
+  r = testing::RunCommand({testing::KvctlPath(), "--namespace", a_.ns(), "--json", "status"});
+  EXPECT_NE(r.out.find("\"upstream\":{"), std::string::npos) << r.out;
 }
 
 TEST_F(MirrorTest, TwoHostsMirrorOneRedis) {
