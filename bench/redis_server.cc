@@ -109,7 +109,7 @@ RedisServer::RedisServer(const RedisOptions& options) {
   socket_ = dir_ + "/redis.sock";
   std::vector<std::string> argv = {"redis-server",
                                    "--port",
-                                   "0",
+                                   std::to_string(options.tcp_port),
                                    "--unixsocket",
                                    socket_,
                                    "--unixsocketperm",
@@ -122,6 +122,8 @@ RedisServer::RedisServer(const RedisOptions& options) {
                                    options.data_dir.empty() ? dir_ : options.data_dir,
                                    "--logfile",
                                    dir_ + "/redis.log"};
+  if (options.tcp_port != 0) argv.insert(argv.end(), {"--bind", "127.0.0.1"});
+  if (!options.replicaof.empty()) argv.insert(argv.end(), {"--replicaof", options.replicaof});
   argv.insert(argv.end(), options.args.begin(), options.args.end());
   pid_t pid = ::fork();
   if (pid == 0) {

@@ -26,6 +26,8 @@ struct RedisOptions {
   std::vector<std::string> args;
   // Fill the key space SetUnpipelined/Set use, so that SETs overwrite as kv's puts do.
   bool populate = true;
+  int tcp_port = 0;       // also listen on 127.0.0.1:tcp_port (a replica's master needs TCP)
+  std::string replicaof;  // "HOST PORT": start as a replica of that server
 };
 
 class RedisServer {

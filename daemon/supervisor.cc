@@ -691,6 +691,28 @@ void Supervisor::HandleControl(int conn) {
     Answer(conn, shm::ControlStatus::kOk, {});
     return BeginShutdown("shutdown requested");
   }
+  // A create with an upstream (docs/mirror.md) is a create whose entry records the upstream.
+  std::string mirrored_name;
+  shm::UpstreamSpec upstream;
+  if (op == shm::ControlOp::kCreateMirrored) {
+    if (!shm::DecodeMirroredCreate(name, &mirrored_name, &upstream)) {
+      return Answer(conn, shm::ControlStatus::kInvalid, "malformed create request");
+    }
+    if (std::string why = shm::ValidateUpstream(upstream); !why.empty()) {
+      return Answer(conn, shm::ControlStatus::kInvalid, why);
+    }
+#ifndef KV_HAVE_MIRROR
+    return Answer(conn, shm::ControlStatus::kFailed,
+                  "this kvd was built without hiredis: buckets cannot mirror an upstream");
+#endif
+    if (options_.persistence.enabled()) {
+      return Answer(conn, shm::ControlStatus::kFailed,
+                    "a mirrored bucket keeps nothing on disk (its upstream holds the truth), and "
+                    "this kvd has a data directory: run the mirror in an instance without one");
+    }
+    name = mirrored_name;
+    op = shm::ControlOp::kCreate;
+  }
   if (std::string why = shm::ValidateBucketName(name); !why.empty()) {
     return Answer(conn, shm::ControlStatus::kInvalid, why);
   }
@@ -704,6 +726,15 @@ void Supervisor::HandleControl(int conn) {
         if (StateOf(*w) == shm::kBucketStarting) {
           w->waiting.push_back(conn);
           return;
+        }
+        std::optional<shm::BucketRecord> existing = registry_->reader().Read(w->index);
+        if (existing && existing->upstream != upstream) {
+          return Answer(
+              conn, shm::ControlStatus::kInvalid,
+              quoted + " exists " +
+                  (existing->upstream.empty() ? std::string("without an upstream")
+                                              : "with upstream " + existing->upstream.url +
+                                                    " prefix '" + existing->upstream.prefix + "'"));
         }
         return Answer(conn, shm::ControlStatus::kOk, {});  // exists: nothing changes
       }
@@ -720,7 +751,7 @@ void Supervisor::HandleControl(int conn) {
           return Answer(conn, shm::ControlStatus::kFailed, "data directory: " + e);
         }
       }
-      std::optional<std::uint32_t> index = registry_->Insert(name, id);
+      std::optional<std::uint32_t> index = registry_->Insert(name, id, upstream);
       if (!index) return Answer(conn, shm::ControlStatus::kFull, "registry is full");
       WorkerSlot& slot = workers_[id];
       slot.index = *index;

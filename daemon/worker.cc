@@ -29,7 +29,11 @@
 #include "shm/channel.h"
 #include "shm/control_message.h"
 #include "shm/names.h"
+#include "shm/registry.h"
 #include "shm/unix_socket.h"
+#ifdef KV_HAVE_MIRROR
+#include "daemon/mirror/mirror.h"
+#endif
 
 namespace kv::daemon {
 namespace {
@@ -78,6 +82,12 @@ class Worker {
                              refused);
   }
   void RemoveObjects() { store_.RemoveObjects(); }
+#ifdef KV_HAVE_MIRROR
+  // Makes the bucket a mirror of `upstream` (docs/mirror.md): daemon/mirror/mirror.h.
+  void StartMirror(const shm::UpstreamSpec& upstream) {
+    mirror_ = std::make_unique<mirror::Mirror>(&store_, upstream, epoll_fd_);
+  }
+#endif
   void Run();
   bool dropped() const { return drop_; }
 
@@ -91,6 +101,8 @@ class Worker {
   // The next staged value of `c`, read into staged_value_. False if the client sent none or it
   // does not match `size`.
   bool TakeStagedValue(Connection& c, std::uint32_t size);
+  // A mirrored delete's old value (the upstream's): false if it deleted nothing.
+  static bool MirroredOldValue(const void* mirrored, std::string* value);
   // Sends `value` to the client as a staged reply value. False if the socket refuses it.
   bool SendStagedValue(Connection& c, std::string_view value);
   // A frame of an adopted channel that the previous worker already took (its id is at most the
@@ -151,6 +163,9 @@ class Worker {
   IdleSpin idle_spin_;
   persistence::Persistence persistence_;
   std::vector<Connection*> committing_;  // always: channels whose batch awaits CommitPass
+#ifdef KV_HAVE_MIRROR
+  std::unique_ptr<mirror::Mirror> mirror_;  // set for a bucket that mirrors an upstream
+#endif
 };
 
 Worker::~Worker() {
@@ -194,6 +209,9 @@ void Worker::Close(int sock, const char* why) {
   // entry is the first to be reused (a worker that stops or crashes never gets here: its
   // clients' entries wait for the next worker).
   if (it->second->dedup != shm::kNoDedupEntry) store_.dedup().Retire(it->second->dedup);
+#ifdef KV_HAVE_MIRROR
+  if (mirror_) mirror_->Forget(sock);
+#endif
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, sock, nullptr);
   ::close(sock);
   connections_.erase(it);
@@ -364,6 +382,19 @@ Worker::Replay Worker::ReplayApplied(Connection& c, const shm::Request& request,
   return Replay::kAnswered;
 }
 
+bool Worker::MirroredOldValue(const void* mirrored, std::string* value) {
+#ifdef KV_HAVE_MIRROR
+  const auto* outcome = static_cast<const mirror::Outcome*>(mirrored);
+  if (outcome->status != shm::WireStatus::kOk) return false;
+  *value = outcome->value;
+  return true;
+#else
+  (void)mirrored;
+  (void)value;
+  return false;
+#endif
+}
+
 void Worker::ReadPackets(Connection& c) {
   for (;;) {
     char buf[64];
@@ -492,12 +523,26 @@ std::size_t Worker::Drain(Connection& c) {
     }
     bool wants_reply = (request.header.flags & shm::kFlagNoReply) == 0;
     auto op = static_cast<shm::Op>(request.header.op);
+    // A mirrored bucket's writes go to the upstream first (daemon/mirror/mirror.h): `mirrored`
+    // is the outcome, applied to the table already if the upstream acknowledged it.
+    const void* mirrored = nullptr;
+#ifdef KV_HAVE_MIRROR
+    const mirror::Outcome* outcome = nullptr;
+    bool mirror_op = mirror_ && status == shm::WireStatus::kOk && mirror::Mirror::Handles(request);
+    if (mirror_op && !request.staged()) {
+      mirror_->Prepare(c.sock, c.requests, request, c.replay_until);
+      outcome = &mirror_->Take(c.sock, c.requests.after_current(), request);
+      mirrored = outcome;
+    }
+#endif
     // Reserve the reply before applying, so an applied write always gets its reply. A delete's
     // reply carries the old value: inline if it fits the reply ring, else staged (a memfd).
     std::size_t reply_size = shm::ReplySize(0);
     bool stage_reply = false;
     if (status == shm::WireStatus::kOk && op == shm::Op::kDelete && wants_reply &&
-        store_.table().view().Get(request.key, &old_value_, nullptr) == shm::ReadResult::kFound) {
+        (mirrored != nullptr ? MirroredOldValue(mirrored, &old_value_)
+                             : store_.table().view().Get(request.key, &old_value_, nullptr) ==
+                                   shm::ReadResult::kFound)) {
       stage_reply = shm::ReplySize(old_value_.size()) > c.replies.max_payload();
       if (!stage_reply) reply_size = shm::ReplySize(old_value_.size());
     }
@@ -519,6 +564,12 @@ std::size_t Worker::Drain(Connection& c) {
         status = shm::WireStatus::kMalformed;
       }
     }
+#ifdef KV_HAVE_MIRROR
+    if (mirror_op && outcome == nullptr && status == shm::WireStatus::kOk) {
+      outcome = &mirror_->Take(c.sock, c.requests.after_current(), request);  // a staged value
+      mirrored = outcome;
+    }
+#endif
     if (status == shm::WireStatus::kOk && op != shm::Op::kFlush && !persistence_.AcceptsWrites()) {
       status = shm::WireStatus::kPersistence;
     }
@@ -532,7 +583,13 @@ std::size_t Worker::Drain(Connection& c) {
     // Exactly once across a crash: the outcome is logged atomically with the table write.
     store_.dedup().Begin(c.dedup, request.header.request_id, request.header.op,
                          store_.table().view());
-    if (status == shm::WireStatus::kOk) {
+    if (status == shm::WireStatus::kOk && mirrored != nullptr) {
+#ifdef KV_HAVE_MIRROR
+      status = outcome->status;
+      number = outcome->number;
+      reply_value_ = outcome->value;
+#endif
+    } else if (status == shm::WireStatus::kOk) {
       status = store_.Apply(request, &number, &reply_value_);
       store_.RecordChange(request, status, number);
       persistence_.OnApplied(request, status, number);
@@ -668,6 +725,10 @@ void Worker::HandleEvents(int timeout_ms) {
       }
     } else if (fd == persistence_.child_fd()) {
       persistence_.OnChildEvent();
+#ifdef KV_HAVE_MIRROR
+    } else if (mirror_ && fd == mirror_->event_fd()) {
+      mirror_->OnEvent();
+#endif
     } else {
       auto it = connections_.find(fd);
       if (it == connections_.end()) continue;  // a doorbell eventfd: the loop drains the rings
@@ -720,6 +781,9 @@ void Worker::Run() {
     if (!did || (iterations & 255) == 0) store_.PublishChanges();
     auto now = Clock::now();
     persistence_.Tick(now);
+#ifdef KV_HAVE_MIRROR
+    if (mirror_) mirror_->Tick(now);
+#endif
     if (now - last_heartbeat > std::chrono::seconds(1)) {
       store_.Heartbeat();
       store_.SetQueueDepth(peak_taken);
@@ -741,7 +805,11 @@ void Worker::Run() {
     std::atomic_thread_fence(std::memory_order_seq_cst);
     bool any_paused = false;
     for (auto& [sock, c] : connections_) any_paused |= c->paused;
-    if (!AnyPending()) HandleEvents(any_paused ? 10 : 1000);
+    int sleep_ms = any_paused ? 10 : 1000;
+#ifdef KV_HAVE_MIRROR
+    if (mirror_) sleep_ms = std::min(sleep_ms, mirror_->TickMs());
+#endif
+    if (!AnyPending()) HandleEvents(sleep_ms);
     PublishCpu();  // it may wake up elsewhere
     SetWaiting(0);
   }
@@ -792,6 +860,26 @@ int RunWorker(const WorkerOptions& options) {
       // Started by hand: the log says it.
     }
     return persistence::kExitDataRefused;
+  }
+  // A bucket that mirrors an upstream (docs/mirror.md): kvd recorded it in the registry.
+  shm::UpstreamSpec upstream;
+  shm::ShmError registry_error;
+  if (std::optional<shm::RegistryReader> registry =
+          shm::RegistryReader::Open(options.ns, &registry_error)) {
+    for (const shm::BucketRecord& r : registry->List()) {
+      if (r.bucket_id == options.bucket_id) upstream = r.upstream;
+    }
+  }
+  if (!upstream.empty()) {
+#ifdef KV_HAVE_MIRROR
+    worker.StartMirror(upstream);
+    spdlog::info("bucket {} mirrors {} (prefix '{}')", options.bucket_id, upstream.url,
+                 upstream.prefix);
+#else
+    spdlog::error("bucket {} mirrors {}, but this kvd was built without hiredis", options.bucket_id,
+                  upstream.url);
+    return 1;
+#endif
   }
   static constexpr char kReady[] = "READY\n";
   if (::write(STDOUT_FILENO, kReady, sizeof kReady - 1) < 0) {

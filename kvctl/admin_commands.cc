@@ -142,8 +142,33 @@ void AddControl(CLI::App& app, Context& ctx, const char* name, const char* help,
 }  // namespace
 
 void AddAdminCommands(CLI::App& app, Context& ctx) {
-  AddControl(app, ctx, "create", "create a bucket and start its worker (OK if it exists)",
-             [](Client& c, const std::string& b) { return c.CreateBucket(b); });
+  auto* create =
+      app.add_subcommand("create", "create a bucket and start its worker (OK if it exists)");
+  auto create_bucket = std::make_shared<std::string>();
+  auto upstream = std::make_shared<Upstream>();
+  auto prefix = std::make_shared<std::string>();
+  create->add_option("bucket", *create_bucket, "bucket name")->required();
+  auto* url_opt = create->add_option(
+      "--upstream", upstream->url,
+      "mirror this Redis/Valkey: redis://HOST:PORT[/DB] or unix:///path[?db=N] (docs/mirror.md)");
+  create->add_option("--prefix", *prefix, "upstream key prefix (default: BUCKET:)")->needs(url_opt);
+  create
+      ->add_option("--password-file", upstream->password_file,
+                   "file holding the upstream's password (never the password itself)")
+      ->needs(url_opt);
+  OnRun(create, ctx, [&ctx, create_bucket, upstream, prefix, create] {
+    Client* client = ctx.OpenClient();
+    if (client == nullptr) return kExitFailed;
+    Status s;
+    if (upstream->url.empty()) {
+      s = client->CreateBucket(*create_bucket);
+    } else {
+      Upstream u = *upstream;
+      if (create->count("--prefix") != 0) u.prefix = *prefix;
+      s = client->CreateBucket(*create_bucket, u);
+    }
+    return s.ok() ? Done(ctx, {{"bucket", *create_bucket}}) : Fail(ctx, s);
+  });
   AddControl(app, ctx, "drop", "stop a bucket's worker and delete its data",
              [](Client& c, const std::string& b) { return c.DropBucket(b); });
   AddControl(app, ctx, "restart", "restart a bucket's worker (also clears a failed state)",

@@ -50,6 +50,30 @@ int StatusCmd(Context& ctx) {
     if (!b.reason.empty()) std::cout << "  (" << b.reason << ")";
     std::cout << "\n";
   }
+  bool any_mirror = false;
+  for (const BucketInfo& b : st->buckets) any_mirror |= !b.upstream.empty();
+  if (any_mirror) {
+    // A mirror's upstream and how far behind it is (docs/mirror.md).
+    std::cout << "\n"
+              << std::left << std::setw(20) << "BUCKET" << std::setw(36) << "UPSTREAM"
+              << std::setw(24) << "STATE" << std::setw(10) << "LAG"
+              << "RESYNCS\n";
+    for (const BucketInfo& b : st->buckets) {
+      if (b.upstream.empty()) continue;
+      std::string state = b.upstream_state;
+      if (state == "stale") {
+        state += b.upstream_since_unix_ms != 0
+                     ? " since " + HumanUptime(b.upstream_since_unix_ms) + " ago"
+                     : " (never synced)";
+      }
+      std::cout << std::left << std::setw(20) << b.name << std::setw(36)
+                << (b.upstream + " " + b.upstream_prefix + "*") << std::setw(24) << state
+                << std::setw(10) << (std::to_string(b.upstream_lag_us) + "us") << b.upstream_resyncs
+                << " (last " << b.upstream_resync_ms << " ms)";
+      if (b.upstream_skipped != 0) std::cout << "  " << b.upstream_skipped << " keys not mirrored";
+      std::cout << "\n";
+    }
+  }
   bool any_disk = false;
   for (const BucketInfo& b : st->buckets) any_disk |= b.persistence != "memory only";
   if (!any_disk) return code;

@@ -27,7 +27,20 @@ nlohmann::json BucketInfoJson(const BucketInfo& b) {
           {"writes", b.writes},
           {"queue_depth", b.worker_pid != 0 ? nlohmann::json(b.queue_depth) : nlohmann::json()},
           {"reason", b.reason},
-          {"persistence", PersistenceJson(b)}};
+          {"persistence", PersistenceJson(b)},
+          {"upstream", UpstreamJson(b)}};
+}
+
+nlohmann::json UpstreamJson(const BucketInfo& b) {
+  if (b.upstream.empty()) return nullptr;
+  return {{"url", b.upstream},
+          {"prefix", b.upstream_prefix},
+          {"state", b.upstream_state},
+          {"since_unix_ms", b.upstream_since_unix_ms},
+          {"lag_us", b.upstream_lag_us},
+          {"resyncs", b.upstream_resyncs},
+          {"resync_ms", b.upstream_resync_ms},
+          {"skipped_keys", b.upstream_skipped}};
 }
 
 nlohmann::json PersistenceJson(const BucketInfo& b) {

@@ -20,5 +20,7 @@ nlohmann::json BucketInfoJson(const BucketInfo& b);
 // {"mode","last_save_unix_ms" (null: never),"log_bytes","changes_since_save","last_save_ok",
 //  "writes_refused","error" (null: none)} of one bucket.
 nlohmann::json PersistenceJson(const BucketInfo& b);
+// "upstream": null unless the bucket mirrors an upstream Redis (docs/mirror.md).
+nlohmann::json UpstreamJson(const BucketInfo& b);
 
 }  // namespace kv::ctl

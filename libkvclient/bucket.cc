@@ -59,6 +59,11 @@ Status FromWireStatus(shm::WireStatus status, const std::string& bucket, std::st
                     where +
                         " could not make the write durable, or refuses writes after a failed "
                         "save (see `kvctl status` and the worker's log)");
+    case WireStatus::kUnavailable:
+      return Status(Code::kUnavailable,
+                    where +
+                        " mirrors an upstream that is unreachable or refused the write; "
+                        "nothing was written (see `kvctl status` and the worker's log)");
     default:
       return Status(Code::kInternal, where + " answered " + shm::WireStatusName(status));
   }

@@ -236,6 +236,18 @@ int kv_bucket_create(kv_client* client, const char* name) try {
 }
 KV_CATCH_ALL
 
+int kv_bucket_create_mirror(kv_client* client, const char* name, const char* url,
+                            const char* prefix, const char* password_file) try {
+  if (url == nullptr) return Null("url");
+  kv::Upstream upstream;
+  upstream.url = url;
+  if (prefix != nullptr) upstream.prefix = std::string(prefix);
+  if (password_file != nullptr) upstream.password_file = password_file;
+  return Control(client, name,
+                 [&](kv::Client& c, std::string_view n) { return c.CreateBucket(n, upstream); });
+}
+KV_CATCH_ALL
+
 int kv_bucket_drop(kv_client* client, const char* name) try {
   return Control(client, name, [](kv::Client& c, std::string_view n) { return c.DropBucket(n); });
 }

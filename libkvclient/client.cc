@@ -10,6 +10,7 @@
 #include "shm/control_message.h"
 #include "shm/names.h"
 #include "shm/unix_socket.h"
+#include "shm/upstream.h"
 
 namespace kv {
 
@@ -106,6 +107,18 @@ Status Client::CreateBucket(std::string_view name) {
     return Status(Code::kInvalidArgument, why);
   }
   return impl_->Control(shm::ControlOp::kCreate, name);
+}
+
+Status Client::CreateBucket(std::string_view name, const Upstream& upstream) {
+  if (std::string why = shm::ValidateBucketName(name); !why.empty()) {
+    return Status(Code::kInvalidArgument, why);
+  }
+  shm::UpstreamSpec spec{upstream.url, upstream.prefix.value_or(shm::DefaultUpstreamPrefix(name)),
+                         upstream.password_file};
+  if (std::string why = shm::ValidateUpstream(spec); !why.empty()) {
+    return Status(Code::kInvalidArgument, why);
+  }
+  return impl_->Control(shm::ControlOp::kCreateMirrored, shm::EncodeMirroredCreate(name, spec));
 }
 
 Status Client::DropBucket(std::string_view name) {
@@ -245,7 +258,18 @@ Result<InstanceStatus> Client::GetStatus() {
                           a->saves.load(std::memory_order_relaxed) == 0;
       info.writes_refused = a->writes_refused.load(std::memory_order_relaxed) != 0;
       info.persistence_error = PersistErrorText(a);
+      if (!r.upstream.empty()) {
+        info.upstream_state = shm::MirrorStateName(a->mirror_state.load(std::memory_order_relaxed));
+        if (info.upstream_state.empty()) info.upstream_state = "syncing";  // worker starting
+        info.upstream_since_unix_ms = a->mirror_since_unix_ms.load(std::memory_order_relaxed);
+        info.upstream_lag_us = a->mirror_lag_us.load(std::memory_order_relaxed);
+        info.upstream_resyncs = a->mirror_resyncs.load(std::memory_order_relaxed);
+        info.upstream_resync_ms = a->mirror_resync_ms.load(std::memory_order_relaxed);
+        info.upstream_skipped = a->mirror_skipped.load(std::memory_order_relaxed);
+      }
     }
+    info.upstream = r.upstream.url;
+    info.upstream_prefix = r.upstream.prefix;
     out.buckets.push_back(std::move(info));
   }
   return out;

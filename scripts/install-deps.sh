@@ -6,7 +6,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libboost-dev libboost-filesystem-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libcli11-dev nlohmann-json3-dev libxxhash-dev libedit-dev libncurses-dev
+  libcli11-dev nlohmann-json3-dev libxxhash-dev libedit-dev libncurses-dev libhiredis-dev
   clang clang-format libclang-rt-14-dev
   systemd tmux redis-server procps zsh
   python3 python3-dev python3-prometheus-client python3-cffi python3-pytest python3-redis python3-lmdb help2man

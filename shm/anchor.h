@@ -67,7 +67,26 @@ struct alignas(kCacheLine) AnchorHeader {
   std::atomic<std::uint64_t> log_bytes;           // bytes in the log files after the snapshot
   std::atomic<std::uint64_t> changes_since_save;  // writes applied since the last good snapshot
   std::atomic<std::uint32_t> last_save_ok;        // 1 if the last snapshot attempt succeeded
+  // Mirror of an upstream Redis (docs/mirror.md): written by the worker (relaxed), read by
+  // `kvctl status`. mirror_state 0 means the bucket is not a mirror.
+  alignas(kCacheLine) std::atomic<std::uint32_t> mirror_state;  // MirrorState
+  std::atomic<std::uint32_t> mirror_live_once;      // 1 once a full sync completed (this worker)
+  std::atomic<std::uint64_t> mirror_since_unix_ms;  // stale: since when; else when it entered
+  std::atomic<std::uint64_t> mirror_lag_us;         // last change: invalidation to applied
+  std::atomic<std::uint64_t> mirror_resyncs;        // full resyncs completed
+  std::atomic<std::uint64_t> mirror_resync_ms;      // duration of the last one
+  std::atomic<std::uint64_t> mirror_changes;        // upstream changes applied to the table
+  std::atomic<std::uint64_t> mirror_skipped;        // upstream keys not mirrored (too large...)
 };
+
+// AnchorHeader::mirror_state.
+enum MirrorState : std::uint32_t {
+  kMirrorNone = 0,
+  kMirrorSyncing = 1,  // connected, loading every key (first load or after a gap)
+  kMirrorLive = 2,     // following the upstream's invalidations
+  kMirrorStale = 3,    // upstream unreachable: reads serve the values of mirror_since_unix_ms
+};
+const char* MirrorStateName(std::uint32_t state);
 
 // AnchorHeader::persist_mode bits; the fsync policy is (mode >> 4) & 3 (1 always, 2 everysec,
 // 3 no) when kPersistLog is set.

@@ -19,10 +19,11 @@ bool DecodeControlRequest(const char* data, std::size_t size, ControlOp* op,
                           std::string_view* name) {
   if (size < 2 || data[0] != kControlVersion) return false;
   auto raw = static_cast<std::uint8_t>(data[1]);
-  if (raw < 1 || raw > static_cast<std::uint8_t>(ControlOp::kSave)) return false;
+  if (raw < 1 || raw > static_cast<std::uint8_t>(ControlOp::kCreateMirrored)) return false;
   *op = static_cast<ControlOp>(raw);
   *name = std::string_view(data + 2, size - 2);
-  return name->size() <= kMaxBucketNameSize * 4;  // names are validated by the caller
+  if (*op == ControlOp::kCreateMirrored) return true;  // decoded by DecodeMirroredCreate
+  return name->size() <= kMaxBucketNameSize * 4;       // names are validated by the caller
 }
 
 std::string EncodeControlReply(ControlStatus status, std::string_view message) {

@@ -16,6 +16,9 @@ enum class ControlOp : std::uint8_t {
   kShutdown = 4,
   kPing = 5,
   kSave = 6,  // asks the bucket's worker for a snapshot (answered once asked, not once done)
+  // Create a bucket that mirrors an upstream Redis (shm/upstream.h): the request's "name" is
+  // EncodeMirroredCreate's payload (name and upstream).
+  kCreateMirrored = 7,
 };
 
 enum class ControlStatus : std::uint8_t {

@@ -22,7 +22,7 @@ inline constexpr std::uint64_t kChannelMagic = 0x314c4e4148434b56ULL;
 
 // 2: record checks are CRC-32C (were XXH3-64). 3: the anchor carries the worker's pulse and wait
 // policy.
-inline constexpr std::uint32_t kFormatVersion = 3;
+inline constexpr std::uint32_t kFormatVersion = 4;
 
 // Limits (documented in docs/shm_format.md and kv/client.h).
 inline constexpr std::size_t kMaxKeySize = 1024;

@@ -32,6 +32,8 @@ const char* WireStatusName(WireStatus s) {
       return "INTERNAL";
     case WireStatus::kPersistence:
       return "PERSISTENCE";
+    case WireStatus::kUnavailable:
+      return "UNAVAILABLE";
   }
   return "UNKNOWN_STATUS";
 }

@@ -56,6 +56,9 @@ enum class WireStatus : std::uint8_t {
   // failed save (docs/persistence.md). A write answered so may be visible in memory; it is not
   // on disk.
   kPersistence = 11,
+  // A mirrored bucket's upstream is unreachable, or refused the write (docs/mirror.md): nothing
+  // was applied.
+  kUnavailable = 12,
 };
 const char* WireStatusName(WireStatus s);
 

@@ -116,6 +116,10 @@ std::optional<BucketRecord> RegistryReader::Read(std::uint32_t index) const {
   char name[kMaxBucketNameSize];
   char reason[sizeof e.reason];
   std::uint32_t len = 0;
+  char url[sizeof e.upstream_url];
+  char prefix[sizeof e.upstream_prefix];
+  char password_file[sizeof e.password_file];
+  std::uint32_t url_len = 0, prefix_len = 0, password_file_len = 0;
   bool read = RetryRead([&] {
     std::uint32_t seq;
     if (!ReadBegin(e.seq, &seq)) return false;
@@ -129,9 +133,26 @@ std::optional<BucketRecord> RegistryReader::Read(std::uint32_t index) const {
     len = e.name_len.load(std::memory_order_relaxed);
     RacyCopy(name, e.name, sizeof name);
     RacyCopy(reason, e.reason, sizeof reason);
+    url_len = e.upstream_url_len.load(std::memory_order_relaxed);
+    prefix_len = e.upstream_prefix_len.load(std::memory_order_relaxed);
+    password_file_len = e.password_file_len.load(std::memory_order_relaxed);
+    if (url_len != 0) {
+      RacyCopy(url, e.upstream_url, sizeof url);
+      RacyCopy(prefix, e.upstream_prefix, sizeof prefix);
+      RacyCopy(password_file, e.password_file, sizeof password_file);
+    }
     return ReadValid(e.seq, seq);
   });
   if (!read || len > sizeof name) return std::nullopt;  // never trust a length
+  if (url_len > sizeof url || prefix_len > sizeof prefix ||
+      password_file_len > sizeof password_file) {
+    return std::nullopt;
+  }
+  if (url_len != 0) {
+    r.upstream.url.assign(url, url_len);
+    r.upstream.prefix.assign(prefix, prefix_len);
+    r.upstream.password_file.assign(password_file, password_file_len);
+  }
   r.name.assign(name, len);
   reason[sizeof reason - 1] = '\0';
   r.reason = reason;
@@ -268,8 +289,8 @@ void RegistryWriter::RecordReload(bool applied) {
   WriteEnd(header_->seq);
 }
 
-std::optional<std::uint32_t> RegistryWriter::Insert(std::string_view name,
-                                                    std::uint64_t bucket_id) {
+std::optional<std::uint32_t> RegistryWriter::Insert(std::string_view name, std::uint64_t bucket_id,
+                                                    const UpstreamSpec& upstream) {
   for (std::uint32_t i = 0; i < header_->capacity; ++i) {
     RegistryEntry& e = entries_[i];
     if (e.state.load(std::memory_order_relaxed) != kBucketFree) continue;
@@ -283,6 +304,16 @@ std::optional<std::uint32_t> RegistryWriter::Insert(std::string_view name,
     std::memset(e.name, 0, sizeof e.name);
     if (!name.empty()) std::memcpy(e.name, name.data(), std::min(name.size(), sizeof e.name));
     e.reason[0] = '\0';
+    auto put = [](char* dst, std::size_t cap, std::atomic<std::uint32_t>* len,
+                  const std::string& src) {
+      std::size_t n = std::min(cap, src.size());
+      std::memset(dst, 0, cap);
+      if (n != 0) std::memcpy(dst, src.data(), n);
+      len->store(static_cast<std::uint32_t>(n), std::memory_order_relaxed);
+    };
+    put(e.upstream_url, sizeof e.upstream_url, &e.upstream_url_len, upstream.url);
+    put(e.upstream_prefix, sizeof e.upstream_prefix, &e.upstream_prefix_len, upstream.prefix);
+    put(e.password_file, sizeof e.password_file, &e.password_file_len, upstream.password_file);
     e.state.store(kBucketStarting, std::memory_order_relaxed);
     WriteEnd(e.seq);
     return i;

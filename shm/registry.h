@@ -25,6 +25,7 @@
 
 #include "shm/layout.h"
 #include "shm/segment.h"
+#include "shm/upstream.h"
 
 namespace kv::shm {
 
@@ -50,6 +51,13 @@ struct alignas(kCacheLine) RegistryEntry {
   std::atomic<std::uint32_t> name_len;
   char name[kMaxBucketNameSize];
   char reason[96];  // NUL-terminated: why the bucket is restarting or failed
+  // The bucket's upstream (shm/upstream.h; url_len 0: none), written once by Insert.
+  std::atomic<std::uint32_t> upstream_url_len;
+  std::atomic<std::uint32_t> upstream_prefix_len;
+  std::atomic<std::uint32_t> password_file_len;
+  char upstream_url[kMaxUpstreamUrl];
+  char upstream_prefix[kMaxUpstreamPrefix];
+  char password_file[kMaxPasswordFile];
 };
 
 struct alignas(kCacheLine) RegistryHeader {
@@ -88,6 +96,7 @@ struct BucketRecord {
   std::uint64_t worker_start_ticks = 0;
   std::uint64_t started_unix_ms = 0;
   std::string reason;
+  UpstreamSpec upstream;  // empty url: not a mirror
 };
 
 struct KvdRecord {
@@ -140,7 +149,8 @@ class RegistryWriter {
   // Counts one finished configuration reload; `applied` false when it was refused.
   void RecordReload(bool applied);
   // Claims a free entry for `name`; nullopt when the registry is full.
-  std::optional<std::uint32_t> Insert(std::string_view name, std::uint64_t bucket_id);
+  std::optional<std::uint32_t> Insert(std::string_view name, std::uint64_t bucket_id,
+                                      const UpstreamSpec& upstream = {});
   void SetState(std::uint32_t index, std::uint32_t state, std::string_view reason = {});
   // Records the bucket's worker (pid 0: none) together with its state and reason: a reader sees
   // both or neither (R4).

@@ -44,6 +44,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -92,6 +93,25 @@ struct BucketInfo {
   bool last_save_ok = true;              // the last snapshot attempt succeeded
   bool writes_refused = false;           // writes answered PERSISTENCE until a save succeeds
   std::string persistence_error;         // the failure being reported ("" if none)
+  // Mirror of an upstream Redis (docs/mirror.md); upstream empty: not a mirror.
+  std::string upstream;                      // its URL
+  std::string upstream_prefix;               // upstream key = prefix + bucket key
+  std::string upstream_state;                // "syncing", "live" or "stale"
+  std::uint64_t upstream_since_unix_ms = 0;  // stale: values are those of this time
+  std::uint64_t upstream_lag_us = 0;         // last change: invalidation received to applied
+  std::uint64_t upstream_resyncs = 0;        // full resyncs completed by the current worker
+  std::uint64_t upstream_resync_ms = 0;      // how long the last one took
+  std::uint64_t upstream_skipped = 0;        // upstream keys not mirrored (value too large...)
+};
+
+// The upstream of a mirrored bucket (docs/mirror.md).
+struct Upstream {
+  // redis://HOST:PORT[/DB] or unix:///path[?db=N]
+  std::string url;
+  // Upstream key = prefix + bucket key. Unset: "NAME:" (the bucket's name and a colon).
+  std::optional<std::string> prefix;
+  // A file holding the upstream's password (read by the bucket's worker, never passed around).
+  std::string password_file;
 };
 
 struct InstanceStatus {
@@ -122,6 +142,13 @@ class Client {
   // nothing. Errors: kInvalidArgument (name), kUnavailable (kvd down), kFailed (max buckets, or
   // worker did not start), kTimeout.
   Status CreateBucket(std::string_view name);
+  // Creates a bucket that mirrors `upstream` (docs/mirror.md): its worker loads every upstream
+  // key under the prefix, follows the upstream's changes, and sends writes to the upstream,
+  // applying them once it acknowledged them. An existing bucket with the same upstream is OK;
+  // with another (or none), kInvalidArgument. Errors as CreateBucket, plus kInvalidArgument for a
+  // bad URL, prefix or password file, and kFailed when kvd was built without hiredis or keeps a
+  // data directory.
+  Status CreateBucket(std::string_view name, const Upstream& upstream);
   // Stops the bucket's worker and deletes its data; open handles to it become stale (see
   // Caveats). Errors: kBucketNotFound if it does not exist, kInvalidArgument (name),
   // kUnavailable (kvd down), kTimeout.

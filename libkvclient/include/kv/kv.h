@@ -148,6 +148,15 @@ void kv_client_close(kv_client* client);
  * Errors: KV_INVALID (name), KV_UNAVAILABLE (kvd down), KV_FAILED, KV_TIMEOUT. */
 int kv_bucket_create(kv_client* client, const char* name);
 
+/* Creates a bucket that mirrors an upstream Redis/Valkey (docs/mirror.md). `url`:
+ * "redis://HOST:PORT[/DB]" or "unix:///path[?db=N]"; `prefix`: upstream key = prefix + bucket key
+ * (NULL: "NAME:"); `password_file`: a file holding the upstream's password (NULL: none). An
+ * existing bucket with the same upstream is KV_OK; with another, KV_INVALID.
+ * Errors: as kv_bucket_create, KV_INVALID (URL, prefix, password file), KV_FAILED (kvd built
+ * without hiredis, or kvd keeps a data directory). */
+int kv_bucket_create_mirror(kv_client* client, const char* name, const char* url,
+                            const char* prefix, const char* password_file);
+
 /* Stops the bucket's worker and deletes its data. KV_NO_BUCKET if it does not exist;
  * KV_UNAVAILABLE if kvd is down. */
 int kv_bucket_drop(kv_client* client, const char* name);
