@@ -466,9 +466,10 @@ Status WriteChannel::AwaitReply(Deadline& deadline, WriteReply* reply) {
     if (replies_.Empty()) shm::FutexWait(&h->reply_seq, seq, std::min(remaining, sleep_slice));
     sleep_slice = std::min(sleep_slice * 2, kMaxSleepSliceNs);
     h->client_waiting.store(0, std::memory_order_relaxed);
-    // Hung up first, then empty: a reply the worker published before it died is read (with its
-    // staged value, queued on this socket) before the channel is left.
-    if (WorkerGone() && replies_.Empty()) {
+    // Empty, hung up, and still empty: a reply the worker published before it died is read
+    // (with its staged value, queued on this socket) before the channel is left; a reply that
+    // is there costs no poll().
+    if (replies_.Empty() && WorkerGone() && replies_.Empty()) {
       // The worker died: the restarted one adopts the channel and answers this request, applied
       // by its predecessor or by itself, exactly once.
       Disconnect();
