@@ -129,7 +129,20 @@ Change = collections.namedtuple("Change", "kind sequence key value missed value_
 Change.__doc__ = "One change to a bucket: kind is kv.PUT/DELETE/CLEAR/MISSED/RESYNC."
 
 
-class Client:
+class _Closeable:
+    """`with` support and closing on collection, for a class whose close() is idempotent."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        self.close()
+
+
+class Client(_Closeable):
     """A connection to one kv instance (namespace None: $KV_NAMESPACE, else "kv")."""
 
     _handle = None
@@ -146,15 +159,6 @@ class Client:
         if self._handle is not None:
             _lib.kv_client_close(self._handle)
             self._handle = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()
 
     def _check(self, rc):
         if rc:
@@ -177,7 +181,7 @@ class Client:
         return Bucket(handle[0])
 
 
-class Bucket(_native.BucketCore):
+class Bucket(_native.BucketCore, _Closeable):
     """One bucket: reads from shared memory in this process, writes through its worker.
 
     get(key, default=<missing>) is inherited from the extension (python/native/native.c): the
@@ -198,15 +202,6 @@ class Bucket(_native.BucketCore):
             self._bind(0)  # get() on a closed bucket: InvalidError, never a freed handle
             _lib.kv_bucket_close(self._handle)
             self._handle = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()
 
     def dup(self):
         """Another handle sharing this one's write channel, for another thread."""
@@ -317,7 +312,7 @@ class Bucket(_native.BucketCore):
         return Subscription(handle[0], timeout_ms)
 
 
-class Subscription:
+class Subscription(_Closeable):
     """Iterator of Change; close() (or the with block) releases it."""
 
     _handle = None
@@ -357,12 +352,3 @@ class Subscription:
         if self._handle is not None:
             _lib.kv_subscription_close(self._handle)
             self._handle = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()
