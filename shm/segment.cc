@@ -6,9 +6,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/interprocess/exceptions.hpp>
 #include <cerrno>
 #include <cstring>
+#include <string>
 
 namespace kv::shm {
 namespace bip = boost::interprocess;
@@ -37,6 +39,9 @@ ShmError FromException(const std::string& name, const bip::interprocess_exceptio
   return error;
 }
 
+// Where glibc's shm_open keeps objects (Boost.Interprocess uses shm_open on Linux).
+const std::string kShmDirectory = "/dev/shm/";
+
 ShmError FromErrno(const std::string& name, const char* what, int err) {
   ShmError error;
   error.kind = (err == ENOSPC)                   ? ShmError::kNoSpace
@@ -50,22 +55,44 @@ ShmError FromErrno(const std::string& name, const char* what, int err) {
 
 Segment Segment::Create(const std::string& name, std::size_t size, std::size_t reserve, mode_t mode,
                         ShmError* error) {
+  // The object is built under a private name and linked into place once its mode and size are
+  // final: shm_open applies the umask, and an opener that found the public name before the
+  // fchmod below would be refused (kPermission) although the object is meant to be readable.
+  // link() fails with EEXIST where rename() would replace: creation stays exclusive.
+  static std::atomic<unsigned> counter{0};
+  std::string building = name + ".creating." + std::to_string(::getpid()) + "." +
+                         std::to_string(counter.fetch_add(1, std::memory_order_relaxed));
   Segment segment;
   try {
     bip::permissions perms(mode);
     segment.object_ =
-        bip::shared_memory_object(bip::create_only, name.c_str(), bip::read_write, perms);
+        bip::shared_memory_object(bip::create_only, building.c_str(), bip::read_write, perms);
     int fd = segment.object_.get_mapping_handle().handle;
-    if (::fchmod(fd, mode) != 0) {  // shm_open applies the umask; the mode must not depend on it
+    if (::fchmod(fd, mode) != 0) {  // the mode must not depend on the umask
       *error = FromErrno(name, "fchmod", errno);
-      Remove(name);
+      Remove(building);
       return {};
     }
     segment.object_.truncate(static_cast<bip::offset_t>(size));
-    segment.name_ = name;
+  } catch (const bip::interprocess_exception& e) {
+    Remove(building);
+    *error = FromException(name, e);
+    return {};
+  }
+  int linked = ::link((kShmDirectory + building).c_str(), (kShmDirectory + name).c_str());
+  int link_errno = errno;
+  Remove(building);
+  if (linked != 0) {
+    *error = link_errno == EEXIST ? ShmError{ShmError::kExists,
+                                             "shared memory object '" + name + "': already exists"}
+                                  : FromErrno(name, "link", link_errno);
+    return {};
+  }
+  segment.name_ = name;
+  try {
     segment.region_ = bip::mapped_region(segment.object_, bip::read_write);
   } catch (const bip::interprocess_exception& e) {
-    if (e.get_error_code() != bip::already_exists_error) Remove(name);
+    Remove(name);
     *error = FromException(name, e);
     return {};
   }
