@@ -16,6 +16,10 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# `producer | has PATTERN...`: grep -q over the whole input. A plain `| has` stops reading at
+# the first match, and under pipefail the producer's SIGPIPE then fails the line (ldd's output
+# grew long enough for that once hiredis was linked).
+has() { local input; input=$(cat); grep -q "$@" <<<"$input"; }
 
 cpack --config "$build/CPackConfig.cmake" -B "$tmp/debs" >"$tmp/cpack.log" 2>&1 ||
   { cat "$tmp/cpack.log" >&2; fail "cpack"; }
@@ -32,12 +36,12 @@ done
 lib=$root/usr/lib/$multiarch
 pydeb=$tmp/debs/python3-kv_${version}_${arch}.deb
 [[ -f $pydeb ]] || fail "no package $pydeb"
-dpkg-deb -f "$pydeb" Depends | grep -q "libkvclient0 (= $version)" || fail "python3-kv Depends"
+dpkg-deb -f "$pydeb" Depends | has "libkvclient0 (= $version)" || fail "python3-kv Depends"
 # The extension is built for Debian's python3: the package says which one.
 pyminor=$(/usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-dpkg-deb -f "$pydeb" Depends | grep -q "python3 (>= $pyminor~)" || fail "python3-kv Depends on python3 $pyminor"
+dpkg-deb -f "$pydeb" Depends | has "python3 (>= $pyminor~)" || fail "python3-kv Depends on python3 $pyminor"
 pyext=$(/usr/bin/python3 -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
-dpkg-deb -c "$pydeb" | grep -q "usr/lib/python3/dist-packages/kv/_native$pyext\$" ||
+dpkg-deb -c "$pydeb" | has "usr/lib/python3/dist-packages/kv/_native$pyext\$" ||
   fail "python3-kv lacks kv/_native$pyext"
 dpkg-deb -x "$pydeb" "$root"
 
@@ -51,15 +55,15 @@ for f in usr/bin/kvd usr/bin/kvctl usr/lib/systemd/system/kvd.service usr/lib/sy
 done
 [[ $(readlink "$lib/libkvclient.so.0") == "libkvclient.so.$version" ]] || fail "libkvclient.so.0 link"
 [[ $(readlink "$lib/libkvclient.so") == "libkvclient.so.0" ]] || fail "libkvclient.so link"
-readelf -d "$lib/libkvclient.so.$version" | grep -q 'Library soname: \[libkvclient.so.0\]' ||
+readelf -d "$lib/libkvclient.so.$version" | has 'Library soname: \[libkvclient.so.0\]' ||
   fail "SONAME"
 # The library is in libkvclient0 only, the link and headers in -dev only.
-dpkg-deb -c "$tmp/debs/libkvclient0_${version}_${arch}.deb" | grep -q 'include/' && fail "headers in libkvclient0"
-dpkg-deb -c "$tmp/debs/libkvclient-dev_${version}_${arch}.deb" | grep -q "libkvclient.so.$version" &&
+dpkg-deb -c "$tmp/debs/libkvclient0_${version}_${arch}.deb" | has 'include/' && fail "headers in libkvclient0"
+dpkg-deb -c "$tmp/debs/libkvclient-dev_${version}_${arch}.deb" | has "libkvclient.so.$version" &&
   fail "library in libkvclient-dev"
-dpkg-deb -f "$tmp/debs/libkvclient-dev_${version}_${arch}.deb" Depends | grep -q "libkvclient0 (= $version)" ||
+dpkg-deb -f "$tmp/debs/libkvclient-dev_${version}_${arch}.deb" Depends | has "libkvclient0 (= $version)" ||
   fail "libkvclient-dev does not depend on libkvclient0"
-dpkg-deb -f "$tmp/debs/kv_${version}_${arch}.deb" Depends | grep -q "libkvclient0 (= $version)" ||
+dpkg-deb -f "$tmp/debs/kv_${version}_${arch}.deb" Depends | has "libkvclient0 (= $version)" ||
   fail "kv does not depend on libkvclient0"
 
 # Maintainer scripts and the conffile.
@@ -94,12 +98,12 @@ export LD_LIBRARY_PATH=$lib
 [[ $(PYTHONPATH=$root/usr/lib/python3/dist-packages PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 \
   -c 'import kv; print(kv.version())') == "$version" ]] || fail "python3-kv: import kv"
 # The installed extension carries no build RPATH: it loads the unpacked libkvclient0.
-readelf -d "$root/usr/lib/python3/dist-packages/kv/_native$pyext" | grep -q -E 'RPATH|RUNPATH' &&
+readelf -d "$root/usr/lib/python3/dist-packages/kv/_native$pyext" | has -E 'RPATH|RUNPATH' &&
   fail "python3-kv's extension has an RPATH"
 [[ $(PYTHONPATH=$root/usr/lib/python3/dist-packages PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 \
   -c 'import kv; print(kv._native.library_path())') == "$lib/libkvclient.so.0" ]] ||
   fail "python3-kv does not load the unpacked libkvclient"
-ldd "$root/usr/bin/kvctl" | grep -q "libkvclient.so.0 => $lib/libkvclient.so.0" || fail "kvctl does not load the unpacked library"
+ldd "$root/usr/bin/kvctl" | has "libkvclient.so.0 => $lib/libkvclient.so.0" || fail "kvctl does not load the unpacked library"
 
 # A program built against the unpacked -dev package: find_package and pkg-config.
 cmake -S "$source/examples" -B "$tmp/find_package" -DCMAKE_PREFIX_PATH="$root/usr" \
