@@ -9,6 +9,8 @@
 // worker's slot code, which it checks against the servers' CLUSTER KEYSLOT.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
 #include <atomic>
 #include <map>
 #include <memory>
@@ -50,6 +52,10 @@ class ClusterClient {
     }
   }
   RedisConn& node(std::size_t i) { return *conns_[i]; }
+  // A new connection to node `i` (after it restarted).
+  void Reopen(std::size_t i, const std::string& socket) {
+    conns_[i] = std::make_unique<RedisConn>(socket);
+  }
 
   // One single-key command, wherever the key is.
   ReplyPtr Command(const std::vector<std::string>& args) {
@@ -115,6 +121,24 @@ std::map<std::string, std::string> Dump(Bucket& bucket) {
   return out;
 }
 
+// The first differences between a mirror's dump and the cluster's, for failure messages.
+std::string Diff(const std::map<std::string, std::string>& mirror,
+                 const std::map<std::string, std::string>& cluster) {
+  std::string out;
+  int shown = 0;
+  for (const auto& [k, v] : mirror) {
+    auto it = cluster.find(k);
+    if ((it == cluster.end() || it->second != v) && shown++ < 10) {
+      out += " mirror[" + k + "]=" + v.substr(0, 20) +
+             (it == cluster.end() ? " (absent upstream)" : " upstream=" + it->second.substr(0, 20));
+    }
+  }
+  for (const auto& [k, v] : cluster) {
+    if (mirror.count(k) == 0 && shown++ < 10) out += " missing[" + k + "]";
+  }
+  return out;
+}
+
 bool Holds(Bucket& bucket, const std::string& key, const std::string& value) {
   std::string v;
   return bucket.Get(key, &v).ok() && v == value;
@@ -123,13 +147,15 @@ bool Holds(Bucket& bucket, const std::string& key, const std::string& value) {
 class ClusterMirrorTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    ::signal(SIGPIPE, SIG_IGN);  // a write to a killed node's connection is an error, not death
     for (int i = 0; i < 3; ++i) {
       int port = testing::FreeClusterPort();
       ASSERT_NE(port, 0);
       nodes_.push_back(std::make_unique<RedisProcess>(
           std::string(),
           std::vector<std::string>{"--cluster-enabled", "yes", "--cluster-config-file",
-                                   "nodes.conf", "--cluster-node-timeout", "5000"},
+                                   "nodes.conf", "--cluster-node-timeout", "5000",
+                                   "--cluster-require-full-coverage", "no"},
           port));
       ASSERT_TRUE(nodes_.back()->ok())
           << "redis-server (cluster node, port " << port << ") did not start";
@@ -180,6 +206,26 @@ class ClusterMirrorTest : public ::testing::Test {
     EXPECT_TRUE(bucket.ok()) << bucket.status().ToString();
     *client_out = client;
     return *bucket;
+  }
+
+  // The master that serves `key` (the one that answers without a redirection).
+  std::size_t OwnerOf(const std::string& key) {
+    for (std::size_t i = 0; i < 3; ++i) {
+      auto r = cluster_->node(i).Command({"EXISTS", key});
+      if (r && r->type == REDIS_REPLY_INTEGER) return i;
+    }
+    ADD_FAILURE() << "no master serves the key";
+    return 0;
+  }
+
+  bool ClusterOk() {
+    for (std::size_t i = 0; i < 3; ++i) {
+      if (Text(cluster_->node(i).Command({"CLUSTER", "INFO"})).find("cluster_state:ok") ==
+          std::string::npos) {
+        return false;
+      }
+    }
+    return true;
   }
 
   // Moves slots [first, last] from master `from` to master `to`, key by key (MIGRATE), as
@@ -302,7 +348,8 @@ TEST_F(ClusterMirrorTest, KeysAcrossAllSlotsMirrorAndReshardingLosesNothing) {
         kPatience));
   }
   expected = cluster_->Dump("m:");
-  EXPECT_TRUE(WaitFor([&] { return Dump(a) == expected && Dump(b) == expected; }, kPatience));
+  EXPECT_TRUE(WaitFor([&] { return Dump(a) == expected && Dump(b) == expected; }, kPatience))
+      << "A:" << Diff(Dump(a), expected) << " B:" << Diff(Dump(b), expected);
 
   // Resharding while two writers go on: one through kv (A), one directly on the cluster.
   std::atomic<bool> stop{false};
@@ -344,7 +391,8 @@ TEST_F(ClusterMirrorTest, KeysAcrossAllSlotsMirrorAndReshardingLosesNothing) {
   expected = cluster_->Dump("m:");
   for (const auto& [k, value] : kv_acked) EXPECT_EQ(expected[k], value) << k;
   for (const auto& [k, value] : direct_acked) EXPECT_EQ(expected[k], value) << k;
-  EXPECT_TRUE(WaitFor([&] { return Dump(a) == expected && Dump(b) == expected; }, kPatience));
+  EXPECT_TRUE(WaitFor([&] { return Dump(a) == expected && Dump(b) == expected; }, kPatience))
+      << "A:" << Diff(Dump(a), expected) << " B:" << Diff(Dump(b), expected);
   EXPECT_EQ(Dump(a), expected);
   EXPECT_EQ(Dump(b), expected);
 
@@ -354,23 +402,105 @@ TEST_F(ClusterMirrorTest, KeysAcrossAllSlotsMirrorAndReshardingLosesNothing) {
     ASSERT_TRUE(cluster_->Set("m:direct-after" + std::to_string(i), "y"));
   }
   expected = cluster_->Dump("m:");
-  EXPECT_TRUE(WaitFor([&] { return Dump(a) == expected && Dump(b) == expected; }, kPatience));
+  EXPECT_TRUE(WaitFor([&] { return Dump(a) == expected && Dump(b) == expected; }, kPatience))
+      << "A:" << Diff(Dump(a), expected) << " B:" << Diff(Dump(b), expected);
+
+  // ASK, deterministically: a slot in mid-migration, one of its keys already on the target.
+  const std::string k1 = "m:{ask}1", k2 = "m:{ask}2";
+  ASSERT_TRUE(cluster_->Set(k1, "one") && cluster_->Set(k2, "two"));
+  std::size_t from = OwnerOf(k1);
+  std::size_t to = (from + 1) % 3;
+  std::string slot = std::to_string(daemon::mirror::KeySlot(k1));
+  ASSERT_EQ(Text(cluster_->node(to).Command({"CLUSTER", "SETSLOT", slot, "IMPORTING", ids_[from]})),
+            "OK");
+  ASSERT_EQ(Text(cluster_->node(from).Command({"CLUSTER", "SETSLOT", slot, "MIGRATING", ids_[to]})),
+            "OK");
+  ASSERT_EQ(Text(cluster_->node(from).Command(
+                {"MIGRATE", "127.0.0.1", std::to_string(nodes_[to]->port()), k1, "0", "5000"})),
+            "OK");
+  ASSERT_TRUE(a.Put("{ask}1", "moved, via ASK").ok());  // on the target, after ASKING
+  ASSERT_TRUE(a.Put("{ask}3", "new, via ASK").ok());    // absent on the source: the target
+  ASSERT_TRUE(a.Put("{ask}2", "still on the source").ok());
+  std::uint64_t version = 0;
+  std::string value;
+  ASSERT_TRUE(a.Get("{ask}1", &value, &version).ok());
+  ASSERT_TRUE(a.CompareAndSet("{ask}1", version, "cas via ASK").ok());
+  cluster_->node(to).Command({"ASKING"});
+  EXPECT_EQ(Text(cluster_->node(to).Command({"GET", k1})), "cas via ASK");
+  EXPECT_EQ(Text(cluster_->node(from).Command({"GET", k2})), "still on the source");
+  for (Bucket* m : {&a, &b}) {
+    EXPECT_TRUE(WaitFor(
+        [&] {
+          return Holds(*m, "{ask}1", "cas via ASK") && Holds(*m, "{ask}3", "new, via ASK") &&
+                 Holds(*m, "{ask}2", "still on the source");
+        },
+        kPatience));
+  }
+  // The rest of the slot (k2, and any other key that hashes there), then the slot itself.
+  for (;;) {
+    auto keys = cluster_->node(from).Command({"CLUSTER", "GETKEYSINSLOT", slot, "100"});
+    ASSERT_TRUE(keys && keys->type == REDIS_REPLY_ARRAY);
+    if (keys->elements == 0) break;
+    std::vector<std::string> migrate = {
+        "MIGRATE", "127.0.0.1", std::to_string(nodes_[to]->port()), "", "0", "5000", "KEYS"};
+    for (std::size_t i = 0; i < keys->elements; ++i) {
+      migrate.emplace_back(keys->element[i]->str, keys->element[i]->len);
+    }
+    ASSERT_EQ(Text(cluster_->node(from).Command(migrate)), "OK");
+  }
+  for (std::size_t n : {to, from, 3 - from - to}) {
+    ASSERT_EQ(Text(cluster_->node(n).Command({"CLUSTER", "SETSLOT", slot, "NODE", ids_[to]})),
+              "OK");
+  }
+  ASSERT_TRUE(b.Put("{ask}2", "after, via MOVED").ok());
+  EXPECT_EQ(Text(cluster_->node(to).Command({"GET", k2})), "after, via MOVED");
+  expected = cluster_->Dump("m:");
+  EXPECT_TRUE(WaitFor([&] { return Dump(a) == expected && Dump(b) == expected; }, kPatience))
+      << "A:" << Diff(Dump(a), expected) << " B:" << Diff(Dump(b), expected);
 
   // clear removes the prefix's keys on every master.
   ASSERT_TRUE(b.Clear().ok());
   EXPECT_TRUE(cluster_->Dump("m:").empty());
-  EXPECT_TRUE(WaitFor([&] { return Dump(a).empty() && Dump(b).empty(); }, kPatience));
+  EXPECT_TRUE(WaitFor([&] { return Dump(a).empty() && Dump(b).empty(); }, kPatience))
+      << "A:" << Diff(Dump(a), {}) << " B:" << Diff(Dump(b), {});
   EXPECT_EQ(Text(cluster_->Command({"GET", "other:key"})), "not mirrored");
 
-  // A master lost: both mirrors are stale, reads go on, writes fail UNAVAILABLE.
-  ASSERT_TRUE(a.Put("last", "1").ok());
-  EXPECT_TRUE(WaitFor([&] { return Holds(b, "last", "1"); }, kPatience));
+  // A master lost: both mirrors are stale, reads go on, writes fail UNAVAILABLE (even to keys
+  // of the masters still up).
+  for (int i = 0; i < 300; ++i) {
+    ASSERT_TRUE(a.Put("r" + std::to_string(i), "before").ok());
+  }
+  EXPECT_TRUE(WaitFor([&] { return Holds(b, "r299", "before"); }, kPatience));
+  std::string on_0, on_1;  // keys served by master 0 and by master 1
+  for (int i = 0; i < 300 && (on_0.empty() || on_1.empty()); ++i) {
+    std::string k = "r" + std::to_string(i);
+    std::size_t owner = OwnerOf("m:" + k);
+    if (owner < 2) (owner == 0 ? on_0 : on_1) = k;
+  }
+  ASSERT_FALSE(on_0.empty() || on_1.empty());
   nodes_[1]->Kill();
   EXPECT_TRUE(
       WaitFor([&] { return InState(*ca, "m", "stale") && InState(*cb, "m", "stale"); }, kPatience));
-  EXPECT_TRUE(Holds(a, "last", "1"));
-  EXPECT_EQ(a.Put("last", "2").code(), Code::kUnavailable);
-  EXPECT_TRUE(Holds(a, "last", "1"));
+  EXPECT_TRUE(Holds(a, on_1, "before"));
+  EXPECT_EQ(a.Put(on_1, "lost").code(), Code::kUnavailable);
+  EXPECT_EQ(a.Put(on_0, "lost").code(), Code::kUnavailable);
+  EXPECT_TRUE(Holds(a, on_0, "before"));
+  // Meanwhile a change on a master still up; the lost master comes back empty (no persistence):
+  // both mirrors re-discover, resync, and equal the cluster again (master 1's keys gone).
+  ASSERT_TRUE(cluster_->Set("m:" + on_0, "changed while stale"));
+  ASSERT_TRUE(nodes_[1]->Restart());
+  cluster_->Reopen(1, nodes_[1]->socket());
+  ASSERT_TRUE(WaitFor([&] { return ClusterOk(); }, kPatience));
+  EXPECT_TRUE(
+      WaitFor([&] { return InState(*ca, "m", "live") && InState(*cb, "m", "live"); }, kPatience));
+  expected = cluster_->Dump("m:");
+  EXPECT_EQ(expected.count(on_1), 0u);
+  EXPECT_EQ(expected[on_0], "changed while stale");
+  EXPECT_TRUE(WaitFor([&] { return Dump(a) == expected && Dump(b) == expected; }, kPatience))
+      << "A:" << Diff(Dump(a), expected) << " B:" << Diff(Dump(b), expected);
+  EXPECT_EQ(Dump(a), expected);
+  ASSERT_TRUE(a.Put(on_1, "back").ok());
+  EXPECT_TRUE(WaitFor([&] { return Holds(b, on_1, "back"); }, kPatience));
 }
 
 }  // namespace

@@ -26,11 +26,21 @@ RedisProcess::RedisProcess(std::string socket, std::vector<std::string> extra, i
                                    "--appendonly", "no",        "--dir",
                                    dir_,           "--logfile", dir_ + "/redis.log"};
   args.insert(args.end(), extra.begin(), extra.end());
+  args_ = std::move(args);
+  if (!Start()) pid_ = 0;
+}
+
+bool RedisProcess::Restart() {
+  Kill();
+  return Start();
+}
+
+bool RedisProcess::Start() {
   pid_t pid = ::fork();
   if (pid == 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
+    for (std::string& a : args_) argv.push_back(a.data());
     argv.push_back(nullptr);
     ::execvp(argv[0], argv.data());
     ::_exit(127);
@@ -41,14 +51,17 @@ RedisProcess::RedisProcess(std::string socket, std::vector<std::string> extra, i
     RedisConn conn(socket_);
     if (conn.ok()) {
       auto r = conn.Command({"PING"});
-      if (r && r->type == REDIS_REPLY_STATUS) return;
+      if (r && r->type == REDIS_REPLY_STATUS) return true;
     }
     int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) break;  // it exited
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {  // it exited
+      pid_ = -1;
+      return false;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   Kill();
-  pid_ = 0;
+  return false;
 }
 
 void RedisProcess::Kill() {

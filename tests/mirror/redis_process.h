@@ -34,10 +34,15 @@ class RedisProcess {
   pid_t pid() const { return pid_; }
   // SIGKILL and reap; the socket file stays (a dead server: connections are refused).
   void Kill();
+  // Starts the server again, as before, in the same directory (a cluster node keeps its
+  // nodes.conf). False if it did not answer PING within 10 s.
+  bool Restart();
 
  private:
+  bool Start();
   std::string dir_;
   std::string socket_;
+  std::vector<std::string> args_;
   int port_ = 0;
   pid_t pid_ = 0;
 };
