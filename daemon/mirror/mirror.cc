@@ -353,6 +353,15 @@ Reply Mirror::Follow(Reply reply, std::string_view key, const std::vector<std::s
   return reply;
 }
 
+Reply Mirror::Rediscovered(Reply reply, std::string_view key,
+                           const std::vector<std::string_view>& args) {
+  if (!topology_changed_ || !IsRedirect(reply.get())) return reply;
+  Down("a MOVED named a master this mirror does not know: re-discovering the cluster");
+  Connect(Clock::now());
+  if (!live()) return reply;
+  return Routed(key, args);
+}
+
 Reply Mirror::Routed(std::string_view key, const std::vector<std::string_view>& args) {
   Node* node = Owner(key);
   if (node == nullptr) return nullptr;
@@ -592,6 +601,12 @@ bool Mirror::FetchEach(const std::vector<std::string>& keys, std::vector<std::st
     if (!value || (value->type != REDIS_REPLY_STRING && value->type != REDIS_REPLY_NIL &&
                    Str(value.get()).substr(0, 9) != "WRONGTYPE")) {
       if (!CheckLinks()) return false;
+      if (topology_changed_) {  // a key moved to a master this mirror does not know
+        Down("a redirection named a master this mirror does not know (" + ReplyText(value.get()) +
+             "): re-discovering the cluster");
+        next_attempt_ = Clock::now();
+        return false;
+      }
       Down("GET after a redirection: " + (value ? ReplyText(value.get()) : "no master"));
       return false;
     }
@@ -741,7 +756,8 @@ void Mirror::Execute(Channel& channel, std::deque<Pending>& batch) {
   }
   for (std::size_t i = 0; i < batch.size(); ++i) {
     if (IsRedirect(replies[i].get())) {
-      replies[i] = Follow(std::move(replies[i]), keys[i], commands[i]);
+      replies[i] =
+          Rediscovered(Follow(std::move(replies[i]), keys[i], commands[i]), keys[i], commands[i]);
     }
   }
   std::size_t item = 0;
@@ -801,8 +817,9 @@ Outcome Mirror::Cas(const shm::Request& request) {
     return out;
   }
   std::string key = spec_.prefix + std::string(request.key);
-  Reply r = Routed(
-      key, {"EVAL", kCasScript, "1", key, expected == 0 ? "0" : "1", current, request.value});
+  std::vector<std::string_view> eval = {"EVAL",  kCasScript,   "1", key, expected == 0 ? "0" : "1",
+                                        current, request.value};
+  Reply r = Rediscovered(Routed(key, eval), key, eval);
   if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
       r->element[0]->type != REDIS_REPLY_INTEGER) {
     if (r) spdlog::warn("upstream {} refused a cas: {}", spec_.url, ReplyText(r.get()));

@@ -125,6 +125,10 @@ class Mirror {
   // A reply that redirects (MOVED, ASK, TRYAGAIN) is followed: the command is sent again where
   // it says, up to a few times. Returns the final reply; nullptr if a link failed.
   Reply Follow(Reply reply, std::string_view key, const std::vector<std::string_view>& args);
+  // A write redirected to a master this mirror does not know (slots moved to a new master):
+  // re-discovers now (a full resync) and sends it again once, so that such a resharding costs
+  // the writer a pause rather than an error. Otherwise returns `reply`.
+  Reply Rediscovered(Reply reply, std::string_view key, const std::vector<std::string_view>& args);
   // Sends one key's command to its node and follows redirections.
   Reply Routed(std::string_view key, const std::vector<std::string_view>& args);
   // Down if any link failed; true if all are ok.

@@ -248,9 +248,13 @@ class ClusterMirrorTest : public ::testing::Test {
         }
         ASSERT_EQ(Text(src.Command(migrate)), "OK");
       }
-      for (std::size_t n = 0; n < 3; ++n) {
-        std::size_t order = n == 0 ? to : n == 1 ? from : 3 - from - to;
-        ASSERT_EQ(Text(cluster_->node(order).Command({"CLUSTER", "SETSLOT", s, "NODE", ids_[to]})),
+      // The target first, then the source, then the others.
+      std::vector<std::size_t> order = {to, from};
+      for (std::size_t n = 0; n < nodes_.size(); ++n) {
+        if (n != to && n != from) order.push_back(n);
+      }
+      for (std::size_t n : order) {
+        ASSERT_EQ(Text(cluster_->node(n).Command({"CLUSTER", "SETSLOT", s, "NODE", ids_[to]})),
                   "OK");
       }
     }
@@ -501,6 +505,57 @@ TEST_F(ClusterMirrorTest, KeysAcrossAllSlotsMirrorAndReshardingLosesNothing) {
   EXPECT_EQ(Dump(a), expected);
   ASSERT_TRUE(a.Put(on_1, "back").ok());
   EXPECT_TRUE(WaitFor([&] { return Holds(b, on_1, "back"); }, kPatience));
+}
+
+TEST_F(ClusterMirrorTest, SlotsMovedToANewMasterAreFollowed) {
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_TRUE(cluster_->Set("m:k" + std::to_string(i), "v" + std::to_string(i)));
+  }
+  std::shared_ptr<Client> ca;
+  Bucket a = Mirror(a_, &ca);
+  // A fourth master joins (the mirror's seeds and masters do not include it) and takes slots
+  // 0-999 from master 0, while the mirror is live.
+  int port = testing::FreeClusterPort();
+  ASSERT_NE(port, 0);
+  nodes_.push_back(std::make_unique<RedisProcess>(
+      std::string(),
+      std::vector<std::string>{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                               "--cluster-node-timeout", "5000"},
+      port));
+  ASSERT_TRUE(nodes_.back()->ok());
+  cluster_ = std::make_unique<ClusterClient>(nodes_);
+  ids_.push_back(Text(cluster_->node(3).Command({"CLUSTER", "MYID"})));
+  ASSERT_EQ(Text(cluster_->node(0).Command({"CLUSTER", "MEET", "127.0.0.1", std::to_string(port)})),
+            "OK");
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (std::size_t i = 0; i < 4; ++i) {
+          if (Text(cluster_->node(i).Command({"CLUSTER", "INFO"})).find("cluster_known_nodes:4") ==
+              std::string::npos) {
+            return false;
+          }
+        }
+        return true;
+      },
+      kPatience));
+  Reshard(0, 999, 0, 3);
+  // A write through the mirror to a moved slot: MOVED names the new master, the worker
+  // re-discovers, resyncs and sends the write there; the write succeeds.
+  std::string moved_key;
+  for (int i = 0; i < 1000 && moved_key.empty(); ++i) {
+    std::string k = "k" + std::to_string(i);
+    if (daemon::mirror::KeySlot("m:" + k) <= 999) moved_key = k;
+  }
+  ASSERT_FALSE(moved_key.empty());
+  Status s = a.Put(moved_key, "on the new master");
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(Text(cluster_->node(3).Command({"GET", "m:" + moved_key})), "on the new master");
+  // Changes made directly on the new master reach the mirror (tracking on it now).
+  ASSERT_TRUE(cluster_->Set("m:" + moved_key, "direct on the new master"));
+  EXPECT_TRUE(WaitFor([&] { return Holds(a, moved_key, "direct on the new master"); }, kPatience));
+  auto expected = cluster_->Dump("m:");
+  EXPECT_TRUE(WaitFor([&] { return Dump(a) == expected; }, kPatience)) << Diff(Dump(a), expected);
+  EXPECT_TRUE(InState(*ca, "m", "live"));
 }
 
 }  // namespace
