@@ -148,9 +148,10 @@ void AddAdminCommands(CLI::App& app, Context& ctx) {
   auto upstream = std::make_shared<Upstream>();
   auto prefix = std::make_shared<std::string>();
   create->add_option("bucket", *create_bucket, "bucket name")->required();
-  auto* url_opt = create->add_option(
-      "--upstream", upstream->url,
-      "mirror this Redis/Valkey: redis://HOST:PORT[/DB] or unix:///path[?db=N] (docs/mirror.md)");
+  auto* url_opt =
+      create->add_option("--upstream", upstream->url,
+                         "mirror this Redis/Valkey: redis://HOST:PORT[/DB], unix:///path[?db=N] or "
+                         "redis-cluster://HOST:PORT[,HOST:PORT...] (docs/mirror.md)");
   create->add_option("--prefix", *prefix, "upstream key prefix (default: BUCKET:)")->needs(url_opt);
   create
       ->add_option("--password-file", upstream->password_file,

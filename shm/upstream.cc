@@ -18,6 +18,27 @@ void PutU16(std::string* out, std::size_t n) {
   out->push_back(static_cast<char>((n >> 8) & 0xff));
 }
 
+// HOST:PORT of a TCP URL. Empty, or why not (`shown` names the URL).
+std::string ParseHostPort(std::string_view rest, const std::string& shown, std::string* host,
+                          int* port) {
+  if (rest.find('@') != std::string_view::npos) {
+    return shown + ": a password never goes in the URL (use a password file)";
+  }
+  std::size_t colon = rest.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return shown + ": expected HOST:PORT";
+  std::string_view h = rest.substr(0, colon);
+  for (char ch : h) {
+    bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '-' || ch == '_';
+    if (!ok) return shown + ": the host may hold only letters, digits, '.', '-' and '_'";
+  }
+  if (!ParseNumber(rest.substr(colon + 1), 65535, port) || *port == 0) {
+    return shown + ": the port must be a number from 1 to 65535";
+  }
+  host->assign(h);
+  return {};
+}
+
 bool TakeField(std::string_view* in, std::size_t width, std::string* out) {
   if (in->size() < width) return false;
   std::size_t n = static_cast<unsigned char>((*in)[0]);
@@ -57,7 +78,29 @@ std::string ParseUpstreamUrl(std::string_view url, UpstreamAddress* out) {
   }
   constexpr std::string_view kRedis = "redis://";
   constexpr std::string_view kUnix = "unix://";
+  constexpr std::string_view kCluster = "redis-cluster://";
   const std::string shown = "upstream URL '" + std::string(url) + "'";
+  if (url.substr(0, kCluster.size()) == kCluster) {
+    std::string_view rest = url.substr(kCluster.size());
+    if (rest.find('/') != std::string_view::npos) {
+      return shown + ": a cluster has database 0 only (expected redis-cluster://HOST:PORT[,...])";
+    }
+    while (true) {
+      std::size_t comma = rest.find(',');
+      std::string host;
+      int port = 0;
+      if (std::string e = ParseHostPort(rest.substr(0, comma), shown, &host, &port); !e.empty()) {
+        return e;
+      }
+      out->seeds.emplace_back(std::move(host), port);
+      if (comma == std::string_view::npos) break;
+      rest = rest.substr(comma + 1);
+    }
+    out->cluster = true;
+    out->host = out->seeds[0].first;
+    out->port = out->seeds[0].second;
+    return {};
+  }
   if (url.substr(0, kRedis.size()) == kRedis) {
     std::string_view rest = url.substr(kRedis.size());
     std::string_view db;
@@ -66,23 +109,11 @@ std::string ParseUpstreamUrl(std::string_view url, UpstreamAddress* out) {
       rest = rest.substr(0, slash);
       if (db.empty()) return shown + ": '/' must be followed by a database number";
     }
-    if (rest.find('@') != std::string_view::npos) {
-      return shown + ": a password never goes in the URL (use a password file)";
+    if (std::string e = ParseHostPort(rest, shown, &out->host, &out->port); !e.empty()) {
+      return rest.rfind(':') == std::string_view::npos || rest.rfind(':') == 0
+                 ? shown + ": expected redis://HOST:PORT[/DB]"
+                 : e;
     }
-    std::size_t colon = rest.rfind(':');
-    if (colon == std::string_view::npos || colon == 0) {
-      return shown + ": expected redis://HOST:PORT[/DB]";
-    }
-    std::string_view host = rest.substr(0, colon);
-    for (char ch : host) {
-      bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                ch == '.' || ch == '-' || ch == '_';
-      if (!ok) return shown + ": the host may hold only letters, digits, '.', '-' and '_'";
-    }
-    if (!ParseNumber(rest.substr(colon + 1), 65535, &out->port) || out->port == 0) {
-      return shown + ": the port must be a number from 1 to 65535";
-    }
-    out->host = std::string(host);
     if (!db.empty() && !ParseNumber(db, 1 << 20, &out->db)) {
       return shown + ": the database must be a number";
     }
@@ -105,7 +136,9 @@ std::string ParseUpstreamUrl(std::string_view url, UpstreamAddress* out) {
     out->path = std::string(rest);
     return {};
   }
-  return shown + ": expected redis://HOST:PORT[/DB] or unix:///path[?db=N]";
+  return shown +
+         ": expected redis://HOST:PORT[/DB], unix:///path[?db=N] or "
+         "redis-cluster://HOST:PORT[,HOST:PORT...]";
 }
 
 std::string ValidateUpstream(const UpstreamSpec& spec) {

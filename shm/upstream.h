@@ -8,6 +8,8 @@
 //
 // URLs:   redis://HOST:PORT[/DB]        (HOST a name or an IPv4 address; PORT 1..65535; DB 0..)
 //         unix:///absolute/path[?db=N]
+//         redis-cluster://HOST:PORT[,HOST:PORT...]   a Redis Cluster: seed nodes, any of which
+//                                       names the masters (CLUSTER SHARDS); database 0 only
 // Prefix: the bucket's key K is the upstream key PREFIX+K; only keys under the prefix are
 //         mirrored. Any bytes but NUL, at most kMaxUpstreamPrefix; empty mirrors the whole DB.
 //         Creating a bucket without a prefix uses DefaultUpstreamPrefix(name) ("NAME:").
@@ -17,6 +19,8 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace kv::shm {
 
@@ -42,6 +46,9 @@ struct UpstreamAddress {
   int port = 0;      // TCP
   std::string path;  // unix socket
   int db = 0;
+  // redis-cluster://: true, and `seeds` holds every HOST:PORT of the URL (host/port: the first).
+  bool cluster = false;
+  std::vector<std::pair<std::string, int>> seeds;
 };
 
 std::string DefaultUpstreamPrefix(std::string_view bucket_name);

@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <sys/epoll.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <unordered_set>
@@ -14,13 +15,10 @@
 namespace kv::daemon::mirror {
 namespace {
 
-constexpr auto kTimeout = std::chrono::milliseconds(1000);  // any upstream call (kvd: 3 s beat)
 constexpr auto kMaxBackoff = std::chrono::milliseconds(2000);
 constexpr auto kPingEvery = std::chrono::milliseconds(1000);
 constexpr std::size_t kScanCount = 1000;  // keys per SCAN step and per MGET
 constexpr std::size_t kMaxPipeline = 256;
-// How long the worker polls for a reply from Redis before it sleeps in recv (RedisLink::SetSpin).
-constexpr auto kReplySpin = std::chrono::microseconds(50);
 
 // cas: ARGV[1] "0" = the key must be absent, else ARGV[2] is the value the mirror holds at the
 // expected version; ARGV[3] the new value. {1}: set; {0, current} or {0}: the upstream differs.
@@ -53,21 +51,33 @@ std::string GlobEscape(std::string_view s) {
   return out;
 }
 
-bool IsError(const redisReply* r) { return r == nullptr || r->type == REDIS_REPLY_ERROR; }
-
-std::string_view Str(const redisReply* r) { return {r->str, r->len}; }
-
 }  // namespace
 
 Mirror::Mirror(BucketStore* store, shm::UpstreamSpec spec, int epoll_fd)
     : store_(store), spec_(std::move(spec)), epoll_fd_(epoll_fd) {
   last_error_ = shm::ParseUpstreamUrl(spec_.url, &address_);
+  for (const auto& [host, port] : address_.seeds) {
+    known_masters_.push_back(host + ":" + std::to_string(port));
+  }
   SetState(shm::kMirrorSyncing);
   store_->anchor()->mirror_live_once.store(0, std::memory_order_relaxed);
+  events_ = ::epoll_create1(EPOLL_CLOEXEC);
+  if (events_ < 0) {
+    last_error_ = "epoll_create1 failed";
+    return;
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = events_;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, events_, &ev);
 }
 
 Mirror::~Mirror() {
-  if (sub_.fd() >= 0) ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, sub_.fd(), nullptr);
+  nodes_.clear();
+  if (events_ >= 0) {
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, events_, nullptr);
+    ::close(events_);
+  }
 }
 
 void Mirror::SetState(shm::MirrorState state) {
@@ -85,9 +95,11 @@ void Mirror::SetState(shm::MirrorState state) {
 }
 
 void Mirror::Down(std::string why) {  // by value: `why` may be a link's own error
-  if (sub_.fd() >= 0) ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, sub_.fd(), nullptr);
-  sub_ = RedisLink();
-  data_ = RedisLink();
+  for (auto& node : nodes_) {
+    if (node->sub.fd() >= 0) ::epoll_ctl(events_, EPOLL_CTL_DEL, node->sub.fd(), nullptr);
+  }
+  nodes_.clear();
+  topology_changed_ = false;
   if (why != last_error_ || state_ == shm::kMirrorLive) {
     spdlog::warn("upstream {}: {}; reads serve the last values, writes fail until it is back",
                  spec_.url, why);
@@ -99,109 +111,35 @@ void Mirror::Down(std::string why) {  // by value: `why` may be a link's own err
 }
 
 void Mirror::Tick(Clock::time_point now) {
-  if (!data_.ok()) {
+  if (topology_changed_) {
+    Down("a MOVED named a master this mirror does not know: re-discovering the cluster");
+    next_attempt_ = now;  // at once: the cluster answered, it only changed
+  }
+  if (!connected()) {
     if (now >= next_attempt_) Connect(now);
     return;
   }
   if (now - last_ping_ >= kPingEvery) {
     last_ping_ = now;
-    Reply r = data_.Command({"PING"});
-    if (IsError(r.get())) Down(r ? "PING: " + ReplyText(r.get()) : data_.error());
+    for (auto& node : nodes_) node->data.Append({"PING"});
+    for (auto& node : nodes_) {
+      Reply r = node->data.Read();
+      if (IsError(r.get())) {
+        return Down(node->name + " PING: " + (r ? ReplyText(r.get()) : node->data.error()));
+      }
+    }
   }
-}
-
-void Mirror::Connect(Clock::time_point now) {
-  if (address_.path.empty() && address_.host.empty()) return Down(last_error_);
-  if (state_ != shm::kMirrorStale) SetState(shm::kMirrorSyncing);
-  sub_ = RedisLink::Connect(address_, spec_.password_file, kTimeout);
-  if (!sub_.ok()) return Down(sub_.error());
-  Reply id = sub_.Command({"CLIENT", "ID"});
-  if (!id || id->type != REDIS_REPLY_INTEGER) {
-    return Down("CLIENT ID: " + (id ? ReplyText(id.get()) : sub_.error()));
-  }
-  Reply subscribed = sub_.Command({"SUBSCRIBE", "__redis__:invalidate"});
-  if (!subscribed || subscribed->type != REDIS_REPLY_ARRAY) {
-    return Down("SUBSCRIBE: " + (subscribed ? ReplyText(subscribed.get()) : sub_.error()));
-  }
-  data_ = RedisLink::Connect(address_, spec_.password_file, kTimeout);
-  if (!data_.ok()) return Down(data_.error());
-  std::atomic<std::uint32_t>* pulse = store_->pulse_word();
-  data_.SetSpin(kReplySpin, [pulse] {
-    pulse->store(pulse->load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  });
-  std::string redirect = std::to_string(id->integer);
-  std::vector<std::string_view> tracking = {"CLIENT", "TRACKING", "on",    "REDIRECT",
-                                            redirect, "BCAST",    "NOLOOP"};
-  if (!spec_.prefix.empty()) {
-    tracking.push_back("PREFIX");
-    tracking.push_back(spec_.prefix);
-  }
-  Reply on = data_.Command(tracking);
-  if (IsError(on.get())) {
-    return Down("CLIENT TRACKING: " + (on ? ReplyText(on.get()) : data_.error()));
-  }
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.fd = sub_.fd();
-  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, sub_.fd(), &ev);
-  last_ping_ = now;
-  SetState(shm::kMirrorSyncing);
-  if (!Resync()) return;
-  backoff_ = std::chrono::milliseconds(50);
-  last_error_.clear();
-  SetState(shm::kMirrorLive);
-  store_->anchor()->mirror_live_once.store(1, std::memory_order_relaxed);
-  spdlog::info("upstream {} prefix '{}': live", spec_.url, spec_.prefix);
-  OnEvent();  // announcements that arrived during the load
 }
 
 bool Mirror::Resync() {
   auto start = Clock::now();
   std::vector<std::string> seen;
-  std::string pattern = GlobEscape(spec_.prefix) + "*";
-  std::string count = std::to_string(kScanCount);
-  std::string cursor = "0";
-  // One round trip per step: the keys of step i are fetched (MGET) in the same pipeline as the
-  // SCAN of step i + 1.
-  Reply scan = data_.Command({"SCAN", cursor, "MATCH", pattern, "COUNT", count});
-  for (;;) {
-    if (!scan || scan->type != REDIS_REPLY_ARRAY || scan->elements != 2 ||
-        scan->element[0]->type != REDIS_REPLY_STRING ||
-        scan->element[1]->type != REDIS_REPLY_ARRAY) {
-      Down("SCAN: " + (scan ? ReplyText(scan.get()) : data_.error()));
-      return false;
-    }
-    cursor.assign(scan->element[0]->str, scan->element[0]->len);
-    std::vector<std::string> keys;
-    const redisReply* list = scan->element[1];
-    for (std::size_t i = 0; i < list->elements; ++i) {
-      if (list->element[i]->type == REDIS_REPLY_STRING) keys.emplace_back(Str(list->element[i]));
-    }
-    bool more = cursor != "0";
-    if (!keys.empty()) {
-      std::vector<std::string_view> mget = {"MGET"};
-      for (const std::string& k : keys) mget.push_back(k);
-      data_.Append(mget);
-    }
-    if (more) data_.Append({"SCAN", cursor, "MATCH", pattern, "COUNT", count});
-    if (!keys.empty()) {
-      Reply values = data_.Read();
-      if (!values || values->type != REDIS_REPLY_ARRAY || values->elements != keys.size()) {
-        Down("MGET: " + (values ? ReplyText(values.get()) : data_.error()));
-        return false;
-      }
-      for (std::size_t i = 0; i < keys.size(); ++i) {
-        std::string_view key;
-        if (!BucketKey(keys[i], &key)) continue;
-        ApplyUpstream(key, values->element[i]);
-        seen.emplace_back(key);
-      }
-    }
-    store_->Heartbeat();
-    if (!more) break;
-    scan = data_.Read();
+  for (auto& node : nodes_) {
+    if (!ScanNode(*node, &seen)) return false;
   }
-  // Keys the upstream no longer has (deleted during the gap) disappear.
+  // Keys the upstream no longer has (deleted during the gap) disappear. In a cluster, a key that
+  // moved between two masters while they were scanned is missed by both: its move announced it
+  // on both (tracking was on first), so it is fetched again once live.
   std::unordered_set<std::string_view> present(seen.begin(), seen.end());
   std::vector<std::string> gone;
   const shm::TableView& view = store_->table().view();
@@ -217,8 +155,41 @@ bool Mirror::Resync() {
   shm::AnchorHeader* a = store_->anchor();
   a->mirror_resync_ms.store(static_cast<std::uint64_t>(ms), std::memory_order_relaxed);
   a->mirror_resyncs.fetch_add(1, std::memory_order_relaxed);
-  spdlog::info("upstream {}: loaded {} keys, removed {} in {} ms", spec_.url, seen.size(),
-               gone.size(), ms);
+  spdlog::info("upstream {}: loaded {} keys from {} server(s), removed {} in {} ms", spec_.url,
+               seen.size(), nodes_.size(), gone.size(), ms);
+  return true;
+}
+
+bool Mirror::ScanNode(Node& node, std::vector<std::string>* seen) {
+  std::string pattern = GlobEscape(spec_.prefix) + "*";
+  std::string count = std::to_string(kScanCount);
+  std::string cursor = "0";
+  // One round trip per step: the keys of step i are fetched (MGET) in the same pipeline as the
+  // SCAN of step i + 1.
+  Reply scan = node.data.Command({"SCAN", cursor, "MATCH", pattern, "COUNT", count});
+  for (;;) {
+    if (!scan || scan->type != REDIS_REPLY_ARRAY || scan->elements != 2 ||
+        scan->element[0]->type != REDIS_REPLY_STRING ||
+        scan->element[1]->type != REDIS_REPLY_ARRAY) {
+      Down(node.name + " SCAN: " + (scan ? ReplyText(scan.get()) : node.data.error()));
+      return false;
+    }
+    cursor.assign(scan->element[0]->str, scan->element[0]->len);
+    std::vector<std::string> keys;
+    const redisReply* list = scan->element[1];
+    for (std::size_t i = 0; i < list->elements; ++i) {
+      if (list->element[i]->type == REDIS_REPLY_STRING) keys.emplace_back(Str(list->element[i]));
+    }
+    bool more = cursor != "0";
+    std::vector<FetchGroup> groups = SendFetch(keys, &node);
+    if (more) node.data.Append({"SCAN", cursor, "MATCH", pattern, "COUNT", count});
+    std::vector<std::string> retry;
+    if (!ReadFetch(keys, groups, seen, &retry)) return false;
+    if (more) scan = node.data.Read();
+    if (!FetchEach(retry, seen)) return false;
+    store_->Heartbeat();
+    if (!more) break;
+  }
   return true;
 }
 
@@ -284,29 +255,39 @@ shm::WireStatus Mirror::ApplyLocal(shm::Op op, std::string_view key, std::string
 }
 
 void Mirror::OnEvent() {
-  if (!sub_.ok()) return;
-  pollfd p{sub_.fd(), POLLIN, 0};
-  if (::poll(&p, 1, 0) <= 0) return;  // nothing to read (the socket blocks, with a timeout)
+  if (!connected()) return;
+  epoll_event ready[16];
+  int n = ::epoll_wait(events_, ready, 16, 0);
+  if (n <= 0) return;
   auto received = Clock::now();
-  if (!sub_.Receive()) return Down("invalidation connection: " + sub_.error());
   std::vector<std::string> keys;
   bool flush = false;
-  while (Reply m = sub_.Buffered()) {
-    // ["message", "__redis__:invalidate", [keys...] or nil (a flush)]
-    if (m->type != REDIS_REPLY_ARRAY || m->elements != 3) continue;
-    const redisReply* payload = m->element[2];
-    if (payload->type == REDIS_REPLY_NIL) {
-      flush = true;
-    } else if (payload->type == REDIS_REPLY_ARRAY) {
-      for (std::size_t i = 0; i < payload->elements; ++i) {
-        if (payload->element[i]->type == REDIS_REPLY_STRING) {
-          keys.emplace_back(Str(payload->element[i]));
+  for (int e = 0; e < n; ++e) {
+    Node* node = nullptr;
+    for (auto& candidate : nodes_) {
+      if (candidate->sub.fd() == ready[e].data.fd) node = candidate.get();
+    }
+    if (node == nullptr) continue;
+    pollfd p{node->sub.fd(), POLLIN, 0};
+    if (::poll(&p, 1, 0) <= 0) continue;  // nothing to read (the socket blocks, with a timeout)
+    if (!node->sub.Receive()) return Down(node->name + " invalidations: " + node->sub.error());
+    while (Reply m = node->sub.Buffered()) {
+      // ["message", "__redis__:invalidate", [keys...] or nil (a flush)]
+      if (m->type != REDIS_REPLY_ARRAY || m->elements != 3) continue;
+      const redisReply* payload = m->element[2];
+      if (payload->type == REDIS_REPLY_NIL) {
+        flush = true;
+      } else if (payload->type == REDIS_REPLY_ARRAY) {
+        for (std::size_t i = 0; i < payload->elements; ++i) {
+          if (payload->element[i]->type == REDIS_REPLY_STRING) {
+            keys.emplace_back(Str(payload->element[i]));
+          }
         }
       }
     }
+    if (!node->sub.ok()) return Down(node->name + " invalidations: " + node->sub.error());
   }
-  if (!sub_.ok()) return Down("invalidation connection: " + sub_.error());
-  if (!data_.ok() || state_ != shm::kMirrorLive) return;  // the load in progress reads them
+  if (state_ != shm::kMirrorLive) return;  // the load in progress reads them
   if (flush) {
     SetState(shm::kMirrorSyncing);
     if (!Resync()) return;
@@ -323,22 +304,90 @@ void Mirror::OnEvent() {
                                         std::memory_order_relaxed);
 }
 
+std::vector<Mirror::FetchGroup> Mirror::SendFetch(const std::vector<std::string>& keys, Node* via) {
+  std::vector<FetchGroup> groups;
+  if (keys.empty()) return groups;
+  if (!cluster_) {
+    groups.push_back({nodes_[0].get(), {}});
+    for (std::size_t i = 0; i < keys.size(); ++i) groups[0].keys.push_back(i);
+  } else {
+    std::unordered_map<int, std::size_t> by_slot;  // slot -> index in groups
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      int slot = KeySlot(keys[i]);
+      auto [it, fresh] = by_slot.try_emplace(slot, groups.size());
+      if (fresh) {
+        Node* node = via;
+        if (node == nullptr) {
+          std::uint16_t owner = slot_owner_[static_cast<std::size_t>(slot)];
+          node = owner < nodes_.size() ? nodes_[owner].get() : nodes_[0].get();
+        }
+        groups.push_back({node, {}});
+      }
+      groups[it->second].keys.push_back(i);
+    }
+  }
+  std::vector<std::string_view> mget;
+  for (const FetchGroup& g : groups) {
+    mget.assign(1, "MGET");
+    for (std::size_t i : g.keys) mget.push_back(keys[i]);
+    g.node->data.Append(mget);
+  }
+  return groups;
+}
+
+bool Mirror::ReadFetch(const std::vector<std::string>& keys, const std::vector<FetchGroup>& groups,
+                       std::vector<std::string>* seen, std::vector<std::string>* retry) {
+  for (const FetchGroup& g : groups) {
+    Reply values = g.node->data.Read();
+    if (IsRedirect(values.get())) {  // a slot moving, moved, or a key in mid-migration
+      for (std::size_t i : g.keys) retry->push_back(keys[i]);
+      continue;
+    }
+    if (!values || values->type != REDIS_REPLY_ARRAY || values->elements != g.keys.size()) {
+      Down(g.node->name + " MGET: " + (values ? ReplyText(values.get()) : g.node->data.error()));
+      return false;
+    }
+    for (std::size_t j = 0; j < g.keys.size(); ++j) {
+      std::string_view key;
+      if (!BucketKey(keys[g.keys[j]], &key)) continue;
+      ApplyUpstream(key, values->element[j]);
+      if (seen != nullptr) seen->emplace_back(key);
+    }
+  }
+  return true;
+}
+
+bool Mirror::FetchEach(const std::vector<std::string>& keys, std::vector<std::string>* seen) {
+  for (const std::string& k : keys) {
+    Reply value = Routed(k, {"GET", k});
+    if (!value || (value->type != REDIS_REPLY_STRING && value->type != REDIS_REPLY_NIL &&
+                   Str(value.get()).substr(0, 9) != "WRONGTYPE")) {
+      if (!CheckLinks()) return false;
+      if (topology_changed_) {  // a key moved to a master this mirror does not know
+        Down("a redirection named a master this mirror does not know (" + ReplyText(value.get()) +
+             "): re-discovering the cluster");
+        next_attempt_ = Clock::now();
+        return false;
+      }
+      Down("GET after a redirection: " + (value ? ReplyText(value.get()) : "no master"));
+      return false;
+    }
+    std::string_view key;
+    if (!BucketKey(k, &key)) continue;
+    ApplyUpstream(key, value.get());
+    if (seen != nullptr && value->type == REDIS_REPLY_STRING) seen->emplace_back(key);
+  }
+  return true;
+}
+
 bool Mirror::Fetch(const std::vector<std::string>& upstream_keys, std::vector<std::string>* seen) {
   for (std::size_t begin = 0; begin < upstream_keys.size(); begin += kScanCount) {
     std::size_t end = std::min(upstream_keys.size(), begin + kScanCount);
-    std::vector<std::string_view> mget = {"MGET"};
-    for (std::size_t i = begin; i < end; ++i) mget.push_back(upstream_keys[i]);
-    Reply values = data_.Command(mget);
-    if (!values || values->type != REDIS_REPLY_ARRAY || values->elements != end - begin) {
-      Down("MGET: " + (values ? ReplyText(values.get()) : data_.error()));
-      return false;
-    }
-    for (std::size_t i = begin; i < end; ++i) {
-      std::string_view key;
-      if (!BucketKey(upstream_keys[i], &key)) continue;
-      ApplyUpstream(key, values->element[i - begin]);
-      if (seen != nullptr) seen->emplace_back(key);
-    }
+    std::vector<std::string> chunk(upstream_keys.begin() + static_cast<std::ptrdiff_t>(begin),
+                                   upstream_keys.begin() + static_cast<std::ptrdiff_t>(end));
+    std::vector<std::string> retry;
+    if (!ReadFetch(chunk, SendFetch(chunk, nullptr), seen, &retry)) return false;
+    if (!FetchEach(retry, seen)) return false;
   }
   return true;
 }
@@ -432,30 +481,51 @@ void Mirror::Execute(Channel& channel, std::deque<Pending>& batch) {
     }
     return;
   }
+  // Every command goes to its key's server (the only one, or its slot's master), all queued
+  // before any reply is read; then the replies are read in order, and a redirected command is
+  // sent again where the redirection says (after every reply of the batch was read, so that no
+  // reply of the pipeline is mistaken for another's).
   std::vector<std::string> keys;
+  std::vector<std::string> deltas;
+  std::vector<std::vector<std::string_view>> commands;
+  std::vector<Node*> nodes;
   keys.reserve(batch.size());
+  deltas.reserve(batch.size());
   for (Pending& p : batch) {
     keys.push_back(spec_.prefix + p.key);
     const std::string& k = keys.back();
-    std::string delta;
     switch (static_cast<shm::Op>(p.request.header.op)) {
       case shm::Op::kPut:
-        data_.Append({"SET", k, p.value});
+        commands.push_back({"SET", k, p.value});
         break;
       case shm::Op::kDelete:
-        data_.Append({"GETDEL", k});
+        commands.push_back({"GETDEL", k});
         break;
       case shm::Op::kIncr:
-        delta = std::to_string(p.request.header.arg);
-        data_.Append({"INCRBY", k, delta});
+        deltas.push_back(std::to_string(p.request.header.arg));
+        commands.push_back({"INCRBY", k, deltas.back()});
         break;
       default:
+        commands.push_back({"PING"});
         break;
     }
+    nodes.push_back(Owner(k));
+    if (nodes.back() != nullptr) nodes.back()->data.Append(commands.back());
   }
+  std::vector<Reply> replies(batch.size());
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (nodes[i] != nullptr) replies[i] = nodes[i]->data.Read();
+  }
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (IsRedirect(replies[i].get())) {
+      replies[i] =
+          Rediscovered(Follow(std::move(replies[i]), keys[i], commands[i]), keys[i], commands[i]);
+    }
+  }
+  std::size_t item = 0;
   for (Pending& p : batch) {
     Outcome out;
-    Reply r = data_.Read();
+    Reply r = std::move(replies[item++]);
     auto op = static_cast<shm::Op>(p.request.header.op);
     if (!r) {
       out.status = shm::WireStatus::kUnavailable;
@@ -493,7 +563,7 @@ void Mirror::Execute(Channel& channel, std::deque<Pending>& batch) {
     }
     channel.outcomes.emplace_back(p.index, std::move(out));
   }
-  if (!data_.ok()) Down(data_.error());
+  CheckLinks();
 }
 
 Outcome Mirror::Cas(const shm::Request& request) {
@@ -509,13 +579,14 @@ Outcome Mirror::Cas(const shm::Request& request) {
     return out;
   }
   std::string key = spec_.prefix + std::string(request.key);
-  Reply r = data_.Command(
-      {"EVAL", kCasScript, "1", key, expected == 0 ? "0" : "1", current, request.value});
+  std::vector<std::string_view> eval = {"EVAL",  kCasScript,   "1", key, expected == 0 ? "0" : "1",
+                                        current, request.value};
+  Reply r = Rediscovered(Routed(key, eval), key, eval);
   if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
       r->element[0]->type != REDIS_REPLY_INTEGER) {
     if (r) spdlog::warn("upstream {} refused a cas: {}", spec_.url, ReplyText(r.get()));
     out.status = shm::WireStatus::kUnavailable;
-    if (!data_.ok()) Down(data_.error());
+    CheckLinks();
     return out;
   }
   if (r->element[0]->integer == 1) {
@@ -532,11 +603,19 @@ Outcome Mirror::Cas(const shm::Request& request) {
 Outcome Mirror::Clear() {
   Outcome out;
   std::string pattern = GlobEscape(spec_.prefix) + "*";
-  Reply r = data_.Command({"EVAL", kClearScript, "0", pattern});
-  if (IsError(r.get())) {
-    if (r) spdlog::warn("upstream {} refused a clear: {}", spec_.url, ReplyText(r.get()));
+  // On every server (each master of a cluster removes the keys it holds).
+  for (auto& node : nodes_) node->data.Append({"EVAL", kClearScript, "0", pattern});
+  bool refused = false;
+  for (auto& node : nodes_) {
+    Reply r = node->data.Read();
+    if (IsError(r.get())) {
+      if (r) spdlog::warn("upstream {} refused a clear: {}", node->name, ReplyText(r.get()));
+      refused = true;
+    }
+  }
+  if (refused || nodes_.empty()) {
     out.status = shm::WireStatus::kUnavailable;
-    if (!data_.ok()) Down(data_.error());
+    CheckLinks();
     return out;
   }
   shm::Request local{};

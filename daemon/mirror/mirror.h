@@ -11,6 +11,15 @@
 // `data` are applied strictly in the order Redis sent them, so the table converges to the
 // upstream: a fetch is sent after its announcement arrived, which Redis sent after the change.
 //
+// A Redis Cluster (redis-cluster:// seeds, or a redis:// server that answers CLUSTER SHARDS):
+// the worker asks a seed for the masters (CLUSTER SHARDS, else CLUSTER SLOTS), holds the two
+// connections above on every master (tracking on each, redirected to the subscriber on the same
+// master), scans every master, and sends each key's command to the master of its hash slot
+// (cluster.h). MOVED updates the slot map and retries there; ASK retries once on the target after
+// ASKING; a MOVED to a master it does not know, or any master lost, is a gap: the worker
+// re-discovers the masters and resyncs in full. The subscribers sit in an epoll set of the
+// mirror's own, whose descriptor is the one the worker watches.
+//
 // Connection, and any gap (a connection lost, a flush): full resync, with tracking enabled
 // before the scan; keys the scan did not see are deleted locally afterwards. While the upstream
 // is unreachable the state is `stale` (reads keep the last values), writes fail UNAVAILABLE, and
@@ -25,11 +34,13 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "daemon/bucket_store.h"
+#include "daemon/mirror/cluster.h"
 #include "daemon/mirror/redis_link.h"
 #include "shm/message.h"
 #include "shm/ring.h"
@@ -52,9 +63,9 @@ class Mirror {
   Mirror(BucketStore* store, shm::UpstreamSpec spec, int epoll_fd);
   ~Mirror();
 
-  // The subscriber connection's descriptor (-1 while disconnected): the worker calls OnEvent
-  // when epoll reports it.
-  int event_fd() const { return sub_.fd(); }
+  // The descriptor the worker watches (an epoll set over the subscriber connections, in the
+  // worker's epoll set for the mirror's lifetime): the worker calls OnEvent when it is readable.
+  int event_fd() const { return events_; }
   void OnEvent();
   // Connects (first call, and after a failure once its backoff passed) and pings the upstream
   // once a second. Call at least every TickMs() milliseconds.
@@ -92,8 +103,36 @@ class Mirror {
     std::string value;  // the request's value, owned
     std::uint64_t index = 0;
   };
+  // One upstream server (the only one, or a cluster master) and the mirror's two connections.
+  struct Node {
+    shm::UpstreamAddress address;
+    std::string name;  // HOST:PORT or the socket path, for messages and MOVED/ASK
+    RedisLink data;
+    RedisLink sub;
+  };
+  static constexpr std::uint16_t kNoNode = 0xffff;
 
   void Connect(Clock::time_point now);
+  // The masters to connect to: the URL's server alone, or a cluster's masters (asked of the
+  // seeds, then of the masters known before). False (and Down) if no seed answered.
+  bool Discover(std::vector<ClusterMaster>* masters);
+  // Connects `node`'s subscriber and data links, tracking on. Empty, or why not.
+  std::string ConnectNode(Node& node);
+  bool connected() const { return !nodes_.empty(); }
+  // The node serving upstream key `key`: the only one, or its slot's master (nullptr: none).
+  Node* Owner(std::string_view key);
+  Node* NodeNamed(std::string_view name);
+  // A reply that redirects (MOVED, ASK, TRYAGAIN) is followed: the command is sent again where
+  // it says, up to a few times. Returns the final reply; nullptr if a link failed.
+  Reply Follow(Reply reply, std::string_view key, const std::vector<std::string_view>& args);
+  // A write redirected to a master this mirror does not know (slots moved to a new master):
+  // re-discovers now (a full resync) and sends it again once, so that such a resharding costs
+  // the writer a pause rather than an error. Otherwise returns `reply`.
+  Reply Rediscovered(Reply reply, std::string_view key, const std::vector<std::string_view>& args);
+  // Sends one key's command to its node and follows redirections.
+  Reply Routed(std::string_view key, const std::vector<std::string_view>& args);
+  // Down if any link failed; true if all are ok.
+  bool CheckLinks();
   void Down(std::string why);
   bool Resync();
   void SetState(shm::MirrorState state);
@@ -107,8 +146,22 @@ class Mirror {
   // Applies a write the upstream acknowledged.
   shm::WireStatus ApplyLocal(shm::Op op, std::string_view key, std::string_view value,
                              std::int64_t* number);
-  // Fetches the current upstream value of each upstream key and applies it (MGET, pipelined).
+  // The fetch of a list of upstream keys in three steps, so that other commands can share the
+  // pipeline: SendFetch queues an MGET per group (all keys at once on a single server; per hash
+  // slot in a cluster, on `via` if given, else on the slot's master); ReadFetch reads and applies
+  // the replies, and lists the keys of a redirected MGET in `retry`; FetchEach fetches those one
+  // by one, following the redirections. False if a link failed (the mirror is Down then).
+  struct FetchGroup {
+    Node* node;
+    std::vector<std::size_t> keys;  // indexes in the key list
+  };
+  std::vector<FetchGroup> SendFetch(const std::vector<std::string>& keys, Node* via);
+  bool ReadFetch(const std::vector<std::string>& keys, const std::vector<FetchGroup>& groups,
+                 std::vector<std::string>* seen, std::vector<std::string>* retry);
+  bool FetchEach(const std::vector<std::string>& keys, std::vector<std::string>* seen);
   bool Fetch(const std::vector<std::string>& upstream_keys, std::vector<std::string>* seen);
+  // Loads every key under the prefix that `node` holds (SCAN, pipelined with the fetches).
+  bool ScanNode(Node& node, std::vector<std::string>* seen);
   // The bucket key of an upstream key, or false if it is not mirrored here.
   bool BucketKey(std::string_view upstream_key, std::string_view* key) const;
   void CountSkipped(std::string_view key, const std::string& why);
@@ -117,8 +170,12 @@ class Mirror {
   shm::UpstreamSpec spec_;
   shm::UpstreamAddress address_;
   int epoll_fd_;
-  RedisLink data_;
-  RedisLink sub_;
+  int events_ = -1;       // epoll set over the nodes' subscriber connections
+  bool cluster_ = false;  // nodes_ are a cluster's masters, routed by slot_owner_
+  std::vector<std::unique_ptr<Node>> nodes_;  // empty while disconnected
+  std::vector<std::uint16_t> slot_owner_;     // cluster: index in nodes_ of each slot's master
+  std::vector<std::string> known_masters_;    // HOST:PORT of the masters last seen (seeds too)
+  bool topology_changed_ = false;             // a MOVED named an unknown master: re-discover
   shm::MirrorState state_ = shm::kMirrorSyncing;
   Clock::time_point next_attempt_{};
   Clock::time_point last_ping_{};

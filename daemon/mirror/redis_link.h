@@ -73,5 +73,15 @@ class RedisLink {
 
 // A reply's text (status, error or string), for messages.
 std::string ReplyText(const redisReply* r);
+// No reply (a failed link), or an error reply.
+inline bool IsError(const redisReply* r) { return r == nullptr || r->type == REDIS_REPLY_ERROR; }
+// A string, status or error reply's bytes.
+inline std::string_view Str(const redisReply* r) { return {r->str, r->len}; }
+// A cluster's redirection: "MOVED slot host:port", "ASK slot host:port" or "TRYAGAIN ...".
+inline bool IsRedirect(const redisReply* r) {
+  if (r == nullptr || r->type != REDIS_REPLY_ERROR) return false;
+  std::string_view e = Str(r);
+  return e.substr(0, 6) == "MOVED " || e.substr(0, 4) == "ASK " || e.substr(0, 8) == "TRYAGAIN";
+}
 
 }  // namespace kv::daemon::mirror

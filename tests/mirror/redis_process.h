@@ -18,9 +18,10 @@ namespace kv::testing {
 
 class RedisProcess {
  public:
-  // Starts redis-server listening on `socket` (empty: <dir>/redis.sock), extra arguments
-  // appended. ok() is false if it did not answer PING within 10 s.
-  explicit RedisProcess(std::string socket = {}, std::vector<std::string> extra = {});
+  // Starts redis-server listening on `socket` (empty: <dir>/redis.sock) and, if `port` is not
+  // 0, on TCP 127.0.0.1:`port` (a cluster node needs it), extra arguments appended. ok() is
+  // false if it did not answer PING within 10 s.
+  explicit RedisProcess(std::string socket = {}, std::vector<std::string> extra = {}, int port = 0);
   ~RedisProcess();
   RedisProcess(const RedisProcess&) = delete;
   RedisProcess& operator=(const RedisProcess&) = delete;
@@ -29,15 +30,25 @@ class RedisProcess {
   const std::string& socket() const { return socket_; }
   const std::string& dir() const { return dir_; }
   std::string url() const { return "unix://" + socket_; }
+  int port() const { return port_; }
   pid_t pid() const { return pid_; }
   // SIGKILL and reap; the socket file stays (a dead server: connections are refused).
   void Kill();
+  // Starts the server again, as before, in the same directory (a cluster node keeps its
+  // nodes.conf). False if it did not answer PING within 10 s.
+  bool Restart();
 
  private:
+  bool Start();
   std::string dir_;
   std::string socket_;
+  std::vector<std::string> args_;
+  int port_ = 0;
   pid_t pid_ = 0;
 };
+
+// A TCP port nobody listens on, whose cluster bus port (+10000) is free too; 0 if none found.
+int FreeClusterPort();
 
 class RedisConn {
  public:

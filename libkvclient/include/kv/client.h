@@ -106,7 +106,7 @@ struct BucketInfo {
 
 // The upstream of a mirrored bucket (docs/mirror.md).
 struct Upstream {
-  // redis://HOST:PORT[/DB] or unix:///path[?db=N]
+  // redis://HOST:PORT[/DB], unix:///path[?db=N] or redis-cluster://HOST:PORT[,HOST:PORT...]
   std::string url;
   // Upstream key = prefix + bucket key. Unset: "NAME:" (the bucket's name and a colon).
   std::optional<std::string> prefix;

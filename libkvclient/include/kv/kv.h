@@ -149,8 +149,9 @@ void kv_client_close(kv_client* client);
 int kv_bucket_create(kv_client* client, const char* name);
 
 /* Creates a bucket that mirrors an upstream Redis/Valkey (docs/mirror.md). `url`:
- * "redis://HOST:PORT[/DB]" or "unix:///path[?db=N]"; `prefix`: upstream key = prefix + bucket key
- * (NULL: "NAME:"); `password_file`: a file holding the upstream's password (NULL: none). An
+ * "redis://HOST:PORT[/DB]", "unix:///path[?db=N]" or "redis-cluster://HOST:PORT[,HOST:PORT...]";
+ * `prefix`: upstream key = prefix + bucket key (NULL: "NAME:"); `password_file`: a file holding
+ * the upstream's password (NULL: none). An
  * existing bucket with the same upstream is KV_OK; with another, KV_INVALID.
  * Errors: as kv_bucket_create, KV_INVALID (URL, prefix, password file), KV_FAILED (kvd built
  * without hiredis, or kvd keeps a data directory). */
