@@ -22,7 +22,9 @@
 //
 // Starts its own kvd instances and redis-server (bench/redis_server.h; unix socket, no TCP) and
 // removes everything on exit. Usage:
-//   kv_persist_bench [--keys N] [--seconds S] [--clients N] [--kvd PATH] [--json]
+//   kv_persist_bench [--keys N] [--seconds S] [--clients N] [--only always|snapshot] [--kvd PATH]
+//                    [--json]
+// --only runs one part (a quick look; the figures of the other part print as 0).
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -323,6 +325,7 @@ int main(int argc, char** argv) {
   int keys = 1000000;
   int clients = 8;
   double seconds = 1.0;
+  std::string only;  // "": everything
   std::string kvd = kv::bench::DefaultKvdPath();
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -334,12 +337,15 @@ int main(int argc, char** argv) {
       seconds = std::stod(argv[++i]);
     } else if (a == "--clients" && i + 1 < argc) {
       clients = std::stoi(argv[++i]);
+    } else if (a == "--only" && i + 1 < argc &&
+               (std::string(argv[i + 1]) == "always" || std::string(argv[i + 1]) == "snapshot")) {
+      only = argv[++i];
     } else if (a == "--kvd" && i + 1 < argc) {
       kvd = argv[++i];
     } else {
       std::fprintf(stderr,
-                   "usage: kv_persist_bench [--keys N] [--seconds S] [--clients N] [--kvd PATH] "
-                   "[--json]\n");
+                   "usage: kv_persist_bench [--keys N] [--seconds S] [--clients N] "
+                   "[--only always|snapshot] [--kvd PATH] [--json]\n");
       return 2;
     }
   }
@@ -359,9 +365,19 @@ int main(int argc, char** argv) {
   nlohmann::json out = {
       {"keys", keys}, {"key_bytes", 16}, {"value_bytes", 64}, {"clients", clients}};
   std::string many = "_" + std::to_string(clients) + "_clients_per_s";
+  for (const char* k :
+       {"redis_bgsave_ms", "redis_load_ms", "redis_set_always_per_s", "put_always_per_s",
+        "put_none_per_s", "put_everysec_per_s", "put_everysec_ratio", "snapshot_ms",
+        "put_during_snapshot_ratio", "snapshot_under_puts_ms", "put_during_snapshot_hogs2_ratio",
+        "snapshot_under_puts_hogs2_ms", "restore_ms", "restored_keys"}) {
+    out[k] = 0;
+  }
+  out["redis_set_always" + many] = 0;
+  out["put_always" + many] = 0;
+  bool run_always = only != "snapshot", run_snapshot = only != "always";
 
   // Redis: fill, BGSAVE, restart on the RDB.
-  {
+  if (run_snapshot) {
     kv::bench::RedisOptions o;
     o.data_dir = redis_dir;
     o.populate = false;
@@ -376,7 +392,7 @@ int main(int argc, char** argv) {
     if (!redis->available() || !WaitPong(redis->socket())) return Fail("redis-server on its RDB");
     out["redis_load_ms"] = Ms(Clock::now() - t0);
   }
-  {
+  if (run_always) {
     kv::bench::RedisOptions o;
     o.data_dir = redis_aof;
     o.args = {"--appendonly", "yes", "--appendfsync", "always"};
@@ -388,7 +404,7 @@ int main(int argc, char** argv) {
 
   // kv without persistence, then with everysec: sync put, alternating rounds.
   double none_rate = 0, everysec_rate = 0;
-  {
+  if (run_snapshot) {
     kv::bench::BenchDaemon plain(Daemon(kvd, "m", {}));
     kv::bench::BenchDaemon disk(Daemon(kvd, "e", {"--data-dir", kv_dir, "--save", ""}));
     auto c1 = plain.Connect();
@@ -410,7 +426,7 @@ int main(int argc, char** argv) {
   out["put_none_per_s"] = none_rate;
   out["put_everysec_per_s"] = everysec_rate;
   out["put_everysec_ratio"] = none_rate > 0 ? everysec_rate / none_rate : 0;
-  {
+  if (run_always) {
     kv::bench::BenchDaemon disk(
         Daemon(kvd, "a", {"--data-dir", kv_dir, "--save", "", "--appendfsync", "always"}));
     auto c = disk.Connect();
@@ -421,7 +437,7 @@ int main(int argc, char** argv) {
 
   // kv: 1M keys, a snapshot, puts during a snapshot (idle, then beside two busy processes), a
   // restore.
-  {
+  if (run_snapshot) {
     std::vector<std::string> flags = {
         "--data-dir", kv_dir, "--save", "", "--max-bucket-bytes", std::to_string(1ull << 32)};
     auto daemon = std::make_unique<kv::bench::BenchDaemon>(Daemon(kvd, "s", flags));

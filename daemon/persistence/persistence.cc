@@ -228,7 +228,10 @@ bool Persistence::CommitSlow() {
   }
   if (WriteBuffer() != 0) return false;
   CrashPoint("log-appended");
-  if (::fdatasync(log_fd_) != 0) {
+  auto started = Clock::now();
+  int synced = ::fdatasync(log_fd_);
+  sync_time_ += Clock::now() - started;
+  if (synced != 0) {
     int e = errno;
     Failed(shm::kPersistFailLogSync, e,
            FileError("cannot sync log", dir_ + "/" + LogFileName(log_seq_), e));

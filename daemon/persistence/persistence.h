@@ -44,6 +44,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "daemon/bucket_store.h"
@@ -79,6 +80,11 @@ class Persistence {
     if (store_ != nullptr && status == shm::WireStatus::kOk) Record(request, number);
   }
   bool Commit() { return store_ == nullptr || buffer_.empty() || CommitSlow(); }
+  // True when the next Commit has records to make durable.
+  bool CommitPending() const { return !buffer_.empty(); }
+  // How long the syncs of Commit took since the last call (zero: none), then forgets it; the
+  // group commit's wait is sized by it (commit_gather.h).
+  Clock::duration TakeSyncTime() { return std::exchange(sync_time_, Clock::duration::zero()); }
   void Tick(Clock::time_point now);
   void RequestSave() { save_requested_ = true; }
   // The running snapshot child's pidfd (-1: none), watched by the worker's epoll.
@@ -109,8 +115,9 @@ class Persistence {
   bool always_ = false;
   bool preallocate_ = false;  // always, not on tmpfs: the log is zeroed ahead (log_appender.h)
   bool refusing_ = false;
-  bool log_broken_ = false;  // a write to the current log failed: append nothing more to it
-  std::string buffer_;       // records not yet written
+  bool log_broken_ = false;      // a write to the current log failed: append nothing more to it
+  std::string buffer_;           // records not yet written
+  Clock::duration sync_time_{};  // always: time spent in Commit's fdatasync (TakeSyncTime)
   int log_fd_ = -1;
   LogAppender appender_;  // appends to log_fd_
   std::uint64_t log_seq_ = 0;
