@@ -33,10 +33,10 @@ constexpr auto kCheckEvery = std::chrono::milliseconds(100);
 constexpr std::size_t kErrorPage = 4096;
 constexpr int kSnapshotNice = 10;
 
-std::vector<std::uint64_t> FreezeSlots(const shm::TableView& view) {
-  std::vector<std::uint64_t> slots(view.slot_count());
-  for (std::uint64_t i = 0; i < slots.size(); ++i) slots[i] = view.SlotWord(i);
-  return slots;
+// Copies the table's slot array into *slots (reused: its pages stay mapped).
+void FreezeSlots(const shm::TableView& view, std::vector<std::uint64_t>* slots) {
+  slots->resize(view.slot_count());
+  for (std::uint64_t i = 0; i < slots->size(); ++i) (*slots)[i] = view.SlotWord(i);
 }
 
 }  // namespace
@@ -292,7 +292,7 @@ void Persistence::StartSnapshot() {
   }
   log_seq_ = next_seq;
   const shm::TableView& view = store_->table().view();
-  std::vector<std::uint64_t> slots = FreezeSlots(view);
+  FreezeSlots(view, &frozen_);
   SnapshotHeader header;
   header.bucket_id = store_->bucket_id();
   header.created_unix_ms = UnixMillisNow();
@@ -315,7 +315,7 @@ void Persistence::StartSnapshot() {
       err = errno;
       e = FileError("cannot sync log", dir_ + "/" + LogFileName(next_seq - 1), err);
     }
-    if (e.empty()) e = WriteSnapshotFile(dir_, header, view, slots.data(), slots.size(), &err);
+    if (e.empty()) e = WriteSnapshotFile(dir_, header, view, frozen_.data(), frozen_.size(), &err);
     if (e.empty()) ::_exit(0);
     std::memcpy(child_error_, &err, sizeof err);
     std::snprintf(child_error_ + 8, kErrorPage - 8, "%s", e.c_str());
@@ -461,7 +461,7 @@ void Persistence::Stop(bool dropped) {
   }
   // A last snapshot, written here: nothing changes the table any more.
   const shm::TableView& view = store_->table().view();
-  std::vector<std::uint64_t> slots = FreezeSlots(view);
+  FreezeSlots(view, &frozen_);
   SnapshotHeader header;
   header.bucket_id = store_->bucket_id();
   header.created_unix_ms = UnixMillisNow();
@@ -469,7 +469,7 @@ void Persistence::Stop(bool dropped) {
   header.next_log_seq = log_seq_ + 1;
   header.name = name_;
   int err = 0;
-  std::string e = WriteSnapshotFile(dir_, header, view, slots.data(), slots.size(), &err);
+  std::string e = WriteSnapshotFile(dir_, header, view, frozen_.data(), frozen_.size(), &err);
   if (!e.empty()) {
     spdlog::error("bucket '{}': snapshot at stop failed: {} (the log keeps every write)", name_, e);
     anchor_->saves.fetch_add(1, std::memory_order_release);
