@@ -52,7 +52,7 @@ class CommitGather {
   // True while no channel the last commit answered has joined a new commit yet, for about one
   // sync's time after that commit: a pass that took nothing looks again instead of sleeping.
   bool Expecting(Clock::time_point now) const {
-    return arrived_ < awaited_ && now - committed_at_ < std::min(sync_time_, kMaxWait);
+    return arrived_ == 0 && awaited_ > 0 && now - committed_at_ < std::min(sync_time_, kMaxWait);
   }
   // The pending commit is done at `now`: it answered `answered` channels (tagged last() + 1 by
   // the caller) and its sync took `sync_time` (zero: it needed none).
