@@ -10,6 +10,10 @@
 // their next requests are on their way, and a sleeping worker would need each of them to ring
 // its doorbell (a system call and a wake-up on both sides, per write).
 //
+// Both waits spin (with sched_yield), so neither happens while the worker's CPU is contended
+// (shm/cpu_contention.h, as the idle spin): there a spinning worker takes the CPU its clients
+// need to arrive, and the commit goes at once as before.
+//
 // The worker tags each channel its commit answered with the commit's round (last() after
 // Committed) and reports a channel joining the pending commit (Joined) or one closed (Left).
 // Not thread-safe: the worker's thread only.
@@ -20,6 +24,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "shm/cpu_contention.h"
+
 namespace kv::daemon::persistence {
 
 class CommitGather {
@@ -27,6 +33,9 @@ class CommitGather {
   using Clock = std::chrono::steady_clock;
   // The longest wait, whatever syncs cost.
   static constexpr Clock::duration kMaxWait = std::chrono::microseconds(1000);
+
+  // `watch_contention` false: wait whatever the CPU (a test of the rule itself).
+  explicit CommitGather(bool watch_contention = true) : watch_contention_(watch_contention) {}
 
   // The round of the last commit (0: none yet): a channel that commit answered carries it.
   std::uint64_t last() const { return last_; }
@@ -42,7 +51,7 @@ class CommitGather {
   // not all of them are here and the wait (started by the first call of the round) is shorter
   // than the last syncs took (an average), at most kMaxWait.
   bool Wait(Clock::time_point now) {
-    if (arrived_ >= awaited_) return false;
+    if (arrived_ >= awaited_ || Contended()) return false;
     if (!waiting_) {
       waiting_ = true;
       deadline_ = now + std::min(sync_time_, kMaxWait);
@@ -51,8 +60,9 @@ class CommitGather {
   }
   // True while no channel the last commit answered has joined a new commit yet, for about one
   // sync's time after that commit: a pass that took nothing looks again instead of sleeping.
-  bool Expecting(Clock::time_point now) const {
-    return arrived_ == 0 && awaited_ > 0 && now - committed_at_ < std::min(sync_time_, kMaxWait);
+  bool Expecting(Clock::time_point now) {
+    return arrived_ == 0 && awaited_ > 0 && now - committed_at_ < std::min(sync_time_, kMaxWait) &&
+           !Contended();
   }
   // The pending commit is done at `now`: it answered `answered` channels (tagged last() + 1 by
   // the caller) and its sync took `sync_time` (zero: it needed none).
@@ -66,6 +76,9 @@ class CommitGather {
   }
 
  private:
+  bool Contended() { return watch_contention_ && contention_.Contended(); }
+
+  bool watch_contention_;
   std::uint64_t last_ = 0;
   std::size_t awaited_ = 0;  // channels the last commit answered
   std::size_t arrived_ = 0;  // of them, those that joined the pending commit
@@ -73,6 +86,7 @@ class CommitGather {
   Clock::time_point deadline_;
   Clock::time_point committed_at_;
   Clock::duration sync_time_ = std::chrono::microseconds(200);
+  shm::CpuContention contention_;
 };
 
 }  // namespace kv::daemon::persistence

@@ -133,7 +133,7 @@ TEST(GroupCommitTest, FullDiskUnderSeveralClientsAcknowledgesNoWriteThatIsNotDur
 TEST(CommitGatherTest, WaitsForTheClientsTheLastCommitAnsweredAtMostOneSync) {
   using Clock = CommitGather::Clock;
   using std::chrono::microseconds;
-  CommitGather g;
+  CommitGather g(/*watch_contention=*/false);
   Clock::time_point t0{};
   EXPECT_FALSE(g.Wait(t0)) << "nobody answered yet: commit at once";
   EXPECT_FALSE(g.Expecting(t0));
