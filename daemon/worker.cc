@@ -23,6 +23,7 @@
 
 #include "daemon/crash_point.h"
 #include "daemon/idle_spin.h"
+#include "daemon/persistence/commit_gather.h"
 #include "daemon/persistence/persistence.h"
 #include "daemon/persistence/unsynced_replies.h"
 #include "daemon/request_prefetch.h"
@@ -64,6 +65,8 @@ struct Connection {
   shm::RingWriter replies;
   std::deque<int> staged;                 // staged-value memfds, in the order the client sent them
   persistence::UnsyncedReplies unsynced;  // appendfsync always: awaiting the pass's commit
+  bool committing = false;                // appendfsync always: in Worker::committing_
+  std::uint64_t answered_round = 0;       // the group commit that last answered it (CommitGather)
   int doorbell = -1;  // the client's doorbell eventfd (edge-triggered in epoll, never read)
 };
 
@@ -135,8 +138,9 @@ class Worker {
   // channel, durable before any of the pass's replies is published; if it cannot, each of those
   // successful replies becomes PERSISTENCE. Then each channel's batch is finished.
   void CommitPass();
-  // Publishes a drained batch's replies, then releases its requests (see Drain).
-  void FinishBatch(Connection& c);
+  // Publishes a drained batch's replies, then releases its requests (see Drain). True if it
+  // published a reply.
+  bool FinishBatch(Connection& c);
   bool AnyPending() const;
   void SetWaiting(std::uint32_t waiting);
   void HandleEvents(int timeout_ms);
@@ -163,6 +167,7 @@ class Worker {
   IdleSpin idle_spin_;
   persistence::Persistence persistence_;
   std::vector<Connection*> committing_;  // always: channels whose batch awaits CommitPass
+  persistence::CommitGather gather_;     // always: when CommitPass runs (DrainAll)
 #ifdef KV_HAVE_MIRROR
   std::unique_ptr<mirror::Mirror> mirror_;  // set for a bucket that mirrors an upstream
 #endif
@@ -209,6 +214,7 @@ void Worker::Close(int sock, const char* why) {
   // entry is the first to be reused (a worker that stops or crashes never gets here: its
   // clients' entries wait for the next worker).
   if (it->second->dedup != shm::kNoDedupEntry) store_.dedup().Retire(it->second->dedup);
+  if (it->second->answered_round == gather_.last() && !it->second->committing) gather_.Left();
 #ifdef KV_HAVE_MIRROR
   if (mirror_) mirror_->Forget(sock);
 #endif
@@ -611,7 +617,11 @@ std::size_t Worker::Drain(Connection& c) {
     // before the replies left the client waiting for an answer no worker would give.
     // With appendfsync always the commit is the pass's (CommitPass), shared by every channel.
     if (persistence_.SyncsEachBatch()) {
-      committing_.push_back(&c);
+      if (!c.committing) {
+        c.committing = true;
+        committing_.push_back(&c);
+        gather_.Joined(c.answered_round);
+      }
     } else {
       persistence_.Commit();  // writes a large buffer; the syncer makes it durable
       FinishBatch(c);
@@ -624,22 +634,29 @@ std::size_t Worker::Drain(Connection& c) {
 void Worker::CommitPass() {
   if (committing_.empty()) return;
   bool durable = persistence_.Commit();
+  std::size_t answered = 0;
   for (Connection* c : committing_) {
     if (durable) {
       c->unsynced.Clear();
     } else {
       c->unsynced.Fail(c->channel.header());
     }
-    FinishBatch(*c);
+    c->committing = false;
+    if (FinishBatch(*c)) {
+      c->answered_round = gather_.last() + 1;
+      ++answered;
+    }
   }
   committing_.clear();
+  gather_.Committed(answered, persistence_.TakeSyncTime(), Clock::now());
 }
 
-void Worker::FinishBatch(Connection& c) {
+bool Worker::FinishBatch(Connection& c) {
   bool replied = c.replies.Publish();
   CrashPoint("before-request-release");
   c.requests.Release();
   if (replied) WakeClient(c);
+  return replied;
 }
 
 void Worker::WakeClient(Connection& c) {
@@ -656,11 +673,23 @@ std::size_t Worker::DrainAll() {
   ready_.clear();
   for (auto& [sock, c] : connections_) {
     if (c->registered) ready_.push_back(c.get());
+    c->delivered = false;
   }
-  for (Connection* c : ready_) {
-    std::size_t taken = Drain(*c);
-    c->delivered = taken != 0;
-    did += taken;
+  // Group commit (appendfsync always, persistence/commit_gather.h): while the clients the last
+  // commit answered are still sending their next requests, look again (each channel's batch is
+  // taken once) rather than sleep or commit without them.
+  for (bool again = true; again;) {
+    for (Connection* c : ready_) {
+      if (!c->registered || c->committing) continue;
+      std::size_t taken = Drain(*c);
+      c->delivered = c->delivered || taken != 0;
+      did += taken;
+    }
+    if (!persistence_.SyncsEachBatch()) break;
+    auto now = Clock::now();
+    again = committing_.empty() ? gather_.Expecting(now)
+                                : persistence_.CommitPending() && gather_.Wait(now);
+    if (again) ::sched_yield();  // the clients it waits for may need this CPU
   }
   CommitPass();
   for (Connection* c : ready_) {

@@ -33,13 +33,27 @@ constexpr auto kCheckEvery = std::chrono::milliseconds(100);
 constexpr std::size_t kErrorPage = 4096;
 constexpr int kSnapshotNice = 10;
 
-std::vector<std::uint64_t> FreezeSlots(const shm::TableView& view) {
-  std::vector<std::uint64_t> slots(view.slot_count());
-  for (std::uint64_t i = 0; i < slots.size(); ++i) slots[i] = view.SlotWord(i);
-  return slots;
-}
-
 }  // namespace
+
+// Copies the table's slot array into frozen_ (mapped, or mapped larger, first). False if it
+// cannot be mapped.
+bool Persistence::FreezeSlots() {
+  const shm::TableView& view = store_->table().view();
+  std::size_t n = view.slot_count();
+  if (n > frozen_capacity_) {
+    if (frozen_ != nullptr) ::munmap(frozen_, frozen_capacity_ * sizeof *frozen_);
+    frozen_ = nullptr;
+    frozen_capacity_ = 0;
+    void* p = ::mmap(nullptr, n * sizeof *frozen_, PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return false;
+    frozen_ = static_cast<std::uint64_t*>(p);
+    frozen_capacity_ = n;
+  }
+  for (std::size_t i = 0; i < n; ++i) frozen_[i] = view.SlotWord(i);
+  frozen_slots_ = n;
+  return true;
+}
 
 Persistence::~Persistence() {
   if (child_pid_ != 0) {
@@ -58,6 +72,7 @@ Persistence::~Persistence() {
   appender_.Switch(-1, 0, false);
   if (log_fd_ >= 0) ::close(log_fd_);
   if (child_error_ != nullptr) ::munmap(child_error_, kErrorPage);
+  if (frozen_ != nullptr) ::munmap(frozen_, frozen_capacity_ * sizeof *frozen_);
 }
 
 bool Persistence::Open(const PersistenceOptions& options, const std::string& ns, BucketStore* store,
@@ -228,7 +243,10 @@ bool Persistence::CommitSlow() {
   }
   if (WriteBuffer() != 0) return false;
   CrashPoint("log-appended");
-  if (::fdatasync(log_fd_) != 0) {
+  auto started = Clock::now();
+  int synced = ::fdatasync(log_fd_);
+  sync_time_ += Clock::now() - started;
+  if (synced != 0) {
     int e = errno;
     Failed(shm::kPersistFailLogSync, e,
            FileError("cannot sync log", dir_ + "/" + LogFileName(log_seq_), e));
@@ -289,7 +307,17 @@ void Persistence::StartSnapshot() {
   }
   log_seq_ = next_seq;
   const shm::TableView& view = store_->table().view();
-  std::vector<std::uint64_t> slots = FreezeSlots(view);
+  if (!FreezeSlots()) {
+    int e = errno;
+    if (old_fd >= 0) {
+      ::fdatasync(old_fd);  // no child to sync the rotated log: its records are the only copy
+      ::close(old_fd);
+    }
+    anchor_->saves.fetch_add(1, std::memory_order_release);
+    Failed(shm::kPersistFailSnapshot, e,
+           std::string("cannot map the frozen slot array: ") + std::strerror(e));
+    return;
+  }
   SnapshotHeader header;
   header.bucket_id = store_->bucket_id();
   header.created_unix_ms = UnixMillisNow();
@@ -312,7 +340,7 @@ void Persistence::StartSnapshot() {
       err = errno;
       e = FileError("cannot sync log", dir_ + "/" + LogFileName(next_seq - 1), err);
     }
-    if (e.empty()) e = WriteSnapshotFile(dir_, header, view, slots.data(), slots.size(), &err);
+    if (e.empty()) e = WriteSnapshotFile(dir_, header, view, frozen_, frozen_slots_, &err);
     if (e.empty()) ::_exit(0);
     std::memcpy(child_error_, &err, sizeof err);
     std::snprintf(child_error_ + 8, kErrorPage - 8, "%s", e.c_str());
@@ -458,7 +486,14 @@ void Persistence::Stop(bool dropped) {
   }
   // A last snapshot, written here: nothing changes the table any more.
   const shm::TableView& view = store_->table().view();
-  std::vector<std::uint64_t> slots = FreezeSlots(view);
+  if (!FreezeSlots()) {
+    spdlog::error(
+        "bucket '{}': snapshot at stop failed: cannot map the frozen slot array: {} (the "
+        "log keeps every write)",
+        name_, std::strerror(errno));
+    anchor_->saves.fetch_add(1, std::memory_order_release);
+    return;
+  }
   SnapshotHeader header;
   header.bucket_id = store_->bucket_id();
   header.created_unix_ms = UnixMillisNow();
@@ -466,7 +501,7 @@ void Persistence::Stop(bool dropped) {
   header.next_log_seq = log_seq_ + 1;
   header.name = name_;
   int err = 0;
-  std::string e = WriteSnapshotFile(dir_, header, view, slots.data(), slots.size(), &err);
+  std::string e = WriteSnapshotFile(dir_, header, view, frozen_, frozen_slots_, &err);
   if (!e.empty()) {
     spdlog::error("bucket '{}': snapshot at stop failed: {} (the log keeps every write)", name_, e);
     anchor_->saves.fetch_add(1, std::memory_order_release);
