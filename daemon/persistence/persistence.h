@@ -78,6 +78,8 @@ class Persistence {
   void OnApplied(const shm::Request& request, shm::WireStatus status, std::int64_t number) {
     if (store_ != nullptr && status == shm::WireStatus::kOk) Record(request, number);
   }
+  // The active expiry removed `key` (BucketStore::ExpireDue): logged as a delete.
+  void OnExpired(std::string_view key);
   bool Commit() { return store_ == nullptr || buffer_.empty() || CommitSlow(); }
   void Tick(Clock::time_point now);
   void RequestSave() { save_requested_ = true; }
