@@ -4,7 +4,7 @@
 // loop can wait on. fd() therefore starts one thread per subscription that sleeps on the futex
 // and makes an eventfd readable whenever changes wait past the subscription's position; TryNext
 // clears it when it finds no change (then looks once more, so that a change that arrived
-// meanwhile re-arms it). The worker knows nothing of this: it still only bumps the feed's futex
+// meanwhile re-arms it); both look under the subscription's mutex. The worker knows nothing of this: it still only bumps the feed's futex
 // word per batch. Cost: a thread (mostly asleep) and an eventfd per polled subscription, and one
 // wake-up of that thread per batch of changes.
 #include <sys/eventfd.h>
@@ -91,7 +91,13 @@ class Subscription::State {
 void Subscription::State::Watch() {
   while (!stop.load(std::memory_order_seq_cst)) {
     std::uint32_t wake = reader.WakeValue();  // before looking: a later change changes it
-    if (Pending()) Arm();
+    {
+      // Under mu, as TryNext's Disarm: a look taken before a TryNext consumed the changes
+      // cannot arm the fd after it (no spurious readiness), and Next holding mu means a
+      // thread is taking the changes anyway.
+      std::lock_guard<std::mutex> lock(mu);
+      if (Pending()) Arm();
+    }
     // Wakes on the next batch of changes; every 100 ms to notice a drop (or stop).
     reader.Wait(wake, 100'000'000);
   }
