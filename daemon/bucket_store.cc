@@ -352,7 +352,8 @@ shm::WireStatus BucketStore::Apply(const shm::Request& request, std::int64_t* nu
   value->clear();
   switch (static_cast<shm::Op>(request.header.op)) {
     case shm::Op::kPut:
-      return Put(request.key, request.value, number, static_cast<std::uint64_t>(request.header.arg));
+      return Put(request.key, request.value, number,
+                 static_cast<std::uint64_t>(request.header.arg));
     case shm::Op::kDelete:
       return table_.Delete(request.key, value) == shm::WriteResult::kOk
                  ? shm::WireStatus::kOk

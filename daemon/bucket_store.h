@@ -136,9 +136,9 @@ class BucketStore {
   shm::Segment anchor_segment_;
   shm::AnchorHeader* anchor_ = nullptr;
   shm::TableWriter table_;
-  shm::FeedWriter feed_;     // NS.b<id>.feed: every applied write, for subscribers
-  shm::ChannelDedup dedup_;  // NS.b<id>.dedup
-  ExpiryQueue expiry_;        // every expiry set, for the active expiry
+  shm::FeedWriter feed_;                 // NS.b<id>.feed: every applied write, for subscribers
+  shm::ChannelDedup dedup_;              // NS.b<id>.dedup
+  ExpiryQueue expiry_;                   // every expiry set, for the active expiry
   std::vector<ExpiryQueue::Entry> due_;  // scratch for ExpireDue
 };
 

@@ -21,13 +21,20 @@
 
 static const char* kind_name(int kind) {
   switch (kind) {
-    case KV_CHANGE_PUT: return "SET";
-    case KV_CHANGE_DELETE: return "DELETED";
-    case KV_CHANGE_CLEAR: return "CLEARED";
-    case KV_CHANGE_MISSED: return "MISSED";
-    case KV_CHANGE_RESYNC: return "RESYNC";
-    case KV_CHANGE_EXPIRED: return "EXPIRED";
-    default: return "UNKNOWN";
+    case KV_CHANGE_PUT:
+      return "SET";
+    case KV_CHANGE_DELETE:
+      return "DELETED";
+    case KV_CHANGE_CLEAR:
+      return "CLEARED";
+    case KV_CHANGE_MISSED:
+      return "MISSED";
+    case KV_CHANGE_RESYNC:
+      return "RESYNC";
+    case KV_CHANGE_EXPIRED:
+      return "EXPIRED";
+    default:
+      return "UNKNOWN";
   }
 }
 
@@ -44,9 +51,12 @@ int main(int argc, char** argv) {
   int status = 1;
 
   while ((opt = getopt(argc, argv, "n:c:")) != -1) {
-    if (opt == 'n') ns = optarg;
-    else if (opt == 'c') count = strtol(optarg, NULL, 10);
-    else return 2;
+    if (opt == 'n')
+      ns = optarg;
+    else if (opt == 'c')
+      count = strtol(optarg, NULL, 10);
+    else
+      return 2;
   }
   if (optind >= argc || argc - optind > MAX_BUCKETS) {
     fprintf(stderr, "usage: %s [-n namespace] [-c count] bucket...\n", argv[0]);

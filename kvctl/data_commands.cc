@@ -59,7 +59,7 @@ Status ParseDuration(const std::string& text, std::chrono::milliseconds* out) {
   std::int64_t n = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
   std::string unit(end, text.data() + text.size());
-  std::int64_t scale = unit == "ms" ? 1
+  std::int64_t scale = unit == "ms"                  ? 1
                        : unit == "s" || unit.empty() ? 1000
                        : unit == "m"                 ? 60'000
                        : unit == "h"                 ? 3'600'000
@@ -68,9 +68,10 @@ Status ParseDuration(const std::string& text, std::chrono::milliseconds* out) {
   std::int64_t ms = 0;
   if (ec != std::errc() || end == text.data() || scale == 0 || n <= 0 ||
       __builtin_mul_overflow(n, scale, &ms) || ms > kMaxTtl.count()) {
-    return Status(Code::kInvalidArgument,
-                  "TTL '" + text +
-                      "' is not a positive duration up to 1000 years (e.g. 500ms, 30s, 5m, 2h, 1d)");
+    return Status(
+        Code::kInvalidArgument,
+        "TTL '" + text +
+            "' is not a positive duration up to 1000 years (e.g. 500ms, 30s, 5m, 2h, 1d)");
   }
   *out = std::chrono::milliseconds(ms);
   return Status();

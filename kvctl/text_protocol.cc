@@ -27,10 +27,10 @@ Status ParseTtl(std::string_view text, std::int64_t unit_ms, std::chrono::millis
   std::int64_t ms = 0;
   if (ec != std::errc() || end != text.data() + text.size() || n <= 0 ||
       __builtin_mul_overflow(n, unit_ms, &ms) || ms > kMaxTtl.count()) {
-    return Status(Code::kInvalidArgument,
-                  "TTL '" + std::string(text) + "' is not a positive integer up to " +
-                      std::to_string(kMaxTtl.count() / unit_ms) +
-                      (unit_ms == 1000 ? " seconds" : " milliseconds"));
+    return Status(Code::kInvalidArgument, "TTL '" + std::string(text) +
+                                              "' is not a positive integer up to " +
+                                              std::to_string(kMaxTtl.count() / unit_ms) +
+                                              (unit_ms == 1000 ? " seconds" : " milliseconds"));
   }
   *ttl = std::chrono::milliseconds(ms);
   return Status();

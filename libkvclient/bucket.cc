@@ -46,10 +46,10 @@ Status ExpiryOf(std::chrono::milliseconds ttl, std::int64_t* expiry) {
   }
   // The coarse clock may lag the precise one by a tick: the expiry counts from the precise time,
   // so that a key never expires early.
-  std::uint64_t now = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count());
+  std::uint64_t now =
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
   std::uint64_t at = now + static_cast<std::uint64_t>(ttl.count());
   if (at > shm::kMaxExpiryUnixMs) {
     return Status(Code::kInvalidArgument, "ttl ends past the latest expiry time kv stores");

@@ -4,9 +4,9 @@
 // loop can wait on. fd() therefore starts one thread per subscription that sleeps on the futex
 // and makes an eventfd readable whenever changes wait past the subscription's position; TryNext
 // clears it when it finds no change (then looks once more, so that a change that arrived
-// meanwhile re-arms it); both look under the subscription's mutex. The worker knows nothing of this: it still only bumps the feed's futex
-// word per batch. Cost: a thread (mostly asleep) and an eventfd per polled subscription, and one
-// wake-up of that thread per batch of changes.
+// meanwhile re-arms it); both look under the subscription's mutex. The worker knows nothing of
+// this: it still only bumps the feed's futex word per batch. Cost: a thread (mostly asleep) and an
+// eventfd per polled subscription, and one wake-up of that thread per batch of changes.
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -173,9 +173,9 @@ Status Subscription::Next(Change* change, std::chrono::milliseconds timeout) {
       case shm::FeedRead::kRecord:
         change->sequence = record.seq;
         change->missed = 0;
-        change->kind = record.op == shm::FeedOp::kPut      ? Change::Kind::kPut
-                       : record.op == shm::FeedOp::kDelete ? Change::Kind::kDelete
-                       : record.op == shm::FeedOp::kClear  ? Change::Kind::kClear
+        change->kind = record.op == shm::FeedOp::kPut       ? Change::Kind::kPut
+                       : record.op == shm::FeedOp::kDelete  ? Change::Kind::kDelete
+                       : record.op == shm::FeedOp::kClear   ? Change::Kind::kClear
                        : record.op == shm::FeedOp::kExpired ? Change::Kind::kExpired
                                                             : Change::Kind::kResync;
         change->key.assign(record.key);

@@ -311,8 +311,7 @@ std::uint64_t RepairedSlot(const TableView& view, std::uint64_t word) {
   std::uint32_t k, v;
   const RecordHeader* rec = view.CheckedRecord(word, &k, &v);
   if (rec == nullptr) return 0;
-  std::uint64_t fixed =
-      SlotWord(HashKey({RecordKey(rec), k}), SlotOffset(word));
+  std::uint64_t fixed = SlotWord(HashKey({RecordKey(rec), k}), SlotOffset(word));
   int bytes_differing = 0;
   for (std::uint64_t diff = fixed ^ word; diff != 0; diff >>= 8)
     bytes_differing += (diff & 0xff) != 0;
@@ -344,8 +343,7 @@ TableWriter TableWriter::Open(const std::string& name, ShmError* error, std::str
     std::uint32_t k = 0, v = 0;
     const RecordHeader* rec = nullptr;
     if (SlotValid(word) && IsLive(word)) rec = view.CheckedRecord(word, &k, &v);
-    bool tag_ok =
-        rec != nullptr && (word >> 48) == Tag(HashKey({RecordKey(rec), k}));
+    bool tag_ok = rec != nullptr && (word >> 48) == Tag(HashKey({RecordKey(rec), k}));
     if (!SlotValid(word) || (IsLive(word) && !tag_ok)) {
       std::uint64_t fixed = RepairedSlot(view, word);
       if (fixed == 0) {
@@ -379,8 +377,7 @@ TableWriter TableWriter::Open(const std::string& name, ShmError* error, std::str
     if (word == kSlotEmpty || !IsLive(word)) continue;
     std::uint32_t k, v;
     const RecordHeader* rec = view.Record(word, &k, &v);
-    std::uint64_t j =
-        HomeSlot(HashKey({RecordKey(rec), k}), view.slot_count_);
+    std::uint64_t j = HomeSlot(HashKey({RecordKey(rec), k}), view.slot_count_);
     for (; j != i; j = (j + 1 == view.slot_count_) ? 0 : j + 1) {
       if (view.slots_[j].load(std::memory_order_relaxed) == kSlotEmpty) {
         return refuse("slot " + std::to_string(i) + " is unreachable from its home slot");
@@ -658,8 +655,8 @@ WriteResult TableWriter::PutAt(std::string_view key, std::string_view value,
   std::uint32_t old_k = 0, old_v = 0;
   std::uint64_t old_size = 0;
   if (found) {
-    const RecordHeader* old = view_.Record(slots()[at].load(std::memory_order_relaxed), &old_k,
-                                           &old_v);
+    const RecordHeader* old =
+        view_.Record(slots()[at].load(std::memory_order_relaxed), &old_k, &old_v);
     if (old != nullptr) old_size = RecordSize(old_k, old_v, RecordExpiry(old) != 0);
   }
   Swing(word);

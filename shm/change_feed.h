@@ -43,10 +43,10 @@ namespace kv::shm {
 inline constexpr std::uint64_t kFeedMagic = 0x314445454650564bULL;  // "KVPFEED1"
 
 enum class FeedOp : std::uint32_t {
-  kPut = 1,     // key, value (also cas and incr: the value stored)
-  kDelete = 2,  // key
-  kClear = 3,   // no key
-  kResync = 4,  // the worker restarted after a crash: changes may be missing before this
+  kPut = 1,      // key, value (also cas and incr: the value stored)
+  kDelete = 2,   // key
+  kClear = 3,    // no key
+  kResync = 4,   // the worker restarted after a crash: changes may be missing before this
   kExpired = 5,  // key: its expiry time passed and the worker removed it
 };
 

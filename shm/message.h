@@ -13,13 +13,13 @@ namespace kv::shm {
 inline constexpr std::uint8_t kProtocolVersion = 1;
 
 enum class Op : std::uint8_t {
-  kPut = 1,     // key, value, arg = expiry (Unix ms, 0: none; <= kMaxExpiryUnixMs)
-  kDelete = 2,  // key; reply carries the old value
-  kCas = 3,     // key, value, arg = expected version (0: key must be absent); keeps the expiry
-  kIncr = 4,    // key, arg = signed delta; reply number = new value; keeps the expiry
-  kClear = 5,   // no key
-  kFlush = 6,   // no key; replies once everything sent before it is applied
-  kExpire = 7,  // key, arg = expiry (Unix ms, 1..kMaxExpiryUnixMs); reply number = new version
+  kPut = 1,      // key, value, arg = expiry (Unix ms, 0: none; <= kMaxExpiryUnixMs)
+  kDelete = 2,   // key; reply carries the old value
+  kCas = 3,      // key, value, arg = expected version (0: key must be absent); keeps the expiry
+  kIncr = 4,     // key, arg = signed delta; reply number = new value; keeps the expiry
+  kClear = 5,    // no key
+  kFlush = 6,    // no key; replies once everything sent before it is applied
+  kExpire = 7,   // key, arg = expiry (Unix ms, 1..kMaxExpiryUnixMs); reply number = new version
   kPersist = 8,  // key; removes its expiry; reply number = new version, 0 if it had none
   // 9 is reserved (kBatch).
 };

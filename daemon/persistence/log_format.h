@@ -43,7 +43,7 @@ namespace kv::daemon::persistence {
 
 inline constexpr char kLogMagic[8] = {'\x89', 'K', 'V', 'A', 'L', 'O', 'G', '\n'};
 inline constexpr std::uint32_t kLogVersion = 2;
-inline constexpr std::uint32_t kLogOldestVersion = 1;  // still read (no expiry times)
+inline constexpr std::uint32_t kLogOldestVersion = 1;      // still read (no expiry times)
 inline constexpr std::uint32_t kLogExpires = 0x80000000u;  // value_len flag (version 2)
 inline constexpr std::size_t kLogHeaderSize = 40;
 inline constexpr std::size_t kLogRecordHead = 16;

@@ -92,8 +92,7 @@ std::string RestoreBucket(const std::string& dir, BucketStore* store, RestoreRes
                          if (header.bucket_id != id) return false;
                          store->Reserve(header.key_count, snapshot.size());
                        }
-                       if (store->RestorePut(key, value, version, expiry) !=
-                           shm::WireStatus::kOk) {
+                       if (store->RestorePut(key, value, version, expiry) != shm::WireStatus::kOk) {
                          refused = true;
                          return false;
                        }

@@ -33,8 +33,8 @@ std::string EncodeSnapshotHeader(const SnapshotHeader& h) {
 void AppendSnapshotRecord(std::string* out, std::string_view key, std::string_view value,
                           std::uint64_t version, std::uint64_t expiry) {
   AppendLe<std::uint32_t>(out, static_cast<std::uint32_t>(key.size()));
-  AppendLe<std::uint32_t>(out, static_cast<std::uint32_t>(value.size()) |
-                                   (expiry != 0 ? kSnapshotExpires : 0));
+  AppendLe<std::uint32_t>(
+      out, static_cast<std::uint32_t>(value.size()) | (expiry != 0 ? kSnapshotExpires : 0));
   AppendLe<std::uint64_t>(out, version);
   if (expiry != 0) AppendLe<std::uint64_t>(out, expiry);
   out->append(key);

@@ -35,7 +35,7 @@ namespace kv::daemon::persistence {
 
 inline constexpr char kSnapshotMagic[8] = {'\x89', 'K', 'V', 'S', 'N', 'A', 'P', '\n'};
 inline constexpr std::uint32_t kSnapshotVersion = 2;
-inline constexpr std::uint32_t kSnapshotOldestVersion = 1;  // still read (no expiry times)
+inline constexpr std::uint32_t kSnapshotOldestVersion = 1;      // still read (no expiry times)
 inline constexpr std::uint32_t kSnapshotExpires = 0x80000000u;  // value_len flag (version 2)
 
 struct SnapshotHeader {

@@ -188,9 +188,8 @@ TEST_F(ExpiryTest, ExpirePersistAndTtlFollowRedis) {
 
 TEST_F(ExpiryTest, BadTtlsAreRefusedInEveryApi) {
   ASSERT_TRUE(bucket_->Put("k", "v").ok());
-  for (std::chrono::milliseconds bad :
-       {0ms, -1ms, -std::chrono::milliseconds::max(), kMaxTtl + 1ms,
-        std::chrono::milliseconds::max()}) {
+  for (std::chrono::milliseconds bad : {0ms, -1ms, -std::chrono::milliseconds::max(), kMaxTtl + 1ms,
+                                        std::chrono::milliseconds::max()}) {
     EXPECT_EQ(bucket_->Put("k", "v", bad).code(), Code::kInvalidArgument) << bad.count();
     EXPECT_EQ(bucket_->PutAsync("k", "v", bad).code(), Code::kInvalidArgument) << bad.count();
     EXPECT_EQ(bucket_->Expire("k", bad).code(), Code::kInvalidArgument) << bad.count();
@@ -201,8 +200,9 @@ TEST_F(ExpiryTest, BadTtlsAreRefusedInEveryApi) {
   ASSERT_EQ(kv_client_open(kvd_.ns().c_str(), 0, &c), KV_OK);
   kv_bucket* b = nullptr;
   ASSERT_EQ(kv_bucket_open(c, "b", &b), KV_OK);
-  for (std::int64_t bad : {std::int64_t{0}, std::int64_t{-1}, std::numeric_limits<std::int64_t>::max(),
-                           std::numeric_limits<std::int64_t>::min()}) {
+  for (std::int64_t bad :
+       {std::int64_t{0}, std::int64_t{-1}, std::numeric_limits<std::int64_t>::max(),
+        std::numeric_limits<std::int64_t>::min()}) {
     EXPECT_EQ(kv_put_ttl(b, "k", 1, "v", 1, bad), KV_INVALID) << bad;
     EXPECT_EQ(kv_expire(b, "k", 1, bad), KV_INVALID) << bad;
     EXPECT_NE(std::string(kv_last_error()).find("ttl"), std::string::npos) << kv_last_error();
@@ -214,9 +214,9 @@ TEST_F(ExpiryTest, BadTtlsAreRefusedInEveryApi) {
   kv_bucket_close(b);
   kv_client_close(c);
   // The text protocol.
-  for (const char* line : {"EXPIRE b k -1", "EXPIRE b k 0", "PUT b k v EX 0", "PUT b k v PX -5",
-                           "PEXPIRE b k 99999999999999999999", "EXPIRE b k 1e3",
-                           "PUT b k v EX 9223372036854775807"}) {
+  for (const char* line :
+       {"EXPIRE b k -1", "EXPIRE b k 0", "PUT b k v EX 0", "PUT b k v PX -5",
+        "PEXPIRE b k 99999999999999999999", "EXPIRE b k 1e3", "PUT b k v EX 9223372036854775807"}) {
     std::vector<std::string> reply = ctl::RunTextCommand(*client_, line);
     ASSERT_FALSE(reply.empty()) << line;
     EXPECT_EQ(reply[0].rfind("ERROR INVALID", 0), 0u) << line << ": " << reply[0];
@@ -253,8 +253,8 @@ TEST_F(ExpiryTest, TextProtocolAndKvctlSpeakExpiry) {
   EXPECT_TRUE(WaitFor([&] { return RunTextCommand(*client_, "GET b k2") == V{"", "OK"}; }, 10s));
 
   std::string kvctl = kv::testing::KvctlPath();
-  kv::testing::CommandResult r =
-      kv::testing::RunCommand({kvctl, "--namespace", kvd_.ns(), "put", "b", "c", "v", "--ttl", "1h"});
+  kv::testing::CommandResult r = kv::testing::RunCommand(
+      {kvctl, "--namespace", kvd_.ns(), "put", "b", "c", "v", "--ttl", "1h"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   r = kv::testing::RunCommand({kvctl, "--namespace", kvd_.ns(), "ttl", "b", "c"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -36,12 +36,12 @@ std::string Snapshot(const std::vector<Rec>& recs) {
 }
 
 std::string Read(const std::string& file, SnapshotHeader* h, std::vector<Rec>* got) {
-  return ReadSnapshot("snap", file.data(), file.size(), h,
-                      [&](std::string_view k, std::string_view v, std::uint64_t version,
-                          std::uint64_t expiry) {
-                        got->push_back({std::string(k), std::string(v), version, expiry});
-                        return true;
-                      });
+  return ReadSnapshot(
+      "snap", file.data(), file.size(), h,
+      [&](std::string_view k, std::string_view v, std::uint64_t version, std::uint64_t expiry) {
+        got->push_back({std::string(k), std::string(v), version, expiry});
+        return true;
+      });
 }
 
 TEST(SnapshotFormatTest, RoundTripKeepsNameIdVersionsAndValues) {
@@ -112,7 +112,8 @@ TEST(SnapshotFormatTest, VersionOneFilesAreStillRead) {
   v1[8] = 1;
   // The header checksum covers the version word: recompute it (it ends the header).
   std::size_t header_end = 8 + 4 + 4 + 8 * 5 + 2 + 8 + 4;  // name "shopping"
-  std::uint32_t crc = shm::Crc32cFinish(shm::Crc32cExtend(shm::kCrc32cInit, v1.data(), header_end - 4));
+  std::uint32_t crc =
+      shm::Crc32cFinish(shm::Crc32cExtend(shm::kCrc32cInit, v1.data(), header_end - 4));
   std::memcpy(&v1[header_end - 4], &crc, 4);
   SnapshotHeader h;
   std::vector<Rec> got;

@@ -91,7 +91,8 @@ std::vector<BadFrame> BadFrames() {
       {"version 255", put_with([](auto* h) { h->version = 255; }), WireStatus::kBadVersion},
       // op
       {"op 0", put_with([](auto* h) { h->op = 0; }), WireStatus::kUnknownOp},
-      {"op past kMaxOp", put_with([](auto* h) { h->op = shm::kMaxOp + 1; }), WireStatus::kUnknownOp},
+      {"op past kMaxOp", put_with([](auto* h) { h->op = shm::kMaxOp + 1; }),
+       WireStatus::kUnknownOp},
       {"op 255", put_with([](auto* h) { h->op = 255; }), WireStatus::kUnknownOp},
       // flags (unknown bits: answered even though a no-reply bit may look set)
       {"flag 4", put_with([](auto* h) { h->flags = 4; }), WireStatus::kMalformed},

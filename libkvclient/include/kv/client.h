@@ -200,11 +200,11 @@ struct BucketStats {
 // One change to a bucket, as its worker applied it (see Bucket::Subscribe).
 struct Change {
   enum class Kind {
-    kPut,     // key was set to value (put, cas, incr)
-    kDelete,  // key was deleted
-    kClear,   // every key was removed
-    kMissed,  // `missed` changes starting at `sequence` are gone: this subscriber fell behind
-    kResync,  // the worker restarted after a crash: changes just before this may be missing
+    kPut,      // key was set to value (put, cas, incr)
+    kDelete,   // key was deleted
+    kClear,    // every key was removed
+    kMissed,   // `missed` changes starting at `sequence` are gone: this subscriber fell behind
+    kResync,   // the worker restarted after a crash: changes just before this may be missing
     kExpired,  // key reached its expiry time and the worker removed it
   };
   Kind kind = Kind::kPut;

@@ -92,11 +92,11 @@ typedef struct kv_stat {
 } kv_stat;
 
 /* Kinds of kv_change (kv_subscription_next), as kv::Change::Kind. */
-#define KV_CHANGE_PUT 1    /* key was set to value (put, cas and incr: the value stored) */
-#define KV_CHANGE_DELETE 2 /* key was deleted */
-#define KV_CHANGE_CLEAR 3  /* every key was removed (no key) */
-#define KV_CHANGE_MISSED 4 /* `missed` changes starting at `sequence` are gone: fell behind */
-#define KV_CHANGE_RESYNC 5 /* the worker restarted after a crash: resynchronise (e.g. kv_scan) */
+#define KV_CHANGE_PUT 1     /* key was set to value (put, cas and incr: the value stored) */
+#define KV_CHANGE_DELETE 2  /* key was deleted */
+#define KV_CHANGE_CLEAR 3   /* every key was removed (no key) */
+#define KV_CHANGE_MISSED 4  /* `missed` changes starting at `sequence` are gone: fell behind */
+#define KV_CHANGE_RESYNC 5  /* the worker restarted after a crash: resynchronise (e.g. kv_scan) */
 #define KV_CHANGE_EXPIRED 6 /* key reached its expiry time and was removed (no value) */
 
 /* One change to a bucket (kv_subscription_next). key/value point into the same allocation as
