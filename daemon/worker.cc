@@ -48,7 +48,7 @@ constexpr std::size_t kMaxStagedPerConnection = 16;  // staged values received, 
 constexpr std::size_t kExpiredPerPass = 256;
 
 // A request that sets or removes an expiry (refused by mirror buckets: docs/mirror.md).
-bool SetsExpiry(const shm::Request& request) {
+[[maybe_unused]] bool SetsExpiry(const shm::Request& request) {
   auto op = static_cast<shm::Op>(request.header.op);
   return op == shm::Op::kExpire || op == shm::Op::kPersist ||
          (op == shm::Op::kPut && request.header.arg != 0);

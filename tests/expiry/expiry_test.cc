@@ -223,7 +223,7 @@ TEST_F(ExpiryTest, BadTtlsAreRefusedInEveryApi) {
   }
   // kvctl.
   kv::testing::CommandResult r = kv::testing::RunCommand(
-      {kv::testing::KvctlPath(), "--namespace", kvd_.ns(), "put", "b", "k", "v", "--ttl", "-3s"});
+      {kv::testing::KvctlPath(), "--namespace", kvd_.ns(), "put", "b", "k", "v", "--ttl=-3s"});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("INVALID"), std::string::npos) << r.err;
   r = kv::testing::RunCommand(
