@@ -5,7 +5,6 @@
 #include <unordered_set>
 
 #include "client_impl.h"
-#include "shm/coarse_clock.h"
 #include "shm/names.h"
 
 namespace kv {
@@ -33,6 +32,12 @@ Status WriteError(std::string_view key, std::string_view value) {
   return Status();
 }
 
+std::uint64_t UnixMillisNow() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+}
+
 // A TTL's absolute expiry time (Unix ms), or why it is refused.
 Status ExpiryOf(std::chrono::milliseconds ttl, std::int64_t* expiry) {
   if (ttl.count() <= 0) {
@@ -46,10 +51,7 @@ Status ExpiryOf(std::chrono::milliseconds ttl, std::int64_t* expiry) {
   }
   // The coarse clock may lag the precise one by a tick: the expiry counts from the precise time,
   // so that a key never expires early.
-  std::uint64_t now =
-      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                     std::chrono::system_clock::now().time_since_epoch())
-                                     .count());
+  std::uint64_t now = UnixMillisNow();
   std::uint64_t at = now + static_cast<std::uint64_t>(ttl.count());
   if (at > shm::kMaxExpiryUnixMs) {
     return Status(Code::kInvalidArgument, "ttl ends past the latest expiry time kv stores");
@@ -397,7 +399,9 @@ Result<std::optional<std::chrono::milliseconds>> Bucket::Ttl(std::string_view ke
   std::uint64_t expiry = 0;
   if (Status s = Locate(key, &value, nullptr, &expiry); !s.ok()) return s;
   if (expiry == 0) return std::optional<std::chrono::milliseconds>();
-  std::uint64_t now = shm::RealtimeCoarseMillis();
+  // The precise clock, which expiry times are computed from (the coarse one, which the lookup
+  // compared with, lags it by up to a tick: it would report more time than the TTL given).
+  std::uint64_t now = UnixMillisNow();
   auto left = std::chrono::milliseconds(expiry > now ? static_cast<std::int64_t>(expiry - now) : 0);
   return std::optional<std::chrono::milliseconds>(left);
 }
