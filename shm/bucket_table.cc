@@ -199,7 +199,8 @@ ReadResult TableView::FindAt(std::string_view key, RecordRef* record,
       }
       if (same) {
         // An expired key is absent; the worker tombstones it soon (its active expiry).
-        if (__builtin_expect(expiry != 0, 0) &&
+        // (now_unix_ms ~0: FindAny, expired keys are found too.)
+        if (__builtin_expect(expiry != 0, 0) && now_unix_ms != ~std::uint64_t{0} &&
             expiry <= (now_unix_ms != 0 ? now_unix_ms : RealtimeCoarseMillis())) {
           return ReadResult::kNotFound;
         }
