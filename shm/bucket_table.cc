@@ -190,6 +190,9 @@ ReadResult TableView::FindAt(std::string_view key, RecordRef* record,
       const RecordHeader* rec = Record(word, &key_len, &value_len);
       if (rec == nullptr) return ReadResult::kCorrupt;
       const char* rec_key = RecordKey(rec);
+      // Its last line too (a record with an expiry often reaches a third line): the key compare
+      // and the check below then overlap with fetching it.
+      __builtin_prefetch(rec_key + key_len + value_len - 1);
       std::uint64_t expiry = RecordExpiry(rec);
       bool same = key_len == key.size() && std::memcmp(rec_key, key.data(), key_len) == 0;
       // Checked on every tag match, not only on a key match: a damaged key must not turn into
