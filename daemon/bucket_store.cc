@@ -135,6 +135,7 @@ std::optional<BucketStore> BucketStore::Open(const std::string& ns, std::uint64_
     store.feed_.Append(shm::FeedOp::kResync, {}, {});
     store.feed_.Publish();
   }
+  store.QueueExpiries();  // the expiry times are in the records: they survive the worker
   store.anchor_->state.store(shm::kAnchorLive, std::memory_order_release);
   store.anchor_->worker_start_ticks.store(ProcessStartTicks(::getpid()), std::memory_order_relaxed);
   store.anchor_->worker_pid.store(::getpid(), std::memory_order_release);
@@ -179,49 +180,92 @@ shm::WireStatus BucketStore::NextGeneration(std::uint64_t extra_bytes, bool empt
   return shm::WireStatus::kOk;
 }
 
-shm::WireStatus BucketStore::Put(std::string_view key, std::string_view value,
-                                 std::int64_t* version) {
+template <typename Write>
+shm::WireStatus BucketStore::Grow(std::uint64_t bytes, Write&& write) {
   for (int attempt = 0; attempt < 3; ++attempt) {
-    std::uint64_t v = 0;
-    shm::WriteResult r = table_.Put(key, value, &v);
-    if (r == shm::WriteResult::kOk) {
-      *version = static_cast<std::int64_t>(v);
-      return shm::WireStatus::kOk;
-    }
+    shm::WriteResult r = write();
+    if (r == shm::WriteResult::kOk) return shm::WireStatus::kOk;
+    if (r == shm::WriteResult::kNotFound) return shm::WireStatus::kNotFound;
+    if (r == shm::WriteResult::kVersionMismatch) return shm::WireStatus::kVersionMismatch;
     if (table_.last_error().kind == shm::ShmError::kNoSpace) return shm::WireStatus::kBucketFull;
-    shm::WireStatus grown = NextGeneration(shm::RecordSize(key.size(), value.size()), false);
+    shm::WireStatus grown = NextGeneration(bytes, false);
     if (grown != shm::WireStatus::kOk) return grown;
   }
   return shm::WireStatus::kBucketFull;
+}
+
+shm::WireStatus BucketStore::Put(std::string_view key, std::string_view value,
+                                 std::int64_t* version, std::uint64_t expiry) {
+  std::uint64_t v = 0;
+  shm::WireStatus s = Grow(shm::RecordSize(key.size(), value.size(), expiry != 0),
+                           [&] { return table_.Put(key, value, &v, expiry); });
+  if (s == shm::WireStatus::kOk) {
+    *version = static_cast<std::int64_t>(v);
+    if (expiry != 0) expiry_.Push(key, expiry);
+  }
+  return s;
 }
 
 shm::WireStatus BucketStore::Cas(std::string_view key, std::uint64_t expected,
                                  std::string_view value, std::int64_t* version) {
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    std::uint64_t v = 0;
-    shm::WriteResult r = table_.Cas(key, expected, value, &v);
-    *version = static_cast<std::int64_t>(v);
-    if (r == shm::WriteResult::kOk) return shm::WireStatus::kOk;
-    if (r == shm::WriteResult::kVersionMismatch) return shm::WireStatus::kVersionMismatch;
-    if (table_.last_error().kind == shm::ShmError::kNoSpace) return shm::WireStatus::kBucketFull;
-    shm::WireStatus grown = NextGeneration(shm::RecordSize(key.size(), value.size()), false);
-    if (grown != shm::WireStatus::kOk) return grown;
+  // Cas keeps the key's expiry: its entry in the expiry queue stays right (same time).
+  std::uint64_t v = 0;
+  shm::WireStatus s = Grow(shm::RecordSize(key.size(), value.size(), true),
+                           [&] { return table_.Cas(key, expected, value, &v); });
+  *version = static_cast<std::int64_t>(v);
+  return s;
+}
+
+shm::WireStatus BucketStore::SetExpiry(std::string_view key, std::uint64_t expiry,
+                                       std::int64_t* version) {
+  shm::RecordRef current;
+  if (table_.view().Find(key, &current) != shm::ReadResult::kFound) {
+    return shm::WireStatus::kNotFound;
   }
-  return shm::WireStatus::kBucketFull;
+  if (expiry == 0 && current.expires_unix_ms == 0) {  // persist: nothing to remove
+    *version = 0;
+    return shm::WireStatus::kOk;
+  }
+  std::uint64_t v = 0;
+  shm::WireStatus s = Grow(shm::RecordSize(key.size(), current.value.size(), expiry != 0),
+                           [&] { return table_.SetExpiry(key, expiry, &v); });
+  if (s == shm::WireStatus::kOk) {
+    *version = static_cast<std::int64_t>(v);
+    if (expiry != 0) expiry_.Push(key, expiry);
+  }
+  return s;
 }
 
 shm::WireStatus BucketStore::Incr(std::string_view key, std::int64_t delta, std::int64_t* result) {
-  std::string current;
+  shm::RecordRef current;
   std::int64_t value = 0;
-  shm::ReadResult r = table_.view().Get(key, &current, nullptr);
-  if (r == shm::ReadResult::kFound && !ParseInt64(current, &value)) {
+  shm::ReadResult r = table_.view().Find(key, &current);
+  if (r == shm::ReadResult::kFound && !ParseInt64(current.value, &value)) {
     return shm::WireStatus::kNotAnInteger;
   }
   if (__builtin_add_overflow(value, delta, &value)) return shm::WireStatus::kNotAnInteger;
-  std::int64_t version;
-  shm::WireStatus s = Put(key, std::to_string(value), &version);
+  // Incr keeps the key's expiry (as Redis's INCR): the queue's entry for it stays right.
+  std::uint64_t expiry = r == shm::ReadResult::kFound ? current.expires_unix_ms : 0;
+  std::string text = std::to_string(value);
+  std::uint64_t v = 0;
+  shm::WireStatus s = Grow(shm::RecordSize(key.size(), text.size(), expiry != 0),
+                           [&] { return table_.Put(key, text, &v, expiry); });
   if (s == shm::WireStatus::kOk) *result = value;
   return s;
+}
+
+void BucketStore::QueueExpiries() {
+  const shm::TableView& view = table_.view();
+  for (std::uint64_t i = 0; i < view.slot_count(); ++i) {
+    std::uint64_t word = view.SlotWord(i);
+    if (word == shm::kSlotEmpty || word == shm::kSlotTombstone) continue;
+    std::uint32_t k = 0, v = 0;
+    const shm::RecordHeader* rec = view.Record(word, &k, &v);
+    if (rec == nullptr) continue;
+    if (std::uint64_t expiry = shm::RecordExpiry(rec); expiry != 0) {
+      expiry_.Push({shm::RecordKey(rec), k}, expiry);
+    }
+  }
 }
 
 void BucketStore::RecordChange(const shm::Request& request, shm::WireStatus status,
@@ -240,6 +284,17 @@ void BucketStore::RecordChange(const shm::Request& request, shm::WireStatus stat
       break;
     case shm::Op::kClear:
       feed_.Append(shm::FeedOp::kClear, {}, {});
+      expiry_.Clear();
+      break;
+    case shm::Op::kExpire:
+    case shm::Op::kPersist:
+      // The record was rewritten with its value and a new expiry: a put of the same value.
+      if (number != 0) {
+        shm::RecordRef record;
+        if (table_.view().FindAny(request.key, &record) == shm::ReadResult::kFound) {
+          feed_.Append(shm::FeedOp::kPut, request.key, record.value);
+        }
+      }
       break;
     case shm::Op::kFlush:
       break;
@@ -252,20 +307,23 @@ shm::WireStatus BucketStore::Reserve(std::uint64_t keys, std::uint64_t bytes) {
 }
 
 shm::WireStatus BucketStore::RestorePut(std::string_view key, std::string_view value,
-                                        std::uint64_t version) {
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    if (table_.PutVersioned(key, value, version) == shm::WriteResult::kOk) {
-      return shm::WireStatus::kOk;
-    }
-    if (table_.last_error().kind == shm::ShmError::kNoSpace) return shm::WireStatus::kBucketFull;
-    shm::WireStatus grown = NextGeneration(shm::RecordSize(key.size(), value.size()), false);
-    if (grown != shm::WireStatus::kOk) return grown;
-  }
-  return shm::WireStatus::kBucketFull;
+                                        std::uint64_t version, std::uint64_t expiry) {
+  // A key restored already expired is put all the same (it replaces any older value of the key
+  // from the snapshot); readers never see it and the active expiry removes it once serving.
+  shm::WireStatus s = Grow(shm::RecordSize(key.size(), value.size(), expiry != 0),
+                           [&] { return table_.PutVersioned(key, value, version, expiry); });
+  if (s == shm::WireStatus::kOk && expiry != 0) expiry_.Push(key, expiry);
+  return s;
 }
 
 void BucketStore::RestoreDelete(std::string_view key, std::uint64_t last_version) {
-  table_.Delete(key, nullptr);
+  // A delete of an expired key (logged by the active expiry) removes it too.
+  if (table_.Delete(key, nullptr) == shm::WriteResult::kNotFound) {
+    shm::RecordRef record;
+    if (table_.view().FindAny(key, &record) == shm::ReadResult::kFound) {
+      table_.Expire(key, record.expires_unix_ms, ~std::uint64_t{0});
+    }
+  }
   table_.RaiseLastVersion(last_version);
 }
 
@@ -294,7 +352,8 @@ shm::WireStatus BucketStore::Apply(const shm::Request& request, std::int64_t* nu
   value->clear();
   switch (static_cast<shm::Op>(request.header.op)) {
     case shm::Op::kPut:
-      return Put(request.key, request.value, number);
+      return Put(request.key, request.value, number,
+                 static_cast<std::uint64_t>(request.header.arg));
     case shm::Op::kDelete:
       return table_.Delete(request.key, value) == shm::WriteResult::kOk
                  ? shm::WireStatus::kOk
@@ -308,6 +367,10 @@ shm::WireStatus BucketStore::Apply(const shm::Request& request, std::int64_t* nu
       return NextGeneration(0, true);
     case shm::Op::kFlush:
       return shm::WireStatus::kOk;
+    case shm::Op::kExpire:
+      return SetExpiry(request.key, static_cast<std::uint64_t>(request.header.arg), number);
+    case shm::Op::kPersist:
+      return SetExpiry(request.key, 0, number);
   }
   return shm::WireStatus::kUnknownOp;
 }

@@ -21,7 +21,10 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
+#include "daemon/expiry_queue.h"
 #include "shm/anchor.h"
 #include "shm/bucket_table.h"
 #include "shm/change_feed.h"
@@ -69,6 +72,25 @@ class BucketStore {
   shm::ChannelDedup& dedup() { return dedup_; }
   // Appends an applied request to the change feed (REQUIRES: Apply returned `status` for it).
   void RecordChange(const shm::Request& request, shm::WireStatus status, std::int64_t number);
+
+  // Active expiry (expiry_queue.h): tombstones up to `budget` keys whose expiry passed by `now`
+  // (Unix ms), appending an EXPIRED change for each and calling expired(key) (the worker logs a
+  // delete). Returns how many it tombstoned.
+  template <typename Fn>
+  std::size_t ExpireDue(std::uint64_t now, std::size_t budget, Fn&& expired) {
+    due_.clear();
+    expiry_.Due(now, budget, &due_);
+    std::size_t n = 0;
+    for (const ExpiryQueue::Entry& e : due_) {
+      if (!table_.Expire(e.key, e.expiry, now)) continue;  // a stale entry
+      feed_.Append(shm::FeedOp::kExpired, e.key, {});
+      expired(std::string_view(e.key));
+      ++n;
+    }
+    return n;
+  }
+  // The earliest expiry the active expiry waits for (Unix ms; 0: none).
+  std::uint64_t NextExpiry() const { return expiry_.Next(); }
   // Makes the changes recorded since the last call visible to subscribers (once per batch).
   void PublishChanges() { feed_.Publish(); }
   // Marks the change feed cleanly closed (the next worker appends no resync record).
@@ -77,7 +99,8 @@ class BucketStore {
   // Restore from disk (daemon/persistence/restore.h), before the worker serves anyone: sizes the
   // table for `keys` more keys of `bytes` record bytes, then applies effects with their versions.
   shm::WireStatus Reserve(std::uint64_t keys, std::uint64_t bytes);
-  shm::WireStatus RestorePut(std::string_view key, std::string_view value, std::uint64_t version);
+  shm::WireStatus RestorePut(std::string_view key, std::string_view value, std::uint64_t version,
+                             std::uint64_t expiry = 0);
   void RestoreDelete(std::string_view key, std::uint64_t last_version);
   shm::WireStatus RestoreClear(std::uint64_t last_version);
   void RaiseLastVersion(std::uint64_t version) { table_.RaiseLastVersion(version); }
@@ -93,7 +116,16 @@ class BucketStore {
   // empty), publishing it through the anchor before unlinking the old one.
   shm::WireStatus NextGeneration(std::uint64_t extra_bytes, bool empty,
                                  std::uint64_t extra_keys = 0);
-  shm::WireStatus Put(std::string_view key, std::string_view value, std::int64_t* version);
+  shm::WireStatus Put(std::string_view key, std::string_view value, std::int64_t* version,
+                      std::uint64_t expiry = 0);
+  // Expire (expiry != 0) and Persist (0): the key's record rewritten with the expiry.
+  shm::WireStatus SetExpiry(std::string_view key, std::uint64_t expiry, std::int64_t* version);
+  // Runs a table write, building the next generation (sized for `bytes` more) when it reports
+  // kNeedsGrowth, up to 3 times.
+  template <typename Write>
+  shm::WireStatus Grow(std::uint64_t bytes, Write&& write);
+  // Queues every expiring record of the table (start-up).
+  void QueueExpiries();
   shm::WireStatus Cas(std::string_view key, std::uint64_t expected, std::string_view value,
                       std::int64_t* version);
   shm::WireStatus Incr(std::string_view key, std::int64_t delta, std::int64_t* result);
@@ -104,8 +136,10 @@ class BucketStore {
   shm::Segment anchor_segment_;
   shm::AnchorHeader* anchor_ = nullptr;
   shm::TableWriter table_;
-  shm::FeedWriter feed_;     // NS.b<id>.feed: every applied write, for subscribers
-  shm::ChannelDedup dedup_;  // NS.b<id>.dedup
+  shm::FeedWriter feed_;                 // NS.b<id>.feed: every applied write, for subscribers
+  shm::ChannelDedup dedup_;              // NS.b<id>.dedup
+  ExpiryQueue expiry_;                   // every expiry set, for the active expiry
+  std::vector<ExpiryQueue::Entry> due_;  // scratch for ExpireDue
 };
 
 }  // namespace kv::daemon

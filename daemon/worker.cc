@@ -28,6 +28,7 @@
 #include "daemon/persistence/unsynced_replies.h"
 #include "daemon/request_prefetch.h"
 #include "shm/channel.h"
+#include "shm/coarse_clock.h"
 #include "shm/control_message.h"
 #include "shm/names.h"
 #include "shm/registry.h"
@@ -44,6 +45,15 @@ using Clock = std::chrono::steady_clock;
 constexpr int kMaxBatchPerChannel = 256;  // fairness between channels
 constexpr std::size_t kMaxConnections = 4096;
 constexpr std::size_t kMaxStagedPerConnection = 16;  // staged values received, not yet used
+// Active expiry: keys tombstoned per pass of the loop at most (bounded work, as Redis's cycle).
+constexpr std::size_t kExpiredPerPass = 256;
+
+// A request that sets or removes an expiry (refused by mirror buckets: docs/mirror.md).
+[[maybe_unused]] bool SetsExpiry(const shm::Request& request) {
+  auto op = static_cast<shm::Op>(request.header.op);
+  return op == shm::Op::kExpire || op == shm::Op::kPersist ||
+         (op == shm::Op::kPut && request.header.arg != 0);
+}
 
 struct Connection {
   ~Connection() {
@@ -142,6 +152,9 @@ class Worker {
   // published a reply.
   bool FinishBatch(Connection& c);
   bool AnyPending() const;
+  // Tombstones keys whose expiry passed (at most kExpiredPerPass); the delay until the next
+  // expiry is due (ms, capped at `cap`).
+  int ActiveExpire(int cap);
   void SetWaiting(std::uint32_t waiting);
   void HandleEvents(int timeout_ms);
   void Accept();
@@ -533,6 +546,9 @@ std::size_t Worker::Drain(Connection& c) {
     // is the outcome, applied to the table already if the upstream acknowledged it.
     const void* mirrored = nullptr;
 #ifdef KV_HAVE_MIRROR
+    if (mirror_ && status == shm::WireStatus::kOk && SetsExpiry(request)) {
+      status = shm::WireStatus::kUnsupported;  // docs/mirror.md: no TTLs on a mirror
+    }
     const mirror::Outcome* outcome = nullptr;
     bool mirror_op = mirror_ && status == shm::WireStatus::kOk && mirror::Mirror::Handles(request);
     if (mirror_op && !request.staged()) {
@@ -721,6 +737,21 @@ int Worker::PublishCpu() {
   return cpu;
 }
 
+int Worker::ActiveExpire(int cap) {
+  std::uint64_t next = store_.NextExpiry();
+  if (next == 0) return cap;
+  std::uint64_t now = shm::RealtimeCoarseMillis();
+  if (next <= now) {
+    store_.ExpireDue(now, kExpiredPerPass,
+                     [this](std::string_view key) { persistence_.OnExpired(key); });
+    next = store_.NextExpiry();
+    if (next == 0) return cap;
+    if (next <= now) return 0;  // more are due: come back without sleeping
+  }
+  // The coarse clock advances once per tick: wake a tick late rather than early.
+  return static_cast<int>(std::min<std::uint64_t>(next - now + 1, static_cast<std::uint64_t>(cap)));
+}
+
 bool Worker::AnyPending() const {
   for (const auto& [sock, c] : connections_) {
     if (c->registered && !c->paused && !c->requests.Empty()) return true;
@@ -804,6 +835,7 @@ void Worker::Run() {
     // only every 64 passes, with the look for new clients, hang-ups and signals.
     bool periodic = (++iterations & 63) == 0;
     if (did && !periodic) continue;
+    int expiry_ms = ActiveExpire(1000);
     // Subscribers are woken when the stream pauses, and every 256 busy passes while it does not:
     // a futex wake per batch would cost the writer a system call and wake every subscriber for
     // a few records each. (The records themselves are in the feed before their replies.)
@@ -834,7 +866,7 @@ void Worker::Run() {
     std::atomic_thread_fence(std::memory_order_seq_cst);
     bool any_paused = false;
     for (auto& [sock, c] : connections_) any_paused |= c->paused;
-    int sleep_ms = any_paused ? 10 : 1000;
+    int sleep_ms = std::min(any_paused ? 10 : 1000, expiry_ms);
 #ifdef KV_HAVE_MIRROR
     if (mirror_) sleep_ms = std::min(sleep_ms, mirror_->TickMs());
 #endif

@@ -10,9 +10,9 @@ namespace kv::ctl {
 namespace {
 
 constexpr const char* kCommands[] = {
-    "create", "drop", "restart", "kill",  "buckets",    "shutdown", "status", "stats",
-    "put",    "get",  "del",     "cas",   "incr",       "keys",     "dump",   "load",
-    "shell",  "top",  "bench",   "watch", "completion", "metrics",  "serve"};
+    "create", "drop",  "restart",    "kill",    "buckets", "shutdown", "status", "stats",  "put",
+    "get",    "del",   "cas",        "incr",    "keys",    "dump",     "load",   "shell",  "top",
+    "bench",  "watch", "completion", "metrics", "serve",   "ttl",      "expire", "persist"};
 
 }  // namespace
 

@@ -19,6 +19,8 @@ std::string ChangeLine(const Change& change) {
       return "MISSED " + std::to_string(change.missed) + " CHANGES";
     case Change::Kind::kResync:
       return "RESYNC";
+    case Change::Kind::kExpired:
+      return EscapeBytes(change.key) + " EXPIRED";
   }
   return "UNKNOWN CHANGE";
 }
@@ -48,6 +50,10 @@ nlohmann::json ChangeJson(const Change& change) {
       break;
     case Change::Kind::kResync:
       j["op"] = "resync";
+      break;
+    case Change::Kind::kExpired:
+      j["op"] = "expired";
+      SetBytes(j, "key", change.key);
       break;
   }
   return j;

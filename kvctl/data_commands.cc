@@ -1,4 +1,5 @@
-// Key-value commands: put, get, del, cas, incr, keys.
+// Key-value commands: put, get, del, cas, incr, keys, and expiry: ttl, expire, persist (and
+// put --ttl). Durations are a number with a unit: 500ms, 30s, 5m, 2h, 1d (no unit: seconds).
 //
 // `get` writes the value's bytes to stdout exactly, with no terminator, when stdout is not a
 // terminal (so `kvctl get b k > file` is byte-exact); on a terminal it adds a newline for
@@ -9,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <iostream>
 #include <iterator>
 
@@ -48,7 +50,32 @@ struct KeyArgs {
   std::string bucket;
   std::string key;
   std::string value;
+  std::string ttl;  // put --ttl, expire: a duration ("" for put: none)
 };
+
+// A duration argument: "500ms", "30s", "5m", "2h", "1d" or a number of seconds; positive and at
+// most kMaxTtl.
+Status ParseDuration(const std::string& text, std::chrono::milliseconds* out) {
+  std::int64_t n = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  std::string unit(end, text.data() + text.size());
+  std::int64_t scale = unit == "ms"                  ? 1
+                       : unit == "s" || unit.empty() ? 1000
+                       : unit == "m"                 ? 60'000
+                       : unit == "h"                 ? 3'600'000
+                       : unit == "d"                 ? 86'400'000
+                                                     : 0;
+  std::int64_t ms = 0;
+  if (ec != std::errc() || end == text.data() || scale == 0 || n <= 0 ||
+      __builtin_mul_overflow(n, scale, &ms) || ms > kMaxTtl.count()) {
+    return Status(
+        Code::kInvalidArgument,
+        "TTL '" + text +
+            "' is not a positive duration up to 1000 years (e.g. 500ms, 30s, 5m, 2h, 1d)");
+  }
+  *out = std::chrono::milliseconds(ms);
+  return Status();
+}
 
 std::shared_ptr<KeyArgs> AddKeyArgs(CLI::App* cmd) {
   auto a = std::make_shared<KeyArgs>();
@@ -61,10 +88,59 @@ int Put(Context& ctx, const KeyArgs& a) {
   std::optional<Bucket> b = OpenBucketOrFail(ctx, a.bucket);
   if (!b) return kExitFailed;
   std::uint64_t version = 0;
-  Status s = b->Put(a.key, ValueArg(a.value), &version);
+  std::chrono::milliseconds ttl{0};
+  if (!a.ttl.empty()) {
+    if (Status s = ParseDuration(a.ttl, &ttl); !s.ok()) return Fail(ctx, s);
+  }
+  Status s = a.ttl.empty() ? b->Put(a.key, ValueArg(a.value), &version)
+                           : b->Put(a.key, ValueArg(a.value), ttl, &version);
   if (!s.ok()) return Fail(ctx, s);
   nlohmann::json j = KeyJson(a.bucket, a.key);
   j["version"] = version;
+  if (!a.ttl.empty()) j["ttl_ms"] = ttl.count();
+  return Done(ctx, j);
+}
+
+// Prints the time a key has left in milliseconds, -1 if it does not expire.
+int Ttl(Context& ctx, const KeyArgs& a) {
+  std::optional<Bucket> b = OpenBucketOrFail(ctx, a.bucket);
+  if (!b) return kExitFailed;
+  Result<std::optional<std::chrono::milliseconds>> left = b->Ttl(a.key);
+  if (left.status().IsNotFound()) return Fail(ctx, KeyNotFound(a.bucket, a.key));
+  if (!left.ok()) return Fail(ctx, left.status());
+  std::int64_t ms = left->has_value() ? (*left)->count() : -1;
+  if (!ctx.json) {
+    std::cout << ms << "\n";
+    return kExitOk;
+  }
+  nlohmann::json j = KeyJson(a.bucket, a.key);
+  j["ttl_ms"] = ms;
+  PrintJson(j);
+  return kExitOk;
+}
+
+int Expire(Context& ctx, const KeyArgs& a) {
+  std::chrono::milliseconds ttl{0};
+  if (Status s = ParseDuration(a.ttl, &ttl); !s.ok()) return Fail(ctx, s);
+  std::optional<Bucket> b = OpenBucketOrFail(ctx, a.bucket);
+  if (!b) return kExitFailed;
+  Status s = b->Expire(a.key, ttl);
+  if (s.IsNotFound()) return Fail(ctx, KeyNotFound(a.bucket, a.key));
+  if (!s.ok()) return Fail(ctx, s);
+  nlohmann::json j = KeyJson(a.bucket, a.key);
+  j["ttl_ms"] = ttl.count();
+  return Done(ctx, j);
+}
+
+int Persist(Context& ctx, const KeyArgs& a) {
+  std::optional<Bucket> b = OpenBucketOrFail(ctx, a.bucket);
+  if (!b) return kExitFailed;
+  Result<bool> removed = b->Persist(a.key);
+  if (removed.status().IsNotFound()) return Fail(ctx, KeyNotFound(a.bucket, a.key));
+  if (!removed.ok()) return Fail(ctx, removed.status());
+  nlohmann::json j = KeyJson(a.bucket, a.key);
+  j["removed"] = *removed;
+  if (!ctx.json && !*removed) std::cerr << "kvctl: the key had no expiry\n";
   return Done(ctx, j);
 }
 
@@ -173,7 +249,24 @@ void AddDataCommands(CLI::App& app, Context& ctx) {
   auto* put = app.add_subcommand("put", "store a value (\"-\": read the value from stdin)");
   auto put_args = AddKeyArgs(put);
   put->add_option("value", put_args->value, "the value, or - to read it from stdin")->required();
+  put->add_option("--ttl", put_args->ttl,
+                  "expire the key after this long (500ms, 30s, 5m, 2h, 1d; no unit: seconds)");
   OnRun(put, ctx, [&ctx, put_args] { return Put(ctx, *put_args); });
+
+  auto* ttl = app.add_subcommand(
+      "ttl", "print the milliseconds a key has left (-1: it does not expire; exit 1 if absent)");
+  auto ttl_args = AddKeyArgs(ttl);
+  OnRun(ttl, ctx, [&ctx, ttl_args] { return Ttl(ctx, *ttl_args); });
+
+  auto* expire = app.add_subcommand("expire", "make a key expire after DURATION from now");
+  auto expire_args = AddKeyArgs(expire);
+  expire->add_option("duration", expire_args->ttl, "500ms, 30s, 5m, 2h, 1d (no unit: seconds)")
+      ->required();
+  OnRun(expire, ctx, [&ctx, expire_args] { return Expire(ctx, *expire_args); });
+
+  auto* persist = app.add_subcommand("persist", "remove a key's expiry");
+  auto persist_args = AddKeyArgs(persist);
+  OnRun(persist, ctx, [&ctx, persist_args] { return Persist(ctx, *persist_args); });
 
   auto* get = app.add_subcommand(
       "get", "write a value's raw bytes to stdout (read directly from shared memory)");

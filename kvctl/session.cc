@@ -21,8 +21,11 @@ constexpr char kHelp[] =
     "Text protocol (replies as in the Elixir guide):\n"
     "  CREATE <bucket>  PUT <bucket> <key> <value>  GET <bucket> <key>  DELETE <bucket> <key>\n"
     "  SUBSCRIBE <bucket>  (prints every change until input ends; ignores further input)\n"
+    "  PUT <bucket> <key> <value> EX <s>|PX <ms>  EXPIRE|PEXPIRE <bucket> <key> <s|ms>\n"
+    "  TTL|PTTL <bucket> <key>  PERSIST <bucket> <key>\n"
     "kvctl commands (same as on the command line, e.g. 'status', 'keys b --prefix p --json'):\n"
-    "  create drop restart kill buckets shutdown status stats put get del cas incr keys dump load\n"
+    "  create drop restart kill buckets shutdown status stats put get del cas incr ttl expire\n"
+    "  persist keys dump load\n"
     "  bench\n"
     "Shell: help, quit (or exit, or Ctrl-D)\n";
 

@@ -1,5 +1,7 @@
 #include "kvctl/text_protocol.h"
 
+#include <charconv>
+
 namespace kv::ctl {
 namespace {
 
@@ -16,6 +18,58 @@ std::vector<std::string_view> SplitWhitespace(std::string_view line) {
     if (i > start) out.push_back(line.substr(start, i - start));
   }
   return out;
+}
+
+// A TTL argument: a positive decimal count of `unit_ms` milliseconds, at most kMaxTtl.
+Status ParseTtl(std::string_view text, std::int64_t unit_ms, std::chrono::milliseconds* ttl) {
+  std::int64_t n = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  std::int64_t ms = 0;
+  if (ec != std::errc() || end != text.data() + text.size() || n <= 0 ||
+      __builtin_mul_overflow(n, unit_ms, &ms) || ms > kMaxTtl.count()) {
+    return Status(Code::kInvalidArgument, "TTL '" + std::string(text) +
+                                              "' is not a positive integer up to " +
+                                              std::to_string(kMaxTtl.count() / unit_ms) +
+                                              (unit_ms == 1000 ? " seconds" : " milliseconds"));
+  }
+  *ttl = std::chrono::milliseconds(ms);
+  return Status();
+}
+
+// The expiry commands (see the header); nullopt if `t` is none of them.
+std::optional<std::vector<std::string>> RunExpiryCommand(Client& client,
+                                                         const std::vector<std::string_view>& t) {
+  bool put_ttl = t.size() == 6 && t[0] == "PUT" && (t[4] == "EX" || t[4] == "PX");
+  bool expire = t.size() == 4 && (t[0] == "EXPIRE" || t[0] == "PEXPIRE");
+  bool ttl = t.size() == 3 && (t[0] == "TTL" || t[0] == "PTTL");
+  bool persist = t.size() == 3 && t[0] == "PERSIST";
+  if (!put_ttl && !expire && !ttl && !persist) return std::nullopt;
+  Result<Bucket> bucket = client.OpenBucket(t[1]);
+  if (!bucket.ok()) return TextAnswer(bucket.status());
+  std::chrono::milliseconds d{0};
+  if (put_ttl || expire) {
+    bool seconds = put_ttl ? t[4] == "EX" : t[0] == "EXPIRE";
+    if (Status s = ParseTtl(t.back(), seconds ? 1000 : 1, &d); !s.ok()) return TextAnswer(s);
+  }
+  if (put_ttl) return TextAnswer(bucket->Put(t[2], t[3], d));
+  if (expire) {
+    Status s = bucket->Expire(t[2], d);
+    if (s.IsNotFound()) return std::vector<std::string>{"0", "OK"};
+    if (!s.ok()) return TextAnswer(s);
+    return std::vector<std::string>{"1", "OK"};
+  }
+  if (persist) {
+    Result<bool> r = bucket->Persist(t[2]);
+    if (r.status().IsNotFound()) return std::vector<std::string>{"0", "OK"};
+    if (!r.ok()) return TextAnswer(r.status());
+    return std::vector<std::string>{*r ? "1" : "0", "OK"};
+  }
+  Result<std::optional<std::chrono::milliseconds>> left = bucket->Ttl(t[2]);
+  if (left.status().IsNotFound()) return std::vector<std::string>{"-2", "OK"};
+  if (!left.ok()) return TextAnswer(left.status());
+  if (!left->has_value()) return std::vector<std::string>{"-1", "OK"};
+  std::int64_t ms = (*left)->count();
+  return std::vector<std::string>{std::to_string(t[0] == "TTL" ? (ms + 999) / 1000 : ms), "OK"};
 }
 
 }  // namespace
@@ -35,6 +89,7 @@ std::optional<std::string> SubscribeTarget(std::string_view line) {
 std::vector<std::string> RunTextCommand(Client& client, std::string_view line) {
   std::vector<std::string_view> t = SplitWhitespace(line);
   if (t.size() == 2 && t[0] == "CREATE") return TextAnswer(client.CreateBucket(t[1]));
+  if (std::optional<std::vector<std::string>> r = RunExpiryCommand(client, t)) return *r;
   bool get = t.size() == 3 && t[0] == "GET";
   bool put = t.size() == 4 && t[0] == "PUT";
   bool del = t.size() == 3 && t[0] == "DELETE";

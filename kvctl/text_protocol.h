@@ -5,6 +5,14 @@
 //   DELETE <bucket> <key>        -> OK
 //   SUBSCRIBE <bucket>           -> no reply; then one line per change of the bucket
 //                                   (kvctl/change_format.h: "milk SET TO 3", "milk DELETED")
+// Expiry, with Redis's words and answers (an integer line, then OK):
+//   PUT <bucket> <key> <value> EX <seconds> | PX <milliseconds>   -> OK
+//   EXPIRE <bucket> <key> <seconds>, PEXPIRE ... <milliseconds>   -> 1 (set) or 0 (no such key)
+//   TTL <bucket> <key>, PTTL ...   -> seconds (rounded up) / milliseconds left; -1: no expiry;
+//                                     -2: no such key
+//   PERSIST <bucket> <key>         -> 1 (expiry removed) or 0 (none, or no such key)
+// A TTL that is not a positive decimal integer, or longer than kv::kMaxTtl, answers
+// "ERROR INVALID: ..." (Redis deletes the key on EXPIRE with a TTL <= 0; kv refuses it).
 // A command on a bucket that does not exist answers NOT FOUND; anything unparsable answers
 // UNKNOWN COMMAND. Tokens are separated by whitespace, as in Elixir's String.split/1.
 // Other failures (kvd down, timeouts) answer "ERROR <CODE>: <message>".

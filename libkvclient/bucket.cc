@@ -32,6 +32,34 @@ Status WriteError(std::string_view key, std::string_view value) {
   return Status();
 }
 
+std::uint64_t UnixMillisNow() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+}
+
+// A TTL's absolute expiry time (Unix ms), or why it is refused.
+Status ExpiryOf(std::chrono::milliseconds ttl, std::int64_t* expiry) {
+  if (ttl.count() <= 0) {
+    return Status(Code::kInvalidArgument,
+                  "ttl is " + std::to_string(ttl.count()) + " ms; it must be at least 1 ms");
+  }
+  if (ttl > kMaxTtl) {
+    return Status(Code::kInvalidArgument, "ttl is " + std::to_string(ttl.count()) +
+                                              " ms; the limit is " +
+                                              std::to_string(kMaxTtl.count()) + " ms (1000 years)");
+  }
+  // The coarse clock may lag the precise one by a tick: the expiry counts from the precise time,
+  // so that a key never expires early.
+  std::uint64_t now = UnixMillisNow();
+  std::uint64_t at = now + static_cast<std::uint64_t>(ttl.count());
+  if (at > shm::kMaxExpiryUnixMs) {
+    return Status(Code::kInvalidArgument, "ttl ends past the latest expiry time kv stores");
+  }
+  *expiry = static_cast<std::int64_t>(at);
+  return Status();
+}
+
 }  // namespace
 
 Status FromWireStatus(shm::WireStatus status, const std::string& bucket, std::string_view key) {
@@ -64,6 +92,10 @@ Status FromWireStatus(shm::WireStatus status, const std::string& bucket, std::st
                     where +
                         " mirrors an upstream that is unreachable or refused the write; "
                         "nothing was written (see `kvctl status` and the worker's log)");
+    case WireStatus::kUnsupported:
+      return Status(Code::kFailed, where +
+                                       " mirrors an upstream Redis and does not support expiry "
+                                       "(TTL); see docs/mirror.md");
     default:
       return Status(Code::kInternal, where + " answered " + shm::WireStatusName(status));
   }
@@ -120,9 +152,10 @@ Status Bucket::Shared::Write(shm::Op op, std::string_view key, std::string_view 
   return channel_.Call(op, key, value, arg, timeout_, reply);
 }
 
-Status Bucket::Shared::Cast(shm::Op op, std::string_view key, std::string_view value) {
+Status Bucket::Shared::Cast(shm::Op op, std::string_view key, std::string_view value,
+                            std::int64_t arg) {
   std::lock_guard<std::mutex> lock(mu_);
-  return channel_.Cast(op, key, value, timeout_);
+  return channel_.Cast(op, key, value, timeout_, arg);
 }
 
 Status Bucket::Shared::Flush() {
@@ -154,7 +187,8 @@ Status Bucket::Refresh() {
   return Status();
 }
 
-Status Bucket::Locate(std::string_view key, std::string_view* value, std::uint64_t* version) {
+Status Bucket::Locate(std::string_view key, std::string_view* value, std::uint64_t* version,
+                      std::uint64_t* expiry) {
   if (key.empty() || key.size() > kMaxKeySize) return KeyError(key);
   int corrupt = 0;
   for (int attempt = 0; attempt < kMaxReadAttempts; ++attempt) {
@@ -163,6 +197,7 @@ Status Bucket::Locate(std::string_view key, std::string_view* value, std::uint64
       case shm::ReadResult::kFound:
         *value = record.value;
         if (version != nullptr) *version = record.version;
+        if (expiry != nullptr) *expiry = record.expires_unix_ms;
         return Status();
       case shm::ReadResult::kNotFound:
         return Status(Code::kNotFound, {});
@@ -318,6 +353,57 @@ Status Bucket::Clear() {
 Status Bucket::PutAsync(std::string_view key, std::string_view value) {
   if (Status s = WriteError(key, value); !s.ok()) return s;
   return shared_->Cast(shm::Op::kPut, key, value);
+}
+
+Status Bucket::Put(std::string_view key, std::string_view value, std::chrono::milliseconds ttl,
+                   std::uint64_t* version) {
+  if (Status s = WriteError(key, value); !s.ok()) return s;
+  std::int64_t expiry = 0;
+  if (Status s = ExpiryOf(ttl, &expiry); !s.ok()) return s;
+  WriteReply reply;
+  Status s = shared_->Write(shm::Op::kPut, key, value, expiry, &reply);
+  if (!s.ok()) return s;
+  if (version != nullptr) *version = static_cast<std::uint64_t>(reply.number);
+  return FromWireStatus(reply.status, shared_->name, key);
+}
+
+Status Bucket::PutAsync(std::string_view key, std::string_view value,
+                        std::chrono::milliseconds ttl) {
+  if (Status s = WriteError(key, value); !s.ok()) return s;
+  std::int64_t expiry = 0;
+  if (Status s = ExpiryOf(ttl, &expiry); !s.ok()) return s;
+  return shared_->Cast(shm::Op::kPut, key, value, expiry);
+}
+
+Status Bucket::Expire(std::string_view key, std::chrono::milliseconds ttl) {
+  if (Status s = KeyError(key); !s.ok()) return s;
+  std::int64_t expiry = 0;
+  if (Status s = ExpiryOf(ttl, &expiry); !s.ok()) return s;
+  WriteReply reply;
+  Status s = shared_->Write(shm::Op::kExpire, key, {}, expiry, &reply);
+  if (!s.ok()) return s;
+  return FromWireStatus(reply.status, shared_->name, key);
+}
+
+Result<bool> Bucket::Persist(std::string_view key) {
+  if (Status s = KeyError(key); !s.ok()) return s;
+  WriteReply reply;
+  Status s = shared_->Write(shm::Op::kPersist, key, {}, 0, &reply);
+  if (!s.ok()) return s;
+  if (reply.status != shm::WireStatus::kOk) return FromWireStatus(reply.status, shared_->name, key);
+  return reply.number != 0;
+}
+
+Result<std::optional<std::chrono::milliseconds>> Bucket::Ttl(std::string_view key) {
+  std::string_view value;
+  std::uint64_t expiry = 0;
+  if (Status s = Locate(key, &value, nullptr, &expiry); !s.ok()) return s;
+  if (expiry == 0) return std::optional<std::chrono::milliseconds>();
+  // The precise clock, which expiry times are computed from (the coarse one, which the lookup
+  // compared with, lags it by up to a tick: it would report more time than the TTL given).
+  std::uint64_t now = UnixMillisNow();
+  auto left = std::chrono::milliseconds(expiry > now ? static_cast<std::int64_t>(expiry - now) : 0);
+  return std::optional<std::chrono::milliseconds>(left);
 }
 
 Status Bucket::DeleteAsync(std::string_view key) {

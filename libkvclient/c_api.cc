@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -55,6 +56,8 @@ int ChangeKind(kv::Change::Kind kind) {
       return KV_CHANGE_MISSED;
     case kv::Change::Kind::kResync:
       return KV_CHANGE_RESYNC;
+    case kv::Change::Kind::kExpired:
+      return KV_CHANGE_EXPIRED;
   }
   return 0;
 }
@@ -401,6 +404,56 @@ int kv_put_async(kv_bucket* bucket, const void* key, size_t key_len, const void*
 }
 KV_CATCH_ALL
 
+int kv_put_ttl(kv_bucket* bucket, const void* key, size_t key_len, const void* value,
+               size_t value_len, int64_t ttl_ms) try {
+  if (bucket == nullptr) return Null("bucket");
+  if (BadBytes(key, key_len)) return Null("key");
+  if (BadBytes(value, value_len)) return Null("value");
+  return Report(bucket->bucket.Put(Bytes(key, key_len), Bytes(value, value_len),
+                                   std::chrono::milliseconds(ttl_ms)));
+}
+KV_CATCH_ALL
+
+int kv_put_ttl_async(kv_bucket* bucket, const void* key, size_t key_len, const void* value,
+                     size_t value_len, int64_t ttl_ms) try {
+  if (bucket == nullptr) return Null("bucket");
+  if (BadBytes(key, key_len)) return Null("key");
+  if (BadBytes(value, value_len)) return Null("value");
+  return Report(bucket->bucket.PutAsync(Bytes(key, key_len), Bytes(value, value_len),
+                                        std::chrono::milliseconds(ttl_ms)));
+}
+KV_CATCH_ALL
+
+int kv_expire(kv_bucket* bucket, const void* key, size_t key_len, int64_t ttl_ms) try {
+  if (bucket == nullptr) return Null("bucket");
+  if (BadBytes(key, key_len)) return Null("key");
+  return Report(bucket->bucket.Expire(Bytes(key, key_len), std::chrono::milliseconds(ttl_ms)));
+}
+KV_CATCH_ALL
+
+int kv_persist(kv_bucket* bucket, const void* key, size_t key_len, int* removed) try {
+  if (removed != nullptr) *removed = 0;
+  if (bucket == nullptr) return Null("bucket");
+  if (BadBytes(key, key_len)) return Null("key");
+  kv::Result<bool> r = bucket->bucket.Persist(Bytes(key, key_len));
+  if (!r.ok()) return Report(r.status());
+  if (removed != nullptr) *removed = *r ? 1 : 0;
+  return Report(kv::Status());
+}
+KV_CATCH_ALL
+
+int kv_ttl(kv_bucket* bucket, const void* key, size_t key_len, int64_t* ttl_ms) try {
+  if (ttl_ms == nullptr) return Null("ttl_ms");
+  *ttl_ms = 0;
+  if (bucket == nullptr) return Null("bucket");
+  if (BadBytes(key, key_len)) return Null("key");
+  kv::Result<std::optional<std::chrono::milliseconds>> r = bucket->bucket.Ttl(Bytes(key, key_len));
+  if (!r.ok()) return Report(r.status());
+  *ttl_ms = r->has_value() ? static_cast<int64_t>((*r)->count()) : -1;
+  return Report(kv::Status());
+}
+KV_CATCH_ALL
+
 int kv_del_async(kv_bucket* bucket, const void* key, size_t key_len) try {
   if (bucket == nullptr) return Null("bucket");
   if (BadBytes(key, key_len)) return Null("key");
@@ -433,6 +486,26 @@ int kv_subscription_next(kv_subscription* sub, int timeout_ms, kv_change** chang
   int rc = Report(sub->subscription.Next(&c, std::chrono::milliseconds(timeout_ms)));
   if (rc != KV_OK) return rc;
   return CopyOutChange(c, change);
+}
+KV_CATCH_ALL
+
+int kv_subscription_try_next(kv_subscription* sub, kv_change** change) try {
+  if (change == nullptr) return Null("change");
+  *change = nullptr;
+  if (sub == nullptr) return Null("sub");
+  kv::Change c;
+  int rc = Report(sub->subscription.TryNext(&c));
+  if (rc != KV_OK) return rc;
+  return CopyOutChange(c, change);
+}
+KV_CATCH_ALL
+
+int kv_subscription_fd(kv_subscription* sub) try {
+  if (sub == nullptr) return Null("sub");
+  int fd = sub->subscription.fd();
+  if (fd < 0) return Fail(KV_FAILED, "FAILED: cannot create the subscription's eventfd or thread");
+  SetLastError("OK");
+  return fd;
 }
 KV_CATCH_ALL
 

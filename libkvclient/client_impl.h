@@ -47,7 +47,7 @@ class Bucket::Shared {
   Status Write(shm::Op op, std::string_view key, std::string_view value, std::int64_t arg,
                WriteReply* reply);
   // Queues one async write (no reply).
-  Status Cast(shm::Op op, std::string_view key, std::string_view value);
+  Status Cast(shm::Op op, std::string_view key, std::string_view value, std::int64_t arg = 0);
   // Waits until every write queued before is applied; kFailed if any async write failed.
   Status Flush();
 

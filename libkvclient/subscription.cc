@@ -1,6 +1,20 @@
 // Subscriptions: a reader of the bucket's change feed (shm/change_feed.h) in this process.
+//
+// Pollable subscriptions (fd, TryNext): the feed wakes its readers with a futex, which no event
+// loop can wait on. fd() therefore starts one thread per subscription that sleeps on the futex
+// and makes an eventfd readable whenever changes wait past the subscription's position; TryNext
+// clears it when it finds no change (then looks once more, so that a change that arrived
+// meanwhile re-arms it); both look under the subscription's mutex. The worker knows nothing of
+// this: it still only bumps the feed's futex word per batch. Cost: a thread (mostly asleep) and an
+// eventfd per polled subscription, and one wake-up of that thread per batch of changes.
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <mutex>
 #include <optional>
+#include <system_error>
+#include <thread>
 
 #include "client_impl.h"
 #include "shm/change_feed.h"
@@ -16,6 +30,40 @@ constexpr std::chrono::hours kMaxNextTimeout(24 * 365);
 
 class Subscription::State {
  public:
+  ~State() {
+    if (waiter.joinable()) {
+      stop.store(true, std::memory_order_seq_cst);
+      reader.WakeAll();
+      waiter.join();
+    }
+    if (event_fd >= 0) ::close(event_fd);
+  }
+  // The waiter thread of fd() (see the top of the file).
+  void Watch();
+  // True if a change waits past `position` or the bucket was dropped.
+  bool Pending() const {
+    return reader.Head() > position.load(std::memory_order_seq_cst) ||
+           anchor->state.load(std::memory_order_acquire) == shm::kAnchorDropped;
+  }
+  void Arm() {
+    if (!armed.exchange(true, std::memory_order_seq_cst)) {
+      std::uint64_t one = 1;
+      if (::write(event_fd, &one, sizeof one) < 0) {
+        // EAGAIN: the counter is already non-zero, which is all readable needs.
+      }
+    }
+  }
+  // TryNext/Next found nothing: the fd stops being readable, unless a change came meanwhile.
+  void Disarm() {
+    if (event_fd < 0 || !armed.load(std::memory_order_seq_cst)) return;
+    std::uint64_t count;
+    if (::read(event_fd, &count, sizeof count) < 0) {
+      // EAGAIN: already clear.
+    }
+    armed.store(false, std::memory_order_seq_cst);
+    if (Pending()) Arm();
+  }
+
   std::string bucket;
   shm::Segment segment;  // PROT_READ mapping of NS.b<id>.feed
   shm::FeedReader reader;
@@ -29,7 +77,49 @@ class Subscription::State {
   // Records are read into this, then copied into the caller's Change (guarded by mu): its
   // buffers and the caller's, once large enough, make reading a change allocate nothing.
   shm::FeedRecord scratch;
+  // `next` for the waiter thread, which does not take mu.
+  std::atomic<std::uint64_t> position{1};
+  // fd(): the eventfd, its waiter thread, and whether the eventfd was signalled since it was
+  // last cleared.
+  std::once_flag fd_once;
+  int event_fd = -1;
+  std::thread waiter;
+  std::atomic<bool> stop{false};
+  std::atomic<bool> armed{false};
 };
+
+void Subscription::State::Watch() {
+  while (!stop.load(std::memory_order_seq_cst)) {
+    std::uint32_t wake = reader.WakeValue();  // before looking: a later change changes it
+    {
+      // Under mu, as TryNext's Disarm: a look taken before a TryNext consumed the changes
+      // cannot arm the fd after it (no spurious readiness), and Next holding mu means a
+      // thread is taking the changes anyway.
+      std::lock_guard<std::mutex> lock(mu);
+      if (Pending()) Arm();
+    }
+    // Wakes on the next batch of changes; every 100 ms to notice a drop (or stop).
+    reader.Wait(wake, 100'000'000);
+  }
+}
+
+int Subscription::fd() const {
+  State& s = *state_;
+  std::call_once(s.fd_once, [&s] {
+    int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd < 0) return;
+    s.event_fd = fd;
+    try {
+      s.waiter = std::thread([&s] { s.Watch(); });
+    } catch (const std::system_error&) {
+      ::close(fd);
+      s.event_fd = -1;
+    }
+  });
+  return s.event_fd;
+}
+
+Status Subscription::TryNext(Change* change) { return Next(change, std::chrono::milliseconds(0)); }
 
 Result<Subscription> Bucket::Subscribe(std::uint64_t from_sequence) {
   if (shared_->anchor()->state.load(std::memory_order_acquire) == shm::kAnchorDropped) {
@@ -51,6 +141,7 @@ Result<Subscription> Bucket::Subscribe(std::uint64_t from_sequence) {
   state->anchor = shared_->anchor();
   state->keep_anchor = shared_;
   state->next = from_sequence != 0 ? from_sequence : state->reader.Head();
+  state->position.store(state->next, std::memory_order_relaxed);
   return Subscription(std::move(state));
 }
 
@@ -76,14 +167,17 @@ Status Subscription::Next(Change* change, std::chrono::milliseconds timeout) {
   for (;;) {
     std::uint64_t first = s.next;
     std::uint64_t missed = 0;
-    switch (s.reader.Read(&s.next, &record, &missed)) {
+    shm::FeedRead got = s.reader.Read(&s.next, &record, &missed);
+    s.position.store(s.next, std::memory_order_seq_cst);
+    switch (got) {
       case shm::FeedRead::kRecord:
         change->sequence = record.seq;
         change->missed = 0;
-        change->kind = record.op == shm::FeedOp::kPut      ? Change::Kind::kPut
-                       : record.op == shm::FeedOp::kDelete ? Change::Kind::kDelete
-                       : record.op == shm::FeedOp::kClear  ? Change::Kind::kClear
-                                                           : Change::Kind::kResync;
+        change->kind = record.op == shm::FeedOp::kPut       ? Change::Kind::kPut
+                       : record.op == shm::FeedOp::kDelete  ? Change::Kind::kDelete
+                       : record.op == shm::FeedOp::kClear   ? Change::Kind::kClear
+                       : record.op == shm::FeedOp::kExpired ? Change::Kind::kExpired
+                                                            : Change::Kind::kResync;
         change->key.assign(record.key);
         change->value.assign(record.value);
         change->value_omitted = record.value_omitted;
@@ -114,7 +208,10 @@ Status Subscription::Next(Change* change, std::chrono::milliseconds timeout) {
     auto now = std::chrono::steady_clock::now();
     if (!deadline) deadline = now + timeout;
     auto remaining = std::chrono::duration_cast<std::chrono::nanoseconds>(*deadline - now).count();
-    if (remaining <= 0) return Status(Code::kTimeout, "no change in bucket '" + s.bucket + "'");
+    if (remaining <= 0) {
+      s.Disarm();
+      return Status(Code::kTimeout, "no change in bucket '" + s.bucket + "'");
+    }
     // Sleep on the feed's futex; wake at least every 100 ms to notice a dropped bucket.
     s.reader.Wait(wake, std::min<long>(remaining, 100'000'000));
   }

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstring>
 
+#include "shm/coarse_clock.h"
 #include "shm/crc32c.h"
 #include "shm/hash.h"
 #include "shm/seqlock.h"
@@ -81,9 +82,11 @@ std::uint64_t GeometryCheck(const TableHeader& header) {
 }
 
 std::uint16_t RecordCheck(const char* key_and_value, std::size_t key_len, std::size_t value_len,
-                          std::uint64_t version) {
-  const std::uint64_t header[2] = {version, (std::uint64_t{key_len} << 32) | value_len};
-  std::uint32_t state = Crc32cExtend(kCrc32cInit, header, sizeof header);
+                          std::uint64_t version, std::uint64_t expiry) {
+  // The stored value_len word (with its kRecordExpires flag) and the expiry are covered.
+  std::uint64_t lens = (std::uint64_t{key_len} << 32) | value_len | (expiry ? kRecordExpires : 0);
+  const std::uint64_t header[3] = {version, lens, expiry};
+  std::uint32_t state = Crc32cExtend(kCrc32cInit, header, expiry ? 24 : 16);
   std::uint32_t crc = Crc32cFinish(Crc32cExtend(state, key_and_value, key_len + value_len));
   return static_cast<std::uint16_t>(crc ^ (crc >> 16));
 }
@@ -128,9 +131,11 @@ const RecordHeader* TableView::Record(std::uint64_t slot, std::uint32_t* key_len
   if (offset < kHeapReserved || offset > heap_size_ - sizeof(RecordHeader)) return nullptr;
   const auto* rec = reinterpret_cast<const RecordHeader*>(heap_ + offset);
   std::uint32_t k = rec->key_len;
-  std::uint32_t v = rec->value_len;
+  std::uint32_t raw = rec->value_len;
+  std::uint32_t v = raw & kRecordValueLenMask;
+  std::uint32_t extra = (raw & kRecordExpires) ? 8 : 0;
   if (k == 0 || k > kMaxKeySize || v > kMaxValueSize) return nullptr;
-  if (k + v > heap_size_ - offset - sizeof(RecordHeader)) return nullptr;
+  if (k + v + extra > heap_size_ - offset - sizeof(RecordHeader)) return nullptr;
   *key_len = k;
   *value_len = v;
   return rec;
@@ -139,8 +144,8 @@ const RecordHeader* TableView::Record(std::uint64_t slot, std::uint32_t* key_len
 const RecordHeader* TableView::CheckedRecord(std::uint64_t slot, std::uint32_t* key_len,
                                              std::uint32_t* value_len) const {
   const RecordHeader* rec = Record(slot, key_len, value_len);
-  if (rec == nullptr || rec->check != RecordCheck(reinterpret_cast<const char*>(rec + 1), *key_len,
-                                                  *value_len, rec->version)) {
+  if (rec == nullptr || rec->check != RecordCheck(RecordKey(rec), *key_len, *value_len,
+                                                  rec->version, RecordExpiry(rec))) {
     return nullptr;
   }
   return rec;
@@ -151,20 +156,24 @@ const RecordHeader* TableView::RecordAt(std::uint64_t offset, RecordRef* record)
   std::uint32_t k = 0, v = 0;
   const RecordHeader* rec = CheckedRecord(shm::SlotWord(0, offset), &k, &v);
   if (rec == nullptr) return nullptr;
-  const char* key = reinterpret_cast<const char*>(rec + 1);
+  const char* key = RecordKey(rec);
   record->key = {key, k};
   record->value = {key + k, v};
   record->version = rec->version;
+  record->expires_unix_ms = RecordExpiry(rec);
   return rec;
 }
 
 std::uint64_t TableView::RecordOffset(const RecordRef& record) const {
-  return static_cast<std::uint64_t>(record.key.data() - sizeof(RecordHeader) - heap_);
+  std::uint64_t expiry_bytes = record.expires_unix_ms != 0 ? 8 : 0;
+  return static_cast<std::uint64_t>(record.key.data() - expiry_bytes - sizeof(RecordHeader) -
+                                    heap_);
 }
 
 std::uint64_t TableWriter::SlotOffsetOf(std::uint64_t word) { return SlotOffset(word); }
 
-ReadResult TableView::Find(std::string_view key, RecordRef* record) const {
+ReadResult TableView::FindAt(std::string_view key, RecordRef* record,
+                             std::uint64_t now_unix_ms) const {
   std::uint64_t moved = header_->moved_to.load(std::memory_order_acquire);
   if (moved != 0) return moved == kMovedDropped ? ReadResult::kDropped : ReadResult::kMoved;
   std::uint64_t hash = HashKey(key);
@@ -180,17 +189,28 @@ ReadResult TableView::Find(std::string_view key, RecordRef* record) const {
       std::uint32_t key_len, value_len;
       const RecordHeader* rec = Record(word, &key_len, &value_len);
       if (rec == nullptr) return ReadResult::kCorrupt;
-      const char* rec_key = reinterpret_cast<const char*>(rec + 1);
+      const char* rec_key = RecordKey(rec);
+      // Its last line too (a record with an expiry often reaches a third line): the key compare
+      // and the check below then overlap with fetching it.
+      __builtin_prefetch(rec_key + key_len + value_len - 1);
+      std::uint64_t expiry = RecordExpiry(rec);
       bool same = key_len == key.size() && std::memcmp(rec_key, key.data(), key_len) == 0;
       // Checked on every tag match, not only on a key match: a damaged key must not turn into
       // a silent miss.
-      if (rec->check != RecordCheck(rec_key, key_len, value_len, rec->version)) {
+      if (rec->check != RecordCheck(rec_key, key_len, value_len, rec->version, expiry)) {
         return ReadResult::kCorrupt;
       }
       if (same) {
+        // An expired key is absent; the worker tombstones it soon (its active expiry).
+        // (now_unix_ms ~0: FindAny, expired keys are found too.)
+        if (__builtin_expect(expiry != 0, 0) && now_unix_ms != ~std::uint64_t{0} &&
+            expiry <= (now_unix_ms != 0 ? now_unix_ms : RealtimeCoarseMillis())) {
+          return ReadResult::kNotFound;
+        }
         record->key = std::string_view(rec_key, key_len);
         record->value = std::string_view(rec_key + key_len, value_len);
         record->version = rec->version;
+        record->expires_unix_ms = expiry;
         return ReadResult::kFound;
       }
     }
@@ -209,7 +229,8 @@ ReadResult TableView::Get(std::string_view key, std::string* value, std::uint64_
   return r;
 }
 
-ReadResult TableView::SlotAt(std::uint64_t index, RecordRef* record) const {
+ReadResult TableView::SlotAt(std::uint64_t index, RecordRef* record,
+                             std::uint64_t now_unix_ms) const {
   if (index >= slot_count_) return ReadResult::kNotFound;
   std::uint64_t word = slots_[index].load(std::memory_order_acquire);
   if (word == kSlotEmpty) return ReadResult::kNotFound;
@@ -218,10 +239,15 @@ ReadResult TableView::SlotAt(std::uint64_t index, RecordRef* record) const {
   std::uint32_t key_len, value_len;
   const RecordHeader* rec = CheckedRecord(word, &key_len, &value_len);
   if (rec == nullptr) return ReadResult::kCorrupt;
-  const char* rec_key = reinterpret_cast<const char*>(rec + 1);
+  std::uint64_t expiry = RecordExpiry(rec);
+  if (expiry != 0 && expiry <= (now_unix_ms != 0 ? now_unix_ms : RealtimeCoarseMillis())) {
+    return ReadResult::kNotFound;
+  }
+  const char* rec_key = RecordKey(rec);
   record->key = std::string_view(rec_key, key_len);
   record->value = std::string_view(rec_key + key_len, value_len);
   record->version = rec->version;
+  record->expires_unix_ms = expiry;
   return ReadResult::kFound;
 }
 
@@ -289,8 +315,7 @@ std::uint64_t RepairedSlot(const TableView& view, std::uint64_t word) {
   std::uint32_t k, v;
   const RecordHeader* rec = view.CheckedRecord(word, &k, &v);
   if (rec == nullptr) return 0;
-  std::uint64_t fixed =
-      SlotWord(HashKey({reinterpret_cast<const char*>(rec + 1), k}), SlotOffset(word));
+  std::uint64_t fixed = SlotWord(HashKey({RecordKey(rec), k}), SlotOffset(word));
   int bytes_differing = 0;
   for (std::uint64_t diff = fixed ^ word; diff != 0; diff >>= 8)
     bytes_differing += (diff & 0xff) != 0;
@@ -322,8 +347,7 @@ TableWriter TableWriter::Open(const std::string& name, ShmError* error, std::str
     std::uint32_t k = 0, v = 0;
     const RecordHeader* rec = nullptr;
     if (SlotValid(word) && IsLive(word)) rec = view.CheckedRecord(word, &k, &v);
-    bool tag_ok =
-        rec != nullptr && (word >> 48) == Tag(HashKey({reinterpret_cast<const char*>(rec + 1), k}));
+    bool tag_ok = rec != nullptr && (word >> 48) == Tag(HashKey({RecordKey(rec), k}));
     if (!SlotValid(word) || (IsLive(word) && !tag_ok)) {
       std::uint64_t fixed = RepairedSlot(view, word);
       if (fixed == 0) {
@@ -343,8 +367,9 @@ TableWriter TableWriter::Open(const std::string& name, ShmError* error, std::str
       continue;
     }
     ++live;
-    live_bytes += RecordSize(k, v);
-    records_end = std::max(records_end, SlotOffset(word) + RecordSize(k, v));
+    std::uint64_t size = RecordSize(k, v, RecordExpiry(rec) != 0);
+    live_bytes += size;
+    records_end = std::max(records_end, SlotOffset(word) + size);
     max_version = std::max(max_version, rec->version);
   }
   if ((live + tombstones) * 100 > view.slot_count_ * kMaxLoadPercent + 100) {
@@ -356,8 +381,7 @@ TableWriter TableWriter::Open(const std::string& name, ShmError* error, std::str
     if (word == kSlotEmpty || !IsLive(word)) continue;
     std::uint32_t k, v;
     const RecordHeader* rec = view.Record(word, &k, &v);
-    std::uint64_t j =
-        HomeSlot(HashKey({reinterpret_cast<const char*>(rec + 1), k}), view.slot_count_);
+    std::uint64_t j = HomeSlot(HashKey({RecordKey(rec), k}), view.slot_count_);
     for (; j != i; j = (j + 1 == view.slot_count_) ? 0 : j + 1) {
       if (view.slots_[j].load(std::memory_order_relaxed) == kSlotEmpty) {
         return refuse("slot " + std::to_string(i) + " is unreachable from its home slot");
@@ -460,14 +484,14 @@ TableWriter TableWriter::BuildNext(const std::string& name, std::uint64_t extra_
     std::uint32_t k, v;
     const RecordHeader* rec = view_.Record(word, &k, &v);
     if (rec == nullptr) continue;  // Open() validated every slot; unreachable in practice
-    std::uint64_t hash = HashKey({reinterpret_cast<const char*>(rec + 1), k});
+    std::uint64_t hash = HashKey({RecordKey(rec), k});
     // Keys are unique and nothing is deleted here: the key goes to the first empty slot of its
     // probe sequence, and the record is copied as it is (same version, same checksum).
     std::uint64_t at = HomeSlot(hash, next.view_.slot_count_);
     while (next.view_.slots_[at].load(std::memory_order_relaxed) != kSlotEmpty) {
       if (++at == next.view_.slot_count_) at = 0;
     }
-    std::uint64_t new_word = next.AppendCopy(hash, rec, RecordSize(k, v));
+    std::uint64_t new_word = next.AppendCopy(hash, rec, RecordSize(k, v, RecordExpiry(rec) != 0));
     if (new_word == 0) {
       *error = next.last_error_ ? next.last_error_
                                 : ShmError{ShmError::kNoSpace, "next generation heap is full"};
@@ -487,7 +511,8 @@ std::uint64_t TableWriter::CarryRecord(const TableView& from, std::uint64_t offs
   RecordRef ref;
   const RecordHeader* rec = from.RecordAt(offset, &ref);
   if (rec == nullptr) return 0;
-  std::uint64_t word = AppendCopy(0, rec, RecordSize(ref.key.size(), ref.value.size()));
+  std::uint64_t word =
+      AppendCopy(0, rec, RecordSize(ref.key.size(), ref.value.size(), ref.expires_unix_ms != 0));
   return word == 0 ? 0 : SlotOffset(word);
 }
 
@@ -533,7 +558,8 @@ std::uint64_t TableWriter::Find(std::string_view key, std::uint64_t hash, bool* 
     } else if ((word >> 48) == tag) {
       std::uint32_t k, v;
       const RecordHeader* rec = view_.Record(word, &k, &v);
-      if (rec != nullptr && k == key.size() && std::memcmp(rec + 1, key.data(), key.size()) == 0) {
+      if (rec != nullptr && k == key.size() &&
+          std::memcmp(RecordKey(rec), key.data(), key.size()) == 0) {
         *found = true;
         return index;
       }
@@ -564,16 +590,21 @@ char* TableWriter::Allocate(std::uint64_t size, std::uint64_t* offset) {
 }
 
 std::uint64_t TableWriter::Append(std::uint64_t hash, std::string_view key, std::string_view value,
-                                  std::uint64_t version) {
-  std::uint64_t size = RecordSize(key.size(), value.size());
+                                  std::uint64_t version, std::uint64_t expiry) {
+  std::uint64_t size = RecordSize(key.size(), value.size(), expiry != 0);
   std::uint64_t used;
   char* at = Allocate(size, &used);
   if (at == nullptr) return 0;
-  RecordHeader rec{static_cast<std::uint32_t>(value.size()), static_cast<std::uint16_t>(key.size()),
-                   0, version};
-  std::memcpy(at + sizeof rec, key.data(), key.size());
-  if (!value.empty()) std::memcpy(at + sizeof rec + key.size(), value.data(), value.size());
-  rec.check = RecordCheck(at + sizeof rec, key.size(), value.size(), version);
+  RecordHeader rec{static_cast<std::uint32_t>(value.size()) | (expiry ? kRecordExpires : 0),
+                   static_cast<std::uint16_t>(key.size()), 0, version};
+  char* body = at + sizeof rec;
+  if (expiry != 0) {
+    std::memcpy(body, &expiry, sizeof expiry);
+    body += sizeof expiry;
+  }
+  std::memcpy(body, key.data(), key.size());
+  if (!value.empty()) std::memcpy(body + key.size(), value.data(), value.size());
+  rec.check = RecordCheck(body, key.size(), value.size(), version, expiry);
   std::memcpy(at, &rec, sizeof rec);
   header()->heap_used.store(used + size, std::memory_order_release);  // T1: before any slot
   return SlotWord(hash, used);
@@ -589,13 +620,14 @@ std::uint64_t TableWriter::AppendCopy(std::uint64_t hash, const RecordHeader* re
   return SlotWord(hash, used);
 }
 
-WriteResult TableWriter::Put(std::string_view key, std::string_view value, std::uint64_t* version) {
-  return PutAt(key, value, 0, version);
+WriteResult TableWriter::Put(std::string_view key, std::string_view value, std::uint64_t* version,
+                             std::uint64_t expiry) {
+  return PutAt(key, value, 0, version, expiry);
 }
 
 WriteResult TableWriter::PutVersioned(std::string_view key, std::string_view value,
-                                      std::uint64_t version) {
-  return PutAt(key, value, version, nullptr);
+                                      std::uint64_t version, std::uint64_t expiry) {
+  return PutAt(key, value, version, nullptr, expiry);
 }
 
 void TableWriter::RaiseLastVersion(std::uint64_t version) {
@@ -605,7 +637,8 @@ void TableWriter::RaiseLastVersion(std::uint64_t version) {
 }
 
 WriteResult TableWriter::PutAt(std::string_view key, std::string_view value,
-                               std::uint64_t exact_version, std::uint64_t* version) {
+                               std::uint64_t exact_version, std::uint64_t* version,
+                               std::uint64_t expiry) {
   TableHeader* h = header();
   std::uint64_t hash = HashKey(key);
   bool found;
@@ -618,24 +651,29 @@ WriteResult TableWriter::PutAt(std::string_view key, std::string_view value,
   }
   std::uint64_t last = h->last_version.load(std::memory_order_relaxed);
   std::uint64_t new_version = exact_version != 0 ? exact_version : last + 1;
-  std::uint64_t word = Append(hash, key, value, new_version);
+  std::uint64_t word = Append(hash, key, value, new_version, expiry);
   if (word == 0) return WriteResult::kNeedsGrowth;
   h->last_version.store(std::max(last, new_version), std::memory_order_relaxed);
   CrashHook("table-record-appended");
 
   std::uint32_t old_k = 0, old_v = 0;
-  if (found) view_.Record(slots()[at].load(std::memory_order_relaxed), &old_k, &old_v);
+  std::uint64_t old_size = 0;
+  if (found) {
+    const RecordHeader* old =
+        view_.Record(slots()[at].load(std::memory_order_relaxed), &old_k, &old_v);
+    if (old != nullptr) old_size = RecordSize(old_k, old_v, RecordExpiry(old) != 0);
+  }
   Swing(word);
   WriteBegin(h->stats_seq);
   slots()[at].store(word, std::memory_order_release);
   CrashHook("table-slot-stored");
   if (found) {
-    Sub(h->live_bytes, RecordSize(old_k, old_v));
+    Sub(h->live_bytes, old_size);
   } else {
     Add(h->key_count, 1);
     if (reuses_tombstone) Sub(h->tombstones, 1);
   }
-  Add(h->live_bytes, RecordSize(key.size(), value.size()));
+  Add(h->live_bytes, RecordSize(key.size(), value.size(), expiry != 0));
   Add(h->writes_applied, 1);
   WriteEnd(h->stats_seq);
   if (version != nullptr) *version = new_version;
@@ -644,41 +682,70 @@ WriteResult TableWriter::PutAt(std::string_view key, std::string_view value,
 
 WriteResult TableWriter::Cas(std::string_view key, std::uint64_t expected_version,
                              std::string_view value, std::uint64_t* version) {
-  std::string current;
-  std::uint64_t current_version = 0;
-  ReadResult r = view_.Get(key, &current, &current_version);
+  RecordRef current;
+  ReadResult r = view_.Find(key, &current);
   // Version 0 means "the key must not exist".
   bool matches =
-      (r == ReadResult::kFound) ? current_version == expected_version : expected_version == 0;
+      (r == ReadResult::kFound) ? current.version == expected_version : expected_version == 0;
   if (!matches) {
-    if (version != nullptr) *version = (r == ReadResult::kFound) ? current_version : 0;
+    if (version != nullptr) *version = (r == ReadResult::kFound) ? current.version : 0;
     return WriteResult::kVersionMismatch;
   }
-  return Put(key, value, version);
+  // Cas keeps the key's expiry (as Redis's INCR keeps a TTL); a new key has none.
+  std::uint64_t expiry = r == ReadResult::kFound ? current.expires_unix_ms : 0;
+  return Put(key, value, version, expiry);
 }
 
-WriteResult TableWriter::Delete(std::string_view key, std::string* old_value) {
+void TableWriter::Tombstone(std::uint64_t at, std::uint32_t k, std::uint32_t v,
+                            const RecordHeader* rec) {
   TableHeader* h = header();
-  std::uint64_t hash = HashKey(key);
-  bool found;
-  std::uint64_t at = Find(key, hash, &found);
-  if (!found) return WriteResult::kNotFound;
-  std::uint32_t k = 0, v = 0;
-  const RecordHeader* rec = view_.Record(slots()[at].load(std::memory_order_relaxed), &k, &v);
-  if (old_value != nullptr && rec != nullptr) {
-    old_value->assign(reinterpret_cast<const char*>(rec + 1) + k, v);
-  }
   Swing(slots()[at].load(std::memory_order_relaxed));
   WriteBegin(h->stats_seq);
   slots()[at].store(kSlotTombstone, std::memory_order_release);
   CrashHook("table-slot-stored");
   Sub(h->key_count, 1);
   Add(h->tombstones, 1);
-  Sub(h->live_bytes, RecordSize(k, v));
+  Sub(h->live_bytes, RecordSize(k, v, rec != nullptr && RecordExpiry(rec) != 0));
   Add(h->writes_applied, 1);
   Add(h->last_version, 1);
   WriteEnd(h->stats_seq);
+}
+
+WriteResult TableWriter::Delete(std::string_view key, std::string* old_value) {
+  std::uint64_t hash = HashKey(key);
+  bool found;
+  std::uint64_t at = Find(key, hash, &found);
+  if (!found) return WriteResult::kNotFound;
+  std::uint32_t k = 0, v = 0;
+  const RecordHeader* rec = view_.Record(slots()[at].load(std::memory_order_relaxed), &k, &v);
+  // An expired key is absent for its clients; the active expiry reclaims it.
+  std::uint64_t expiry = rec != nullptr ? RecordExpiry(rec) : 0;
+  if (expiry != 0 && expiry <= RealtimeCoarseMillis()) return WriteResult::kNotFound;
+  if (old_value != nullptr && rec != nullptr) old_value->assign(RecordKey(rec) + k, v);
+  Tombstone(at, k, v, rec);
   return WriteResult::kOk;
+}
+
+WriteResult TableWriter::SetExpiry(std::string_view key, std::uint64_t expiry,
+                                   std::uint64_t* version) {
+  RecordRef record;
+  if (view_.Find(key, &record) != ReadResult::kFound) return WriteResult::kNotFound;
+  // The record is rewritten with its value (read from the old record: records are immutable).
+  return Put(key, record.value, version, expiry);
+}
+
+bool TableWriter::Expire(std::string_view key, std::uint64_t expiry, std::uint64_t now_unix_ms) {
+  std::uint64_t hash = HashKey(key);
+  bool found;
+  std::uint64_t at = Find(key, hash, &found);
+  if (!found) return false;
+  std::uint32_t k = 0, v = 0;
+  const RecordHeader* rec = view_.Record(slots()[at].load(std::memory_order_relaxed), &k, &v);
+  if (rec == nullptr || RecordExpiry(rec) != expiry || expiry == 0 || expiry > now_unix_ms) {
+    return false;
+  }
+  Tombstone(at, k, v, rec);
+  return true;
 }
 
 }  // namespace kv::shm

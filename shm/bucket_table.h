@@ -91,23 +91,42 @@ inline constexpr std::uint32_t kTableLayout =
     LayoutWord(sizeof(TableHeader), alignof(TableHeader), 16);
 static_assert(sizeof(TableHeader) <= kTableHeaderSize);
 
-// A record in the heap, 8-aligned, followed by key_len key bytes and value_len value bytes.
+// A record in the heap, 8-aligned: the header, then (when value_len has kRecordExpires) the
+// 8-byte expiry time, then key_len key bytes and the value's bytes.
 struct RecordHeader {
-  std::uint32_t value_len;
+  std::uint32_t value_len;  // the value's length; bit 31 (kRecordExpires): an expiry follows
   std::uint16_t key_len;
-  std::uint16_t check;  // RecordCheck(key, value, version)
+  std::uint16_t check;  // RecordCheck(key, value, version, expiry)
   std::uint64_t version;
 };
 static_assert(sizeof(RecordHeader) == 16);
 
-inline std::uint64_t RecordSize(std::size_t key_len, std::size_t value_len) {
-  return (sizeof(RecordHeader) + key_len + value_len + 7) & ~std::uint64_t{7};
+// value_len bit 31: the record expires. An expiring record's header is followed by a u64, the
+// Unix time in milliseconds (RealtimeCoarseMillis) from which readers treat the key as absent;
+// the record check covers it. A record without the flag has no expiry and costs nothing more.
+inline constexpr std::uint32_t kRecordExpires = 0x80000000u;
+inline constexpr std::uint32_t kRecordValueLenMask = ~kRecordExpires;
+
+inline std::uint64_t RecordSize(std::size_t key_len, std::size_t value_len, bool expires = false) {
+  return (sizeof(RecordHeader) + (expires ? 8 : 0) + key_len + value_len + 7) & ~std::uint64_t{7};
+}
+// The expiry of a record (0: none).
+inline std::uint64_t RecordExpiry(const RecordHeader* rec) {
+  if ((rec->value_len & kRecordExpires) == 0) return 0;
+  std::uint64_t at;
+  __builtin_memcpy(&at, rec + 1, sizeof at);
+  return at;
+}
+// Where a record's key begins (its value follows the key).
+inline const char* RecordKey(const RecordHeader* rec) {
+  return reinterpret_cast<const char*>(rec + 1) + ((rec->value_len & kRecordExpires) ? 8 : 0);
 }
 
-// Checksums (stable across builds: XXH3).
+// Checksums (stable across builds: XXH3 for the geometry, CRC-32C for records). `expiry` 0: the
+// record does not expire (and the check is what format version 4 computed).
 std::uint64_t GeometryCheck(const TableHeader& header);
 std::uint16_t RecordCheck(const char* key_and_value, std::size_t key_len, std::size_t value_len,
-                          std::uint64_t version);
+                          std::uint64_t version, std::uint64_t expiry = 0);
 
 // Lets the worker inject named crash points (daemon/crash_point.h) into table code, which must
 // not depend on the daemon. Points: "table-record-appended" (record written, slot not yet
@@ -140,6 +159,7 @@ struct RecordRef {
   std::string_view key;
   std::string_view value;
   std::uint64_t version = 0;
+  std::uint64_t expires_unix_ms = 0;  // 0: the key does not expire
 };
 
 // A validated view of one generation, for lookups. Holds no ownership: the caller keeps the mapping
@@ -155,12 +175,21 @@ class TableView {
   // long as the mapping is), its checksum verified. kMoved/kDropped: this generation is no longer
   // current. kCorrupt: the table is damaged (never crashes, never loops: every offset is
   // checked, probes are bounded). Damage within a generation is permanent: retrying is useless.
-  ReadResult Find(std::string_view key, RecordRef* record) const;
+  // A key whose expiry time has passed (by RealtimeCoarseMillis) is kNotFound: the check is a
+  // flag test, and for an expiring record one clock read and a compare.
+  ReadResult Find(std::string_view key, RecordRef* record) const {
+    return FindAt(key, record, /*now_unix_ms=*/0);
+  }
+  // Find, with expired keys found too (the worker, which reclaims them).
+  ReadResult FindAny(std::string_view key, RecordRef* record) const {
+    return FindAt(key, record, ~std::uint64_t{0});
+  }
   // Find, then copy the value into *value (and its version into *version when non-null).
   ReadResult Get(std::string_view key, std::string* value, std::uint64_t* version) const;
 
-  // The key and value of slot `index` if it is live (for scans). kNotFound for empty slots.
-  ReadResult SlotAt(std::uint64_t index, RecordRef* record) const;
+  // The key and value of slot `index` if it is live (for scans). kNotFound for empty slots and
+  // expired keys (`now_unix_ms`: the time to compare expiries with; 0 reads the clock).
+  ReadResult SlotAt(std::uint64_t index, RecordRef* record, std::uint64_t now_unix_ms = 0) const;
 
   std::uint64_t moved_to() const { return header_->moved_to.load(std::memory_order_acquire); }
   std::uint64_t slot_count() const { return slot_count_; }
@@ -184,6 +213,9 @@ class TableView {
   std::uint64_t RecordOffset(const RecordRef& record) const;
 
  private:
+  // `now_unix_ms`: 0 reads the clock when an expiring record is met; ~0 finds expired keys too.
+  ReadResult FindAt(std::string_view key, RecordRef* record, std::uint64_t now_unix_ms) const;
+
   const TableHeader* header_ = nullptr;
   const std::atomic<std::uint64_t>* slots_ = nullptr;
   const char* heap_ = nullptr;
@@ -250,14 +282,24 @@ class TableWriter {
   void MarkMoved(std::uint64_t next);   // moved_to = next (release); T4
 
   // Writes. On kOk, *version is the key's new version (put/cas) and *old_value the previous
-  // value (delete) when non-null.
-  WriteResult Put(std::string_view key, std::string_view value, std::uint64_t* version);
+  // value (delete) when non-null. An expired key (Find) counts as absent: Cas and Delete do not
+  // see it, and Put replaces it. `expiry`: the new record's expiry (Unix ms, 0: none); Cas keeps
+  // the key's expiry (a new key gets none).
+  WriteResult Put(std::string_view key, std::string_view value, std::uint64_t* version,
+                  std::uint64_t expiry = 0);
   WriteResult Cas(std::string_view key, std::uint64_t expected_version, std::string_view value,
                   std::uint64_t* version);
   WriteResult Delete(std::string_view key, std::string* old_value);
+  // Rewrites the key's record with expiry `expiry` (0: none) and a new version. kNotFound if the
+  // key is absent or expired.
+  WriteResult SetExpiry(std::string_view key, std::uint64_t expiry, std::uint64_t* version);
+  // Tombstones `key` if its record expires exactly at `expiry` and that is <= now_unix_ms (the
+  // worker's active expiry). True if it did.
+  bool Expire(std::string_view key, std::uint64_t expiry, std::uint64_t now_unix_ms);
   // Restore from disk (daemon/persistence): puts `value` with exactly `version` and raises the
   // version counter to it; RaiseLastVersion raises it (never lowers it).
-  WriteResult PutVersioned(std::string_view key, std::string_view value, std::uint64_t version);
+  WriteResult PutVersioned(std::string_view key, std::string_view value, std::uint64_t version,
+                           std::uint64_t expiry = 0);
   void RaiseLastVersion(std::uint64_t version);
 
   // Hints for a write to the key of hash `hash` (HashKey) that comes a few requests later: first
@@ -287,9 +329,11 @@ class TableWriter {
   char* Allocate(std::uint64_t size, std::uint64_t* offset);
   // Appends a record (T1). Returns its slot word, or 0 if the heap (or /dev/shm) is full.
   std::uint64_t Append(std::uint64_t hash, std::string_view key, std::string_view value,
-                       std::uint64_t version);
+                       std::uint64_t version, std::uint64_t expiry);
   WriteResult PutAt(std::string_view key, std::string_view value, std::uint64_t exact_version,
-                    std::uint64_t* version);
+                    std::uint64_t* version, std::uint64_t expiry);
+  // Tombstones the live slot `at` (its record `rec`, k/v its lengths).
+  void Tombstone(std::uint64_t at, std::uint32_t k, std::uint32_t v, const RecordHeader* rec);
   // Appends a byte-for-byte copy of another generation's record of `size` bytes (T1).
   std::uint64_t AppendCopy(std::uint64_t hash, const RecordHeader* rec, std::uint64_t size);
 

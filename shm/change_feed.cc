@@ -257,7 +257,7 @@ FeedRead FeedReader::Read(std::uint64_t* seq, FeedRecord* record, std::uint64_t*
       known_data_ready_ = ready;
     }
     if (key_len > kMaxKeySize || value_len > kMaxFeedValue || end > data_capacity_ ||
-        end > known_data_ready_ || op < 1 || op > 4) {
+        end > known_data_ready_ || op < 1 || op > 5) {
       if (slot.seq.load(std::memory_order_acquire) != *seq) continue;
       return FeedRead::kCorrupt;
     }
@@ -281,6 +281,8 @@ FeedRead FeedReader::Read(std::uint64_t* seq, FeedRecord* record, std::uint64_t*
   }
   return FeedRead::kCorrupt;
 }
+
+void FeedReader::WakeAll() const { FutexWakeAll(&header_->wake); }
 
 void FeedReader::Wait(std::uint32_t wake_value, long timeout_ns) const {
   FutexWait(&header_->wake, wake_value, timeout_ns);

@@ -43,10 +43,11 @@ namespace kv::shm {
 inline constexpr std::uint64_t kFeedMagic = 0x314445454650564bULL;  // "KVPFEED1"
 
 enum class FeedOp : std::uint32_t {
-  kPut = 1,     // key, value (also cas and incr: the value stored)
-  kDelete = 2,  // key
-  kClear = 3,   // no key
-  kResync = 4,  // the worker restarted after a crash: changes may be missing before this
+  kPut = 1,      // key, value (also cas and incr: the value stored)
+  kDelete = 2,   // key
+  kClear = 3,    // no key
+  kResync = 4,   // the worker restarted after a crash: changes may be missing before this
+  kExpired = 5,  // key: its expiry time passed and the worker removed it
 };
 
 inline constexpr std::uint32_t kFeedValueOmitted = 1;  // flag: value too large for the feed
@@ -166,6 +167,9 @@ class FeedReader {
   // Sleeps until the feed may have changed since `wake_value` (futex) or `timeout_ns` passes.
   void Wait(std::uint32_t wake_value, long timeout_ns) const;
   std::uint32_t WakeValue() const { return header_->wake.load(std::memory_order_acquire); }
+  // Wakes every thread sleeping in Wait on this feed, in any process (they look again and find
+  // nothing new): for a reader's own thread that must stop sleeping now. Writes nothing.
+  void WakeAll() const;
 
  private:
   static void Populate(const char* from, const char* to);

@@ -186,10 +186,11 @@ std::string ChannelDedup::Recover(TableWriter& table) {
     RecordRef record;
     RecordRef now;
     if (current.RecordAt(in.record_offset, &record) != nullptr) {
-      bool there = current.Find(record.key, &now) == ReadResult::kFound &&
+      bool there = current.FindAny(record.key, &now) == ReadResult::kFound &&
                    current.RecordOffset(now) == in.record_offset;
       applied = IsOp(in.op, Op::kDelete) ? !there : there;
-      if (applied && (IsOp(in.op, Op::kPut) || IsOp(in.op, Op::kCas))) {
+      if (applied && (IsOp(in.op, Op::kPut) || IsOp(in.op, Op::kCas) || IsOp(in.op, Op::kExpire) ||
+                      IsOp(in.op, Op::kPersist))) {
         number = static_cast<std::int64_t>(record.version);
       } else if (applied && IsOp(in.op, Op::kIncr)) {
         std::from_chars(record.value.data(), record.value.data() + record.value.size(), number);

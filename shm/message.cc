@@ -34,6 +34,8 @@ const char* WireStatusName(WireStatus s) {
       return "PERSISTENCE";
     case WireStatus::kUnavailable:
       return "UNAVAILABLE";
+    case WireStatus::kUnsupported:
+      return "UNSUPPORTED";
   }
   return "UNKNOWN_STATUS";
 }
@@ -70,7 +72,15 @@ WireStatus DecodeRequest(const char* frame, std::size_t size, Request* out) {
   if (in_frame != body) return WireStatus::kMalformed;
   if (keyed != (h.key_len != 0)) return WireStatus::kMalformed;  // keyed ops need a non-empty key
   if (!valued && (h.value_len != 0 || staged)) return WireStatus::kMalformed;
-  if (op != Op::kCas && op != Op::kIncr && h.arg != 0) return WireStatus::kMalformed;
+  if (op == Op::kPut || op == Op::kExpire) {
+    // An expiry time: Unix milliseconds (kExpire needs one; 0 on a put is "none").
+    if (h.arg < (op == Op::kExpire ? 1 : 0) ||
+        static_cast<std::uint64_t>(h.arg) > kMaxExpiryUnixMs) {
+      return WireStatus::kMalformed;
+    }
+  } else if (op != Op::kCas && op != Op::kIncr && h.arg != 0) {
+    return WireStatus::kMalformed;
+  }
   out->key = std::string_view(frame + sizeof h, h.key_len);
   if (!staged) out->value = std::string_view(frame + sizeof h + h.key_len, h.value_len);
   return WireStatus::kOk;

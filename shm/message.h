@@ -13,14 +13,17 @@ namespace kv::shm {
 inline constexpr std::uint8_t kProtocolVersion = 1;
 
 enum class Op : std::uint8_t {
-  kPut = 1,     // key, value
-  kDelete = 2,  // key; reply carries the old value
-  kCas = 3,     // key, value, arg = expected version (0: key must be absent)
-  kIncr = 4,    // key, arg = signed delta; reply number = new value
-  kClear = 5,   // no key
-  kFlush = 6,   // no key; replies once everything sent before it is applied
+  kPut = 1,      // key, value, arg = expiry (Unix ms, 0: none; <= kMaxExpiryUnixMs)
+  kDelete = 2,   // key; reply carries the old value
+  kCas = 3,      // key, value, arg = expected version (0: key must be absent); keeps the expiry
+  kIncr = 4,     // key, arg = signed delta; reply number = new value; keeps the expiry
+  kClear = 5,    // no key
+  kFlush = 6,    // no key; replies once everything sent before it is applied
+  kExpire = 7,   // key, arg = expiry (Unix ms, 1..kMaxExpiryUnixMs); reply number = new version
+  kPersist = 8,  // key; removes its expiry; reply number = new version, 0 if it had none
+  // 9 is reserved (kBatch).
 };
-inline constexpr std::uint8_t kMaxOp = 6;
+inline constexpr std::uint8_t kMaxOp = 8;
 
 // Request flags.
 // Async (Agent.cast): the worker sends no reply; failures are counted in the channel header.
@@ -59,6 +62,9 @@ enum class WireStatus : std::uint8_t {
   // A mirrored bucket's upstream is unreachable, or refused the write (docs/mirror.md): nothing
   // was applied.
   kUnavailable = 12,
+  // The bucket does not support the request: expiry on a bucket that mirrors Redis
+  // (docs/mirror.md). Nothing was applied.
+  kUnsupported = 13,
 };
 const char* WireStatusName(WireStatus s);
 

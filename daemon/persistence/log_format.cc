@@ -20,17 +20,21 @@ std::string EncodeLogHeader(std::uint64_t bucket_id, std::uint64_t seq) {
 }
 
 void AppendLogRecord(std::string* out, LogOp op, std::string_view key, std::string_view value,
-                     std::uint64_t version) {
+                     std::uint64_t version, std::uint64_t expiry) {
   std::size_t head = out->size();
-  std::uint32_t body_len = static_cast<std::uint32_t>(kLogBodyFixed + key.size() + value.size());
+  std::size_t extra = expiry != 0 ? 8 : 0;
+  std::uint32_t body_len =
+      static_cast<std::uint32_t>(kLogBodyFixed + extra + key.size() + value.size());
   out->resize(head + kLogRecordHead);
   std::size_t body = out->size();
   AppendLe<std::uint8_t>(out, static_cast<std::uint8_t>(op));
   out->append(3, '\0');
   AppendLe<std::uint32_t>(out, static_cast<std::uint32_t>(key.size()));
-  AppendLe<std::uint32_t>(out, static_cast<std::uint32_t>(value.size()));
+  AppendLe<std::uint32_t>(out,
+                          static_cast<std::uint32_t>(value.size()) | (extra ? kLogExpires : 0));
   AppendLe<std::uint32_t>(out, 0);
   AppendLe<std::uint64_t>(out, version);
+  if (expiry != 0) AppendLe<std::uint64_t>(out, expiry);
   out->append(key);
   out->append(value);
   char* h = out->data() + head;
@@ -63,10 +67,12 @@ std::string LogReader::Open(const std::string& path, const char* data, std::size
   if (LoadLe<std::uint32_t>(data + 36) != Crc(data, 36)) {
     return "log " + path + " is corrupt at byte 36: header checksum mismatch";
   }
-  if (version != kLogVersion) {
+  if (version < kLogOldestVersion || version > kLogVersion) {
     return "log " + path + " has format version " + std::to_string(version) +
-           "; this build reads version " + std::to_string(kLogVersion);
+           "; this build reads versions " + std::to_string(kLogOldestVersion) + " to " +
+           std::to_string(kLogVersion);
   }
+  version_ = version;
   if (LoadLe<std::uint32_t>(data + 12) != 0) {
     return "log " + path + " is corrupt at byte 12: unknown flags";
   }
@@ -109,7 +115,7 @@ LogReader::Result LogReader::Next(LogRecord* record) {
   }
   std::uint32_t body_len = LoadLe<std::uint32_t>(h);
   if (body_len < kLogBodyFixed ||
-      body_len > kLogBodyFixed + shm::kMaxKeySize + shm::kMaxValueSize) {
+      body_len > kLogBodyFixed + 8 + shm::kMaxKeySize + shm::kMaxValueSize) {
     return Corrupt("record length " + std::to_string(body_len) + " out of range");
   }
   if (left - kLogRecordHead < body_len) return Torn(size_);
@@ -122,16 +128,25 @@ LogReader::Result LogReader::Next(LogRecord* record) {
   auto op = static_cast<LogOp>(LoadLe<std::uint8_t>(b));
   std::uint32_t key_len = LoadLe<std::uint32_t>(b + 4);
   std::uint32_t value_len = LoadLe<std::uint32_t>(b + 8);
-  bool lengths_ok = std::uint64_t{kLogBodyFixed} + key_len + value_len == body_len;
+  // Version 2: a put's value_len may say an expiry follows the version.
+  bool expires = version_ >= 2 && op == LogOp::kPut && (value_len & kLogExpires) != 0;
+  if (expires) value_len &= ~kLogExpires;
+  std::size_t fixed = kLogBodyFixed + (expires ? 8 : 0);
+  bool lengths_ok = std::uint64_t{fixed} + key_len + value_len == body_len;
   bool op_ok =
-      (op == LogOp::kPut && key_len >= 1 && key_len <= shm::kMaxKeySize) ||
+      (op == LogOp::kPut && key_len >= 1 && key_len <= shm::kMaxKeySize &&
+       value_len <= shm::kMaxValueSize) ||
       (op == LogOp::kDelete && key_len >= 1 && key_len <= shm::kMaxKeySize && value_len == 0) ||
       (op == LogOp::kClear && key_len == 0 && value_len == 0);
   if (!lengths_ok || !op_ok) return Corrupt("record fields invalid");
   record->op = op;
   record->version = LoadLe<std::uint64_t>(b + 16);
-  record->key = std::string_view(b + kLogBodyFixed, key_len);
-  record->value = std::string_view(b + kLogBodyFixed + key_len, value_len);
+  record->expiry = expires ? LoadLe<std::uint64_t>(b + kLogBodyFixed) : 0;
+  if (expires && (record->expiry == 0 || record->expiry > shm::kMaxExpiryUnixMs)) {
+    return Corrupt("record expiry out of range");
+  }
+  record->key = std::string_view(b + fixed, key_len);
+  record->value = std::string_view(b + fixed + key_len, value_len);
   at_ += kLogRecordHead + body_len;
   return kRecord;
 }

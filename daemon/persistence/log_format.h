@@ -3,7 +3,7 @@
 // docs/persistence.md has the tables; all integers little-endian, checksums CRC-32C.
 //
 //   file header  magic        8 bytes  89 4B 56 41 4C 4F 47 0A  ("\x89KVALOG\n")
-//   (40 bytes)   version      u32      1
+//   (40 bytes)   version      u32      2 (1: no expiry times; still read)
 //                flags        u32      0
 //                bucket_id    u64
 //                seq          u64      the file's sequence number (its name: log.<seq>)
@@ -16,10 +16,12 @@
 //   body         op           u8       1 put, 2 delete, 3 clear
 //                pad          3 bytes  0
 //                key_len      u32      put/delete: 1..kMaxKeySize; clear: 0
-//                value_len    u32      put: 0..kMaxValueSize; else 0
+//                value_len    u32      put: 0..kMaxValueSize; else 0. Bit 31 (version 2, put
+//                                      only): an expiry follows the version
 //                pad          u32      0
 //                version      u64      put: the key's new version; delete/clear: the bucket's
 //                                      version counter after the write
+//                expiry       u64      only with value_len bit 31: the key's expiry, Unix ms
 //                key, value   bytes
 //
 // A log written with appendfsync always may end with zeros (space preallocated ahead of the last
@@ -40,7 +42,9 @@
 namespace kv::daemon::persistence {
 
 inline constexpr char kLogMagic[8] = {'\x89', 'K', 'V', 'A', 'L', 'O', 'G', '\n'};
-inline constexpr std::uint32_t kLogVersion = 1;
+inline constexpr std::uint32_t kLogVersion = 2;
+inline constexpr std::uint32_t kLogOldestVersion = 1;      // still read (no expiry times)
+inline constexpr std::uint32_t kLogExpires = 0x80000000u;  // value_len flag (version 2)
 inline constexpr std::size_t kLogHeaderSize = 40;
 inline constexpr std::size_t kLogRecordHead = 16;
 inline constexpr std::size_t kLogBodyFixed = 24;
@@ -48,14 +52,16 @@ inline constexpr std::size_t kLogBodyFixed = 24;
 enum class LogOp : std::uint8_t { kPut = 1, kDelete = 2, kClear = 3 };
 
 std::string EncodeLogHeader(std::uint64_t bucket_id, std::uint64_t seq);
+// `expiry`: a put's expiry time (Unix ms, 0: none).
 void AppendLogRecord(std::string* out, LogOp op, std::string_view key, std::string_view value,
-                     std::uint64_t version);
+                     std::uint64_t version, std::uint64_t expiry = 0);
 
 struct LogRecord {
   LogOp op = LogOp::kPut;
   std::string_view key;
   std::string_view value;
   std::uint64_t version = 0;
+  std::uint64_t expiry = 0;  // put: the key's expiry (Unix ms, 0: none)
 };
 
 // Iterates the records of one log file held in memory.
@@ -84,6 +90,7 @@ class LogReader {
   std::size_t size_ = 0;
   std::size_t at_ = 0;
   std::uint64_t torn_bytes_ = 0;
+  std::uint32_t version_ = kLogVersion;
   std::string error_;
 };
 

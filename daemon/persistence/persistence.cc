@@ -193,14 +193,28 @@ void Persistence::Record(const shm::Request& request, std::int64_t number) {
   if (!log_on_ || log_broken_) return;
   std::uint64_t last =
       store_->table().view().header()->last_version.load(std::memory_order_relaxed);
+  // The key's record as the write left it (its value, version and expiry), for the writes that
+  // keep or change an expiry the request does not carry.
+  auto log_record = [&] {
+    shm::RecordRef record;
+    if (store_->table().view().FindAny(request.key, &record) == shm::ReadResult::kFound) {
+      AppendLogRecord(&buffer_, LogOp::kPut, request.key, record.value, record.version,
+                      record.expires_unix_ms);
+    }
+  };
   switch (op) {
     case shm::Op::kPut:
-    case shm::Op::kCas:
       AppendLogRecord(&buffer_, LogOp::kPut, request.key, request.value,
-                      static_cast<std::uint64_t>(number));
+                      static_cast<std::uint64_t>(number),
+                      static_cast<std::uint64_t>(request.header.arg));
       break;
+    case shm::Op::kCas:
     case shm::Op::kIncr:
-      AppendLogRecord(&buffer_, LogOp::kPut, request.key, std::to_string(number), last);
+      log_record();
+      break;
+    case shm::Op::kExpire:
+    case shm::Op::kPersist:
+      if (number != 0) log_record();  // a persist of a key without expiry changed nothing
       break;
     case shm::Op::kDelete:
       AppendLogRecord(&buffer_, LogOp::kDelete, request.key, {}, last);
@@ -211,6 +225,14 @@ void Persistence::Record(const shm::Request& request, std::int64_t number) {
     case shm::Op::kFlush:
       break;
   }
+}
+
+void Persistence::OnExpired(std::string_view key) {
+  if (store_ == nullptr) return;
+  ++changes_;
+  if (!log_on_ || log_broken_) return;
+  AppendLogRecord(&buffer_, LogOp::kDelete, key, {},
+                  store_->table().view().header()->last_version.load(std::memory_order_relaxed));
 }
 
 int Persistence::WriteBuffer() {

@@ -79,6 +79,8 @@ class Persistence {
   void OnApplied(const shm::Request& request, shm::WireStatus status, std::int64_t number) {
     if (store_ != nullptr && status == shm::WireStatus::kOk) Record(request, number);
   }
+  // The active expiry removed `key` (BucketStore::ExpireDue): logged as a delete.
+  void OnExpired(std::string_view key);
   bool Commit() { return store_ == nullptr || buffer_.empty() || CommitSlow(); }
   // True when the next Commit has records to make durable.
   bool CommitPending() const { return !buffer_.empty(); }

@@ -85,13 +85,14 @@ std::string RestoreBucket(const std::string& dir, BucketStore* store, RestoreRes
     bool refused = false;
     std::string e =
         ReadSnapshot(snapshot_path, snapshot.data(), snapshot.size(), &header,
-                     [&](std::string_view key, std::string_view value, std::uint64_t version) {
+                     [&](std::string_view key, std::string_view value, std::uint64_t version,
+                         std::uint64_t expiry) {
                        if (!reserved) {
                          reserved = true;
                          if (header.bucket_id != id) return false;
                          store->Reserve(header.key_count, snapshot.size());
                        }
-                       if (store->RestorePut(key, value, version) != shm::WireStatus::kOk) {
+                       if (store->RestorePut(key, value, version, expiry) != shm::WireStatus::kOk) {
                          refused = true;
                          return false;
                        }
@@ -116,7 +117,7 @@ std::string RestoreBucket(const std::string& dir, BucketStore* store, RestoreRes
     while (reader.valid_end() < log.valid_end && reader.Next(&r) == LogReader::kRecord) {
       switch (r.op) {
         case LogOp::kPut:
-          if (store->RestorePut(r.key, r.value, r.version) != shm::WireStatus::kOk) {
+          if (store->RestorePut(r.key, r.value, r.version, r.expiry) != shm::WireStatus::kOk) {
             return "log " + log.path + " does not fit the bucket's maximum size";
           }
           break;

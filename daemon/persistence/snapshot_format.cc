@@ -31,10 +31,12 @@ std::string EncodeSnapshotHeader(const SnapshotHeader& h) {
 }
 
 void AppendSnapshotRecord(std::string* out, std::string_view key, std::string_view value,
-                          std::uint64_t version) {
+                          std::uint64_t version, std::uint64_t expiry) {
   AppendLe<std::uint32_t>(out, static_cast<std::uint32_t>(key.size()));
-  AppendLe<std::uint32_t>(out, static_cast<std::uint32_t>(value.size()));
+  AppendLe<std::uint32_t>(
+      out, static_cast<std::uint32_t>(value.size()) | (expiry != 0 ? kSnapshotExpires : 0));
   AppendLe<std::uint64_t>(out, version);
+  if (expiry != 0) AppendLe<std::uint64_t>(out, expiry);
   out->append(key);
   out->append(value);
 }
@@ -58,10 +60,13 @@ std::string ReadSnapshot(const std::string& path, const char* data, std::size_t 
   }
   if (size < kFixedHeader) return corrupt(size, "truncated header");
   std::uint32_t version = LoadLe<std::uint32_t>(data + 8);
-  if (version != kSnapshotVersion) {
+  if (version < kSnapshotOldestVersion || version > kSnapshotVersion) {
     return "snapshot " + path + " has format version " + std::to_string(version) +
-           "; this build reads version " + std::to_string(kSnapshotVersion);
+           "; this build reads versions " + std::to_string(kSnapshotOldestVersion) + " to " +
+           std::to_string(kSnapshotVersion);
   }
+  // Version 2: value_len bit 31 says an expiry follows the version.
+  std::uint32_t expires_flag = version >= 2 ? kSnapshotExpires : 0;
   if (LoadLe<std::uint32_t>(data + 12) != 0) return corrupt(12, "unknown flags");
   SnapshotHeader h;
   h.bucket_id = LoadLe<std::uint64_t>(data + 16);
@@ -88,11 +93,19 @@ std::string ReadSnapshot(const std::string& path, const char* data, std::size_t 
     if (key_len == 0) break;
     if (size - at < kRecordHeader) return corrupt(at, "truncated record");
     std::uint32_t value_len = LoadLe<std::uint32_t>(data + at + 4);
+    std::size_t extra = (value_len & expires_flag) ? 8 : 0;
+    value_len &= ~expires_flag;
     if (key_len > shm::kMaxKeySize || value_len > shm::kMaxValueSize) {
       return corrupt(at, "record lengths out of range");
     }
-    std::size_t record = kRecordHeader + key_len + value_len;
+    std::size_t record = kRecordHeader + extra + key_len + value_len;
     if (size - at < record) return corrupt(at, "truncated record");
+    if (extra != 0) {
+      std::uint64_t expiry = LoadLe<std::uint64_t>(data + at + kRecordHeader);
+      if (expiry == 0 || expiry > shm::kMaxExpiryUnixMs) {
+        return corrupt(at, "record expiry out of range");
+      }
+    }
     crc = shm::Crc32cExtend(crc, data + at, record);
     at += record;
     ++count;
@@ -110,11 +123,15 @@ std::string ReadSnapshot(const std::string& path, const char* data, std::size_t 
   for (std::size_t p = header_end; p < at;) {
     std::uint32_t key_len = LoadLe<std::uint32_t>(data + p);
     std::uint32_t value_len = LoadLe<std::uint32_t>(data + p + 4);
+    std::size_t extra = (value_len & expires_flag) ? 8 : 0;
+    value_len &= ~expires_flag;
     std::uint64_t v = LoadLe<std::uint64_t>(data + p + 8);
-    std::string_view key(data + p + kRecordHeader, key_len);
-    std::string_view value(data + p + kRecordHeader + key_len, value_len);
-    if (!each(key, value, v)) return "snapshot " + path + ": the bucket refused a record";
-    p += kRecordHeader + key_len + value_len;
+    std::uint64_t expiry = extra != 0 ? LoadLe<std::uint64_t>(data + p + kRecordHeader) : 0;
+    std::size_t fixed = kRecordHeader + extra;
+    std::string_view key(data + p + fixed, key_len);
+    std::string_view value(data + p + fixed + key_len, value_len);
+    if (!each(key, value, v, expiry)) return "snapshot " + path + ": the bucket refused a record";
+    p += fixed + key_len + value_len;
   }
   return {};
 }

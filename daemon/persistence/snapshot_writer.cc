@@ -59,8 +59,10 @@ std::string WriteSnapshotFile(const std::string& dir, SnapshotHeader header,
       return "cannot snapshot " + path + ": the table's record at slot " + std::to_string(i) +
              " is damaged";
     }
-    const char* kv = reinterpret_cast<const char*>(rec + 1);
-    AppendSnapshotRecord(&buf, {kv, k}, {kv + k, v}, rec->version);
+    // An expiring key is written with its expiry even if it has passed: the restore then
+    // replaces any older value of the key, and the restored worker expires it at once.
+    const char* kv = shm::RecordKey(rec);
+    AppendSnapshotRecord(&buf, {kv, k}, {kv + k, v}, rec->version, shm::RecordExpiry(rec));
     ++written;
     if (buf.size() >= kFlushBytes) {
       crc = shm::Crc32cExtend(crc, buf.data() + body_from, buf.size() - body_from);

@@ -124,9 +124,9 @@ def _bytes(b):
 
 
 # Change kinds (kv.h KV_CHANGE_*).
-PUT, DELETE, CLEAR, MISSED, RESYNC = 1, 2, 3, 4, 5
+PUT, DELETE, CLEAR, MISSED, RESYNC, EXPIRED = 1, 2, 3, 4, 5, 6
 Change = collections.namedtuple("Change", "kind sequence key value missed value_omitted")
-Change.__doc__ = "One change to a bucket: kind is kv.PUT/DELETE/CLEAR/MISSED/RESYNC."
+Change.__doc__ = "One change to a bucket: kind is kv.PUT/DELETE/CLEAR/MISSED/RESYNC/EXPIRED."
 
 
 class _Closeable:

@@ -165,9 +165,10 @@ TEST_F(KvctlCliTest, MisuseIsExitTwoWithUsage) {
 }
 
 TEST_F(KvctlCliTest, EverySubcommandHasHelp) {
-  for (const char* cmd : {"create", "drop",  "buckets", "put",    "get",      "del",  "cas",
-                          "incr",   "keys",  "stats",   "status", "restart",  "kill", "dump",
-                          "load",   "shell", "top",     "bench",  "shutdown", "watch"}) {
+  for (const char* cmd :
+       {"create", "drop",  "buckets",  "put",     "get",  "del",    "cas",    "incr",
+        "keys",   "stats", "status",   "restart", "kill", "dump",   "load",   "shell",
+        "top",    "bench", "shutdown", "watch",   "ttl",  "expire", "persist"}) {
     auto r = RunCommand({KvctlPath(), cmd, "--help"});
     EXPECT_EQ(r.exit_code, 0) << cmd;
     EXPECT_NE(r.out.find("Usage: kvctl " + std::string(cmd)), std::string::npos)

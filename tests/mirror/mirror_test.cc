@@ -337,6 +337,26 @@ TEST_F(MirrorTest, UpstreamKilledAndRestartedWithOtherDataConverges) {
   EXPECT_GE(info->upstream_resyncs, 2u);
 }
 
+TEST_F(MirrorTest, ExpiryIsRefusedAndChangesNothing) {
+  using namespace std::chrono_literals;
+  std::shared_ptr<Client> ca;
+  Bucket a = Mirror(a_, &ca);
+  ASSERT_TRUE(a.Put("x", "1").ok());
+  Status s = a.Put("x", "2", 1h);
+  EXPECT_EQ(s.code(), Code::kFailed) << s.ToString();
+  EXPECT_NE(s.message().find("mirror.md"), std::string::npos) << s.ToString();
+  EXPECT_EQ(a.Expire("x", 1h).code(), Code::kFailed);
+  EXPECT_EQ(a.Persist("x").status().code(), Code::kFailed);
+  EXPECT_TRUE(a.PutAsync("y", "3", 1h).ok());  // refused by the worker: reported by Flush
+  EXPECT_EQ(a.Flush().code(), Code::kFailed);
+  EXPECT_TRUE(Holds(a, "x", "1"));
+  EXPECT_TRUE(Lacks(a, "y"));
+  auto ttl = a.Ttl("x");
+  ASSERT_TRUE(ttl.ok());
+  EXPECT_FALSE(ttl->has_value());
+  EXPECT_EQ(Dump(a), UpstreamDump(*conn_, "m:"));
+}
+
 TEST_F(MirrorTest, WorkerRestartResyncs) {
   std::shared_ptr<Client> ca;
   Bucket a = Mirror(a_, &ca);

@@ -5,6 +5,7 @@
 #include <map>
 #include <random>
 
+#include "shm/coarse_clock.h"
 #include "shm/seqlock.h"
 #include "tests/testing/kvd_harness.h"
 
@@ -45,6 +46,55 @@ class BucketTableTest : public ::testing::Test {
   }
   std::vector<std::string> names_;
 };
+
+TEST_F(BucketTableTest, ExpiringRecordsAreAbsentFromTheirTimeOnAndSurviveReopenAndGrowth) {
+  TableWriter w = NewTable();
+  const std::uint64_t future = RealtimeCoarseMillis() + 3'600'000;
+  const std::uint64_t past = RealtimeCoarseMillis() - 1;
+  std::uint64_t version = 0;
+  ASSERT_EQ(w.Put("later", "1", &version, future), WriteResult::kOk);
+  ASSERT_EQ(w.Put("gone", "2", &version, past), WriteResult::kOk);
+  ASSERT_EQ(w.Put("plain", "3", &version), WriteResult::kOk);
+  RecordRef r;
+  ASSERT_EQ(w.view().Find("later", &r), ReadResult::kFound);
+  EXPECT_EQ(r.expires_unix_ms, future);
+  EXPECT_EQ(r.value, "1");
+  EXPECT_EQ(Get(w.view(), "gone"), "NOT_FOUND");
+  ASSERT_EQ(w.view().FindAny("gone", &r), ReadResult::kFound);  // the worker still sees it
+  EXPECT_EQ(r.value, "2");
+  EXPECT_EQ(w.Delete("gone", nullptr), WriteResult::kNotFound);
+  EXPECT_EQ(w.SetExpiry("gone", future, &version), WriteResult::kNotFound);
+  // The active expiry removes it only with the expiry it was queued with.
+  EXPECT_FALSE(w.Expire("gone", past + 1, RealtimeCoarseMillis()));
+  EXPECT_FALSE(w.Expire("later", future, RealtimeCoarseMillis()));  // not due
+  EXPECT_TRUE(w.Expire("gone", past, RealtimeCoarseMillis()));
+  EXPECT_EQ(w.view().FindAny("gone", &r), ReadResult::kNotFound);
+  EXPECT_EQ(w.view().Stats().key_count, 2u);
+  // A damaged expiry is caught by the record check.
+  ASSERT_EQ(w.view().Find("later", &r), ReadResult::kFound);
+  auto* expiry = const_cast<char*>(r.key.data()) - 8;
+  expiry[0] ^= 1;
+  EXPECT_EQ(w.view().Find("later", &r), ReadResult::kCorrupt);
+  expiry[0] ^= 1;
+  // Persist (expiry 0) rewrites the record without the flag; stats follow the record sizes.
+  ASSERT_EQ(w.SetExpiry("later", 0, &version), WriteResult::kOk);
+  ASSERT_EQ(w.view().Find("later", &r), ReadResult::kFound);
+  EXPECT_EQ(r.expires_unix_ms, 0u);
+  ASSERT_EQ(w.SetExpiry("plain", future, &version), WriteResult::kOk);
+  EXPECT_EQ(w.view().Stats().live_bytes, RecordSize(5, 1) + RecordSize(5, 1, true));
+  // Growth copies the records with their expiry; reopening (a worker restart) verifies them.
+  ShmError e;
+  TableWriter next = w.BuildNext(Name(), 0, false, 0, &e);
+  ASSERT_TRUE(next.valid()) << e.message;
+  next.Publish();
+  ASSERT_EQ(next.view().Find("plain", &r), ReadResult::kFound);
+  EXPECT_EQ(r.expires_unix_ms, future);
+  std::string repairs;
+  TableWriter reopened = TableWriter::Open(next.name(), &e, &repairs);
+  ASSERT_TRUE(reopened.valid()) << e.message;
+  EXPECT_EQ(repairs, "");
+  EXPECT_EQ(reopened.view().Stats().live_bytes, RecordSize(5, 1) + RecordSize(5, 1, true));
+}
 
 TEST_F(BucketTableTest, PutGetDeleteWithBinaryKeysAndValues) {
   TableWriter w = NewTable();

@@ -31,6 +31,32 @@ TEST(MessageTest, RoundTripsBinaryKeyAndValue) {
   EXPECT_EQ(r.value, value);
 }
 
+TEST(MessageTest, ExpiryTimesAreCheckedPerOp) {
+  Request r;
+  const std::int64_t latest = static_cast<std::int64_t>(kMaxExpiryUnixMs);
+  auto ok = [&](Op op, std::string_view value, std::int64_t arg) {
+    auto frame = Encode(op, "k", value, arg);
+    return DecodeRequest(frame.data(), frame.size(), &r);
+  };
+  EXPECT_EQ(ok(Op::kPut, "v", 0), WireStatus::kOk);  // no expiry
+  EXPECT_EQ(ok(Op::kPut, "v", 1'900'000'000'000), WireStatus::kOk);
+  EXPECT_EQ(ok(Op::kPut, "v", latest), WireStatus::kOk);
+  EXPECT_EQ(ok(Op::kPut, "v", latest + 1), WireStatus::kMalformed);
+  EXPECT_EQ(ok(Op::kPut, "v", -1), WireStatus::kMalformed);
+  EXPECT_EQ(ok(Op::kExpire, "", 1), WireStatus::kOk);
+  EXPECT_EQ(ok(Op::kExpire, "", 0), WireStatus::kMalformed);  // expire needs a time
+  EXPECT_EQ(ok(Op::kExpire, "", -5), WireStatus::kMalformed);
+  EXPECT_EQ(ok(Op::kExpire, "", latest + 1), WireStatus::kMalformed);
+  EXPECT_EQ(ok(Op::kExpire, "v", 1), WireStatus::kMalformed);  // no value
+  EXPECT_EQ(ok(Op::kPersist, "", 0), WireStatus::kOk);
+  EXPECT_EQ(ok(Op::kPersist, "", 1), WireStatus::kMalformed);
+  auto frame = Encode(Op::kPersist, "", "");
+  EXPECT_EQ(DecodeRequest(frame.data(), frame.size(), &r), WireStatus::kMalformed);  // no key
+  frame = Encode(Op::kPersist, "k", "");
+  Header(frame)->op = 9;  // reserved (batches), unknown here
+  EXPECT_EQ(DecodeRequest(frame.data(), frame.size(), &r), WireStatus::kUnknownOp);
+}
+
 TEST(MessageTest, EachBadFieldGetsItsOwnError) {
   Request r;
   auto frame = Encode(Op::kPut, "k", "v");
@@ -66,7 +92,7 @@ TEST(MessageTest, EachBadFieldGetsItsOwnError) {
   frame = Encode(Op::kClear, "k", "");  // clear takes no key
   EXPECT_EQ(DecodeRequest(frame.data(), frame.size(), &r), WireStatus::kMalformed);
 
-  frame = Encode(Op::kPut, "k", "v", 5);  // arg only for cas/incr
+  frame = Encode(Op::kDelete, "k", "", 5);  // arg only for put/cas/incr/expire
   EXPECT_EQ(DecodeRequest(frame.data(), frame.size(), &r), WireStatus::kMalformed);
 
   std::string big_key(kMaxKeySize + 1, 'k');

@@ -91,7 +91,8 @@ std::vector<BadFrame> BadFrames() {
       {"version 255", put_with([](auto* h) { h->version = 255; }), WireStatus::kBadVersion},
       // op
       {"op 0", put_with([](auto* h) { h->op = 0; }), WireStatus::kUnknownOp},
-      {"op 7", put_with([](auto* h) { h->op = shm::kMaxOp + 1; }), WireStatus::kUnknownOp},
+      {"op past kMaxOp", put_with([](auto* h) { h->op = shm::kMaxOp + 1; }),
+       WireStatus::kUnknownOp},
       {"op 255", put_with([](auto* h) { h->op = 255; }), WireStatus::kUnknownOp},
       // flags (unknown bits: answered even though a no-reply bit may look set)
       {"flag 4", put_with([](auto* h) { h->flags = 4; }), WireStatus::kMalformed},
@@ -118,7 +119,14 @@ std::vector<BadFrame> BadFrames() {
       {"key on flush", [] { return Frame(Op::kFlush, 7, "k", ""); }, WireStatus::kMalformed},
       {"value on delete", [] { return Frame(Op::kDelete, 7, "k", "v"); }, WireStatus::kMalformed},
       {"value on incr", [] { return Frame(Op::kIncr, 7, "n", "5", 1); }, WireStatus::kMalformed},
-      {"arg on put", [] { return Frame(Op::kPut, 7, "k", "v", 3); }, WireStatus::kMalformed},
+      {"arg on delete", [] { return Frame(Op::kDelete, 7, "k", "", 3); }, WireStatus::kMalformed},
+      {"negative expiry on put", [] { return Frame(Op::kPut, 7, "k", "v", -3); },
+       WireStatus::kMalformed},
+      {"expire without a time", [] { return Frame(Op::kExpire, 7, "k", "", 0); },
+       WireStatus::kMalformed},
+      {"expiry past the year 4199",
+       [] { return Frame(Op::kExpire, 7, "k", "", std::int64_t{1} << 47); },
+       WireStatus::kMalformed},
       {"arg on delete", [] { return Frame(Op::kDelete, 7, "k", "", 3); }, WireStatus::kMalformed},
       // oversize
       {"key of 1025 bytes", [huge_key] { return Frame(Op::kPut, 7, huge_key, "v"); },

@@ -57,6 +57,8 @@ namespace kv {
 inline constexpr std::size_t kMaxKeySize = 1024;
 inline constexpr std::size_t kMaxValueSize = 16u << 20;  // 16 MiB (shm::kMaxValueSize)
 inline constexpr std::size_t kMaxBucketNameSize = 64;
+// The longest TTL (Bucket::Put with a ttl, Expire): 1000 years.
+inline constexpr std::chrono::milliseconds kMaxTtl{1000LL * 365 * 24 * 3600 * 1000};
 
 // The version of the libkvclient loaded at run time, "MAJOR.MINOR.PATCH" (as kv_version()).
 // KV_VERSION_STRING (kv/version.h) is the version of the headers a program was compiled with.
@@ -198,11 +200,12 @@ struct BucketStats {
 // One change to a bucket, as its worker applied it (see Bucket::Subscribe).
 struct Change {
   enum class Kind {
-    kPut,     // key was set to value (put, cas, incr)
-    kDelete,  // key was deleted
-    kClear,   // every key was removed
-    kMissed,  // `missed` changes starting at `sequence` are gone: this subscriber fell behind
-    kResync,  // the worker restarted after a crash: changes just before this may be missing
+    kPut,      // key was set to value (put, cas, incr)
+    kDelete,   // key was deleted
+    kClear,    // every key was removed
+    kMissed,   // `missed` changes starting at `sequence` are gone: this subscriber fell behind
+    kResync,   // the worker restarted after a crash: changes just before this may be missing
+    kExpired,  // key reached its expiry time and the worker removed it
   };
   Kind kind = Kind::kPut;
   std::uint64_t sequence = 0;  // increases by one per change, across worker restarts
@@ -224,6 +227,16 @@ class Subscription {
   // bucket was dropped; kCorrupt if the feed fails validation; kInvalidArgument for a negative
   // timeout.
   Status Next(Change* change, std::chrono::milliseconds timeout);
+  // Next without waiting: kTimeout at once if no change waits. For event loops, with fd().
+  Status TryNext(Change* change);
+  // A file descriptor for poll/epoll/select/asyncio: readable (POLLIN) while a change waits.
+  // Level-triggered in effect: it stays readable until TryNext (or Next) finds no change, so
+  // the loop is: wait for the fd, then call TryNext until kTimeout. Owned by the subscription
+  // (closed when the last copy is destroyed; never close it yourself). The first call starts
+  // one helper thread that sleeps on the feed's futex and signals the fd (an eventfd); a
+  // subscription whose fd() is never asked for has no thread. -1 if it cannot be created
+  // (errno: EMFILE...). Readable also when the bucket is dropped (TryNext: kBucketNotFound).
+  int fd() const;
   // The sequence the next delivered change will have (or the first missed one).
   std::uint64_t position() const;
 
@@ -291,11 +304,35 @@ class Bucket {
   // Removes every key. Errors as Put.
   Status Clear();
 
+  // --- Expiry (TTL), as Redis's SET EX / EXPIRE / PERSIST / TTL. ---
+  // A key with an expiry is absent for every reader, in every process, from its expiry time on
+  // (wall clock, CLOCK_REALTIME, millisecond resolution, checked on each read), and its worker
+  // removes it shortly after (a kExpired change in the feed). Expiry times survive worker
+  // restarts and, with persistence, reboots. A plain Put removes a key's expiry; CompareAndSet
+  // and Increment keep it.
+  // A TTL must be 1 ms .. kMaxTtl (kInvalidArgument otherwise: zero, negative, or too large).
+
+  // Put with an expiry `ttl` from now. Errors as Put, plus kInvalidArgument for a bad ttl and
+  // kFailed for a bucket that mirrors Redis (docs/mirror.md: mirrors have no TTLs).
+  Status Put(std::string_view key, std::string_view value, std::chrono::milliseconds ttl,
+             std::uint64_t* version = nullptr);
+  // Sets the key's expiry to `ttl` from now (a new version). kNotFound if the key is absent.
+  // Other errors as Put with a ttl.
+  Status Expire(std::string_view key, std::chrono::milliseconds ttl);
+  // Removes the key's expiry: true if it had one (a new version), false if it had none.
+  // kNotFound if the key is absent. Other errors as Put.
+  Result<bool> Persist(std::string_view key);
+  // Read from shared memory (no message): the time the key has left, or std::nullopt if it does
+  // not expire. kNotFound if absent (or expired). Other errors as Get.
+  Result<std::optional<std::chrono::milliseconds>> Ttl(std::string_view key);
+
   // Async writes (Agent.cast): queued for the worker, returning at once (or kTimeout if the queue
   // stays full). Flush() returns once everything this handle's client sent before it is applied
   // and visible; it reports kFailed if any async write failed since the previous Flush().
   // Argument errors (kInvalidArgument, kTooLarge) are returned by PutAsync/DeleteAsync at once.
   Status PutAsync(std::string_view key, std::string_view value);
+  // PutAsync with an expiry `ttl` from now (a bad ttl is kInvalidArgument at once).
+  Status PutAsync(std::string_view key, std::string_view value, std::chrono::milliseconds ttl);
   Status DeleteAsync(std::string_view key);
   Status Flush();
 
@@ -317,7 +354,8 @@ class Bucket {
   Bucket(std::shared_ptr<Shared> shared, std::shared_ptr<const View> view);
   Status Refresh();
   // Finds `key`, following generation moves; *value views this handle's mapping.
-  Status Locate(std::string_view key, std::string_view* value, std::uint64_t* version);
+  Status Locate(std::string_view key, std::string_view* value, std::uint64_t* version,
+                std::uint64_t* expiry = nullptr);
 
   std::shared_ptr<Shared> shared_;
   std::shared_ptr<const View> view_;  // this handle's mapping of the current generation

@@ -92,11 +92,12 @@ typedef struct kv_stat {
 } kv_stat;
 
 /* Kinds of kv_change (kv_subscription_next), as kv::Change::Kind. */
-#define KV_CHANGE_PUT 1    /* key was set to value (put, cas and incr: the value stored) */
-#define KV_CHANGE_DELETE 2 /* key was deleted */
-#define KV_CHANGE_CLEAR 3  /* every key was removed (no key) */
-#define KV_CHANGE_MISSED 4 /* `missed` changes starting at `sequence` are gone: fell behind */
-#define KV_CHANGE_RESYNC 5 /* the worker restarted after a crash: resynchronise (e.g. kv_scan) */
+#define KV_CHANGE_PUT 1     /* key was set to value (put, cas and incr: the value stored) */
+#define KV_CHANGE_DELETE 2  /* key was deleted */
+#define KV_CHANGE_CLEAR 3   /* every key was removed (no key) */
+#define KV_CHANGE_MISSED 4  /* `missed` changes starting at `sequence` are gone: fell behind */
+#define KV_CHANGE_RESYNC 5  /* the worker restarted after a crash: resynchronise (e.g. kv_scan) */
+#define KV_CHANGE_EXPIRED 6 /* key reached its expiry time and was removed (no value) */
 
 /* One change to a bucket (kv_subscription_next). key/value point into the same allocation as
  * the struct, each followed by a '\0' not counted in its length; free it with kv_change_free. */
@@ -235,12 +236,38 @@ int kv_incr(kv_bucket* bucket, const void* key, size_t key_len, int64_t delta, i
 /* Removes every key of the bucket. Errors as kv_put. */
 int kv_clear(kv_bucket* bucket);
 
+/* ---- Expiry (TTL), as Redis's SET EX / EXPIRE / PERSIST / TTL (see kv::Bucket::Expire) ----
+ * A key past its expiry time is absent for every reader in every process; the worker removes it
+ * shortly after (KV_CHANGE_EXPIRED in the feed). Times survive worker restarts and reboots (with
+ * persistence). kv_put removes a key's expiry; kv_cas and kv_incr keep it. ttl_ms must be
+ * 1 .. 1000 years in milliseconds (31536000000000): KV_INVALID otherwise. A bucket that mirrors
+ * Redis refuses expiry with KV_FAILED (docs/mirror.md). */
+
+/* kv_put with an expiry ttl_ms from now. Errors as kv_put, KV_INVALID for a bad ttl_ms. */
+int kv_put_ttl(kv_bucket* bucket, const void* key, size_t key_len, const void* value,
+               size_t value_len, int64_t ttl_ms);
+
+/* Sets the key's expiry to ttl_ms from now. KV_NOTFOUND if the key is absent. Errors as
+ * kv_put_ttl. */
+int kv_expire(kv_bucket* bucket, const void* key, size_t key_len, int64_t ttl_ms);
+
+/* Removes the key's expiry; *removed (if non-NULL) is 1 if it had one, 0 if not. KV_NOTFOUND if
+ * the key is absent. Other errors as kv_put. */
+int kv_persist(kv_bucket* bucket, const void* key, size_t key_len, int* removed);
+
+/* Read from shared memory: *ttl_ms receives the milliseconds the key has left, or -1 if it does
+ * not expire. KV_NOTFOUND if absent (or expired). Other errors as kv_get. */
+int kv_ttl(kv_bucket* bucket, const void* key, size_t key_len, int64_t* ttl_ms);
+
 /* Async writes: queued for the worker, returning at once (KV_TIMEOUT if the queue stays full).
  * Argument errors (KV_INVALID, KV_TOO_LARGE) are reported at once; failures while applying are
  * reported by the next kv_flush. */
 int kv_put_async(kv_bucket* bucket, const void* key, size_t key_len, const void* value,
                  size_t value_len);
 int kv_del_async(kv_bucket* bucket, const void* key, size_t key_len);
+/* kv_put_async with an expiry ttl_ms from now (a bad ttl_ms is KV_INVALID at once). */
+int kv_put_ttl_async(kv_bucket* bucket, const void* key, size_t key_len, const void* value,
+                     size_t value_len, int64_t ttl_ms);
 
 /* Returns once every write sent before on this bucket's write channel (by this handle and its
  * kv_bucket_dup copies) is applied and visible. KV_FAILED if any async write failed since the
@@ -263,6 +290,17 @@ int kv_subscribe(kv_bucket* bucket, uint64_t from_sequence, kv_subscription** su
  * KV_INVALID (NULL argument, negative timeout). A kv_subscription may be used by many threads at
  * once: each change goes to one of them. */
 int kv_subscription_next(kv_subscription* sub, int timeout_ms, kv_change** change);
+
+/* kv_subscription_next without waiting: KV_TIMEOUT at once if no change waits. */
+int kv_subscription_try_next(kv_subscription* sub, kv_change** change);
+
+/* A file descriptor for poll/epoll/select: readable while a change waits (and after a drop). It
+ * stays readable until kv_subscription_try_next (or _next) finds no change: wait for it, then
+ * call kv_subscription_try_next until KV_TIMEOUT. Owned by the subscription: never close it;
+ * it is closed by kv_subscription_close. The first call starts one helper thread per
+ * subscription (sleeping on the feed's futex). Returns the fd (>= 0), or KV_INVALID (NULL sub)
+ * or KV_FAILED (no eventfd or thread could be created). */
+int kv_subscription_fd(kv_subscription* sub);
 
 /* The sequence the next change delivered will have; 0 if sub is NULL. */
 uint64_t kv_subscription_position(kv_subscription* sub);
