@@ -496,10 +496,10 @@ Status WriteChannel::Call(shm::Op op, std::string_view key, std::string_view val
 namespace kv {
 
 Status WriteChannel::Cast(shm::Op op, std::string_view key, std::string_view value,
-                          std::chrono::milliseconds timeout) {
+                          std::chrono::milliseconds timeout, std::int64_t arg) {
   Deadline deadline(timeout);
   if (Status s = EnsureConnected(deadline); !s.ok()) return s;
-  Status s = Send(op, shm::kFlagNoReply, key, value, 0, deadline);
+  Status s = Send(op, shm::kFlagNoReply, key, value, arg, deadline);
   if (s.ok()) ++next_request_id_;
   return s;
 }

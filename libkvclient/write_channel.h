@@ -55,7 +55,7 @@ class WriteChannel {
   // Queues one request without waiting for it to be applied (the worker sends no reply; it
   // counts failures in the channel header). Waits only while the request ring is full.
   Status Cast(shm::Op op, std::string_view key, std::string_view value,
-              std::chrono::milliseconds timeout);
+              std::chrono::milliseconds timeout, std::int64_t arg = 0);
   // Async writes that failed since the previous call (and the last failure's status).
   std::uint64_t TakeAsyncFailures(shm::WireStatus* last);
 

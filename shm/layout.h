@@ -21,14 +21,17 @@ inline constexpr std::uint64_t kTableMagic = 0x31454c4241544b56ULL;
 inline constexpr std::uint64_t kChannelMagic = 0x314c4e4148434b56ULL;
 
 // 2: record checks are CRC-32C (were XXH3-64). 3: the anchor carries the worker's pulse and wait
-// policy.
-inline constexpr std::uint32_t kFormatVersion = 4;
+// policy. 5: batches and snapshots: the slot-history object NS.b<id>.hist (shm/slot_history.h).
+inline constexpr std::uint32_t kFormatVersion = 5;
 
 // Limits (documented in docs/shm_format.md and kv/client.h).
 inline constexpr std::size_t kMaxKeySize = 1024;
 inline constexpr std::size_t kMaxValueSize = 16u << 20;  // 16 MiB
 inline constexpr std::size_t kMaxBucketNameSize = 64;
 inline constexpr std::size_t kMaxNamespaceSize = 32;
+// Operations in one batch (shm/batch.h): far below the slot history's window (slot_history.h),
+// which must hold every entry of a batch being applied.
+inline constexpr std::size_t kMaxBatchOps = 4096;
 
 // Every atomic that a read-only client loads must be a plain load: at most 8 bytes and lock-free.
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);

@@ -34,6 +34,8 @@ const char* WireStatusName(WireStatus s) {
       return "PERSISTENCE";
     case WireStatus::kUnavailable:
       return "UNAVAILABLE";
+    case WireStatus::kNotSupported:
+      return "NOT_SUPPORTED";
   }
   return "UNKNOWN_STATUS";
 }
@@ -58,9 +60,10 @@ WireStatus DecodeRequest(const char* frame, std::size_t size, Request* out) {
   if (h.version != kProtocolVersion) return WireStatus::kBadVersion;
   if (h.op == 0 || h.op > kMaxOp) return WireStatus::kUnknownOp;
   if (h.reserved != 0) return WireStatus::kMalformed;
+  if (h.op == 7 || h.op == 8) return WireStatus::kUnknownOp;  // reserved (not spoken here)
   Op op = static_cast<Op>(h.op);
-  bool keyed = op != Op::kClear && op != Op::kFlush;
-  bool valued = op == Op::kPut || op == Op::kCas;
+  bool keyed = op != Op::kClear && op != Op::kFlush && op != Op::kBatch;
+  bool valued = op == Op::kPut || op == Op::kCas || op == Op::kBatch;
   bool staged = (h.flags & kFlagStagedValue) != 0;
   std::uint64_t body = size - sizeof(RequestHeader);
   std::uint64_t in_frame = std::uint64_t{h.key_len} + (staged ? 0 : h.value_len);
@@ -70,7 +73,13 @@ WireStatus DecodeRequest(const char* frame, std::size_t size, Request* out) {
   if (in_frame != body) return WireStatus::kMalformed;
   if (keyed != (h.key_len != 0)) return WireStatus::kMalformed;  // keyed ops need a non-empty key
   if (!valued && (h.value_len != 0 || staged)) return WireStatus::kMalformed;
-  if (op != Op::kCas && op != Op::kIncr && h.arg != 0) return WireStatus::kMalformed;
+  if (op != Op::kCas && op != Op::kIncr && op != Op::kBatch && h.arg != 0) {
+    return WireStatus::kMalformed;
+  }
+  // A batch's operation count; its body is checked by DecodeBatch (shm/batch.h).
+  if (op == Op::kBatch && (h.arg < 1 || h.arg > static_cast<std::int64_t>(kMaxBatchOps))) {
+    return h.arg > 0 ? WireStatus::kTooLarge : WireStatus::kMalformed;
+  }
   out->key = std::string_view(frame + sizeof h, h.key_len);
   if (!staged) out->value = std::string_view(frame + sizeof h + h.key_len, h.value_len);
   return WireStatus::kOk;

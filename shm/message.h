@@ -19,8 +19,13 @@ enum class Op : std::uint8_t {
   kIncr = 4,    // key, arg = signed delta; reply number = new value
   kClear = 5,   // no key
   kFlush = 6,   // no key; replies once everything sent before it is applied
+  // 7 and 8 are reserved (kExpire, kPersist: TTLs).
+  // No key; the value is a batch body (shm/batch.h), arg = its operation count. Applied
+  // all-or-nothing; reply number = the bucket's version counter after the batch (operation i
+  // of n got version number - n + 1 + i); VERSION_MISMATCH's number is the failing index.
+  kBatch = 9,
 };
-inline constexpr std::uint8_t kMaxOp = 6;
+inline constexpr std::uint8_t kMaxOp = 9;
 
 // Request flags.
 // Async (Agent.cast): the worker sends no reply; failures are counted in the channel header.
@@ -59,6 +64,8 @@ enum class WireStatus : std::uint8_t {
   // A mirrored bucket's upstream is unreachable, or refused the write (docs/mirror.md): nothing
   // was applied.
   kUnavailable = 12,
+  // The bucket cannot do this operation (a batch on a bucket that mirrors an upstream).
+  kNotSupported = 13,
 };
 const char* WireStatusName(WireStatus s);
 
