@@ -127,8 +127,8 @@ std::optional<BucketStore> BucketStore::Open(const std::string& ns, std::uint64_
       [&](std::uint64_t index, std::uint64_t word) { store.table_.RestoreSlot(index, word); });
   if (rolled != 0) {
     spdlog::warn("bucket {}: completed {} slot changes of an interrupted write", bucket_id, rolled);
-    store.table_ = shm::TableWriter::Open(
-        shm::GenerationObjectName(ns, bucket_id, generation_now), &e, nullptr);
+    store.table_ = shm::TableWriter::Open(shm::GenerationObjectName(ns, bucket_id, generation_now),
+                                          &e, nullptr);
     if (!store.table_.valid()) {
       *error = "CORRUPT: " + e.message;
       return std::nullopt;
@@ -158,6 +158,15 @@ std::optional<BucketStore> BucketStore::Open(const std::string& ns, std::uint64_
   if (unclean) {  // F4: the previous worker may have applied writes it never appended
     store.feed_.Append(shm::FeedOp::kResync, {}, {});
     store.feed_.Publish();
+  }
+  if (history_reset && generation != 0) {
+    // A new history for an existing table: a snapshot still mapping the old one would see no
+    // later change of its generation. Replacing the generation freezes it (same contents).
+    if (store.NextGeneration(0, false) != shm::WireStatus::kOk) {
+      *error = "cannot replace generation " + std::to_string(generation) +
+               " after recreating the slot history";
+      return std::nullopt;
+    }
   }
   store.anchor_->state.store(shm::kAnchorLive, std::memory_order_release);
   store.anchor_->worker_start_ticks.store(ProcessStartTicks(::getpid()), std::memory_order_relaxed);
@@ -285,8 +294,8 @@ void BucketStore::RecordChange(const shm::Request& request, shm::WireStatus stat
 
 shm::WireStatus BucketStore::Batch(const shm::Request& request, std::int64_t* number) {
   std::size_t bad = 0;
-  shm::WireStatus s = shm::DecodeBatch(request.value, static_cast<std::uint64_t>(request.header.arg),
-                                       &batch_, &bad);
+  shm::WireStatus s = shm::DecodeBatch(
+      request.value, static_cast<std::uint64_t>(request.header.arg), &batch_, &bad);
   if (s != shm::WireStatus::kOk) {
     *number = static_cast<std::int64_t>(bad);
     batch_.clear();

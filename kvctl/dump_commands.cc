@@ -70,13 +70,11 @@ int Dump(Context& ctx, const std::string& bucket, const std::string& file) {
     std::cout << "dumped " << writer.count() << " keys of bucket " << bucket << " to " << file
               << " (" << HumanBytes(writer.bytes()) << ")\n";
   }
-  return Done(
-      ctx,
-      {{"bucket", bucket},
-       {"file", file},
-       {"keys", writer.count()},
-       {"bytes", writer.bytes()},
-       {"sequence", sequence}});
+  return Done(ctx, {{"bucket", bucket},
+                    {"file", file},
+                    {"keys", writer.count()},
+                    {"bytes", writer.bytes()},
+                    {"sequence", sequence}});
 }
 
 int Load(Context& ctx, const std::string& bucket, const std::string& file, bool clear) {

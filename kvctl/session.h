@@ -89,7 +89,7 @@ class Session {
   LineWriter writer_;
   SessionEnd end_ = SessionEnd::kInputClosed;
   const char* eol_ = "\n";  // the last line's terminator, for the session's own errors
-  TextProtocol protocol_;  // MULTI state
+  TextProtocol protocol_;   // MULTI state
 };
 
 }  // namespace kv::ctl

@@ -96,8 +96,9 @@ std::vector<std::string> TextProtocol::Run(Client& client, std::string_view line
   }
   std::string key(t[2]);
   if (std::find(keys_.begin(), keys_.end(), key) != keys_.end()) {
-    return {"ERROR INVALID: this key is already queued in the MULTI block (each key once); "
-            "not queued"};
+    return {
+        "ERROR INVALID: this key is already queued in the MULTI block (each key once); "
+        "not queued"};
   }
   if (keys_.size() >= kMaxBatchOps) {
     return {"ERROR TOO_LARGE: a MULTI block holds at most " + std::to_string(kMaxBatchOps) +

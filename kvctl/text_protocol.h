@@ -41,7 +41,7 @@ class TextProtocol {
 
  private:
   bool in_multi_ = false;
-  std::string bucket_;  // the block's bucket (empty until its first write)
+  std::string bucket_;             // the block's bucket (empty until its first write)
   std::vector<std::string> keys_;  // queued keys (each once)
   WriteBatch batch_;
 };

@@ -470,31 +470,24 @@ int kv_batch_create(kv_batch** batch) try {
 }
 KV_CATCH_ALL
 
-// The batch's argument error if this operation caused it (as WriteBatch keeps the first).
-static int BatchAdded(kv_batch* batch, std::size_t count_before) {
-  if (!batch->batch.error().ok() && batch->batch.Count() == count_before) {
-    return Report(batch->batch.error());
-  }
-  return Report(kv::Status());
-}
+// The batch's argument error (WriteBatch keeps the first: every later add reports it too).
+static int BatchAdded(kv_batch* batch) { return Report(batch->batch.error()); }
 
 int kv_batch_put(kv_batch* batch, const void* key, size_t key_len, const void* value,
                  size_t value_len) try {
   if (batch == nullptr) return Null("batch");
   if (BadBytes(key, key_len)) return Null("key");
   if (BadBytes(value, value_len)) return Null("value");
-  std::size_t before = batch->batch.Count();
   batch->batch.Put(Bytes(key, key_len), Bytes(value, value_len));
-  return BatchAdded(batch, before);
+  return BatchAdded(batch);
 }
 KV_CATCH_ALL
 
 int kv_batch_del(kv_batch* batch, const void* key, size_t key_len) try {
   if (batch == nullptr) return Null("batch");
   if (BadBytes(key, key_len)) return Null("key");
-  std::size_t before = batch->batch.Count();
   batch->batch.Delete(Bytes(key, key_len));
-  return BatchAdded(batch, before);
+  return BatchAdded(batch);
 }
 KV_CATCH_ALL
 
@@ -503,9 +496,8 @@ int kv_batch_cas(kv_batch* batch, const void* key, size_t key_len, uint64_t expe
   if (batch == nullptr) return Null("batch");
   if (BadBytes(key, key_len)) return Null("key");
   if (BadBytes(value, value_len)) return Null("value");
-  std::size_t before = batch->batch.Count();
   batch->batch.Cas(Bytes(key, key_len), expected_version, Bytes(value, value_len));
-  return BatchAdded(batch, before);
+  return BatchAdded(batch);
 }
 KV_CATCH_ALL
 
@@ -563,10 +555,10 @@ int kv_snapshot_scan(kv_snapshot* snap, const void* prefix, size_t prefix_len,
   if (snap == nullptr) return Null("snap");
   if (fn == nullptr) return Null("fn");
   if (BadBytes(prefix, prefix_len)) return Null("prefix");
-  return Report(snap->snapshot.Scan(Bytes(prefix, prefix_len),
-                                    [&](std::string_view k, std::string_view v) {
-                                      return fn(ctx, k.data(), k.size(), v.data(), v.size()) == 0;
-                                    }));
+  return Report(
+      snap->snapshot.Scan(Bytes(prefix, prefix_len), [&](std::string_view k, std::string_view v) {
+        return fn(ctx, k.data(), k.size(), v.data(), v.size()) == 0;
+      }));
 }
 KV_CATCH_ALL
 

@@ -1,8 +1,6 @@
 // kv::WriteBatch and Bucket::Write: a batch is encoded on the client as the wire body of one
 // Op::kBatch request (shm/batch.h) and applied by the worker all-or-nothing
 // (shm::TableWriter::ApplyBatch). Argument errors are found here, before anything is sent.
-#include <algorithm>
-
 #include "client_impl.h"
 #include "shm/batch.h"
 
@@ -28,20 +26,17 @@ void WriteBatch::Add(int op, std::string_view key, std::string_view value, std::
     return;
   }
   if (count_ >= kMaxBatchOps) {
-    error_ = Status(Code::kTooLarge, "batch has more than " + std::to_string(kMaxBatchOps) +
-                                         " operations");
+    error_ = Status(Code::kTooLarge,
+                    "batch has more than " + std::to_string(kMaxBatchOps) + " operations");
     return;
   }
-  std::string k(key);
-  auto at = std::lower_bound(keys_.begin(), keys_.end(), k);
-  if (at != keys_.end() && *at == k) {
+  if (!keys_.emplace(key).second) {
     error_ = Status(Code::kInvalidArgument,
                     "batch operation " + std::to_string(count_) + " names a key of " +
                         std::to_string(key.size()) +
                         " bytes already in the batch (each key at most once per batch)");
     return;
   }
-  keys_.insert(at, std::move(k));
   shm::AppendBatchEntry(&body_, static_cast<shm::Op>(op), key, value,
                         static_cast<std::int64_t>(arg));
   ++count_;
@@ -60,8 +55,7 @@ void WriteBatch::Delete(std::string_view key) {
   Add(static_cast<int>(shm::Op::kDelete), key, {}, 0);
 }
 
-void WriteBatch::Cas(std::string_view key, std::uint64_t expected_version,
-                     std::string_view value) {
+void WriteBatch::Cas(std::string_view key, std::uint64_t expected_version, std::string_view value) {
   Add(static_cast<int>(shm::Op::kCas), key, value, expected_version);
 }
 
@@ -94,9 +88,9 @@ Status Bucket::Write(const WriteBatch& batch, std::uint64_t* version, std::size_
       return Status();
     case shm::WireStatus::kVersionMismatch:
       if (failed_index != nullptr) *failed_index = static_cast<std::size_t>(reply.number);
-      return Status(Code::kVersionMismatch,
-                    "batch operation " + std::to_string(reply.number) + " (cas) in bucket '" +
-                        shared_->name + "': version changed; nothing was applied");
+      return Status(Code::kVersionMismatch, "batch operation " + std::to_string(reply.number) +
+                                                " (cas) in bucket '" + shared_->name +
+                                                "': version changed; nothing was applied");
     case shm::WireStatus::kNotSupported:
       return Status(Code::kFailed, "bucket '" + shared_->name +
                                        "' mirrors an upstream: batches are not supported there "

@@ -820,7 +820,7 @@ WriteResult TableWriter::ApplyBatch(const std::vector<BatchOp>& ops, std::size_t
       --d_keys;
       ++d_tombstones;
     } else {
-      new_word = Append(hash, op.key, op.value, last);  // room reserved above: never 0
+      new_word = Append(hash, op.key, op.value, last);      // room reserved above: never 0
       if (new_word == 0) return WriteResult::kNeedsGrowth;  // nothing is published yet
       if (!found) {
         ++d_keys;
@@ -853,13 +853,15 @@ WriteResult TableWriter::ApplyBatch(const std::vector<BatchOp>& ops, std::size_t
   }
   CrashHook("batch-slots-stored");
   history_->Commit();
-  h->key_count.store(h->key_count.load(std::memory_order_relaxed) + static_cast<std::uint64_t>(d_keys),
-                     std::memory_order_relaxed);
-  h->tombstones.store(h->tombstones.load(std::memory_order_relaxed) +
-                          static_cast<std::uint64_t>(d_tombstones),
-                      std::memory_order_relaxed);
-  h->live_bytes.store(h->live_bytes.load(std::memory_order_relaxed) + static_cast<std::uint64_t>(d_live),
-                      std::memory_order_relaxed);
+  h->key_count.store(
+      h->key_count.load(std::memory_order_relaxed) + static_cast<std::uint64_t>(d_keys),
+      std::memory_order_relaxed);
+  h->tombstones.store(
+      h->tombstones.load(std::memory_order_relaxed) + static_cast<std::uint64_t>(d_tombstones),
+      std::memory_order_relaxed);
+  h->live_bytes.store(
+      h->live_bytes.load(std::memory_order_relaxed) + static_cast<std::uint64_t>(d_live),
+      std::memory_order_relaxed);
   Add(h->writes_applied, 1);
   WriteEnd(h->stats_seq);
   return WriteResult::kOk;

@@ -184,8 +184,8 @@ std::string ChannelDedup::Recover(TableWriter& table, std::uint64_t history_comm
     in.generation = 0;
   } else if (IsOp(in.op, Op::kBatch)) {  // kSwung: record_offset is its last history sequence
     applied = in.generation == generation && history_commit >= in.record_offset;
-    number = static_cast<std::int64_t>(
-        current.header()->last_version.load(std::memory_order_relaxed));
+    number =
+        static_cast<std::int64_t>(current.header()->last_version.load(std::memory_order_relaxed));
   } else if (in.generation == generation) {  // kSwung
     RecordRef record;
     RecordRef now;

@@ -21,9 +21,10 @@
 //   on since Begin): the request is not applied; kSwung: applied iff the key's slot points at the
 //   recorded record (put, cas, incr) or no longer points at it (delete), the outcome is rebuilt
 //   from the record; a batch (Op::kBatch) is applied iff the slot history committed the last
-//   change the swing hook recorded for it; kDone: the copy into the entry is redone. The table's writes_applied
-//   statistic, which a crash between a slot store and its update can leave one behind, is set
-//   to what Begin saw plus the write if it was applied: it counts every write exactly once.
+//   change the swing hook recorded for it; kDone: the copy into the entry is redone. The table's
+//   writes_applied statistic, which a crash between a slot store and its update can leave one
+//   behind, is set to what Begin saw plus the write if it was applied: it counts every write
+//   exactly once.
 // Every store is a plain store in program order to shared memory that outlives the process, so a
 // SIGKILL at any instruction leaves one of these states.
 //

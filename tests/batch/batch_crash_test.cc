@@ -14,8 +14,8 @@
 #include <thread>
 
 #include "tests/table/table_testing.h"
-#include "tests/testing/kvd_harness.h"
 #include "tests/testing/child_process.h"
+#include "tests/testing/kvd_harness.h"
 
 namespace kv {
 namespace {
@@ -120,8 +120,8 @@ TEST_P(BatchCrashTest, WorkerKilledInsideABatchLeavesAllOrNothing) {
   kv::testing::SharedMemory<ReaderShared> shared;
   pid_t reader = ForkChild([&] { return Reader(kvd.ns(), &*shared); });
   ASSERT_GT(reader, 0);
-  ASSERT_TRUE(kv::testing::WaitFor([&] { return shared->checks.load() > 10; },
-                                   std::chrono::seconds(30)));
+  ASSERT_TRUE(
+      kv::testing::WaitFor([&] { return shared->checks.load() > 10; }, std::chrono::seconds(30)));
 
   std::ofstream(gate) << "crash\n";
   std::thread ungate([&] {  // the first crash is enough: let the restarted worker finish it

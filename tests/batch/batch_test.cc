@@ -170,6 +170,58 @@ TEST_F(BatchTest, SubscribersSeeABatchsChangesTogether) {
   EXPECT_EQ(c.kind, Change::Kind::kDelete);
 }
 
+TEST_F(BatchTest, KvctlBatchAppliesAFileAllOrNothing) {
+  ASSERT_TRUE(bucket_->Put("gone", "x").ok());
+  auto kvctl = [&](const std::string& input) {
+    return kv::testing::RunCommand({kv::testing::KvctlPath(), "-n", kvd_.ns(), "batch", "b"},
+                                   input);
+  };
+  kv::testing::CommandResult r = kvctl("put a 1\nput b two words\n\n# note\ndel gone\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("applied 3 writes"), std::string::npos) << r.out;
+  EXPECT_EQ(Get(*bucket_, "a"), "1");
+  EXPECT_EQ(Get(*bucket_, "b"), "two words");
+  EXPECT_EQ(Get(*bucket_, "gone"), "NOT_FOUND");
+
+  r = kvctl("put a 2\nfrobnicate x\n");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("line 2"), std::string::npos) << r.err;
+  r = kvctl("put a 3\ncas b 999999 x\n");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("VERSION_MISMATCH"), std::string::npos) << r.err;
+  r = kvctl("put a 4\nput a 5\n");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("already in the batch"), std::string::npos) << r.err;
+  r = kvctl("");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("empty"), std::string::npos) << r.err;
+  EXPECT_EQ(Get(*bucket_, "a"), "1") << "a refused batch applied something";
+}
+
+TEST_F(BatchTest, ShellMultiExecAppliesTheQueuedWritesTogether) {
+  ASSERT_TRUE(client_->CreateBucket("other").ok());
+  kv::testing::CommandResult r = kv::testing::RunCommand(
+      {kv::testing::KvctlPath(), "-n", kvd_.ns(), "shell"},
+      "EXEC\nMULTI\nPUT b x 1\nPUT b y 2\nGET b x\nPUT other z 1\nPUT b x 3\nEXEC\n"
+      "GET b x\nMULTI\nDELETE b x\nDISCARD\nGET b y\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "ERROR INVALID: EXEC without MULTI\n"
+            "OK\n"
+            "QUEUED\n"
+            "QUEUED\n"
+            "ERROR INVALID: only PUT and DELETE can be queued in MULTI (EXEC or DISCARD ends it)\n"
+            "ERROR INVALID: a MULTI block writes one bucket ('b'); not queued\n"
+            "ERROR INVALID: this key is already queued in the MULTI block (each key once); "
+            "not queued\n"
+            "OK\n"
+            "1\nOK\n"
+            "OK\n"
+            "QUEUED\n"
+            "OK\n"
+            "2\nOK\n");
+}
+
 // --- The invariant: sum of the accounts constant under concurrent batch transfers ----------
 
 constexpr int kAccounts = 4;
@@ -265,13 +317,14 @@ TEST_F(BatchTest, SnapshotReaderNeverSeesATransferHalfApplied) {
     ++transfers;
   }
   EXPECT_EQ(WaitChild(reader, std::chrono::seconds(600)), 0) << shared->error.text;
-  std::printf("invariant: %llu key reads in %llu snapshot checks (%llu too old), %llu batch "
-              "transfers, %llu broken\n",
-              static_cast<unsigned long long>(shared->reads.load()),
-              static_cast<unsigned long long>(shared->checks.load()),
-              static_cast<unsigned long long>(shared->too_old.load()),
-              static_cast<unsigned long long>(transfers),
-              static_cast<unsigned long long>(shared->broken.load()));
+  std::printf(
+      "invariant: %llu key reads in %llu snapshot checks (%llu too old), %llu batch "
+      "transfers, %llu broken\n",
+      static_cast<unsigned long long>(shared->reads.load()),
+      static_cast<unsigned long long>(shared->checks.load()),
+      static_cast<unsigned long long>(shared->too_old.load()),
+      static_cast<unsigned long long>(transfers),
+      static_cast<unsigned long long>(shared->broken.load()));
   EXPECT_EQ(shared->broken.load(), 0u) << shared->error.text;
   EXPECT_GE(shared->reads.load(), reads);
   EXPECT_GT(transfers, 100u) << "the reader never raced with a batch";

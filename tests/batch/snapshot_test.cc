@@ -55,15 +55,16 @@ TEST_F(SnapshotTest, SeesTheBucketAsItWasWhenTaken) {
   Result<Snapshot> now = bucket_->Snapshot();
   ASSERT_TRUE(now.ok());
   EXPECT_GT(now->sequence(), snap->sequence());
-  EXPECT_EQ(SnapScan(*now), (std::map<std::string, std::string>{
-                                {"a", "2"}, {"b", "back"}, {"c", "new"}}));
+  EXPECT_EQ(SnapScan(*now),
+            (std::map<std::string, std::string>{{"a", "2"}, {"b", "back"}, {"c", "new"}}));
 }
 
 TEST_F(SnapshotTest, SurvivesGrowthAndClearOfTheBucket) {
   for (int i = 0; i < 50; ++i) ASSERT_TRUE(bucket_->Put("k" + std::to_string(i), "old").ok());
   Result<Snapshot> snap = bucket_->Snapshot();
   ASSERT_TRUE(snap.ok());
-  for (int i = 0; i < 3000; ++i) ASSERT_TRUE(bucket_->PutAsync("k" + std::to_string(i), "new").ok());
+  for (int i = 0; i < 3000; ++i)
+    ASSERT_TRUE(bucket_->PutAsync("k" + std::to_string(i), "new").ok());
   ASSERT_TRUE(bucket_->Flush().ok());
   ASSERT_TRUE(bucket_->Clear().ok());
   Result<BucketStats> stats = bucket_->Stats();
@@ -190,8 +191,8 @@ TEST_F(SnapshotTest, DumpDuringAWriteStormIsTheStateAtOneMoment) {
     ASSERT_EQ(dump.exit_code, 0) << dump.err;
     // Load it into another bucket and read it back.
     std::string copy = "copy" + std::to_string(round);
-    kv::testing::CommandResult load = kv::testing::RunCommand(
-        {kv::testing::KvctlPath(), "-n", kvd_.ns(), "load", copy, file});
+    kv::testing::CommandResult load =
+        kv::testing::RunCommand({kv::testing::KvctlPath(), "-n", kvd_.ns(), "load", copy, file});
     ASSERT_EQ(load.exit_code, 0) << load.err;
     Result<Bucket> b = client_->OpenBucket(copy);
     ASSERT_TRUE(b.ok());

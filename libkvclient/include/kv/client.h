@@ -47,6 +47,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "kv/status.h"
@@ -153,7 +154,7 @@ class WriteBatch {
   void Add(int op, std::string_view key, std::string_view value, std::uint64_t arg);
   std::string body_;  // the wire body (shm/batch.h)
   std::size_t count_ = 0;
-  std::vector<std::string> keys_;  // to refuse a key twice
+  std::unordered_set<std::string> keys_;  // to refuse a key twice
   Status error_;
 };
 

@@ -75,7 +75,9 @@ extern "C" {
 #define KV_FAILED (-12)          /* FAILED: could not be done (bucket failed, limit hit) */
 #define KV_INTERNAL (-13)        /* INTERNAL: a bug, out of memory, or unexpected system error */
 #define KV_PERSISTENCE (-14)     /* PERSISTENCE: not durable (disk failure) or writes refused */
-#define KV_SNAPSHOT_TOO_OLD (-15) /* SNAPSHOT_TOO_OLD: a snapshot outlived its bounds; take anew */
+#define KV_SNAPSHOT_TOO_OLD                                            \
+  (-15) /* SNAPSHOT_TOO_OLD: a snapshot outlived its bounds; take anew \
+         */
 
 /* Opaque handles. */
 typedef struct kv_client kv_client;
@@ -280,7 +282,8 @@ void kv_subscription_close(kv_subscription* sub);
 /* A new, empty batch in *batch (free it with kv_batch_free). Errors: KV_INVALID, KV_INTERNAL. */
 int kv_batch_create(kv_batch** batch);
 /* Add one operation. An argument error (empty key, too large, a key twice, more than 4096
- * operations) is returned here and again by kv_bucket_write, which then sends nothing. */
+ * operations) is returned here (and by every later add) and by kv_bucket_write, which then
+ * sends nothing. */
 int kv_batch_put(kv_batch* batch, const void* key, size_t key_len, const void* value,
                  size_t value_len);
 int kv_batch_del(kv_batch* batch, const void* key, size_t key_len);
