@@ -5,6 +5,9 @@
 //   cas KEY VERSION VALUE...
 // Keys are single words (no whitespace); blank lines and lines starting with '#' are skipped.
 // A malformed line is a usage error naming its line number, and nothing is sent.
+#include <unistd.h>
+
+#include <cerrno>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -57,13 +60,30 @@ std::string ParseLine(std::string_view line, WriteBatch* batch) {
   return {};
 }
 
+// All of stdin (read(2): kvctl's std::cin may already have buffered or be unsynced).
+std::string ReadStdin() {
+  std::string data;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
+    if (n > 0) {
+      data.append(buf, static_cast<std::size_t>(n));
+    } else if (n == 0 || errno != EINTR) {
+      return data;
+    }
+  }
+}
+
 int Batch(Context& ctx, const std::string& bucket, const std::string& file) {
   std::ifstream in_file;
-  std::istream* in = &std::cin;
+  std::istringstream in_memory;
+  std::istream* in = &in_memory;
   if (!file.empty() && file != "-") {
     in_file.open(file, std::ios::binary);
     if (!in_file) return Fail(ctx, Status(Code::kNotFound, "cannot open '" + file + "'"));
     in = &in_file;
+  } else {
+    in_memory.str(ReadStdin());
   }
   WriteBatch batch;
   std::string line;
