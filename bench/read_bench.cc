@@ -346,16 +346,10 @@ int main(int argc, char** argv) {
         }
         snapshot_get_ns = snap_samples.Summary().ns_per_op;
         snapshot_get_ratio = snapshot_get_ns / r.get.ns_per_op;
-        std::printf(
-            "%-10zu %-22s %10.1f ns (median of %d x %d)
-            ", size, " Bucket::Snapshot() ",
-            snapshot_create_ns,
-            kRepetitions, kSnapshots);
-        std::printf(
-            "%-10zu %-22s %10.1f %10s %10s %8.2f (vs Bucket::Get)
-            ", size,
-            "kv Snapshot::Get",
-            snapshot_get_ns, "", "", snapshot_get_ratio);
+        std::printf("%-10zu %-22s %10.1f ns (median of %d x %d)\n", size, "Bucket::Snapshot()",
+                    snapshot_create_ns, kRepetitions, kSnapshots);
+        std::printf("%-10zu %-22s %10.1f %10s %10s %8.2f (vs Bucket::Get)\n", size,
+                    "kv Snapshot::Get", snapshot_get_ns, "", "", snapshot_get_ratio);
       }
       reads_alone = kv::bench::Median(alone);
       reads_under_write = kv::bench::Median(under_write);
