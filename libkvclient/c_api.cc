@@ -210,6 +210,8 @@ const char* kv_strerror(int rc) {
       return "INTERNAL: a bug, out of memory, or an unexpected system error";
     case KV_PERSISTENCE:
       return "PERSISTENCE: the write is not durable (disk failure), or writes are refused";
+    case KV_SNAPSHOT_TOO_OLD:
+      return "SNAPSHOT_TOO_OLD: the snapshot outlived its history window or pinning limit";
     default:
       return "UNKNOWN: not a kv result code";
   }

@@ -8,6 +8,7 @@
 #include <string>
 #include <thread>
 
+#include "kv/kv.h"
 #include "tests/table/table_testing.h"
 #include "tests/testing/bucket_fixture.h"
 #include "tests/testing/child_process.h"
@@ -220,6 +221,55 @@ TEST_F(BatchTest, ShellMultiExecAppliesTheQueuedWritesTogether) {
             "QUEUED\n"
             "OK\n"
             "2\nOK\n");
+}
+
+TEST_F(BatchTest, TheCApiWritesBatchesAndReadsSnapshots) {
+  kv_client* client = nullptr;
+  ASSERT_EQ(kv_client_open(kvd_.ns().c_str(), 5000, &client), KV_OK);
+  kv_bucket* bucket = nullptr;
+  ASSERT_EQ(kv_bucket_open(client, "b", &bucket), KV_OK);
+  kv_batch* batch = nullptr;
+  ASSERT_EQ(kv_batch_create(&batch), KV_OK);
+  EXPECT_EQ(kv_batch_put(batch, "x", 1, "1", 1), KV_OK);
+  EXPECT_EQ(kv_batch_cas(batch, "y", 1, 0, "2", 1), KV_OK);
+  EXPECT_EQ(kv_batch_count(batch), 2u);
+  std::uint64_t version = 0;
+  EXPECT_EQ(kv_bucket_write(bucket, batch, &version, nullptr), KV_OK);
+  EXPECT_GE(version, 2u);
+  kv_snapshot* snap = nullptr;
+  ASSERT_EQ(kv_bucket_snapshot(bucket, &snap), KV_OK);
+  EXPECT_EQ(kv_bucket_write(bucket, batch, nullptr, nullptr), KV_VERSION_MISMATCH);  // y exists
+  std::size_t failed = 9;
+  EXPECT_EQ(kv_bucket_write(bucket, batch, nullptr, &failed), KV_VERSION_MISMATCH);
+  EXPECT_EQ(failed, 1u);
+  EXPECT_EQ(kv_put(bucket, "x", 1, "changed", 7), KV_OK);
+  void* value = nullptr;
+  std::size_t len = 0;
+  ASSERT_EQ(kv_snapshot_get(snap, "x", 1, &value, &len, nullptr), KV_OK);
+  EXPECT_EQ(std::string(static_cast<char*>(value), len), "1");
+  kv_free(value);
+  int keys = 0;
+  EXPECT_EQ(kv_snapshot_scan(
+                snap, "", 0,
+                [](void* ctx, const void*, std::size_t, const void*, std::size_t) {
+                  ++*static_cast<int*>(ctx);
+                  return 0;
+                },
+                &keys),
+            KV_OK);
+  EXPECT_EQ(keys, 2);
+  EXPECT_GT(kv_snapshot_sequence(snap), 0u);
+  EXPECT_EQ(std::string(kv_strerror(KV_SNAPSHOT_TOO_OLD)).substr(0, 16), "SNAPSHOT_TOO_OLD");
+  kv_batch* twice = nullptr;
+  ASSERT_EQ(kv_batch_create(&twice), KV_OK);
+  EXPECT_EQ(kv_batch_del(twice, "x", 1), KV_OK);
+  EXPECT_EQ(kv_batch_del(twice, "x", 1), KV_INVALID);
+  EXPECT_EQ(kv_bucket_write(bucket, twice, nullptr, nullptr), KV_INVALID);
+  kv_batch_free(twice);
+  kv_snapshot_close(snap);
+  kv_batch_free(batch);
+  kv_bucket_close(bucket);
+  kv_client_close(client);
 }
 
 // --- The invariant: sum of the accounts constant under concurrent batch transfers ----------
