@@ -57,8 +57,8 @@ class Bucket::Shared {
   Status Cast(shm::Op op, std::string_view key, std::string_view value);
   // Waits until every write queued before is applied; kFailed if any async write failed.
   Status Flush();
-  // Queues one async write with an argument (a batch's operation count).
-  Status Cast(shm::Op op, std::string_view value, std::int64_t arg);
+  // Queues one async batch (Op::kBatch: its body and operation count).
+  Status CastBatch(std::string_view body, std::int64_t count);
   // The bucket's slot history, mapped on first use and kept.
   Result<std::shared_ptr<const HistoryMapping>> History();
 

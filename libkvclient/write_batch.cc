@@ -106,12 +106,12 @@ Status Bucket::Write(const WriteBatch& batch, std::uint64_t* version, std::size_
 
 Status Bucket::WriteAsync(const WriteBatch& batch) {
   if (Status s = BatchError(batch); !s.ok()) return s;
-  return shared_->Cast(shm::Op::kBatch, batch.body_, static_cast<std::int64_t>(batch.count_));
+  return shared_->CastBatch(batch.body_, static_cast<std::int64_t>(batch.count_));
 }
 
-Status Bucket::Shared::Cast(shm::Op op, std::string_view value, std::int64_t arg) {
+Status Bucket::Shared::CastBatch(std::string_view body, std::int64_t count) {
   std::lock_guard<std::mutex> lock(mu_);
-  return channel_.Cast(op, {}, value, timeout_, arg);
+  return channel_.Cast(shm::Op::kBatch, {}, body, timeout_, count);
 }
 
 }  // namespace kv
