@@ -350,7 +350,7 @@ TEST_F(BatchTest, SnapshotReaderNeverSeesATransferHalfApplied) {
   std::mt19937_64 rng(20);
   std::uint64_t transfers = 0;
   // Transfers until the reader is done: each moves an amount between two accounts (two puts
-  // in one batch of 16).
+  // in one batch of 128).
   while (shared->reads.load() < reads && transfers < 50'000'000) {
     int from = static_cast<int>(rng() % kAccounts);
     int to = static_cast<int>((from + 1 + rng() % (kAccounts - 1)) % kAccounts);
@@ -361,7 +361,7 @@ TEST_F(BatchTest, SnapshotReaderNeverSeesATransferHalfApplied) {
     t.Put(Account(from), std::to_string(balance[from]));
     // Other keys between the two halves of the transfer: the batch's slot stores take long
     // enough for a reader to land between them if the batch were not published atomically.
-    for (int pad = 0; pad < 14; ++pad) {
+    for (int pad = 0; pad < 126; ++pad) {
       t.Put("pad" + std::to_string(pad) + "." + std::to_string(transfers % 97), "p");
     }
     t.Put(Account(to), std::to_string(balance[to]));
