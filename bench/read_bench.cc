@@ -10,6 +10,8 @@
 //
 // Without --keys it measures 100,000 and 1,000,000 keys; the JSON object (last line, --json)
 // describes the 100,000-key case (or N) and adds the memory figure at the largest size.
+// At the first size it also times Bucket::Snapshot() (taking a snapshot: snapshot_create_ns)
+// and Snapshot::Get against Bucket::Get over the same keys (snapshot_get_ratio), issue 20.
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -232,6 +234,7 @@ int main(int argc, char** argv) {
   std::mt19937_64 rng(42);
   std::vector<SizeResult> results;
   double reads_alone = 0, reads_under_write = 0;
+  double snapshot_create_ns = 0, snapshot_get_ns = 0, snapshot_get_ratio = 0;
   std::printf("%-10s %-22s %10s %10s %10s %8s\n", "keys", "workload", "ns/op", "p50", "p99",
               "ratio");
   for (std::size_t size : options.sizes) {
@@ -346,6 +349,40 @@ int main(int argc, char** argv) {
         ::kill(writer, SIGKILL);
         ::waitpid(writer, nullptr, 0);
       }
+      // Snapshots: creation (no message, no copy: a few loads), then reads through one.
+      {
+        constexpr int kSnapshots = 100000;
+        std::vector<double> create;
+        for (int run = 0; run < kRepetitions; ++run) {
+          auto start = Clock::now();
+          for (int i = 0; i < kSnapshots; ++i) {
+            kv::Result<kv::Snapshot> snap = bucket.Snapshot();
+            if (!snap.ok()) return 1;
+            g_sink = g_sink + snap->sequence();
+          }
+          create.push_back(std::chrono::duration<double, std::nano>(Clock::now() - start).count() /
+                           kSnapshots);
+        }
+        snapshot_create_ns = kv::bench::Median(create);
+        kv::Result<kv::Snapshot> snap = bucket.Snapshot();
+        if (!snap.ok()) return 1;
+        Samples snap_samples;
+        for (int run = 0; run < kRepetitions; ++run) {
+          MeasureRun(
+              keys, order,
+              [&](const std::string& key) {
+                misses += !snap->Get(key, &out).ok();
+                g_sink = g_sink + out.size();
+              },
+              &snap_samples);
+        }
+        snapshot_get_ns = snap_samples.Summary().ns_per_op;
+        snapshot_get_ratio = snapshot_get_ns / r.get.ns_per_op;
+        std::printf("%-10zu %-22s %10.1f ns (median of %d x %d)\n", size, "Bucket::Snapshot()",
+                    snapshot_create_ns, kRepetitions, kSnapshots);
+        std::printf("%-10zu %-22s %10.1f %10s %10s %8.2f (vs Bucket::Get)\n", size,
+                    "kv Snapshot::Get", snapshot_get_ns, "", "", snapshot_get_ratio);
+      }
       reads_alone = kv::bench::Median(alone);
       reads_under_write = kv::bench::Median(under_write);
       std::printf("%-10zu %-22s %10.0f reads/s alone, %.0f with a writer: %.2f (medians of %d)\n",
@@ -373,6 +410,9 @@ int main(int argc, char** argv) {
     j["reads_per_s_under_write"] = reads_under_write;
     j["read_under_write_ratio"] = reads_alone > 0 ? reads_under_write / reads_alone : 0.0;
     j["bytes_per_key"] = r.bytes_per_key;
+    j["snapshot_create_ns"] = snapshot_create_ns;
+    j["snapshot_get_ns"] = snapshot_get_ns;
+    j["snapshot_get_ratio"] = snapshot_get_ratio;
     j["bytes_per_key_largest"] = results.back().bytes_per_key;
     j["largest_keys"] = results.back().keys;
     nlohmann::json sizes = nlohmann::json::array();

@@ -4,6 +4,8 @@
 //   sync put x1     one client process: Put round trips (latency p50/p99 per call)
 //   sync put x4     four client processes on the same bucket: total round trips/s
 //   async put+flush one client process: PutAsync N times, then Flush; ops/s including the flush
+//   batch x16       one client process: sync Bucket::Write of 16 puts (issue 20); keys/s, ratio
+//                   to sync put x1 measured in the same run
 //   mq ping-pong    baseline: two processes bouncing a 100-byte message through a pair of Boost
 //                   message_queues (the transport DESIGN.md §7 rejects)
 //   idle worker     CPU the bucket's worker uses while nobody writes (must be ~0)
@@ -20,8 +22,8 @@
 //
 // Starts its own kvd (namespace kvbench<pid>, --ephemeral) and removes everything on exit.
 // Usage: kv_write_bench [--seconds S] [--kvd PATH] [--only NAME[,NAME...]] [--json]
-//   --only runs only the named workloads (pingpong, noop, sync1, sync4, async, idle, trickle,
-//   load; for profiling one of them); the others print as zero.
+//   --only runs only the named workloads (pingpong, noop, sync1, sync4, async, batch16, idle,
+//   trickle, load; for profiling one of them); the others print as zero.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -156,6 +158,23 @@ std::string SyncPuts(const std::string& ns, double seconds, int offset) {
   return TimedCalls(seconds, 1 << 22, [&](long ops) {
     if (!b.Put(Key(static_cast<int>((ops + offset) % kKeys)), value).ok()) ::_exit(2);
   });
+}
+
+// Sync batches of 16 puts (Bucket::Write); "ops" counts keys (16 per call), latency per batch.
+std::string SyncBatches(const std::string& ns, double seconds) {
+  kv::Bucket b = kv::bench::OpenBucketOrExit(ns, "bench");
+  std::string value(64, 'b');
+  std::string line = TimedCalls(seconds, 1 << 20, [&](long ops) {
+    kv::WriteBatch batch;
+    for (int i = 0; i < 16; ++i) {
+      batch.Put(Key(static_cast<int>((ops * 16 + i) % kKeys)), value);
+    }
+    if (!b.Write(batch).ok()) ::_exit(2);
+  });
+  std::istringstream in(line);
+  double calls = 0;
+  in >> calls;
+  return std::to_string(calls * 16) + line.substr(line.find(' '));
 }
 
 // `rate` sync puts a second for `seconds`, on an absolute schedule (a late put does not delay
@@ -362,8 +381,8 @@ int main(int argc, char** argv) {
   app.add_option("--seconds", seconds, "seconds per workload")->check(CLI::Range(0.1, 600.0));
   app.add_option("--kvd", kvd_path, "the kvd executable");
   app.add_option("--only", only,
-                 "comma-separated workloads: pingpong, noop, sync1, sync4, async, idle, trickle, "
-                 "load");
+                 "comma-separated workloads: pingpong, noop, sync1, sync4, async, batch16, idle, "
+                 "trickle, load");
   std::string wait = "adaptive";
   app.add_option("--wait", wait, "kvd's waiting policy (docs/operations.md)")
       ->check(CLI::IsMember({"adaptive", "dedicated"}));
@@ -447,6 +466,9 @@ int main(int argc, char** argv) {
     if (before >= 0 && after >= 0) async_worker_ns = after - before;
   }
 
+  Result batch16;
+  if (run("batch16")) batch16 = Parse(Join(Spawn([&] { return SyncBatches(ns, seconds); })));
+
   // Idle: nobody writes; the worker spins for a bounded time, then sleeps.
   pid_t worker = run("idle") ? WorkerPid(ns) : 0;
   if (worker > 0) std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -497,6 +519,8 @@ int main(int argc, char** argv) {
   Line("async put + flush", async,
        Ratio(async.per_s(), ping.per_s(), "ping-pong") + "  " +
            Ratio(async.per_s(), 1e6, "of 1M/s target"));
+  Line("batch x16 (keys)", batch16,
+       Ratio(batch16.per_s(), sync1.per_s(), "sync put x1") + "  (p50/p99 per batch)");
   double async_client_cpu_ns = async.ops > 0 ? async.cpu_seconds * 1e9 / async.ops : 0;
   double async_worker_cpu_ns =
       async.ops > 0 && async_worker_ns >= 0 ? async_worker_ns / async.ops : 0;
@@ -531,26 +555,30 @@ int main(int argc, char** argv) {
   std::printf("targets: sync put >= %.0f/s (2x Redis SET), aim 300000/s; async >= 1000000/s\n",
               2 * kRedisSetPerS);
   if (json) {
-    nlohmann::json j = {{"bench", "kv_write_bench"},
-                        {"build", build},
-                        {"sanitized", sanitized},
-                        {"seconds", seconds},
-                        {"wait", wait},
-                        {"sync_put_per_s", sync1.per_s()},
-                        {"sync_put_p50_us", sync1.p50},
-                        {"sync_put_p99_us", sync1.p99},
-                        {"sync_put_4_clients_per_s", sync4.per_s()},
-                        {"sync_noop_per_s", noop.per_s()},
-                        {"sync_noop_p50_us", noop.p50},
-                        {"async_put_per_s", async.per_s()},
-                        {"async_client_cpu_ns_per_op", async_client_cpu_ns},
-                        {"async_worker_cpu_ns_per_op", async_worker_cpu_ns},
-                        {"pingpong_per_s", ping.per_s()},
-                        {"pingpong_p50_us", ping.p50},
-                        {"sync_vs_pingpong", ping.per_s() > 0 ? sync1.per_s() / ping.per_s() : 0},
-                        {"sync_vs_redis_ref", sync1.per_s() / kRedisSetPerS},
-                        {"idle_worker_cpu_percent", idle_cpu},
-                        {"trickle_worker_cpu_percent", OrNull(trickle_cpu >= 0, trickle_cpu)}};
+    nlohmann::json j = {
+        {"bench", "kv_write_bench"},
+        {"build", build},
+        {"sanitized", sanitized},
+        {"seconds", seconds},
+        {"wait", wait},
+        {"sync_put_per_s", sync1.per_s()},
+        {"sync_put_p50_us", sync1.p50},
+        {"sync_put_p99_us", sync1.p99},
+        {"sync_put_4_clients_per_s", sync4.per_s()},
+        {"sync_noop_per_s", noop.per_s()},
+        {"sync_noop_p50_us", noop.p50},
+        {"async_put_per_s", async.per_s()},
+        {"async_client_cpu_ns_per_op", async_client_cpu_ns},
+        {"async_worker_cpu_ns_per_op", async_worker_cpu_ns},
+        {"batch16_keys_per_s", batch16.per_s()},
+        {"batch16_p50_us", batch16.p50},
+        {"batch16_vs_sync_put", sync1.per_s() > 0 ? batch16.per_s() / sync1.per_s() : 0},
+        {"pingpong_per_s", ping.per_s()},
+        {"pingpong_p50_us", ping.p50},
+        {"sync_vs_pingpong", ping.per_s() > 0 ? sync1.per_s() / ping.per_s() : 0},
+        {"sync_vs_redis_ref", sync1.per_s() / kRedisSetPerS},
+        {"idle_worker_cpu_percent", idle_cpu},
+        {"trickle_worker_cpu_percent", OrNull(trickle_cpu >= 0, trickle_cpu)}};
     nlohmann::json rows = nlohmann::json::array();
     for (const LoadRow& row : loaded) {
       bool r = row.redis.has_value() && row.redis->per_s > 0;

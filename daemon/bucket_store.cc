@@ -112,6 +112,29 @@ std::optional<BucketStore> BucketStore::Open(const std::string& ns, std::uint64_
       spdlog::warn("bucket {}: generation {} repaired on open: {}", bucket_id, generation, repairs);
     }
   }
+  // A batch (or write) killed after its history was published is completed before anything
+  // else looks at the table (shm/slot_history.h); the table is then verified again.
+  bool history_reset = false;
+  store.history_ = std::make_unique<shm::HistoryWriter>(shm::HistoryWriter::OpenOrCreate(
+      shm::HistoryObjectName(ns, bucket_id), bucket_id, limits.mode, &history_reset, &e));
+  if (!store.history_->valid()) {
+    *error = e.message;
+    return std::nullopt;
+  }
+  std::uint64_t generation_now = store.table_.generation();
+  std::uint64_t rolled = store.history_->RollForward(
+      generation_now,
+      [&](std::uint64_t index, std::uint64_t word) { store.table_.RestoreSlot(index, word); });
+  if (rolled != 0) {
+    spdlog::warn("bucket {}: completed {} slot changes of an interrupted write", bucket_id, rolled);
+    store.table_ = shm::TableWriter::Open(shm::GenerationObjectName(ns, bucket_id, generation_now),
+                                          &e, nullptr);
+    if (!store.table_.valid()) {
+      *error = "CORRUPT: " + e.message;
+      return std::nullopt;
+    }
+  }
+  store.table_.SetHistory(store.history_.get());
   bool reset = false;
   store.dedup_ = shm::ChannelDedup::OpenOrCreate(shm::DedupObjectName(ns, bucket_id), bucket_id,
                                                  limits.mode & 0700, &reset, &e);
@@ -119,7 +142,8 @@ std::optional<BucketStore> BucketStore::Open(const std::string& ns, std::uint64_
     *error = e.message;
     return std::nullopt;
   }
-  if (std::string recovered = store.dedup_.Recover(store.table_); !recovered.empty()) {
+  if (std::string recovered = store.dedup_.Recover(store.table_, store.history_->commit());
+      !recovered.empty()) {
     spdlog::warn("bucket {}: {}", bucket_id, recovered);
   }
   store.table_.SetSwingHook(&shm::ChannelDedup::Swung, store.dedup_.swing_context());
@@ -134,6 +158,15 @@ std::optional<BucketStore> BucketStore::Open(const std::string& ns, std::uint64_
   if (unclean) {  // F4: the previous worker may have applied writes it never appended
     store.feed_.Append(shm::FeedOp::kResync, {}, {});
     store.feed_.Publish();
+  }
+  if (history_reset && generation != 0) {
+    // A new history for an existing table: a snapshot still mapping the old one would see no
+    // later change of its generation. Replacing the generation freezes it (same contents).
+    if (store.NextGeneration(0, false) != shm::WireStatus::kOk) {
+      *error = "cannot replace generation " + std::to_string(generation) +
+               " after recreating the slot history";
+      return std::nullopt;
+    }
   }
   store.QueueExpiries();  // the expiry times are in the records: they survive the worker
   store.anchor_->state.store(shm::kAnchorLive, std::memory_order_release);
@@ -175,6 +208,7 @@ shm::WireStatus BucketStore::NextGeneration(std::uint64_t extra_bytes, bool empt
   std::string old_name = table_.name();
   table_ = std::move(next);
   table_.SetSwingHook(&shm::ChannelDedup::Swung, dedup_.swing_context());
+  table_.SetHistory(history_.get());
   shm::Segment::Remove(old_name);  // A2: readers that mapped it keep their mapping
   spdlog::debug("bucket {}: generation {} published", bucket_id_, next_gen);
   return shm::WireStatus::kOk;
@@ -296,9 +330,52 @@ void BucketStore::RecordChange(const shm::Request& request, shm::WireStatus stat
         }
       }
       break;
+    case shm::Op::kBatch:
+      feed_.BeginGroup();  // subscribers see the batch's changes together
+      for (const shm::BatchOp& op : batch_) {
+        if (op.op == shm::Op::kDelete) {
+          feed_.Append(shm::FeedOp::kDelete, op.key, {});
+        } else {
+          feed_.Append(shm::FeedOp::kPut, op.key, op.value);
+        }
+      }
+      CrashPoint("batch-feed-appended");
+      feed_.EndGroup();
+      break;
     case shm::Op::kFlush:
       break;
   }
+}
+
+shm::WireStatus BucketStore::Batch(const shm::Request& request, std::int64_t* number) {
+  std::size_t bad = 0;
+  shm::WireStatus s = shm::DecodeBatch(
+      request.value, static_cast<std::uint64_t>(request.header.arg), &batch_, &bad);
+  if (s != shm::WireStatus::kOk) {
+    *number = static_cast<std::int64_t>(bad);
+    batch_.clear();
+    return s;
+  }
+  // A batch never spans generations: when it does not fit, the next generation is built with
+  // room for it first (invisible to readers: same contents), then the batch is applied there.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    std::size_t failed = 0;
+    std::uint64_t version = 0;
+    shm::WriteResult r = table_.ApplyBatch(batch_, &failed, &version);
+    if (r == shm::WriteResult::kOk) {
+      *number = static_cast<std::int64_t>(version);
+      return shm::WireStatus::kOk;
+    }
+    if (r == shm::WriteResult::kVersionMismatch) {
+      *number = static_cast<std::int64_t>(failed);
+      return shm::WireStatus::kVersionMismatch;
+    }
+    if (table_.last_error().kind == shm::ShmError::kNoSpace) return shm::WireStatus::kBucketFull;
+    shm::BatchNeeds needs = table_.Needs(batch_);
+    shm::WireStatus grown = NextGeneration(needs.bytes, false, needs.new_keys);
+    if (grown != shm::WireStatus::kOk) return grown;
+  }
+  return shm::WireStatus::kBucketFull;
 }
 
 shm::WireStatus BucketStore::Reserve(std::uint64_t keys, std::uint64_t bytes) {
@@ -343,6 +420,7 @@ void BucketStore::RemoveObjects() {
     shm::Segment::Remove(shm::GenerationObjectName(ns_, bucket_id_, g));
   }
   shm::Segment::Remove(shm::FeedObjectName(ns_, bucket_id_));
+  shm::Segment::Remove(shm::HistoryObjectName(ns_, bucket_id_));
   shm::Segment::Remove(shm::AnchorObjectName(ns_, bucket_id_));
 }
 
@@ -355,9 +433,16 @@ shm::WireStatus BucketStore::Apply(const shm::Request& request, std::int64_t* nu
       return Put(request.key, request.value, number,
                  static_cast<std::uint64_t>(request.header.arg));
     case shm::Op::kDelete:
-      return table_.Delete(request.key, value) == shm::WriteResult::kOk
-                 ? shm::WireStatus::kOk
-                 : shm::WireStatus::kNotFound;
+      switch (table_.Delete(request.key, value)) {
+        case shm::WriteResult::kOk:
+          return shm::WireStatus::kOk;
+        case shm::WriteResult::kNeedsGrowth:  // no memory for the slot history
+          return shm::WireStatus::kBucketFull;
+        default:
+          return shm::WireStatus::kNotFound;
+      }
+    case shm::Op::kBatch:
+      return Batch(request, number);
     case shm::Op::kCas:
       return Cas(request.key, static_cast<std::uint64_t>(request.header.arg), request.value,
                  number);

@@ -12,6 +12,7 @@
 //     (shm/channel_dedup.h, Recover);
 //   - a damaged table: repaired where TableWriter::Open can without guessing, else refused
 //     ("CORRUPT: ..."; the worker exits and kvd's restart limit marks the bucket failed).
+//   - a batch killed after its slot history was published: completed (slot_history.h);
 // Crash points (KV_CRASH_POINT): first-generation-built, generation-built (next generation
 // complete, unpublished), generation-published (ready, anchor not yet updated), anchor-updated
 // (old generation not yet marked moved), and the table's own (shm::SetTableCrashHook).
@@ -19,6 +20,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,11 +28,13 @@
 
 #include "daemon/expiry_queue.h"
 #include "shm/anchor.h"
+#include "shm/batch.h"
 #include "shm/bucket_table.h"
 #include "shm/change_feed.h"
 #include "shm/channel_dedup.h"
 #include "shm/message.h"
 #include "shm/segment.h"
+#include "shm/slot_history.h"
 
 namespace kv::daemon {
 
@@ -50,7 +54,8 @@ class BucketStore {
                                          const BucketLimits& limits, std::string* error,
                                          bool* fresh = nullptr);
 
-  // Applies one validated request. *number and *value receive the reply's payload.
+  // Applies one validated request. *number and *value receive the reply's payload. A batch
+  // (Op::kBatch) is decoded here; batch() then holds its operations until the next Apply.
   shm::WireStatus Apply(const shm::Request& request, std::int64_t* number, std::string* value);
 
   // Makes readers see the bucket as dropped (anchor state + moved_to on the table).
@@ -70,6 +75,8 @@ class BucketStore {
   // The exactly-once log of the bucket's channels (shm/channel_dedup.h): recovered by Open,
   // told every table write's commit point, carried across generation changes.
   shm::ChannelDedup& dedup() { return dedup_; }
+  // The operations of the last batch Apply decoded (views into its request).
+  const std::vector<shm::BatchOp>& batch() const { return batch_; }
   // Appends an applied request to the change feed (REQUIRES: Apply returned `status` for it).
   void RecordChange(const shm::Request& request, shm::WireStatus status, std::int64_t number);
 
@@ -129,6 +136,7 @@ class BucketStore {
   shm::WireStatus Cas(std::string_view key, std::uint64_t expected, std::string_view value,
                       std::int64_t* version);
   shm::WireStatus Incr(std::string_view key, std::int64_t delta, std::int64_t* result);
+  shm::WireStatus Batch(const shm::Request& request, std::int64_t* number);
 
   std::string ns_;
   std::uint64_t bucket_id_ = 0;
@@ -140,6 +148,10 @@ class BucketStore {
   shm::ChannelDedup dedup_;              // NS.b<id>.dedup
   ExpiryQueue expiry_;                   // every expiry set, for the active expiry
   std::vector<ExpiryQueue::Entry> due_;  // scratch for ExpireDue
+  // NS.b<id>.hist: every slot change, for snapshots and batch recovery. Held by pointer so the
+  // table's reference to it survives moves of the store.
+  std::unique_ptr<shm::HistoryWriter> history_;
+  std::vector<shm::BatchOp> batch_;  // the last decoded batch
 };
 
 }  // namespace kv::daemon

@@ -641,6 +641,7 @@ void Supervisor::FinishDrop(WorkerSlot& w, bool remove_files) {
   }
   shm::Segment::Remove(shm::FeedObjectName(options_.ns, w.id));  // subscribers keep their mapping
   shm::Segment::Remove(shm::DedupObjectName(options_.ns, w.id));
+  shm::Segment::Remove(shm::HistoryObjectName(options_.ns, w.id));  // snapshots keep theirs
   shm::Segment::Remove(anchor_name);
   registry_->Free(w.index);
   status_dirty_ = true;

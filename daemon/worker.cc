@@ -592,6 +592,13 @@ std::size_t Worker::Drain(Connection& c) {
       mirrored = outcome;
     }
 #endif
+#ifdef KV_HAVE_MIRROR
+    // A mirror applies a write only once its upstream acknowledged it; a batch would need the
+    // upstream to apply it atomically too (with its cas conditions): refused (docs/mirror.md).
+    if (mirror_ && status == shm::WireStatus::kOk && op == shm::Op::kBatch) {
+      status = shm::WireStatus::kUnsupported;
+    }
+#endif
     if (status == shm::WireStatus::kOk && op != shm::Op::kFlush && !persistence_.AcceptsWrites()) {
       status = shm::WireStatus::kPersistence;
     }

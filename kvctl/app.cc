@@ -10,9 +10,10 @@ namespace kv::ctl {
 namespace {
 
 constexpr const char* kCommands[] = {
-    "create", "drop",  "restart",    "kill",    "buckets", "shutdown", "status", "stats",  "put",
-    "get",    "del",   "cas",        "incr",    "keys",    "dump",     "load",   "shell",  "top",
-    "bench",  "watch", "completion", "metrics", "serve",   "ttl",      "expire", "persist"};
+    "create",  "drop",  "restart", "kill",   "buckets", "shutdown", "status",
+    "stats",   "put",   "get",     "del",    "cas",     "incr",     "keys",
+    "dump",    "load",  "shell",   "top",    "bench",   "watch",    "completion",
+    "metrics", "serve", "ttl",     "expire", "persist", "batch"};
 
 }  // namespace
 
@@ -54,6 +55,7 @@ int RunKvctl(const std::vector<std::string>& args, Context& ctx) {
   AddStatusCommands(app, ctx);
   AddDataCommands(app, ctx);
   AddDumpCommands(app, ctx);
+  AddBatchCommand(app, ctx);
   AddShellCommand(app, ctx);
   AddTopCommand(app, ctx);
   AddBenchCommand(app, ctx);

@@ -24,6 +24,7 @@ void AddAdminCommands(CLI::App& app, Context& ctx);   // create drop restart kil
 void AddStatusCommands(CLI::App& app, Context& ctx);  // status stats
 void AddDataCommands(CLI::App& app, Context& ctx);    // put get del cas incr keys
 void AddDumpCommands(CLI::App& app, Context& ctx);    // dump load
+void AddBatchCommand(CLI::App& app, Context& ctx);    // batch
 void AddShellCommand(CLI::App& app, Context& ctx);    // shell
 void AddTopCommand(CLI::App& app, Context& ctx);      // top
 void AddBenchCommand(CLI::App& app, Context& ctx);    // bench

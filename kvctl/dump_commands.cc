@@ -39,13 +39,21 @@ int Dump(Context& ctx, const std::string& bucket, const std::string& file) {
   std::ostream& out = to_stdout ? std::cout : out_file;
   DumpWriter writer(out);
   Status s = writer.Begin({bucket, NowUnixMs()});
+  // Point in time: the dump is the bucket as it was when the snapshot was taken, whatever is
+  // written meanwhile (kv::Snapshot; SNAPSHOT_TOO_OLD if writes outrun it: retry).
+  std::uint64_t sequence = 0;
   if (s.ok()) {
-    Status write_error;
-    s = b->Scan("", [&](std::string_view key, std::string_view value) {
-      write_error = writer.Add(key, value);
-      return write_error.ok();
-    });
-    if (s.ok()) s = write_error;
+    Result<Snapshot> snapshot = b->Snapshot();
+    if (!snapshot.ok()) s = snapshot.status();
+    if (s.ok()) {
+      sequence = snapshot->sequence();
+      Status write_error;
+      s = snapshot->Scan("", [&](std::string_view key, std::string_view value) {
+        write_error = writer.Add(key, value);
+        return write_error.ok();
+      });
+      if (s.ok()) s = write_error;
+    }
   }
   if (s.ok()) s = writer.Finish();
   if (!to_stdout) {
@@ -62,9 +70,11 @@ int Dump(Context& ctx, const std::string& bucket, const std::string& file) {
     std::cout << "dumped " << writer.count() << " keys of bucket " << bucket << " to " << file
               << " (" << HumanBytes(writer.bytes()) << ")\n";
   }
-  return Done(
-      ctx,
-      {{"bucket", bucket}, {"file", file}, {"keys", writer.count()}, {"bytes", writer.bytes()}});
+  return Done(ctx, {{"bucket", bucket},
+                    {"file", file},
+                    {"keys", writer.count()},
+                    {"bytes", writer.bytes()},
+                    {"sequence", sequence}});
 }
 
 int Load(Context& ctx, const std::string& bucket, const std::string& file, bool clear) {

@@ -21,12 +21,13 @@ constexpr char kHelp[] =
     "Text protocol (replies as in the Elixir guide):\n"
     "  CREATE <bucket>  PUT <bucket> <key> <value>  GET <bucket> <key>  DELETE <bucket> <key>\n"
     "  SUBSCRIBE <bucket>  (prints every change until input ends; ignores further input)\n"
+    "  MULTI, then PUT/DELETE lines (QUEUED), then EXEC (applied atomically) or DISCARD\n"
     "  PUT <bucket> <key> <value> EX <s>|PX <ms>  EXPIRE|PEXPIRE <bucket> <key> <s|ms>\n"
     "  TTL|PTTL <bucket> <key>  PERSIST <bucket> <key>\n"
     "kvctl commands (same as on the command line, e.g. 'status', 'keys b --prefix p --json'):\n"
     "  create drop restart kill buckets shutdown status stats put get del cas incr ttl expire\n"
     "  persist keys dump load\n"
-    "  bench\n"
+    "  bench batch\n"
     "Shell: help, quit (or exit, or Ctrl-D)\n";
 
 // How often a subscribed session looks at its input, the clock and the stop descriptor.
@@ -174,7 +175,7 @@ bool Session::RunLine(std::string line) {
     }
   }
   if (std::optional<std::string> bucket = SubscribeTarget(line)) return Subscribe(*bucket, eol);
-  return EmitLines(RunTextCommand(*ctx_.client, line), eol);
+  return EmitLines(protocol_.Run(*ctx_.client, line), eol);
 }
 
 SessionEnd Session::Run() {

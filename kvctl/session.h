@@ -31,6 +31,7 @@
 #include "kv/client.h"
 #include "kvctl/context.h"
 #include "kvctl/line_io.h"
+#include "kvctl/text_protocol.h"
 
 namespace kv::ctl {
 
@@ -88,6 +89,7 @@ class Session {
   LineWriter writer_;
   SessionEnd end_ = SessionEnd::kInputClosed;
   const char* eol_ = "\n";  // the last line's terminator, for the session's own errors
+  TextProtocol protocol_;   // MULTI state
 };
 
 }  // namespace kv::ctl

@@ -13,6 +13,13 @@
 //   PERSIST <bucket> <key>         -> 1 (expiry removed) or 0 (none, or no such key)
 // A TTL that is not a positive decimal integer, or longer than kv::kMaxTtl, answers
 // "ERROR INVALID: ..." (Redis deletes the key on EXPIRE with a TTL <= 0; kv refuses it).
+//   MULTI                        -> OK; then PUT and DELETE lines answer QUEUED (all on one
+//                                   bucket) until
+//   EXEC                         -> OK once the queued writes are applied all-or-nothing as one
+//                                   batch (kv::WriteBatch), else ERROR <CODE>: ... and none is
+//   DISCARD                      -> OK; forgets the queued writes
+// Inside MULTI, any other command answers "ERROR INVALID: ..." and is not queued (the block
+// stays open); a key twice, or a write to a second bucket, too.
 // A command on a bucket that does not exist answers NOT FOUND; anything unparsable answers
 // UNKNOWN COMMAND. Tokens are separated by whitespace, as in Elixir's String.split/1.
 // Other failures (kvd down, timeouts) answer "ERROR <CODE>: <message>".
@@ -31,8 +38,21 @@
 namespace kv::ctl {
 
 // Executes one protocol line (without its line terminator) against `client` and returns the
-// reply lines, without terminators.
+// reply lines, without terminators. Stateless: MULTI answers ERROR (use TextProtocol).
 std::vector<std::string> RunTextCommand(Client& client, std::string_view line);
+
+// One session's protocol state: a MULTI block being queued. Thread-compatible.
+class TextProtocol {
+ public:
+  // As RunTextCommand, with MULTI/EXEC/DISCARD.
+  std::vector<std::string> Run(Client& client, std::string_view line);
+
+ private:
+  bool in_multi_ = false;
+  std::string bucket_;             // the block's bucket (empty until its first write)
+  std::vector<std::string> keys_;  // queued keys (each once)
+  WriteBatch batch_;
+};
 
 // The bucket of a "SUBSCRIBE <bucket>" line; nullopt for any other line.
 std::optional<std::string> SubscribeTarget(std::string_view line);

@@ -24,6 +24,14 @@ struct kv_subscription {
   kv::Subscription subscription;
 };
 
+struct kv_batch {
+  kv::WriteBatch batch;
+};
+
+struct kv_snapshot {
+  kv::Snapshot snapshot;
+};
+
 namespace {
 
 static_assert(KV_MAX_KEY_SIZE == kv::kMaxKeySize);
@@ -43,6 +51,7 @@ static_assert(KV_CORRUPT == -static_cast<int>(kv::Code::kCorrupt));
 static_assert(KV_FAILED == -static_cast<int>(kv::Code::kFailed));
 static_assert(KV_INTERNAL == -static_cast<int>(kv::Code::kInternal));
 static_assert(KV_PERSISTENCE == -static_cast<int>(kv::Code::kPersistence));
+static_assert(KV_SNAPSHOT_TOO_OLD == -static_cast<int>(kv::Code::kSnapshotTooOld));
 
 int ChangeKind(kv::Change::Kind kind) {
   switch (kind) {
@@ -204,6 +213,8 @@ const char* kv_strerror(int rc) {
       return "INTERNAL: a bug, out of memory, or an unexpected system error";
     case KV_PERSISTENCE:
       return "PERSISTENCE: the write is not durable (disk failure), or writes are refused";
+    case KV_SNAPSHOT_TOO_OLD:
+      return "SNAPSHOT_TOO_OLD: the snapshot outlived its history window or pinning limit";
     default:
       return "UNKNOWN: not a kv result code";
   }
@@ -522,6 +533,117 @@ void kv_change_free(kv_change* change) { std::free(change); }
 void kv_subscription_close(kv_subscription* sub) {
   try {
     delete sub;
+  } catch (...) {
+    // As kv_client_close.
+  }
+}
+
+int kv_batch_create(kv_batch** batch) try {
+  if (batch == nullptr) return Null("batch");
+  *batch = new kv_batch{};
+  return Report(kv::Status());
+}
+KV_CATCH_ALL
+
+// The batch's argument error (WriteBatch keeps the first: every later add reports it too).
+static int BatchAdded(kv_batch* batch) { return Report(batch->batch.error()); }
+
+int kv_batch_put(kv_batch* batch, const void* key, size_t key_len, const void* value,
+                 size_t value_len) try {
+  if (batch == nullptr) return Null("batch");
+  if (BadBytes(key, key_len)) return Null("key");
+  if (BadBytes(value, value_len)) return Null("value");
+  batch->batch.Put(Bytes(key, key_len), Bytes(value, value_len));
+  return BatchAdded(batch);
+}
+KV_CATCH_ALL
+
+int kv_batch_del(kv_batch* batch, const void* key, size_t key_len) try {
+  if (batch == nullptr) return Null("batch");
+  if (BadBytes(key, key_len)) return Null("key");
+  batch->batch.Delete(Bytes(key, key_len));
+  return BatchAdded(batch);
+}
+KV_CATCH_ALL
+
+int kv_batch_cas(kv_batch* batch, const void* key, size_t key_len, uint64_t expected_version,
+                 const void* value, size_t value_len) try {
+  if (batch == nullptr) return Null("batch");
+  if (BadBytes(key, key_len)) return Null("key");
+  if (BadBytes(value, value_len)) return Null("value");
+  batch->batch.Cas(Bytes(key, key_len), expected_version, Bytes(value, value_len));
+  return BatchAdded(batch);
+}
+KV_CATCH_ALL
+
+size_t kv_batch_count(const kv_batch* batch) { return batch == nullptr ? 0 : batch->batch.Count(); }
+
+void kv_batch_free(kv_batch* batch) { delete batch; }
+
+int kv_bucket_write(kv_bucket* bucket, const kv_batch* batch, uint64_t* version,
+                    size_t* failed_index) try {
+  if (version != nullptr) *version = 0;
+  if (bucket == nullptr) return Null("bucket");
+  if (batch == nullptr) return Null("batch");
+  return Report(bucket->bucket.Write(batch->batch, version, failed_index));
+}
+KV_CATCH_ALL
+
+int kv_bucket_write_async(kv_bucket* bucket, const kv_batch* batch) try {
+  if (bucket == nullptr) return Null("bucket");
+  if (batch == nullptr) return Null("batch");
+  return Report(bucket->bucket.WriteAsync(batch->batch));
+}
+KV_CATCH_ALL
+
+int kv_bucket_snapshot(kv_bucket* bucket, kv_snapshot** snap) try {
+  if (snap == nullptr) return Null("snap");
+  *snap = nullptr;
+  if (bucket == nullptr) return Null("bucket");
+  kv::Result<kv::Snapshot> taken = bucket->bucket.Snapshot();
+  if (!taken.ok()) return Report(taken.status());
+  *snap = new kv_snapshot{std::move(taken).value()};
+  return Report(kv::Status());
+}
+KV_CATCH_ALL
+
+int kv_snapshot_get(kv_snapshot* snap, const void* key, size_t key_len, void** value,
+                    size_t* value_len, uint64_t* version) try {
+  if (value != nullptr) *value = nullptr;
+  if (value_len != nullptr) *value_len = 0;
+  if (version != nullptr) *version = 0;
+  if (snap == nullptr) return Null("snap");
+  if (value == nullptr) return Null("value");
+  if (value_len == nullptr) return Null("value_len");
+  if (BadBytes(key, key_len)) return Null("key");
+  std::string v;
+  int rc = Report(snap->snapshot.Get(Bytes(key, key_len), &v, version));
+  if (rc != KV_OK) return rc;
+  return CopyOut(v, value, value_len);
+}
+KV_CATCH_ALL
+
+int kv_snapshot_scan(kv_snapshot* snap, const void* prefix, size_t prefix_len,
+                     int (*fn)(void* ctx, const void* key, size_t key_len, const void* value,
+                               size_t value_len),
+                     void* ctx) try {
+  if (snap == nullptr) return Null("snap");
+  if (fn == nullptr) return Null("fn");
+  if (BadBytes(prefix, prefix_len)) return Null("prefix");
+  return Report(
+      snap->snapshot.Scan(Bytes(prefix, prefix_len), [&](std::string_view k, std::string_view v) {
+        return fn(ctx, k.data(), k.size(), v.data(), v.size()) == 0;
+      }));
+}
+KV_CATCH_ALL
+
+uint64_t kv_snapshot_sequence(const kv_snapshot* snap) {
+  return snap == nullptr ? 0 : snap->snapshot.sequence();
+}
+
+void kv_snapshot_close(kv_snapshot* snap) {
+  try {
+    delete snap;
   } catch (...) {
     // As kv_client_close.
   }

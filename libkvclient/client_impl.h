@@ -13,6 +13,7 @@
 #include "shm/control_message.h"
 #include "shm/registry.h"
 #include "shm/segment.h"
+#include "shm/slot_history.h"
 #include "write_channel.h"
 
 namespace kv {
@@ -35,6 +36,12 @@ struct Bucket::View {
   shm::TableView table;
 };
 
+// The bucket's slot history mapped read-only (shm/slot_history.h), for snapshots.
+struct HistoryMapping {
+  shm::Segment segment;
+  shm::HistoryReader reader;
+};
+
 // State shared by every copy of a Bucket handle.
 class Bucket::Shared {
  public:
@@ -50,6 +57,10 @@ class Bucket::Shared {
   Status Cast(shm::Op op, std::string_view key, std::string_view value, std::int64_t arg = 0);
   // Waits until every write queued before is applied; kFailed if any async write failed.
   Status Flush();
+  // Queues one async batch (Op::kBatch: its body and operation count).
+  Status CastBatch(std::string_view body, std::int64_t count);
+  // The bucket's slot history, mapped on first use and kept.
+  Result<std::shared_ptr<const HistoryMapping>> History();
 
   const shm::AnchorHeader* anchor() const { return anchor_; }
 
@@ -63,6 +74,8 @@ class Bucket::Shared {
   std::chrono::milliseconds timeout_;
   std::mutex mu_;
   WriteChannel channel_;  // guarded by mu_
+  std::mutex history_mu_;
+  std::shared_ptr<const HistoryMapping> history_;  // guarded by history_mu_
 };
 
 // Maps a worker's reply status to a Status with context.

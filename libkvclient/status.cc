@@ -34,6 +34,8 @@ const char* CodeName(Code code) {
       return "INTERNAL";
     case Code::kPersistence:
       return "PERSISTENCE";
+    case Code::kSnapshotTooOld:
+      return "SNAPSHOT_TOO_OLD";
   }
   return "INTERNAL";
 }

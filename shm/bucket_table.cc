@@ -251,6 +251,46 @@ ReadResult TableView::SlotAt(std::uint64_t index, RecordRef* record,
   return ReadResult::kFound;
 }
 
+ReadResult TableView::FindThrough(std::string_view key, RecordRef* record, SlotSource source,
+                                  void* context, std::uint64_t at_unix_ms) const {
+  std::uint64_t hash = HashKey(key);
+  std::uint64_t tag = Tag(hash);
+  std::uint64_t index = HomeSlot(hash, slot_count_);
+  for (std::uint64_t probes = 0; probes < slot_count_; ++probes) {
+    std::uint64_t word = source(context, index);
+    if (word == kSlotEmpty) return ReadResult::kNotFound;
+    if (!SlotValid(word)) return ReadResult::kCorrupt;
+    if ((word >> 48) == tag && IsLive(word)) {
+      std::uint32_t key_len, value_len;
+      const RecordHeader* rec = CheckedRecord(word, &key_len, &value_len);
+      if (rec == nullptr) return ReadResult::kCorrupt;
+      if (std::string_view(RecordKey(rec), key_len) == key) {
+        return WordRecord(word, record, at_unix_ms);  // kNotFound if expired at the moment
+      }
+    }
+    if (++index == slot_count_) index = 0;
+  }
+  return ReadResult::kCorrupt;
+}
+
+ReadResult TableView::WordRecord(std::uint64_t word, RecordRef* record,
+                                 std::uint64_t at_unix_ms) const {
+  if (word == kSlotEmpty) return ReadResult::kNotFound;
+  if (!SlotValid(word)) return ReadResult::kCorrupt;
+  if (!IsLive(word)) return ReadResult::kNotFound;
+  std::uint32_t key_len, value_len;
+  const RecordHeader* rec = CheckedRecord(word, &key_len, &value_len);
+  if (rec == nullptr) return ReadResult::kCorrupt;
+  std::uint64_t expiry = RecordExpiry(rec);
+  if (expiry != 0 && expiry <= at_unix_ms) return ReadResult::kNotFound;
+  const char* rec_key = RecordKey(rec);
+  record->key = std::string_view(rec_key, key_len);
+  record->value = std::string_view(rec_key + key_len, value_len);
+  record->version = rec->version;
+  record->expires_unix_ms = expiry;
+  return ReadResult::kFound;
+}
+
 TableStats TableView::Stats() const {
   TableStats s;
   for (int attempt = 0; attempt < 100; ++attempt) {
@@ -546,12 +586,16 @@ void TableWriter::PrefetchRecord(std::uint64_t hash) const {
   }
 }
 
-std::uint64_t TableWriter::Find(std::string_view key, std::uint64_t hash, bool* found) const {
+std::uint64_t TableWriter::Find(std::string_view key, std::uint64_t hash, bool* found,
+                                const Overlay* overlay) const {
   std::uint64_t tag = Tag(hash);
   std::uint64_t index = HomeSlot(hash, view_.slot_count_);
   std::uint64_t first_tombstone = ~std::uint64_t{0};
   for (std::uint64_t probes = 0; probes < view_.slot_count_; ++probes) {
     std::uint64_t word = view_.slots_[index].load(std::memory_order_relaxed);
+    if (overlay != nullptr) {
+      if (auto it = overlay->find(index); it != overlay->end()) word = it->second;
+    }
     if (word == kSlotEmpty) break;
     if (word == kSlotTombstone) {
       if (first_tombstone == ~std::uint64_t{0}) first_tombstone = index;
@@ -649,6 +693,7 @@ WriteResult TableWriter::PutAt(std::string_view key, std::string_view value,
   if (!found && !reuses_tombstone && (used_slots + 1) * 100 > view_.slot_count_ * kMaxLoadPercent) {
     return WriteResult::kNeedsGrowth;  // T3
   }
+  if (!PrepareHistory(1)) return WriteResult::kNeedsGrowth;
   std::uint64_t last = h->last_version.load(std::memory_order_relaxed);
   std::uint64_t new_version = exact_version != 0 ? exact_version : last + 1;
   std::uint64_t word = Append(hash, key, value, new_version, expiry);
@@ -665,7 +710,7 @@ WriteResult TableWriter::PutAt(std::string_view key, std::string_view value,
   }
   Swing(word);
   WriteBegin(h->stats_seq);
-  slots()[at].store(word, std::memory_order_release);
+  StoreSlot(at, word);
   CrashHook("table-slot-stored");
   if (found) {
     Sub(h->live_bytes, old_size);
@@ -701,7 +746,7 @@ void TableWriter::Tombstone(std::uint64_t at, std::uint32_t k, std::uint32_t v,
   TableHeader* h = header();
   Swing(slots()[at].load(std::memory_order_relaxed));
   WriteBegin(h->stats_seq);
-  slots()[at].store(kSlotTombstone, std::memory_order_release);
+  StoreSlot(at, kSlotTombstone);
   CrashHook("table-slot-stored");
   Sub(h->key_count, 1);
   Add(h->tombstones, 1);
@@ -721,6 +766,7 @@ WriteResult TableWriter::Delete(std::string_view key, std::string* old_value) {
   // An expired key is absent for its clients; the active expiry reclaims it.
   std::uint64_t expiry = rec != nullptr ? RecordExpiry(rec) : 0;
   if (expiry != 0 && expiry <= RealtimeCoarseMillis()) return WriteResult::kNotFound;
+  if (!PrepareHistory(1)) return WriteResult::kNeedsGrowth;
   if (old_value != nullptr && rec != nullptr) old_value->assign(RecordKey(rec) + k, v);
   Tombstone(at, k, v, rec);
   return WriteResult::kOk;
@@ -744,8 +790,150 @@ bool TableWriter::Expire(std::string_view key, std::uint64_t expiry, std::uint64
   if (rec == nullptr || RecordExpiry(rec) != expiry || expiry == 0 || expiry > now_unix_ms) {
     return false;
   }
+  if (!PrepareHistory(1)) return false;  // no memory for the slot history yet: a later pass
   Tombstone(at, k, v, rec);
   return true;
+}
+
+bool TableWriter::PrepareHistory(std::size_t entries) {
+  if (history_ == nullptr || history_->Prepare(entries)) return true;
+  last_error_ = {ShmError::kNoSpace, "no memory for the slot history"};
+  return false;
+}
+
+void TableWriter::StoreSlot(std::uint64_t at, std::uint64_t word) {
+  if (history_ != nullptr) {
+    history_->Record(generation(), at, slots()[at].load(std::memory_order_relaxed), word);
+    history_->Publish();  // H1: before the slot store
+  }
+  slots()[at].store(word, std::memory_order_release);
+  if (history_ != nullptr) history_->Commit();  // H2
+}
+
+void TableWriter::RestoreSlot(std::uint64_t index, std::uint64_t word) {
+  if (index < view_.slot_count_ && SlotValid(word) &&
+      (!IsLive(word) || SlotOffset(word) < header()->heap_used.load(std::memory_order_relaxed))) {
+    slots()[index].store(word, std::memory_order_release);
+  }
+}
+
+BatchNeeds TableWriter::Needs(const std::vector<BatchOp>& ops) const {
+  BatchNeeds needs;
+  for (const BatchOp& op : ops) {
+    if (op.op == Op::kDelete) continue;
+    bool found = false;
+    Find(op.key, HashKey(op.key), &found);
+    if (!found) ++needs.new_keys;
+    needs.bytes += RecordSize(op.key.size(), op.value.size());
+  }
+  return needs;
+}
+
+WriteResult TableWriter::ApplyBatch(const std::vector<BatchOp>& ops, std::size_t* failed,
+                                    std::uint64_t* version) {
+  TableHeader* h = header();
+  *failed = 0;
+  // 1. Every condition against the state before the batch (keys are unique: shm/batch.h).
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    if (ops[i].op != Op::kCas) continue;
+    RecordRef current;
+    ReadResult r = view_.Find(ops[i].key, &current);
+    bool matches = r == ReadResult::kFound
+                       ? current.version == static_cast<std::uint64_t>(ops[i].arg)
+                       : ops[i].arg == 0;
+    if (!matches) {
+      *failed = i;
+      *version = r == ReadResult::kFound ? current.version : 0;
+      return WriteResult::kVersionMismatch;
+    }
+  }
+  // 2. Room: slots (T3, counting every new key as taking a fresh slot), heap and history
+  // memory, all reserved before anything is written.
+  if (last_error_) last_error_ = {};
+  BatchNeeds needs = Needs(ops);
+  std::uint64_t used_slots =
+      h->key_count.load(std::memory_order_relaxed) + h->tombstones.load(std::memory_order_relaxed);
+  std::uint64_t used = h->heap_used.load(std::memory_order_relaxed);
+  if ((used_slots + needs.new_keys) * 100 > view_.slot_count_ * kMaxLoadPercent ||
+      needs.bytes > view_.heap_size_ - used) {
+    return WriteResult::kNeedsGrowth;
+  }
+  if (h->heap_offset + used + needs.bytes > segment_.reserved()) {
+    last_error_ = segment_.Reserve(h->heap_offset + used + needs.bytes + ReserveChunk(used));
+    if (last_error_) return WriteResult::kNeedsGrowth;
+  }
+  if (!PrepareHistory(ops.size())) return WriteResult::kNeedsGrowth;
+  // 3. Records (T1: invisible until a slot points at them), then the plan: each operation's
+  // slot as if the operations before it were applied (the overlay), so that every prefix of
+  // the slot stores below is a valid table (T2, T3, T6) for readers and for recovery.
+  struct Change {
+    std::uint64_t at, old_word, new_word;
+  };
+  std::vector<Change> plan;
+  plan.reserve(ops.size());
+  Overlay overlay;
+  overlay.reserve(ops.size() * 2);
+  std::uint64_t last = h->last_version.load(std::memory_order_relaxed);
+  std::int64_t d_keys = 0, d_tombstones = 0, d_live = 0;
+  for (const BatchOp& op : ops) {
+    std::uint64_t hash = HashKey(op.key);
+    bool found = false;
+    std::uint64_t at = Find(op.key, hash, &found, &overlay);
+    std::uint64_t old_word = slots()[at].load(std::memory_order_relaxed);
+    if (auto it = overlay.find(at); it != overlay.end()) old_word = it->second;
+    ++last;
+    std::uint64_t new_word;
+    if (op.op == Op::kDelete) {
+      if (!found) continue;
+      new_word = kSlotTombstone;
+      --d_keys;
+      ++d_tombstones;
+    } else {
+      new_word = Append(hash, op.key, op.value, last, 0);   // room reserved above: never 0
+      if (new_word == 0) return WriteResult::kNeedsGrowth;  // nothing is published yet
+      if (!found) {
+        ++d_keys;
+        if (old_word == kSlotTombstone) --d_tombstones;
+      }
+      d_live += static_cast<std::int64_t>(RecordSize(op.key.size(), op.value.size()));
+    }
+    if (found) {
+      std::uint32_t k = 0, v = 0;
+      if (const RecordHeader* old = view_.Record(old_word, &k, &v); old != nullptr) {
+        d_live -= static_cast<std::int64_t>(RecordSize(k, v, RecordExpiry(old) != 0));
+      }
+    }
+    overlay[at] = new_word;
+    plan.push_back({at, old_word, new_word});
+  }
+  h->last_version.store(last, std::memory_order_relaxed);
+  *version = last;
+  if (plan.empty()) return WriteResult::kOk;  // deletes of missing keys only
+  // 4. The history (H1), then the commit point's hook, then the slots, then the commit (H2).
+  for (const Change& c : plan) history_->Record(generation(), c.at, c.old_word, c.new_word);
+  if (swing_hook_ != nullptr) swing_hook_(swing_context_, generation(), history_->next() - 1);
+  CrashHook("batch-planned");
+  history_->Publish();
+  CrashHook("batch-history-published");
+  WriteBegin(h->stats_seq);
+  for (std::size_t i = 0; i < plan.size(); ++i) {
+    if (i == plan.size() / 2 && i != 0) CrashHook("batch-half-applied");
+    slots()[plan[i].at].store(plan[i].new_word, std::memory_order_release);
+  }
+  CrashHook("batch-slots-stored");
+  history_->Commit();
+  h->key_count.store(
+      h->key_count.load(std::memory_order_relaxed) + static_cast<std::uint64_t>(d_keys),
+      std::memory_order_relaxed);
+  h->tombstones.store(
+      h->tombstones.load(std::memory_order_relaxed) + static_cast<std::uint64_t>(d_tombstones),
+      std::memory_order_relaxed);
+  h->live_bytes.store(
+      h->live_bytes.load(std::memory_order_relaxed) + static_cast<std::uint64_t>(d_live),
+      std::memory_order_relaxed);
+  Add(h->writes_applied, 1);
+  WriteEnd(h->stats_seq);
+  return WriteResult::kOk;
 }
 
 }  // namespace kv::shm

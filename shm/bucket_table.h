@@ -39,9 +39,13 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <vector>
 
+#include "shm/batch.h"
 #include "shm/layout.h"
 #include "shm/segment.h"
+#include "shm/slot_history.h"
 
 namespace kv::shm {
 
@@ -191,6 +195,15 @@ class TableView {
   // expired keys (`now_unix_ms`: the time to compare expiries with; 0 reads the clock).
   ReadResult SlotAt(std::uint64_t index, RecordRef* record, std::uint64_t now_unix_ms = 0) const;
 
+  // Point-in-time reads (kv::Snapshot, shm/slot_history.h): Find and SlotAt over the words the
+  // slots held at a snapshot's moment, as `source(context, index)` gives them, instead of the
+  // words they hold now, with keys expired at `at_unix_ms` (the snapshot's moment) absent.
+  // moved_to is not looked at: a snapshot may read a replaced generation.
+  using SlotSource = std::uint64_t (*)(void* context, std::uint64_t index);
+  ReadResult FindThrough(std::string_view key, RecordRef* record, SlotSource source, void* context,
+                         std::uint64_t at_unix_ms) const;
+  ReadResult WordRecord(std::uint64_t word, RecordRef* record, std::uint64_t at_unix_ms) const;
+
   std::uint64_t moved_to() const { return header_->moved_to.load(std::memory_order_acquire); }
   std::uint64_t slot_count() const { return slot_count_; }
   // The raw word of slot `index` (< slot_count()): a snapshot copies them (daemon/persistence).
@@ -231,6 +244,12 @@ enum class WriteResult {
   kNotFound,         // delete of a missing key
   kVersionMismatch,  // cas
   kNeedsGrowth,      // no room: the caller builds the next generation and retries
+};
+
+// What a batch needs of a generation (TableWriter::BatchNeeds).
+struct BatchNeeds {
+  std::uint64_t new_keys = 0;
+  std::uint64_t bytes = 0;  // record bytes
 };
 
 // The bucket's single writer over one generation. Only the worker constructs it.
@@ -274,6 +293,14 @@ class TableWriter {
     swing_context_ = context;
   }
 
+  // The bucket's slot history (shm/slot_history.h): every slot change is recorded in it before
+  // its slot store and committed after. Not carried by BuildNext: set it on each generation.
+  // Without one (tests of the table alone) nothing is recorded.
+  void SetHistory(HistoryWriter* history) { history_ = history; }
+  // Crash recovery (HistoryWriter::RollForward): stores `word` in slot `index` as recorded by
+  // the dead worker. The caller re-opens the table afterwards (stats are recomputed there).
+  void RestoreSlot(std::uint64_t index, std::uint64_t word);
+
   // Sets the writes_applied statistic (crash recovery: shm/channel_dedup.h knows the count).
   void SetWritesApplied(std::uint64_t n);
 
@@ -296,6 +323,21 @@ class TableWriter {
   // Tombstones `key` if its record expires exactly at `expiry` and that is <= now_unix_ms (the
   // worker's active expiry). True if it did.
   bool Expire(std::string_view key, std::uint64_t expiry, std::uint64_t now_unix_ms);
+  // Applies a validated batch (shm/batch.h: unique keys) all-or-nothing. First every cas is
+  // checked against the current state (kVersionMismatch, *failed = its index: nothing changed),
+  // then room (kNeedsGrowth: nothing changed; BatchNeeds says what the next generation needs,
+  // last_error() whether /dev/shm refused memory). Then the records are appended, every slot
+  // change is recorded in the history and published, the slots are stored in order, and the
+  // changes committed (shm/slot_history.h): a crash anywhere leaves none of it or, once the
+  // history is published, all of it after recovery. Operation i gets version V - n + 1 + i
+  // where *version = V is the version counter after the batch; a delete of a missing key
+  // changes nothing (but takes its version). The swing hook is told (generation, last history
+  // sequence of the batch) before the first slot store. REQUIRES: a history (SetHistory).
+  WriteResult ApplyBatch(const std::vector<BatchOp>& ops, std::size_t* failed,
+                         std::uint64_t* version);
+  // What `ops` would need: new keys and record bytes (for sizing the next generation).
+  BatchNeeds Needs(const std::vector<BatchOp>& ops) const;
+
   // Restore from disk (daemon/persistence): puts `value` with exactly `version` and raises the
   // version counter to it; RaiseLastVersion raises it (never lowers it).
   WriteResult PutVersioned(std::string_view key, std::string_view value, std::uint64_t version,
@@ -323,10 +365,18 @@ class TableWriter {
     return const_cast<std::atomic<std::uint64_t>*>(view_.slots_);
   }
   // Probes for `key`: returns its slot index and sets *found, or the index where it would go.
-  std::uint64_t Find(std::string_view key, std::uint64_t hash, bool* found) const;
+  // `overlay` (optional): slot words planned by a batch but not stored yet, by slot index.
+  using Overlay = std::unordered_map<std::uint64_t, std::uint64_t>;
+  std::uint64_t Find(std::string_view key, std::uint64_t hash, bool* found,
+                     const Overlay* overlay = nullptr) const;
   // Room for `size` bytes at the end of the heap (memory reserved), and its heap offset; nullptr
   // (last_error_ set if /dev/shm refused memory) if the heap is full.
   char* Allocate(std::uint64_t size, std::uint64_t* offset);
+  // Reserves history memory for `entries` slot changes (true without a history); false, with
+  // last_error_ set, if /dev/shm refused it: the write must not start.
+  bool PrepareHistory(std::size_t entries);
+  // Stores `word` in slot `at`, recorded in the history first (H1, H2).
+  void StoreSlot(std::uint64_t at, std::uint64_t word);
   // Appends a record (T1). Returns its slot word, or 0 if the heap (or /dev/shm) is full.
   std::uint64_t Append(std::uint64_t hash, std::string_view key, std::string_view value,
                        std::uint64_t version, std::uint64_t expiry);
@@ -347,6 +397,7 @@ class TableWriter {
   ShmError last_error_;
   SwingHook swing_hook_ = nullptr;
   void* swing_context_ = nullptr;
+  HistoryWriter* history_ = nullptr;
 };
 
 }  // namespace kv::shm

@@ -116,7 +116,7 @@ void FeedWriter::Append(FeedOp op, std::string_view key, std::string_view value)
   if (!ReserveSlot(index)) {  // F5: the slot stays unreserved; readers count the change missed
     ++next_seq_;
     header_->data_head.store(data_head_, std::memory_order_relaxed);  // no slot tells it
-    header_->next_seq.store(next_seq_, std::memory_order_release);    // F1
+    if (!grouping_) header_->next_seq.store(next_seq_, std::memory_order_release);  // F1
     dirty_ = true;
     return;
   }
@@ -161,8 +161,13 @@ void FeedWriter::Append(FeedOp op, std::string_view key, std::string_view value)
   slot.value_len.store(static_cast<std::uint32_t>(value.size()), std::memory_order_relaxed);
   slot.seq.store(next_seq_, std::memory_order_release);
   ++next_seq_;
-  header_->next_seq.store(next_seq_, std::memory_order_release);  // F1
+  if (!grouping_) header_->next_seq.store(next_seq_, std::memory_order_release);  // F1
   dirty_ = true;
+}
+
+void FeedWriter::EndGroup() {
+  grouping_ = false;
+  header_->next_seq.store(next_seq_, std::memory_order_release);  // F1
 }
 
 void FeedWriter::Publish() {

@@ -116,6 +116,12 @@ class FeedWriter {
   // replies to the write's client, so a change is in the feed before its writer learns it
   // applied). Sleeping readers learn of it on the next Publish.
   void Append(FeedOp op, std::string_view key, std::string_view value);
+  // A group of records readers see at once (the changes of one atomic batch): between
+  // BeginGroup and EndGroup, Append writes records but does not move next_seq; EndGroup
+  // publishes them together (F1). A worker killed inside a group left no visible record of it
+  // (its successor overwrites them and appends kResync, F4).
+  void BeginGroup() { grouping_ = true; }
+  void EndGroup();
   // Wakes sleeping subscribers if records were appended since the last call (one futex syscall
   // per batch).
   void Publish();
@@ -139,6 +145,7 @@ class FeedWriter {
   std::uint64_t slots_ready_ = 0;  // F5, the writer's copies
   std::uint64_t data_ready_ = 0;
   bool dirty_ = false;
+  bool grouping_ = false;
 };
 
 struct FeedRecord {

@@ -152,7 +152,7 @@ void ChannelDedup::CopyOutcome() {
   in.state.store(kDedupIdle, std::memory_order_release);
 }
 
-std::string ChannelDedup::Recover(TableWriter& table) {
+std::string ChannelDedup::Recover(TableWriter& table, std::uint64_t history_commit) {
   const TableView& current = table.view();
   std::string done;
   std::uint64_t generation = current.header()->generation;
@@ -182,6 +182,10 @@ std::string ChannelDedup::Recover(TableWriter& table) {
     // Nothing reached a slot. Only a clear commits without one: by publishing a new generation.
     applied = IsOp(in.op, Op::kClear) && generation != in.begin_generation;
     in.generation = 0;
+  } else if (IsOp(in.op, Op::kBatch)) {  // kSwung: record_offset is its last history sequence
+    applied = in.generation == generation && history_commit >= in.record_offset;
+    number =
+        static_cast<std::int64_t>(current.header()->last_version.load(std::memory_order_relaxed));
   } else if (in.generation == generation) {  // kSwung
     RecordRef record;
     RecordRef now;

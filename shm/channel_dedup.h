@@ -20,9 +20,11 @@
 //   kBegun: nothing reached the table (except a clear, applied iff the anchor's generation moved
 //   on since Begin): the request is not applied; kSwung: applied iff the key's slot points at the
 //   recorded record (put, cas, incr) or no longer points at it (delete), the outcome is rebuilt
-//   from the record; kDone: the copy into the entry is redone. The table's writes_applied
-//   statistic, which a crash between a slot store and its update can leave one behind, is set
-//   to what Begin saw plus the write if it was applied: it counts every write exactly once.
+//   from the record; a batch (Op::kBatch) is applied iff the slot history committed the last
+//   change the swing hook recorded for it; kDone: the copy into the entry is redone. The table's
+//   writes_applied statistic, which a crash between a slot store and its update can leave one
+//   behind, is set to what Begin saw plus the write if it was applied: it counts every write
+//   exactly once.
 // Every store is a plain store in program order to shared memory that outlives the process, so a
 // SIGKILL at any instruction leaves one of these states.
 //
@@ -117,7 +119,9 @@ class ChannelDedup {
   // Completes an interrupted intent (see the header comment) against the current generation,
   // and finishes an interrupted AdoptGeneration. Returns what it did, for the log ("" if
   // nothing). Call once, after the table was opened (and repaired), before serving anyone.
-  std::string Recover(TableWriter& current);
+  // `history_commit`: the slot history's commit after its RollForward (shm/slot_history.h): a
+  // batch (whose swing hook records its last history sequence) was applied iff it is covered.
+  std::string Recover(TableWriter& current, std::uint64_t history_commit = 0);
 
   // The entry of channel `channel_id`, or kNoDedupEntry.
   std::uint32_t Find(std::uint64_t channel_id) const;

@@ -21,7 +21,8 @@ inline constexpr std::uint64_t kTableMagic = 0x31454c4241544b56ULL;
 inline constexpr std::uint64_t kChannelMagic = 0x314c4e4148434b56ULL;
 
 // 2: record checks are CRC-32C (were XXH3-64). 3: the anchor carries the worker's pulse and wait
-// policy. 5: a record may carry an expiry time (value_len bit 31, bucket_table.h).
+// policy. 5: a record may carry an expiry time (value_len bit 31, bucket_table.h); batches and
+// snapshots: the slot-history object NS.b<id>.hist (shm/slot_history.h).
 inline constexpr std::uint32_t kFormatVersion = 5;
 
 // Limits (documented in docs/shm_format.md and kv/client.h).
@@ -32,6 +33,9 @@ inline constexpr std::size_t kMaxNamespaceSize = 32;
 // Key expiry times are Unix milliseconds (RealtimeCoarseMillis, coarse_clock.h); the latest one a
 // record can hold (2^46 ms after 1970: the year 4199). Requests past it are refused.
 inline constexpr std::uint64_t kMaxExpiryUnixMs = std::uint64_t{1} << 46;
+// Operations in one batch (shm/batch.h): far below the slot history's window (slot_history.h),
+// which must hold every entry of a batch being applied.
+inline constexpr std::size_t kMaxBatchOps = 4096;
 
 // Every atomic that a read-only client loads must be a plain load: at most 8 bytes and lock-free.
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);

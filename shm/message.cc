@@ -60,9 +60,10 @@ WireStatus DecodeRequest(const char* frame, std::size_t size, Request* out) {
   if (h.version != kProtocolVersion) return WireStatus::kBadVersion;
   if (h.op == 0 || h.op > kMaxOp) return WireStatus::kUnknownOp;
   if (h.reserved != 0) return WireStatus::kMalformed;
+  if (h.op == 7 || h.op == 8) return WireStatus::kUnknownOp;  // reserved (not spoken here)
   Op op = static_cast<Op>(h.op);
-  bool keyed = op != Op::kClear && op != Op::kFlush;
-  bool valued = op == Op::kPut || op == Op::kCas;
+  bool keyed = op != Op::kClear && op != Op::kFlush && op != Op::kBatch;
+  bool valued = op == Op::kPut || op == Op::kCas || op == Op::kBatch;
   bool staged = (h.flags & kFlagStagedValue) != 0;
   std::uint64_t body = size - sizeof(RequestHeader);
   std::uint64_t in_frame = std::uint64_t{h.key_len} + (staged ? 0 : h.value_len);
@@ -77,6 +78,11 @@ WireStatus DecodeRequest(const char* frame, std::size_t size, Request* out) {
     if (h.arg < (op == Op::kExpire ? 1 : 0) ||
         static_cast<std::uint64_t>(h.arg) > kMaxExpiryUnixMs) {
       return WireStatus::kMalformed;
+    }
+  } else if (op == Op::kBatch) {
+    // A batch's operation count; its body is checked by DecodeBatch (shm/batch.h).
+    if (h.arg < 1 || h.arg > static_cast<std::int64_t>(kMaxBatchOps)) {
+      return h.arg > 0 ? WireStatus::kTooLarge : WireStatus::kMalformed;
     }
   } else if (op != Op::kCas && op != Op::kIncr && h.arg != 0) {
     return WireStatus::kMalformed;

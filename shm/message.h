@@ -21,9 +21,12 @@ enum class Op : std::uint8_t {
   kFlush = 6,    // no key; replies once everything sent before it is applied
   kExpire = 7,   // key, arg = expiry (Unix ms, 1..kMaxExpiryUnixMs); reply number = new version
   kPersist = 8,  // key; removes its expiry; reply number = new version, 0 if it had none
-  // 9 is reserved (kBatch).
+  // No key; the value is a batch body (shm/batch.h), arg = its operation count. Applied
+  // all-or-nothing; reply number = the bucket's version counter after the batch (operation i
+  // of n got version number - n + 1 + i); VERSION_MISMATCH's number is the failing index.
+  kBatch = 9,
 };
-inline constexpr std::uint8_t kMaxOp = 8;
+inline constexpr std::uint8_t kMaxOp = 9;
 
 // Request flags.
 // Async (Agent.cast): the worker sends no reply; failures are counted in the channel header.
@@ -62,7 +65,7 @@ enum class WireStatus : std::uint8_t {
   // A mirrored bucket's upstream is unreachable, or refused the write (docs/mirror.md): nothing
   // was applied.
   kUnavailable = 12,
-  // The bucket does not support the request: expiry on a bucket that mirrors Redis
+  // The bucket does not support the request: expiry or a batch on a bucket that mirrors Redis
   // (docs/mirror.md). Nothing was applied.
   kUnsupported = 13,
 };

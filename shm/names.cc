@@ -56,6 +56,10 @@ std::string DedupObjectName(std::string_view ns, std::uint64_t bucket_id) {
   return AnchorObjectName(ns, bucket_id) + ".dedup";
 }
 
+std::string HistoryObjectName(std::string_view ns, std::uint64_t bucket_id) {
+  return AnchorObjectName(ns, bucket_id) + ".hist";
+}
+
 std::string ControlSocketAddress(std::string_view ns) {
   return std::string(1, '\0') + "kv/" + std::string(ns) + "/ctl";
 }

@@ -26,9 +26,10 @@ std::string DefaultNamespace();
 std::string RegistryObjectName(std::string_view ns);                         // NS.registry
 std::string AnchorObjectName(std::string_view ns, std::uint64_t bucket_id);  // NS.b<id>
 std::string GenerationObjectName(std::string_view ns, std::uint64_t bucket_id,
-                                 std::uint64_t generation);                 // NS.b<id>.g<gen>
-std::string FeedObjectName(std::string_view ns, std::uint64_t bucket_id);   // NS.b<id>.feed
-std::string DedupObjectName(std::string_view ns, std::uint64_t bucket_id);  // NS.b<id>.dedup
+                                 std::uint64_t generation);                   // NS.b<id>.g<gen>
+std::string FeedObjectName(std::string_view ns, std::uint64_t bucket_id);     // NS.b<id>.feed
+std::string DedupObjectName(std::string_view ns, std::uint64_t bucket_id);    // NS.b<id>.dedup
+std::string HistoryObjectName(std::string_view ns, std::uint64_t bucket_id);  // NS.b<id>.hist
 
 // Abstract unix socket addresses (no filesystem entry, released by the kernel when the owner dies).
 // The leading NUL is part of the returned string.

@@ -44,6 +44,25 @@ void AppendLogRecord(std::string* out, LogOp op, std::string_view key, std::stri
   StoreLe<std::uint32_t>(h + 12, Crc(h, 12));
 }
 
+void AppendLogBatch(std::string* out, std::string_view inner, std::uint64_t version) {
+  std::size_t head = out->size();
+  std::uint32_t body_len = static_cast<std::uint32_t>(kLogBodyFixed + inner.size());
+  out->resize(head + kLogRecordHead);
+  std::size_t body = out->size();
+  AppendLe<std::uint8_t>(out, static_cast<std::uint8_t>(LogOp::kBatch));
+  out->append(3, '\0');
+  AppendLe<std::uint32_t>(out, 0);
+  AppendLe<std::uint32_t>(out, static_cast<std::uint32_t>(inner.size()));
+  AppendLe<std::uint32_t>(out, 0);
+  AppendLe<std::uint64_t>(out, version);
+  out->append(inner);
+  char* h = out->data() + head;
+  StoreLe<std::uint32_t>(h, body_len);
+  StoreLe<std::uint32_t>(h + 4, Crc(out->data() + body, body_len));
+  StoreLe<std::uint32_t>(h + 8, 0);
+  StoreLe<std::uint32_t>(h + 12, Crc(h, 12));
+}
+
 std::string LogReader::Open(const std::string& path, const char* data, std::size_t size,
                             std::uint64_t bucket_id, std::uint64_t seq) {
   path_ = path;
@@ -99,7 +118,41 @@ LogReader::Result LogReader::Corrupt(const std::string& what) {
   return kCorrupt;
 }
 
+LogReader::Result LogReader::NextInBatch(LogRecord* record) {
+  const char* h = data_ + batch_at_;
+  std::size_t left = batch_end_ - batch_at_;
+  if (left < kLogRecordHead + kLogBodyFixed || LoadLe<std::uint32_t>(h + 12) != Crc(h, 12) ||
+      LoadLe<std::uint32_t>(h + 8) != 0) {
+    return Corrupt("batch record holds a damaged record");
+  }
+  std::uint32_t body_len = LoadLe<std::uint32_t>(h);
+  const char* b = h + kLogRecordHead;
+  if (body_len < kLogBodyFixed || body_len > left - kLogRecordHead ||
+      LoadLe<std::uint32_t>(h + 4) != Crc(b, body_len)) {
+    return Corrupt("batch record holds a damaged record");
+  }
+  auto op = static_cast<LogOp>(LoadLe<std::uint8_t>(b));
+  std::uint32_t key_len = LoadLe<std::uint32_t>(b + 4);
+  std::uint32_t value_len = LoadLe<std::uint32_t>(b + 8);
+  bool ok = std::uint64_t{kLogBodyFixed} + key_len + value_len == body_len && key_len >= 1 &&
+            key_len <= shm::kMaxKeySize &&
+            (op == LogOp::kPut || (op == LogOp::kDelete && value_len == 0));
+  if (!ok) return Corrupt("batch record holds an invalid record");
+  record->op = op;
+  record->version = LoadLe<std::uint64_t>(b + 16);
+  record->expiry = 0;  // a batch's puts carry none
+  record->key = std::string_view(b + kLogBodyFixed, key_len);
+  record->value = std::string_view(b + kLogBodyFixed + key_len, value_len);
+  batch_at_ += kLogRecordHead + body_len;
+  if (batch_at_ == batch_end_) {  // the batch's last record: the reader moves past it
+    at_ = batch_end_;
+    batch_at_ = 0;
+  }
+  return kRecord;
+}
+
 LogReader::Result LogReader::Next(LogRecord* record) {
+  if (batch_at_ != 0) return NextInBatch(record);
   if (at_ >= size_) return kEnd;
   std::size_t left = size_ - at_;
   if (left < kLogRecordHead) return Torn(size_);
@@ -114,8 +167,7 @@ LogReader::Result LogReader::Next(LogRecord* record) {
     return Torn(end);
   }
   std::uint32_t body_len = LoadLe<std::uint32_t>(h);
-  if (body_len < kLogBodyFixed ||
-      body_len > kLogBodyFixed + 8 + shm::kMaxKeySize + shm::kMaxValueSize) {
+  if (body_len < kLogBodyFixed || body_len > kLogBodyFixed + kMaxLogBatchBytes) {
     return Corrupt("record length " + std::to_string(body_len) + " out of range");
   }
   if (left - kLogRecordHead < body_len) return Torn(size_);
@@ -128,11 +180,23 @@ LogReader::Result LogReader::Next(LogRecord* record) {
   auto op = static_cast<LogOp>(LoadLe<std::uint8_t>(b));
   std::uint32_t key_len = LoadLe<std::uint32_t>(b + 4);
   std::uint32_t value_len = LoadLe<std::uint32_t>(b + 8);
+  bool lengths_ok = std::uint64_t{kLogBodyFixed} + key_len + value_len == body_len;
+  if (op == LogOp::kBatch && version_ >= 2) {
+    if (!lengths_ok || key_len != 0 || value_len < kLogRecordHead + kLogBodyFixed) {
+      return Corrupt("record fields invalid");
+    }
+    batch_at_ = at_ + kLogRecordHead + kLogBodyFixed;
+    batch_end_ = record_end;
+    return NextInBatch(record);
+  }
+  if (body_len > kLogBodyFixed + 8 + shm::kMaxKeySize + shm::kMaxValueSize) {
+    return Corrupt("record length " + std::to_string(body_len) + " out of range");
+  }
   // Version 2: a put's value_len may say an expiry follows the version.
   bool expires = version_ >= 2 && op == LogOp::kPut && (value_len & kLogExpires) != 0;
   if (expires) value_len &= ~kLogExpires;
   std::size_t fixed = kLogBodyFixed + (expires ? 8 : 0);
-  bool lengths_ok = std::uint64_t{fixed} + key_len + value_len == body_len;
+  lengths_ok = std::uint64_t{fixed} + key_len + value_len == body_len;
   bool op_ok =
       (op == LogOp::kPut && key_len >= 1 && key_len <= shm::kMaxKeySize &&
        value_len <= shm::kMaxValueSize) ||

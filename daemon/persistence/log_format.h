@@ -3,7 +3,7 @@
 // docs/persistence.md has the tables; all integers little-endian, checksums CRC-32C.
 //
 //   file header  magic        8 bytes  89 4B 56 41 4C 4F 47 0A  ("\x89KVALOG\n")
-//   (40 bytes)   version      u32      2 (1: no expiry times; still read)
+//   (40 bytes)   version      u32      2 (1 is read too: no expiry times, no batch records)
 //                flags        u32      0
 //                bucket_id    u64
 //                seq          u64      the file's sequence number (its name: log.<seq>)
@@ -13,7 +13,7 @@
 //                body_crc     u32      CRC-32C of the body
 //                reserved     u32      0
 //                head_crc     u32      CRC-32C of the 12 bytes before it
-//   body         op           u8       1 put, 2 delete, 3 clear
+//   body         op           u8       1 put, 2 delete, 3 clear, 4 batch
 //                pad          3 bytes  0
 //                key_len      u32      put/delete: 1..kMaxKeySize; clear: 0
 //                value_len    u32      put: 0..kMaxValueSize; else 0. Bit 31 (version 2, put
@@ -23,6 +23,13 @@
 //                                      version counter after the write
 //                expiry       u64      only with value_len bit 31: the key's expiry, Unix ms
 //                key, value   bytes
+//
+// A batch (version 2) is one record whose value is the batch's put and delete records, each
+// framed as above (head and body, own checksums), and whose key is empty; its version is the
+// bucket's version counter after the batch. Under the outer checksum the batch is all-or-
+// nothing: a torn tail that cuts it drops all of it. The reader returns its inner records one
+// by one (valid_end() moves past the batch with its last one); a batch record that is not a
+// sequence of valid put/delete records is corruption.
 //
 // A log written with appendfsync always may end with zeros (space preallocated ahead of the last
 // record, daemon/persistence/log_appender.h); they are the end of the log, not a torn tail.
@@ -45,16 +52,22 @@ inline constexpr char kLogMagic[8] = {'\x89', 'K', 'V', 'A', 'L', 'O', 'G', '\n'
 inline constexpr std::uint32_t kLogVersion = 2;
 inline constexpr std::uint32_t kLogOldestVersion = 1;      // still read (no expiry times)
 inline constexpr std::uint32_t kLogExpires = 0x80000000u;  // value_len flag (version 2)
+// Bytes of inner records one batch record may hold (a batch request's value is at most
+// kMaxValueSize; its records add a little per operation).
+inline constexpr std::uint64_t kMaxLogBatchBytes = std::uint64_t{32} << 20;
 inline constexpr std::size_t kLogHeaderSize = 40;
 inline constexpr std::size_t kLogRecordHead = 16;
 inline constexpr std::size_t kLogBodyFixed = 24;
 
-enum class LogOp : std::uint8_t { kPut = 1, kDelete = 2, kClear = 3 };
+enum class LogOp : std::uint8_t { kPut = 1, kDelete = 2, kClear = 3, kBatch = 4 };
 
 std::string EncodeLogHeader(std::uint64_t bucket_id, std::uint64_t seq);
 // `expiry`: a put's expiry time (Unix ms, 0: none).
 void AppendLogRecord(std::string* out, LogOp op, std::string_view key, std::string_view value,
                      std::uint64_t version, std::uint64_t expiry = 0);
+// Appends one batch record framing `inner` (records appended with AppendLogRecord: puts and
+// deletes only); `version` is the bucket's version counter after the batch.
+void AppendLogBatch(std::string* out, std::string_view inner, std::uint64_t version);
 
 struct LogRecord {
   LogOp op = LogOp::kPut;
@@ -85,7 +98,11 @@ class LogReader {
   Result Torn(std::size_t end);
   bool OnlyZerosFrom(std::size_t offset) const;
   Result Corrupt(const std::string& what);
+  // The next record inside the current batch record.
+  Result NextInBatch(LogRecord* record);
   std::string path_;
+  std::size_t batch_at_ = 0;   // next inner record (0: not inside a batch)
+  std::size_t batch_end_ = 0;  // end of the batch record
   const char* data_ = nullptr;
   std::size_t size_ = 0;
   std::size_t at_ = 0;

@@ -222,6 +222,22 @@ void Persistence::Record(const shm::Request& request, std::int64_t number) {
     case shm::Op::kClear:
       AppendLogRecord(&buffer_, LogOp::kClear, {}, {}, last);
       break;
+    case shm::Op::kBatch: {
+      // One framed record: a torn tail or a crash drops the whole batch, never a part of it.
+      const std::vector<shm::BatchOp>& ops = store_->batch();
+      std::uint64_t version = static_cast<std::uint64_t>(number) - ops.size();
+      std::string inner;
+      for (const shm::BatchOp& op : ops) {
+        ++version;
+        if (op.op == shm::Op::kDelete) {
+          AppendLogRecord(&inner, LogOp::kDelete, op.key, {}, version);
+        } else {
+          AppendLogRecord(&inner, LogOp::kPut, op.key, op.value, version);
+        }
+      }
+      AppendLogBatch(&buffer_, inner, static_cast<std::uint64_t>(number));
+      break;
+    }
     case shm::Op::kFlush:
       break;
   }

@@ -129,6 +129,8 @@ std::string RestoreBucket(const std::string& dir, BucketStore* store, RestoreRes
             return "cannot replay a clear from log " + log.path;
           }
           break;
+        case LogOp::kBatch:
+          break;  // never returned: the reader yields a batch's records one by one
       }
       ++result->log_records;
     }

@@ -179,7 +179,7 @@ TEST_F(SubscribeTest, FrozenOrKilledSubscribersNeverHoldTheWriterBack) {
   const std::string own = kvd_.ns() + ".b" + std::to_string(bucket_->id());
   for (const std::string& name : kv::testing::ShmObjectsOfNamespace(kvd_.ns())) {
     bool bucket_object = name == own || name == own + ".feed" || name == own + ".dedup" ||
-                         name.rfind(own + ".g", 0) == 0;
+                         name == own + ".hist" || name.rfind(own + ".g", 0) == 0;
     EXPECT_TRUE(name == kvd_.ns() + ".registry" || bucket_object) << "left behind: " << name;
   }
   std::string value;

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <vector>
 
+#include "shm/batch.h"
 #include "shm/layout.h"
 #include "shm/message.h"
 #include "shm/ring.h"
@@ -45,6 +46,20 @@ void FuzzRequest(const char* data, std::size_t size) {
   } else {
     Check(request.value.size() == h.value_len);
     Check(size == sizeof h + h.key_len + h.value_len);
+  }
+  // A batch's body is decoded by the worker next (shm/batch.h): every op inside the body.
+  if (h.op == static_cast<std::uint8_t>(kv::shm::Op::kBatch) && !request.staged()) {
+    std::vector<kv::shm::BatchOp> ops;
+    std::size_t bad = 0;
+    if (kv::shm::DecodeBatch(request.value, static_cast<std::uint64_t>(h.arg), &ops, &bad) ==
+        WireStatus::kOk) {
+      Check(ops.size() == static_cast<std::size_t>(h.arg));
+      for (const kv::shm::BatchOp& op : ops) {
+        Check(op.key.data() >= request.value.data() &&
+              op.value.data() + op.value.size() <= request.value.data() + request.value.size());
+        Check(!op.key.empty() && op.key.size() <= kv::shm::kMaxKeySize);
+      }
+    }
   }
   // Touch every byte the worker would read.
   volatile char sink = 0;

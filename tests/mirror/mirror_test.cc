@@ -160,6 +160,28 @@ TEST_F(MirrorTest, CreateValidatesTheUpstreamAndRecordsIt) {
   EXPECT_NE(r.out.find("\"upstream\":{"), std::string::npos) << r.out;
 }
 
+TEST_F(MirrorTest, BatchesAreRefusedAndSnapshotsWork) {
+  std::shared_ptr<Client> client;
+  Set("m:a", "1");
+  Bucket m = Mirror(a_, &client);
+  ASSERT_TRUE(WaitFor([&] { return Holds(m, "a", "1"); }, kPatience));
+  WriteBatch batch;
+  batch.Put("a", "2");
+  batch.Put("b", "3");
+  Status s = m.Write(batch);
+  EXPECT_EQ(s.code(), Code::kFailed) << s.ToString();
+  EXPECT_NE(s.message().find("mirrors an upstream"), std::string::npos) << s.message();
+  EXPECT_TRUE(Holds(m, "a", "1"));
+  EXPECT_TRUE(Lacks(m, "b"));
+  auto r = conn_->Command({"GET", "m:b"});
+  EXPECT_TRUE(r && r->type == REDIS_REPLY_NIL) << "nothing reached the upstream";
+  Result<Snapshot> snap = m.Snapshot();
+  ASSERT_TRUE(snap.ok()) << snap.status().ToString();
+  std::string value;
+  EXPECT_TRUE(snap->Get("a", &value).ok());
+  EXPECT_EQ(value, "1");
+}
+
 TEST_F(MirrorTest, TwoHostsMirrorOneRedis) {
   // Keys present before the mirrors exist are loaded; keys outside the prefix are not.
   for (int i = 0; i < 300; ++i) Set("m:pre" + std::to_string(i), "v" + std::to_string(i));

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/persistence/byte_codec.h"
 #include "daemon/persistence/log_format.h"
 #include "daemon/persistence/options.h"
 #include "daemon/persistence/snapshot_format.h"
@@ -229,6 +230,53 @@ TEST(LogFormatTest, ABadFileHeaderOrAnotherVersionIsRefused) {
   }
   std::string other = EncodeLogHeader(8, 3);  // another bucket's log
   EXPECT_NE(ScanLog(other).open_error.find("belongs to bucket 8"), std::string::npos);
+}
+
+// Two plain records, then a batch of `batch` records key2..: keys key0, key1, key2, ...
+std::string LogWithBatch(int batch) {
+  std::string out = Log(2);
+  std::string inner;
+  for (int i = 0; i < batch; ++i) {
+    AppendLogRecord(&inner, i % 2 == 0 ? LogOp::kPut : LogOp::kDelete,
+                    "key" + std::to_string(2 + i), i % 2 == 0 ? "v" : "",
+                    static_cast<std::uint64_t>(3 + i));
+  }
+  AppendLogBatch(&out, inner, static_cast<std::uint64_t>(2 + batch));
+  return out;
+}
+
+TEST(LogFormatTest, ABatchIsReadAsItsRecordsAndATornBatchDropsAllOfThem) {
+  std::string whole = LogWithBatch(5);
+  Scan s = ScanLog(whole);
+  EXPECT_EQ(s.end, LogReader::kEnd);
+  EXPECT_EQ(s.records, 7);
+  EXPECT_EQ(s.torn, 0u);
+  std::string two = Log(2);
+  for (std::size_t n = two.size(); n < whole.size(); ++n) {  // every cut inside the batch
+    Scan cut = ScanLog(whole.substr(0, n));
+    EXPECT_EQ(cut.end, LogReader::kEnd) << n;
+    EXPECT_EQ(cut.records, 2) << "a part of the batch survived a cut at byte " << n;
+    EXPECT_EQ(cut.torn, n - two.size()) << n;
+  }
+  // A flipped byte inside a batch followed by more records is corruption, not a partial batch.
+  std::string more = whole;
+  AppendLogRecord(&more, LogOp::kPut, "key7", "v", 8);
+  for (std::size_t i = two.size(); i < whole.size(); ++i) {
+    std::string bad = more;
+    bad[i] ^= 0x10;
+    Scan b = ScanLog(bad);
+    EXPECT_EQ(b.end, LogReader::kCorrupt) << "byte " << i;
+    EXPECT_EQ(b.records, 2) << "byte " << i;
+  }
+}
+
+TEST(LogFormatTest, AVersion1LogIsStillRead) {
+  std::string v1 = Log(2);
+  v1[8] = 1;  // version field, then the header checksum again
+  std::uint32_t crc = Crc(v1.data(), 36);
+  std::memcpy(&v1[36], &crc, 4);
+  EXPECT_EQ(ScanLog(v1).open_error, "");
+  EXPECT_EQ(ScanLog(v1).records, 2);
 }
 
 TEST(PersistenceOptionsTest, SaveRulesParseAndFormatLikeRedis) {

@@ -13,6 +13,7 @@
 #include <map>
 #include <random>
 
+#include "shm/batch.h"
 #include "shm/layout.h"
 #include "tests/testing/bucket_fixture.h"
 #include "tests/testing/kvd_harness.h"
@@ -78,6 +79,14 @@ std::string Edit(std::string frame, const std::function<void(shm::RequestHeader*
   return frame;
 }
 
+// A batch body of `n` puts of keys "k0".. (which the bad frames around it must not apply).
+std::string BatchBody(int n) {
+  std::string body;
+  for (int i = 0; i < n; ++i)
+    shm::AppendBatchEntry(&body, Op::kPut, "k" + std::to_string(i), "b", 0);
+  return body;
+}
+
 std::vector<BadFrame> BadFrames() {
   auto put = [] { return Frame(Op::kPut, 7, "k", "changed"); };
   auto put_with = [put](std::function<void(shm::RequestHeader*)> e) {
@@ -94,6 +103,40 @@ std::vector<BadFrame> BadFrames() {
       {"op past kMaxOp", put_with([](auto* h) { h->op = shm::kMaxOp + 1; }),
        WireStatus::kUnknownOp},
       {"op 255", put_with([](auto* h) { h->op = 255; }), WireStatus::kUnknownOp},
+      {"op 7 (reserved)", put_with([](auto* h) { h->op = 7; }), WireStatus::kUnknownOp},
+      // batches (op 9: shm/batch.h)
+      {"batch with a key", [] { return Frame(Op::kBatch, 7, "k", BatchBody(1), 1); },
+       WireStatus::kMalformed},
+      {"batch count 0", [] { return Frame(Op::kBatch, 7, "", BatchBody(1), 0); },
+       WireStatus::kMalformed},
+      {"batch count 4097", [] { return Frame(Op::kBatch, 7, "", BatchBody(1), 4097); },
+       WireStatus::kTooLarge},
+      {"batch count past its body", [] { return Frame(Op::kBatch, 7, "", BatchBody(1), 2); },
+       WireStatus::kMalformed},
+      {"batch body past its count", [] { return Frame(Op::kBatch, 7, "", BatchBody(2), 1); },
+       WireStatus::kMalformed},
+      {"batch with a key twice",
+       [] {
+         std::string body;
+         shm::AppendBatchEntry(&body, Op::kPut, "k", "a", 0);
+         shm::AppendBatchEntry(&body, Op::kDelete, "k", "", 0);
+         return Frame(Op::kBatch, 7, "", body, 2);
+       },
+       WireStatus::kMalformed},
+      {"batch entry of op incr",
+       [] {
+         std::string body;
+         shm::AppendBatchEntry(&body, Op::kIncr, "k", "", 0);
+         return Frame(Op::kBatch, 7, "", body, 1);
+       },
+       WireStatus::kMalformed},
+      {"batch entry with reserved bits",
+       [] {
+         std::string body = BatchBody(1);
+         body[1] = 1;
+         return Frame(Op::kBatch, 7, "", body, 1);
+       },
+       WireStatus::kMalformed},
       // flags (unknown bits: answered even though a no-reply bit may look set)
       {"flag 4", put_with([](auto* h) { h->flags = 4; }), WireStatus::kMalformed},
       {"flag 0x8000", put_with([](auto* h) { h->flags = 0x8000; }), WireStatus::kMalformed},

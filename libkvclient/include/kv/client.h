@@ -47,6 +47,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "kv/status.h"
@@ -126,6 +127,76 @@ struct InstanceStatus {
 };
 
 class Bucket;
+
+// Writes applied together (leveldb's WriteBatch, Redis's MULTI/EXEC): Bucket::Write applies all
+// of them or none. Every cas is checked against the state before the batch; if one fails,
+// nothing is applied. Readers never see a part of a batch through a Snapshot (a single Get may
+// see one of its keys changed before another: use a Snapshot for reads across keys).
+// Limits: 1..kMaxBatchOps operations, each key once (a key twice is kInvalidArgument: every
+// operation sees the state before the batch), keys and values as for Put, and the encoded batch
+// (ByteSize: 24 bytes per operation plus keys and values) at most kMaxValueSize. An argument
+// error is kept and returned by Bucket::Write, which then sends nothing.
+// Thread-compatible: a value type, one thread at a time.
+inline constexpr std::size_t kMaxBatchOps = 4096;
+
+class WriteBatch {
+ public:
+  void Put(std::string_view key, std::string_view value);
+  void Delete(std::string_view key);  // a missing key is not an error (it stays missing)
+  // Stores `value` only if the key's version is `expected_version` (0: only if absent).
+  void Cas(std::string_view key, std::uint64_t expected_version, std::string_view value);
+  void Clear();  // empties the batch (and forgets its argument error)
+  std::size_t Count() const { return count_; }
+  std::size_t ByteSize() const { return body_.size(); }
+  // The first argument error of an operation added (OK if none).
+  const Status& error() const { return error_; }
+
+ private:
+  friend class Bucket;
+  void Add(int op, std::string_view key, std::string_view value, std::uint64_t arg);
+  std::string body_;  // the wire body (shm/batch.h)
+  std::size_t count_ = 0;
+  std::unordered_set<std::string> keys_;  // to refuse a key twice
+  Status error_;
+};
+
+// How old a Snapshot may grow (Bucket::Snapshot).
+struct SnapshotOptions {
+  // A snapshot keeps the table generation it reads mapped; once the bucket has moved to a newer
+  // generation (growth, compaction, clear) that memory is the snapshot's alone. A replaced
+  // generation larger than this is released at the snapshot's next read, which then fails with
+  // kSnapshotTooOld. Default 256 MiB.
+  std::uint64_t max_pinned_bytes = std::uint64_t{256} << 20;
+};
+
+// A read view of a whole bucket at one moment (LMDB's read transaction): Get and Scan see
+// exactly the bucket's state when it was taken, while writes continue, and never a part of a
+// batch. Taking one costs a few loads (no message, no copy); reads cost a little more than
+// Bucket::Get, plus a look at the slot changes made since the snapshot (each is read once per
+// snapshot). Bounded (docs/design.md, "Snapshots"): once more than 65536 slot changes were made
+// after it (the bucket's history window) before it looked at them, or when it would pin more
+// than SnapshotOptions::max_pinned_bytes, every read fails with kSnapshotTooOld -- never a
+// wrong value. Read it promptly or take a new one.
+// Thread-compatible: one thread at a time per copy (copies share a cache: do not use two copies
+// at once from different threads). Stays valid after the Bucket handle is destroyed.
+class Snapshot {
+ public:
+  // As Bucket::Get, at the snapshot's moment. Plus kSnapshotTooOld.
+  Status Get(std::string_view key, std::string* value, std::uint64_t* version = nullptr);
+  // Every key starting with `prefix`, as present at the snapshot's moment, each once (order
+  // unspecified). As Bucket::Scan plus kSnapshotTooOld (fn may then have seen some keys).
+  Status Scan(std::string_view prefix,
+              const std::function<bool(std::string_view key, std::string_view value)>& fn);
+  // The bucket's change sequence the snapshot reads at (slot changes committed up to it).
+  std::uint64_t sequence() const;
+
+  class State;
+
+ private:
+  friend class Bucket;
+  explicit Snapshot(std::shared_ptr<State> state) : state_(std::move(state)) {}
+  std::shared_ptr<State> state_;
+};
 
 // A connection to one kv instance: the registry mapped read-only, plus control requests to kvd.
 // Created by Open (shared ownership); thread-safe.
@@ -335,6 +406,22 @@ class Bucket {
   Status PutAsync(std::string_view key, std::string_view value, std::chrono::milliseconds ttl);
   Status DeleteAsync(std::string_view key);
   Status Flush();
+
+  // --- Batches and snapshots ---
+
+  // Applies `batch` all-or-nothing (see WriteBatch). *version (if non-null) receives the
+  // bucket's version counter after it: operation i of n got version *version - n + 1 + i.
+  // kVersionMismatch if a cas failed (*failed_index, if non-null, names it; nothing applied);
+  // kInvalidArgument (empty batch, a key twice, an empty key), kTooLarge (too many operations,
+  // a key, value or the whole batch too large) before anything is sent; kFailed for a bucket
+  // that mirrors an upstream (batches are not supported there); other errors as Put.
+  Status Write(const WriteBatch& batch, std::uint64_t* version = nullptr,
+               std::size_t* failed_index = nullptr);
+  // Queues `batch` (async, as PutAsync); Flush() reports it if it failed (e.g. a cas).
+  Status WriteAsync(const WriteBatch& batch);
+  // A consistent read view of the whole bucket now (see kv::Snapshot). Errors: kBucketNotFound,
+  // kUnavailable (the worker has not created the bucket's history yet), kCorrupt.
+  Result<kv::Snapshot> Snapshot(const SnapshotOptions& options = {});
 
   // Subscribes to this bucket's changes, starting with the next one (from_sequence = 0) or at
   // `from_sequence` (changes still in the feed are replayed; older ones are reported missed).

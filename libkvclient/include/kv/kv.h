@@ -75,11 +75,16 @@ extern "C" {
 #define KV_FAILED (-12)          /* FAILED: could not be done (bucket failed, limit hit) */
 #define KV_INTERNAL (-13)        /* INTERNAL: a bug, out of memory, or unexpected system error */
 #define KV_PERSISTENCE (-14)     /* PERSISTENCE: not durable (disk failure) or writes refused */
+#define KV_SNAPSHOT_TOO_OLD                                            \
+  (-15) /* SNAPSHOT_TOO_OLD: a snapshot outlived its bounds; take anew \
+         */
 
 /* Opaque handles. */
 typedef struct kv_client kv_client;
 typedef struct kv_bucket kv_bucket;
 typedef struct kv_subscription kv_subscription;
+typedef struct kv_batch kv_batch;
+typedef struct kv_snapshot kv_snapshot;
 
 /* Counters of one bucket (kv_stats), read from its segment header. */
 typedef struct kv_stat {
@@ -310,6 +315,55 @@ void kv_change_free(kv_change* change);
 
 /* Closes a subscription. NULL is ignored. REQUIRES: no thread is in kv_subscription_next on it. */
 void kv_subscription_close(kv_subscription* sub);
+
+/* ---- Batches: writes applied all-or-nothing (kv::WriteBatch, kv::Bucket::Write) ---- */
+
+/* A new, empty batch in *batch (free it with kv_batch_free). Errors: KV_INVALID, KV_INTERNAL. */
+int kv_batch_create(kv_batch** batch);
+/* Add one operation. An argument error (empty key, too large, a key twice, more than 4096
+ * operations) is returned here (and by every later add) and by kv_bucket_write, which then
+ * sends nothing. */
+int kv_batch_put(kv_batch* batch, const void* key, size_t key_len, const void* value,
+                 size_t value_len);
+int kv_batch_del(kv_batch* batch, const void* key, size_t key_len);
+int kv_batch_cas(kv_batch* batch, const void* key, size_t key_len, uint64_t expected_version,
+                 const void* value, size_t value_len);
+/* Number of operations in the batch (0 if batch is NULL). */
+size_t kv_batch_count(const kv_batch* batch);
+/* Frees a batch. NULL is ignored. */
+void kv_batch_free(kv_batch* batch);
+
+/* Applies the batch all-or-nothing. On KV_OK *version (if non-NULL) receives the bucket's
+ * version counter after it (operation i of n got version *version - n + 1 + i). On
+ * KV_VERSION_MISMATCH a cas failed and nothing was applied: *failed_index (if non-NULL) names
+ * it. KV_INVALID (empty batch, argument error), KV_TOO_LARGE, KV_FAILED (a mirror bucket), other
+ * errors as kv_put. */
+int kv_bucket_write(kv_bucket* bucket, const kv_batch* batch, uint64_t* version,
+                    size_t* failed_index);
+/* Queues the batch (async, as kv_put_async); kv_flush reports it if it failed. */
+int kv_bucket_write_async(kv_bucket* bucket, const kv_batch* batch);
+
+/* ---- Snapshots: a read view of a whole bucket at one moment (kv::Snapshot) ---- */
+
+/* Takes a snapshot (*snap; close it with kv_snapshot_close). It pins at most 256 MiB of a
+ * replaced generation. Errors: KV_INVALID, KV_NO_BUCKET, KV_UNAVAILABLE, KV_CORRUPT. A snapshot
+ * is used by one thread at a time; it stays valid after `bucket` is closed. */
+int kv_bucket_snapshot(kv_bucket* bucket, kv_snapshot** snap);
+/* As kv_get_versioned (version may be NULL), at the snapshot's moment. Plus
+ * KV_SNAPSHOT_TOO_OLD: more than 65536 slot changes were made since the snapshot before it read
+ * them, or its replaced generation is larger than it may pin. */
+int kv_snapshot_get(kv_snapshot* snap, const void* key, size_t key_len, void** value,
+                    size_t* value_len, uint64_t* version);
+/* As kv_scan, at the snapshot's moment (every key present then, each once). Plus
+ * KV_SNAPSHOT_TOO_OLD. */
+int kv_snapshot_scan(kv_snapshot* snap, const void* prefix, size_t prefix_len,
+                     int (*fn)(void* ctx, const void* key, size_t key_len, const void* value,
+                               size_t value_len),
+                     void* ctx);
+/* The bucket's change sequence the snapshot reads at; 0 if snap is NULL. */
+uint64_t kv_snapshot_sequence(const kv_snapshot* snap);
+/* Closes a snapshot (releases what it pins). NULL is ignored. */
+void kv_snapshot_close(kv_snapshot* snap);
 
 #ifdef __cplusplus
 } /* extern "C" */

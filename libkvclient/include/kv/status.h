@@ -28,6 +28,8 @@ enum class Code {
   kInternal,          // INTERNAL: a bug or an unexpected system error
   kPersistence,       // PERSISTENCE: the write is not durable (disk failure), or writes are
                       // refused after a failed save (docs/persistence.md)
+  kSnapshotTooOld,    // SNAPSHOT_TOO_OLD: a snapshot fell out of the bucket's history window or
+                      // exceeded what it may pin (kv::Snapshot); take a new one
 };
 
 // The upper-case word for a code ("NOT_FOUND", ...).
