@@ -60,7 +60,6 @@ WireStatus DecodeRequest(const char* frame, std::size_t size, Request* out) {
   if (h.version != kProtocolVersion) return WireStatus::kBadVersion;
   if (h.op == 0 || h.op > kMaxOp) return WireStatus::kUnknownOp;
   if (h.reserved != 0) return WireStatus::kMalformed;
-  if (h.op == 7 || h.op == 8) return WireStatus::kUnknownOp;  // reserved (not spoken here)
   Op op = static_cast<Op>(h.op);
   bool keyed = op != Op::kClear && op != Op::kFlush && op != Op::kBatch;
   bool valued = op == Op::kPut || op == Op::kCas || op == Op::kBatch;

@@ -53,7 +53,7 @@ TEST(MessageTest, ExpiryTimesAreCheckedPerOp) {
   auto frame = Encode(Op::kPersist, "", "");
   EXPECT_EQ(DecodeRequest(frame.data(), frame.size(), &r), WireStatus::kMalformed);  // no key
   frame = Encode(Op::kPersist, "k", "");
-  Header(frame)->op = 9;  // reserved (batches), unknown here
+  Header(frame)->op = kMaxOp + 1;  // past the last op
   EXPECT_EQ(DecodeRequest(frame.data(), frame.size(), &r), WireStatus::kUnknownOp);
 }
 

@@ -103,7 +103,6 @@ std::vector<BadFrame> BadFrames() {
       {"op past kMaxOp", put_with([](auto* h) { h->op = shm::kMaxOp + 1; }),
        WireStatus::kUnknownOp},
       {"op 255", put_with([](auto* h) { h->op = 255; }), WireStatus::kUnknownOp},
-      {"op 7 (reserved)", put_with([](auto* h) { h->op = 7; }), WireStatus::kUnknownOp},
       // batches (op 9: shm/batch.h)
       {"batch with a key", [] { return Frame(Op::kBatch, 7, "k", BatchBody(1), 1); },
        WireStatus::kMalformed},
