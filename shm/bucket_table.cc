@@ -232,23 +232,7 @@ ReadResult TableView::Get(std::string_view key, std::string* value, std::uint64_
 ReadResult TableView::SlotAt(std::uint64_t index, RecordRef* record,
                              std::uint64_t now_unix_ms) const {
   if (index >= slot_count_) return ReadResult::kNotFound;
-  std::uint64_t word = slots_[index].load(std::memory_order_acquire);
-  if (word == kSlotEmpty) return ReadResult::kNotFound;
-  if (!SlotValid(word)) return ReadResult::kCorrupt;
-  if (!IsLive(word)) return ReadResult::kNotFound;
-  std::uint32_t key_len, value_len;
-  const RecordHeader* rec = CheckedRecord(word, &key_len, &value_len);
-  if (rec == nullptr) return ReadResult::kCorrupt;
-  std::uint64_t expiry = RecordExpiry(rec);
-  if (expiry != 0 && expiry <= (now_unix_ms != 0 ? now_unix_ms : RealtimeCoarseMillis())) {
-    return ReadResult::kNotFound;
-  }
-  const char* rec_key = RecordKey(rec);
-  record->key = std::string_view(rec_key, key_len);
-  record->value = std::string_view(rec_key + key_len, value_len);
-  record->version = rec->version;
-  record->expires_unix_ms = expiry;
-  return ReadResult::kFound;
+  return WordRecord(slots_[index].load(std::memory_order_acquire), record, now_unix_ms);
 }
 
 ReadResult TableView::FindThrough(std::string_view key, RecordRef* record, SlotSource source,
@@ -265,7 +249,7 @@ ReadResult TableView::FindThrough(std::string_view key, RecordRef* record, SlotS
       const RecordHeader* rec = CheckedRecord(word, &key_len, &value_len);
       if (rec == nullptr) return ReadResult::kCorrupt;
       if (std::string_view(RecordKey(rec), key_len) == key) {
-        return WordRecord(word, record, at_unix_ms);  // kNotFound if expired at the moment
+        return Unexpired(rec, key_len, value_len, at_unix_ms, record);
       }
     }
     if (++index == slot_count_) index = 0;
@@ -281,8 +265,16 @@ ReadResult TableView::WordRecord(std::uint64_t word, RecordRef* record,
   std::uint32_t key_len, value_len;
   const RecordHeader* rec = CheckedRecord(word, &key_len, &value_len);
   if (rec == nullptr) return ReadResult::kCorrupt;
+  return Unexpired(rec, key_len, value_len, at_unix_ms, record);
+}
+
+ReadResult TableView::Unexpired(const RecordHeader* rec, std::uint32_t key_len,
+                                std::uint32_t value_len, std::uint64_t at_unix_ms,
+                                RecordRef* record) {
   std::uint64_t expiry = RecordExpiry(rec);
-  if (expiry != 0 && expiry <= at_unix_ms) return ReadResult::kNotFound;
+  if (expiry != 0 && expiry <= (at_unix_ms != 0 ? at_unix_ms : RealtimeCoarseMillis())) {
+    return ReadResult::kNotFound;
+  }
   const char* rec_key = RecordKey(rec);
   record->key = std::string_view(rec_key, key_len);
   record->value = std::string_view(rec_key + key_len, value_len);

@@ -202,6 +202,8 @@ class TableView {
   using SlotSource = std::uint64_t (*)(void* context, std::uint64_t index);
   ReadResult FindThrough(std::string_view key, RecordRef* record, SlotSource source, void* context,
                          std::uint64_t at_unix_ms) const;
+  // The record of slot word `word` (kNotFound: empty, tombstone, or expired at `at_unix_ms`;
+  // 0 reads the clock when an expiring record is met).
   ReadResult WordRecord(std::uint64_t word, RecordRef* record, std::uint64_t at_unix_ms) const;
 
   std::uint64_t moved_to() const { return header_->moved_to.load(std::memory_order_acquire); }
@@ -228,6 +230,10 @@ class TableView {
  private:
   // `now_unix_ms`: 0 reads the clock when an expiring record is met; ~0 finds expired keys too.
   ReadResult FindAt(std::string_view key, RecordRef* record, std::uint64_t now_unix_ms) const;
+  // *record from checked record `rec` unless it expired at `at_unix_ms` (0: the clock, read
+  // only for an expiring record) -> kNotFound.
+  static ReadResult Unexpired(const RecordHeader* rec, std::uint32_t key_len,
+                              std::uint32_t value_len, std::uint64_t at_unix_ms, RecordRef* record);
 
   const TableHeader* header_ = nullptr;
   const std::atomic<std::uint64_t>* slots_ = nullptr;
