@@ -7,13 +7,13 @@
 // A malformed line is a usage error naming its line number, and nothing is sent.
 #include <unistd.h>
 
-#include <cerrno>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
 #include "kvctl/app.h"
 #include "kvctl/command_util.h"
+#include "kvctl/line_io.h"
 
 namespace kv::ctl {
 namespace {
@@ -60,20 +60,6 @@ std::string ParseLine(std::string_view line, WriteBatch* batch) {
   return {};
 }
 
-// All of stdin (read(2): kvctl's std::cin may already have buffered or be unsynced).
-std::string ReadStdin() {
-  std::string data;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
-    if (n > 0) {
-      data.append(buf, static_cast<std::size_t>(n));
-    } else if (n == 0 || errno != EINTR) {
-      return data;
-    }
-  }
-}
-
 int Batch(Context& ctx, const std::string& bucket, const std::string& file) {
   std::ifstream in_file;
   std::istringstream in_memory;
@@ -83,7 +69,7 @@ int Batch(Context& ctx, const std::string& bucket, const std::string& file) {
     if (!in_file) return Fail(ctx, Status(Code::kNotFound, "cannot open '" + file + "'"));
     in = &in_file;
   } else {
-    in_memory.str(ReadStdin());
+    in_memory.str(ReadAll(STDIN_FILENO));  // read(2): std::cin may hold buffered bytes
   }
   WriteBatch batch;
   std::string line;

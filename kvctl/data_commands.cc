@@ -9,32 +9,18 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <charconv>
 #include <iostream>
 #include <iterator>
 
 #include "kvctl/app.h"
 #include "kvctl/command_util.h"
+#include "kvctl/line_io.h"
 
 namespace kv::ctl {
 namespace {
 
-std::string ReadAllStdin() {
-  std::string data;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
-    if (n > 0) {
-      data.append(buf, static_cast<std::size_t>(n));
-    } else if (n == 0 || errno != EINTR) {
-      break;
-    }
-  }
-  return data;
-}
-
-std::string ValueArg(const std::string& arg) { return arg == "-" ? ReadAllStdin() : arg; }
+std::string ValueArg(const std::string& arg) { return arg == "-" ? ReadAll(STDIN_FILENO) : arg; }
 
 Status KeyNotFound(const std::string& bucket, const std::string& key) {
   return Status(Code::kNotFound, "key '" + EscapeBytes(key) + "' not in bucket '" + bucket + "'");

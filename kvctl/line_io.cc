@@ -140,4 +140,17 @@ IoResult LineWriter::Write(std::string_view data) {
   return IoResult::kOk;
 }
 
+std::string ReadAll(int fd) {
+  std::string data;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n > 0) {
+      data.append(buf, static_cast<std::size_t>(n));
+    } else if (n == 0 || errno != EINTR) {
+      return data;
+    }
+  }
+}
+
 }  // namespace kv::ctl

@@ -101,4 +101,8 @@ bool IsSocket(int fd);
 // Does nothing if `fd` is not a socket. Does not close `fd`.
 void LingerBeforeClose(int fd, int stop_fd);
 
+// Everything `fd` gives until end of file (or an error other than EINTR), for commands that
+// take their input whole from stdin (`kvctl put B K -`, `kvctl batch B`). Blocking reads.
+std::string ReadAll(int fd);
+
 }  // namespace kv::ctl
