@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "tests/table/table_testing.h"
+#include "tests/testing/bucket_fixture.h"
 #include "tests/testing/child_process.h"
 #include "tests/testing/kvd_harness.h"
 
@@ -38,11 +39,7 @@ struct ReaderShared {
 };
 
 int Reader(const std::string& ns, ReaderShared* shared) {
-  ClientOptions options;
-  options.ns = ns;
-  auto client = Client::Open(options);
-  if (!client.ok()) return 20;
-  auto bucket = client.value()->OpenBucket("b");
+  auto bucket = kv::testing::OpenInChild(ns, "b");
   if (!bucket.ok()) return 21;
   std::vector<bool> changed(kAccounts, false);
   std::string value;

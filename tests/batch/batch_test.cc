@@ -298,11 +298,7 @@ std::uint64_t ReadsWanted() {
 
 // Reads every account through one snapshot and checks the sum, until `reads` key reads.
 int InvariantReader(const std::string& ns, InvariantShared* shared, std::uint64_t reads) {
-  ClientOptions options;
-  options.ns = ns;
-  auto client = Client::Open(options);
-  if (!client.ok()) return 20;
-  auto bucket = client.value()->OpenBucket("b");
+  auto bucket = kv::testing::OpenInChild(ns, "b");
   if (!bucket.ok()) return 21;
   std::string value;
   while (shared->reads.load(std::memory_order_relaxed) < reads) {

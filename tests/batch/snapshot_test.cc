@@ -140,11 +140,7 @@ struct StormShared {
 };
 
 int StormWriter(const std::string& ns, StormShared* shared) {
-  ClientOptions options;
-  options.ns = ns;
-  auto client = Client::Open(options);
-  if (!client.ok()) return 20;
-  auto bucket = client.value()->OpenBucket("b");
+  auto bucket = kv::testing::OpenInChild(ns, "b");
   if (!bucket.ok()) return 21;
   for (std::uint64_t seq = 1; shared->stop.load() == 0; ++seq) {
     if (!bucket->Put(StormKey(seq), std::to_string(seq)).ok()) return 22;

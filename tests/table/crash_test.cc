@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "tests/table/table_testing.h"
+#include "tests/testing/bucket_fixture.h"
 #include "tests/testing/kvd_harness.h"
 
 namespace kv {
@@ -37,11 +38,7 @@ struct Shared {
 std::string KeyOf(int i) { return std::string("crash\0", 6) + std::to_string(i); }
 
 int Reader(const std::string& ns, Shared* shared, int id) {
-  ClientOptions options;
-  options.ns = ns;
-  auto client = Client::Open(options);
-  if (!client.ok()) return 20;
-  auto bucket = client.value()->OpenBucket("crash");
+  auto bucket = kv::testing::OpenInChild(ns, "crash");
   if (!bucket.ok()) return 21;
   std::mt19937_64 rng(id);
   std::string value;

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "tests/table/table_testing.h"
+#include "tests/testing/bucket_fixture.h"
 #include "tests/testing/kvd_harness.h"
 
 namespace kv {
@@ -28,11 +29,7 @@ struct Shared {
 };
 
 int Churn(const std::string& ns, Shared* shared) {
-  ClientOptions options;
-  options.ns = ns;
-  auto client = Client::Open(options);
-  if (!client.ok()) return 10;
-  auto bucket = client.value()->OpenBucket("scan");
+  auto bucket = kv::testing::OpenInChild(ns, "scan");
   if (!bucket.ok()) return 11;
   std::mt19937_64 rng(5);
   for (std::uint64_t n = 0; shared->stop.load() == 0; ++n) {

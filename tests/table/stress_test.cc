@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "tests/table/table_testing.h"
+#include "tests/testing/bucket_fixture.h"
 #include "tests/testing/kvd_harness.h"
 
 namespace kv {
@@ -38,16 +39,8 @@ std::string KeyOf(int i) {
   return key;
 }
 
-Result<Bucket> OpenInChild(const std::string& ns, const std::string& name) {
-  ClientOptions options;
-  options.ns = ns;
-  auto client = Client::Open(options);
-  if (!client.ok()) return client.status();
-  return client.value()->OpenBucket(name);
-}
-
 int Writer(const std::string& ns, Shared* shared, std::uint64_t min_generation) {
-  auto bucket = OpenInChild(ns, "stress");
+  auto bucket = kv::testing::OpenInChild(ns, "stress");
   if (!bucket.ok()) return 10;
   std::mt19937_64 rng(1);
   std::vector<std::uint64_t> counter(kKeys, 0);
@@ -72,7 +65,7 @@ int Writer(const std::string& ns, Shared* shared, std::uint64_t min_generation) 
 }
 
 int Reader(const std::string& ns, Shared* shared, int id, std::uint64_t reads) {
-  auto bucket = OpenInChild(ns, "stress");
+  auto bucket = kv::testing::OpenInChild(ns, "stress");
   if (!bucket.ok()) return 20;
   std::mt19937_64 rng(100 + id);
   std::string value;

@@ -40,4 +40,14 @@ class BucketFixture : public ::testing::Test {
   std::string bucket_name_;
 };
 
+// In a forked child (child_process.h): bucket `name` of namespace `ns`, opened with a client of
+// the child's own (the Bucket keeps it alive).
+inline Result<Bucket> OpenInChild(const std::string& ns, const std::string& name) {
+  ClientOptions options;
+  options.ns = ns;
+  Result<std::shared_ptr<Client>> client = Client::Open(options);
+  if (!client.ok()) return client.status();
+  return client.value()->OpenBucket(name);
+}
+
 }  // namespace kv::testing
