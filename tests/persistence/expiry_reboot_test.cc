@@ -28,6 +28,16 @@ std::string Get(Bucket& b, const std::string& key) {
   return s.IsNotFound() ? "NOT_FOUND" : s.ok() ? value : s.ToString();
 }
 
+// Waits until the bucket holds `keys` keys (the worker's active expiry removed the rest).
+bool WaitForKeyCount(Bucket& b, std::uint64_t keys) {
+  return WaitFor(
+      [&] {
+        auto st = b.Stats();
+        return st.ok() && st->keys == keys;
+      },
+      20s);
+}
+
 void WaitRunning(const KvdInstance& kvd, const std::string& name) {
   ASSERT_TRUE(WaitForState(kvd.ns(), name, shm::kBucketRunning, std::chrono::seconds(20), 0));
 }
@@ -54,12 +64,7 @@ TEST(PersistenceExpiryTest, SnapshotAndLogKeepExpiryTimesAcrossAReboot) {
     ASSERT_TRUE(b->Increment("counter", 1).ok());  // keeps the expiry
     ASSERT_TRUE(b->Put("expired", "5", 300ms).ok());
     // Expired and removed by the worker before the reboot: the log holds its delete.
-    ASSERT_TRUE(WaitFor(
-        [&] {
-          auto st = b->Stats();
-          return st.ok() && st->keys == 5;
-        },
-        20s));
+    ASSERT_TRUE(WaitForKeyCount(*b, 5));
   }
   client.reset();
   ASSERT_TRUE(Reboot(kvd));
@@ -82,12 +87,7 @@ TEST(PersistenceExpiryTest, SnapshotAndLogKeepExpiryTimesAcrossAReboot) {
   // Its removal may not have reached the log before the reboot (appendfsync always syncs a
   // removal with the next write's batch): then it was restored already expired and the new
   // worker removes it again.
-  EXPECT_TRUE(WaitFor(
-      [&] {
-        auto st = b->Stats();
-        return st.ok() && st->keys == 5;
-      },
-      20s));
+  EXPECT_TRUE(WaitForKeyCount(*b, 5));
 }
 
 TEST(PersistenceExpiryTest, AKeyThatExpiredBeforeTheRestoreIsGone) {
@@ -116,12 +116,7 @@ TEST(PersistenceExpiryTest, AKeyThatExpiredBeforeTheRestoreIsGone) {
   // Never visible (neither the expired value nor the older one it replaced), and removed.
   EXPECT_EQ(Get(*b, "old"), "NOT_FOUND");
   EXPECT_EQ(Get(*b, "stays"), "1");
-  EXPECT_TRUE(WaitFor(
-      [&] {
-        auto st = b->Stats();
-        return st.ok() && st->keys == 1;
-      },
-      20s));
+  EXPECT_TRUE(WaitForKeyCount(*b, 1));
 }
 
 }  // namespace
