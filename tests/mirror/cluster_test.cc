@@ -21,13 +21,16 @@
 
 #include "daemon/mirror/cluster.h"
 #include "kv/kv.h"
+#include "tests/mirror/mirror_status.h"
 #include "tests/mirror/redis_process.h"
 #include "tests/testing/kvd_harness.h"
 
 namespace kv {
 namespace {
 
+using testing::InState;
 using testing::KvdInstance;
+using testing::MirrorInfo;
 using testing::RedisConn;
 using testing::RedisProcess;
 using testing::WaitFor;
@@ -96,20 +99,6 @@ class ClusterClient {
   std::vector<std::unique_ptr<RedisConn>> conns_;
   std::vector<int> ports_;
 };
-
-std::optional<BucketInfo> Info(Client& client, const std::string& bucket) {
-  Result<InstanceStatus> st = client.GetStatus();
-  if (!st.ok()) return std::nullopt;
-  for (const BucketInfo& b : st->buckets) {
-    if (b.name == bucket) return b;
-  }
-  return std::nullopt;
-}
-
-bool InState(Client& client, const std::string& bucket, const std::string& state) {
-  std::optional<BucketInfo> b = Info(client, bucket);
-  return b && b->upstream_state == state;
-}
 
 std::map<std::string, std::string> Dump(Bucket& bucket) {
   std::map<std::string, std::string> out;

@@ -13,32 +13,21 @@
 #include <string>
 
 #include "kv/kv.h"
+#include "tests/mirror/mirror_status.h"
 #include "tests/mirror/redis_process.h"
 #include "tests/testing/kvd_harness.h"
 
 namespace kv {
 namespace {
 
+using testing::InState;
 using testing::KvdInstance;
+using testing::MirrorInfo;
 using testing::RedisConn;
 using testing::RedisProcess;
 using testing::WaitFor;
 
 constexpr auto kPatience = std::chrono::seconds(20);
-
-std::optional<BucketInfo> Info(Client& client, const std::string& bucket) {
-  Result<InstanceStatus> st = client.GetStatus();
-  if (!st.ok()) return std::nullopt;
-  for (const BucketInfo& b : st->buckets) {
-    if (b.name == bucket) return b;
-  }
-  return std::nullopt;
-}
-
-bool InState(Client& client, const std::string& bucket, const std::string& state) {
-  std::optional<BucketInfo> b = Info(client, bucket);
-  return b && b->upstream_state == state;
-}
 
 std::map<std::string, std::string> Dump(Bucket& bucket) {
   std::map<std::string, std::string> out;
@@ -117,7 +106,7 @@ TEST_F(MirrorTest, CreateValidatesTheUpstreamAndRecordsIt) {
 
   std::shared_ptr<Client> unused;
   Bucket m = Mirror(a_, &unused);
-  std::optional<BucketInfo> info = Info(*client, "m");
+  std::optional<BucketInfo> info = MirrorInfo(*client, "m");
   ASSERT_TRUE(info);
   EXPECT_EQ(info->upstream, redis_.url());
   EXPECT_EQ(info->upstream_prefix, "m:");
@@ -151,7 +140,7 @@ TEST_F(MirrorTest, CreateValidatesTheUpstreamAndRecordsIt) {
   EXPECT_TRUE(
       WaitFor([&] { return Holds(*k, "x", "for k") && Holds(*cb, "y", "for c"); }, kPatience));
   EXPECT_TRUE(Lacks(*k, "y"));
-  EXPECT_EQ(Info(*client, "c")->upstream_prefix, "c:");
+  EXPECT_EQ(MirrorInfo(*client, "c")->upstream_prefix, "c:");
   // kvctl status shows the upstreams and their state.
   r = testing::RunCommand({testing::KvctlPath(), "--namespace", a_.ns(), "status"});
   EXPECT_NE(r.out.find(redis_.url()), std::string::npos) << r.out;
@@ -308,7 +297,7 @@ TEST_F(MirrorTest, UpstreamKilledAndRestartedWithOtherDataConverges) {
   // Reads go on; writes fail clearly and change nothing; status says stale.
   EXPECT_TRUE(
       WaitFor([&] { return InState(*ca, "m", "stale") && InState(*cb, "m", "stale"); }, kPatience));
-  std::optional<BucketInfo> info = Info(*ca, "m");
+  std::optional<BucketInfo> info = MirrorInfo(*ca, "m");
   ASSERT_TRUE(info);
   EXPECT_GT(info->upstream_since_unix_ms, 0u);
   EXPECT_TRUE(Holds(a, "k7", "v7"));
@@ -354,7 +343,7 @@ TEST_F(MirrorTest, UpstreamKilledAndRestartedWithOtherDataConverges) {
   // Writes work again and follow as before.
   ASSERT_TRUE(a.Put("after", "restart").ok());
   EXPECT_TRUE(WaitFor([&] { return Holds(b, "after", "restart"); }, kPatience));
-  info = Info(*ca, "m");
+  info = MirrorInfo(*ca, "m");
   ASSERT_TRUE(info);
   EXPECT_GE(info->upstream_resyncs, 2u);
 }
@@ -408,7 +397,7 @@ TEST_F(MirrorTest, OversizedUpstreamValuesAreReportedNotTruncated) {
   EXPECT_TRUE(WaitFor([&] { return Holds(a, "small", "ok"); }, kPatience));
   EXPECT_TRUE(WaitFor(
       [&] {
-        std::optional<BucketInfo> b = Info(*ca, "m");
+        std::optional<BucketInfo> b = MirrorInfo(*ca, "m");
         return b && b->upstream_skipped >= 1;
       },
       kPatience));
