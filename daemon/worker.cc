@@ -48,10 +48,12 @@ constexpr std::size_t kMaxStagedPerConnection = 16;  // staged values received, 
 // Active expiry: keys tombstoned per pass of the loop at most (bounded work, as Redis's cycle).
 constexpr std::size_t kExpiredPerPass = 256;
 
-// A request that sets or removes an expiry (refused by mirror buckets: docs/mirror.md).
-[[maybe_unused]] bool SetsExpiry(const shm::Request& request) {
+// A request a mirror bucket answers UNSUPPORTED (docs/mirror.md): setting or removing an expiry
+// (the upstream's invalidations cannot bring TTLs back), and a batch (applied only once the
+// upstream acknowledged it, which would need the upstream to apply it atomically, cas included).
+[[maybe_unused]] bool MirrorRefuses(const shm::Request& request) {
   auto op = static_cast<shm::Op>(request.header.op);
-  return op == shm::Op::kExpire || op == shm::Op::kPersist ||
+  return op == shm::Op::kExpire || op == shm::Op::kPersist || op == shm::Op::kBatch ||
          (op == shm::Op::kPut && request.header.arg != 0);
 }
 
@@ -546,8 +548,8 @@ std::size_t Worker::Drain(Connection& c) {
     // is the outcome, applied to the table already if the upstream acknowledged it.
     const void* mirrored = nullptr;
 #ifdef KV_HAVE_MIRROR
-    if (mirror_ && status == shm::WireStatus::kOk && SetsExpiry(request)) {
-      status = shm::WireStatus::kUnsupported;  // docs/mirror.md: no TTLs on a mirror
+    if (mirror_ && status == shm::WireStatus::kOk && MirrorRefuses(request)) {
+      status = shm::WireStatus::kUnsupported;
     }
     const mirror::Outcome* outcome = nullptr;
     bool mirror_op = mirror_ && status == shm::WireStatus::kOk && mirror::Mirror::Handles(request);
@@ -590,13 +592,6 @@ std::size_t Worker::Drain(Connection& c) {
     if (mirror_op && outcome == nullptr && status == shm::WireStatus::kOk) {
       outcome = &mirror_->Take(c.sock, c.requests.after_current(), request);  // a staged value
       mirrored = outcome;
-    }
-#endif
-#ifdef KV_HAVE_MIRROR
-    // A mirror applies a write only once its upstream acknowledged it; a batch would need the
-    // upstream to apply it atomically too (with its cas conditions): refused (docs/mirror.md).
-    if (mirror_ && status == shm::WireStatus::kOk && op == shm::Op::kBatch) {
-      status = shm::WireStatus::kUnsupported;
     }
 #endif
     if (status == shm::WireStatus::kOk && op != shm::Op::kFlush && !persistence_.AcceptsWrites()) {
