@@ -152,6 +152,15 @@ Status Bucket::Shared::Write(shm::Op op, std::string_view key, std::string_view 
   return channel_.Call(op, key, value, arg, timeout_, reply);
 }
 
+Status Bucket::Shared::Put(std::string_view key, std::string_view value, std::int64_t expiry,
+                           std::uint64_t* version) {
+  WriteReply reply;
+  Status s = Write(shm::Op::kPut, key, value, expiry, &reply);
+  if (!s.ok()) return s;
+  if (version != nullptr) *version = static_cast<std::uint64_t>(reply.number);
+  return FromWireStatus(reply.status, name, key);
+}
+
 Status Bucket::Shared::Cast(shm::Op op, std::string_view key, std::string_view value,
                             std::int64_t arg) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -305,11 +314,7 @@ Result<BucketStats> Bucket::Stats() {
 
 Status Bucket::Put(std::string_view key, std::string_view value, std::uint64_t* version) {
   if (Status s = WriteError(key, value); !s.ok()) return s;
-  WriteReply reply;
-  Status s = shared_->Write(shm::Op::kPut, key, value, 0, &reply);
-  if (!s.ok()) return s;
-  if (version != nullptr) *version = static_cast<std::uint64_t>(reply.number);
-  return FromWireStatus(reply.status, shared_->name, key);
+  return shared_->Put(key, value, 0, version);
 }
 
 Status Bucket::Delete(std::string_view key, std::string* old_value) {
@@ -360,11 +365,7 @@ Status Bucket::Put(std::string_view key, std::string_view value, std::chrono::mi
   if (Status s = WriteError(key, value); !s.ok()) return s;
   std::int64_t expiry = 0;
   if (Status s = ExpiryOf(ttl, &expiry); !s.ok()) return s;
-  WriteReply reply;
-  Status s = shared_->Write(shm::Op::kPut, key, value, expiry, &reply);
-  if (!s.ok()) return s;
-  if (version != nullptr) *version = static_cast<std::uint64_t>(reply.number);
-  return FromWireStatus(reply.status, shared_->name, key);
+  return shared_->Put(key, value, expiry, version);
 }
 
 Status Bucket::PutAsync(std::string_view key, std::string_view value,

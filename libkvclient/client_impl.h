@@ -53,6 +53,10 @@ class Bucket::Shared {
   // Sends one write and waits for its reply (serialised by the mutex).
   Status Write(shm::Op op, std::string_view key, std::string_view value, std::int64_t arg,
                WriteReply* reply);
+  // A sync put with `expiry` (Unix ms, 0: none) of a validated key and value; *version (if
+  // non-null) is the new version.
+  Status Put(std::string_view key, std::string_view value, std::int64_t expiry,
+             std::uint64_t* version);
   // Queues one async write (no reply).
   Status Cast(shm::Op op, std::string_view key, std::string_view value, std::int64_t arg = 0);
   // Waits until every write queued before is applied; kFailed if any async write failed.
