@@ -816,7 +816,7 @@ BatchNeeds TableWriter::Needs(const std::vector<BatchOp>& ops) const {
     bool found = false;
     Find(op.key, HashKey(op.key), &found);
     if (!found) ++needs.new_keys;
-    needs.bytes += RecordSize(op.key.size(), op.value.size());
+    needs.bytes += RecordSize(op.key.size(), op.value.size(), op.op == Op::kCas);
   }
   return needs;
 }
@@ -825,7 +825,9 @@ WriteResult TableWriter::ApplyBatch(const std::vector<BatchOp>& ops, std::size_t
                                     std::uint64_t* version) {
   TableHeader* h = header();
   *failed = 0;
-  // 1. Every condition against the state before the batch (keys are unique: shm/batch.h).
+  // 1. Every condition against the state before the batch (keys are unique: shm/batch.h). A
+  // cas keeps the key's expiry, as Cas does: expiries[i] is operation i's new record's.
+  std::vector<std::uint64_t> expiries(ops.size(), 0);
   for (std::size_t i = 0; i < ops.size(); ++i) {
     if (ops[i].op != Op::kCas) continue;
     RecordRef current;
@@ -838,6 +840,7 @@ WriteResult TableWriter::ApplyBatch(const std::vector<BatchOp>& ops, std::size_t
       *version = r == ReadResult::kFound ? current.version : 0;
       return WriteResult::kVersionMismatch;
     }
+    if (r == ReadResult::kFound) expiries[i] = current.expires_unix_ms;
   }
   // 2. Room: slots (T3, counting every new key as taking a fresh slot), heap and history
   // memory, all reserved before anything is written.
@@ -867,7 +870,8 @@ WriteResult TableWriter::ApplyBatch(const std::vector<BatchOp>& ops, std::size_t
   overlay.reserve(ops.size() * 2);
   std::uint64_t last = h->last_version.load(std::memory_order_relaxed);
   std::int64_t d_keys = 0, d_tombstones = 0, d_live = 0;
-  for (const BatchOp& op : ops) {
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    const BatchOp& op = ops[i];
     std::uint64_t hash = HashKey(op.key);
     bool found = false;
     std::uint64_t at = Find(op.key, hash, &found, &overlay);
@@ -881,13 +885,14 @@ WriteResult TableWriter::ApplyBatch(const std::vector<BatchOp>& ops, std::size_t
       --d_keys;
       ++d_tombstones;
     } else {
-      new_word = Append(hash, op.key, op.value, last, 0);   // room reserved above: never 0
-      if (new_word == 0) return WriteResult::kNeedsGrowth;  // nothing is published yet
+      new_word = Append(hash, op.key, op.value, last, expiries[i]);  // room reserved: never 0
+      if (new_word == 0) return WriteResult::kNeedsGrowth;           // nothing is published yet
       if (!found) {
         ++d_keys;
         if (old_word == kSlotTombstone) --d_tombstones;
       }
-      d_live += static_cast<std::int64_t>(RecordSize(op.key.size(), op.value.size()));
+      d_live +=
+          static_cast<std::int64_t>(RecordSize(op.key.size(), op.value.size(), expiries[i] != 0));
     }
     if (found) {
       std::uint32_t k = 0, v = 0;

@@ -337,11 +337,14 @@ class TableWriter {
   // changes committed (shm/slot_history.h): a crash anywhere leaves none of it or, once the
   // history is published, all of it after recovery. Operation i gets version V - n + 1 + i
   // where *version = V is the version counter after the batch; a delete of a missing key
-  // changes nothing (but takes its version). The swing hook is told (generation, last history
-  // sequence of the batch) before the first slot store. REQUIRES: a history (SetHistory).
+  // changes nothing (but takes its version). Expiry as the single writes: a put's record has
+  // none, a cas keeps the key's (a new key gets none). The swing hook is told (generation, last
+  // history sequence of the batch) before the first slot store. REQUIRES: a history
+  // (SetHistory).
   WriteResult ApplyBatch(const std::vector<BatchOp>& ops, std::size_t* failed,
                          std::uint64_t* version);
-  // What `ops` would need: new keys and record bytes (for sizing the next generation).
+  // What `ops` would need: new keys and record bytes (for sizing the next generation; a cas
+  // counts its record with an expiry, which it may keep).
   BatchNeeds Needs(const std::vector<BatchOp>& ops) const;
 
   // Restore from disk (daemon/persistence): puts `value` with exactly `version` and raises the

@@ -118,6 +118,33 @@ LogReader::Result LogReader::Corrupt(const std::string& what) {
   return kCorrupt;
 }
 
+std::string LogReader::DecodeBody(const char* b, std::uint32_t body_len, bool in_batch,
+                                  LogRecord* record) const {
+  auto op = static_cast<LogOp>(LoadLe<std::uint8_t>(b));
+  std::uint32_t key_len = LoadLe<std::uint32_t>(b + 4);
+  std::uint32_t value_len = LoadLe<std::uint32_t>(b + 8);
+  // Version 2: a put's value_len may say an expiry follows the version.
+  bool expires = version_ >= 2 && op == LogOp::kPut && (value_len & kLogExpires) != 0;
+  if (expires) value_len &= ~kLogExpires;
+  std::size_t fixed = kLogBodyFixed + (expires ? 8 : 0);
+  bool lengths_ok = std::uint64_t{fixed} + key_len + value_len == body_len;
+  bool op_ok =
+      (op == LogOp::kPut && key_len >= 1 && key_len <= shm::kMaxKeySize &&
+       value_len <= shm::kMaxValueSize) ||
+      (op == LogOp::kDelete && key_len >= 1 && key_len <= shm::kMaxKeySize && value_len == 0) ||
+      (op == LogOp::kClear && !in_batch && key_len == 0 && value_len == 0);
+  if (!lengths_ok || !op_ok) return "record fields invalid";
+  record->op = op;
+  record->version = LoadLe<std::uint64_t>(b + 16);
+  record->expiry = expires ? LoadLe<std::uint64_t>(b + kLogBodyFixed) : 0;
+  if (expires && (record->expiry == 0 || record->expiry > shm::kMaxExpiryUnixMs)) {
+    return "record expiry out of range";
+  }
+  record->key = std::string_view(b + fixed, key_len);
+  record->value = std::string_view(b + fixed + key_len, value_len);
+  return {};
+}
+
 LogReader::Result LogReader::NextInBatch(LogRecord* record) {
   const char* h = data_ + batch_at_;
   std::size_t left = batch_end_ - batch_at_;
@@ -131,18 +158,9 @@ LogReader::Result LogReader::NextInBatch(LogRecord* record) {
       LoadLe<std::uint32_t>(h + 4) != Crc(b, body_len)) {
     return Corrupt("batch record holds a damaged record");
   }
-  auto op = static_cast<LogOp>(LoadLe<std::uint8_t>(b));
-  std::uint32_t key_len = LoadLe<std::uint32_t>(b + 4);
-  std::uint32_t value_len = LoadLe<std::uint32_t>(b + 8);
-  bool ok = std::uint64_t{kLogBodyFixed} + key_len + value_len == body_len && key_len >= 1 &&
-            key_len <= shm::kMaxKeySize &&
-            (op == LogOp::kPut || (op == LogOp::kDelete && value_len == 0));
-  if (!ok) return Corrupt("batch record holds an invalid record");
-  record->op = op;
-  record->version = LoadLe<std::uint64_t>(b + 16);
-  record->expiry = 0;  // a batch's puts carry none
-  record->key = std::string_view(b + kLogBodyFixed, key_len);
-  record->value = std::string_view(b + kLogBodyFixed + key_len, value_len);
+  if (std::string why = DecodeBody(b, body_len, true, record); !why.empty()) {
+    return Corrupt("batch record holds an invalid record: " + why);
+  }
   batch_at_ += kLogRecordHead + body_len;
   if (batch_at_ == batch_end_) {  // the batch's last record: the reader moves past it
     at_ = batch_end_;
@@ -192,25 +210,9 @@ LogReader::Result LogReader::Next(LogRecord* record) {
   if (body_len > kLogBodyFixed + 8 + shm::kMaxKeySize + shm::kMaxValueSize) {
     return Corrupt("record length " + std::to_string(body_len) + " out of range");
   }
-  // Version 2: a put's value_len may say an expiry follows the version.
-  bool expires = version_ >= 2 && op == LogOp::kPut && (value_len & kLogExpires) != 0;
-  if (expires) value_len &= ~kLogExpires;
-  std::size_t fixed = kLogBodyFixed + (expires ? 8 : 0);
-  lengths_ok = std::uint64_t{fixed} + key_len + value_len == body_len;
-  bool op_ok =
-      (op == LogOp::kPut && key_len >= 1 && key_len <= shm::kMaxKeySize &&
-       value_len <= shm::kMaxValueSize) ||
-      (op == LogOp::kDelete && key_len >= 1 && key_len <= shm::kMaxKeySize && value_len == 0) ||
-      (op == LogOp::kClear && key_len == 0 && value_len == 0);
-  if (!lengths_ok || !op_ok) return Corrupt("record fields invalid");
-  record->op = op;
-  record->version = LoadLe<std::uint64_t>(b + 16);
-  record->expiry = expires ? LoadLe<std::uint64_t>(b + kLogBodyFixed) : 0;
-  if (expires && (record->expiry == 0 || record->expiry > shm::kMaxExpiryUnixMs)) {
-    return Corrupt("record expiry out of range");
+  if (std::string why = DecodeBody(b, body_len, false, record); !why.empty()) {
+    return Corrupt(why);
   }
-  record->key = std::string_view(b + fixed, key_len);
-  record->value = std::string_view(b + fixed + key_len, value_len);
   at_ += kLogRecordHead + body_len;
   return kRecord;
 }

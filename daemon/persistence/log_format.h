@@ -17,7 +17,7 @@
 //                pad          3 bytes  0
 //                key_len      u32      put/delete: 1..kMaxKeySize; clear: 0
 //                value_len    u32      put: 0..kMaxValueSize; else 0. Bit 31 (version 2, put
-//                                      only): an expiry follows the version
+//                                      only, in a batch too): an expiry follows the version
 //                pad          u32      0
 //                version      u64      put: the key's new version; delete/clear: the bucket's
 //                                      version counter after the write
@@ -25,7 +25,8 @@
 //                key, value   bytes
 //
 // A batch (version 2) is one record whose value is the batch's put and delete records, each
-// framed as above (head and body, own checksums), and whose key is empty; its version is the
+// framed as above (head and body, own checksums; a cas's put carries the expiry it kept), and
+// whose key is empty; its version is the
 // bucket's version counter after the batch. Under the outer checksum the batch is all-or-
 // nothing: a torn tail that cuts it drops all of it. The reader returns its inner records one
 // by one (valid_end() moves past the batch with its last one); a batch record that is not a
@@ -100,6 +101,10 @@ class LogReader {
   Result Corrupt(const std::string& what);
   // The next record inside the current batch record.
   Result NextInBatch(LogRecord* record);
+  // Decodes the body of a put, delete or (outside a batch) clear record into *record; "" or
+  // what is wrong with its fields.
+  std::string DecodeBody(const char* body, std::uint32_t body_len, bool in_batch,
+                         LogRecord* record) const;
   std::string path_;
   std::size_t batch_at_ = 0;   // next inner record (0: not inside a batch)
   std::size_t batch_end_ = 0;  // end of the batch record

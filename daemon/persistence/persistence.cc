@@ -193,11 +193,15 @@ void Persistence::Record(const shm::Request& request, std::int64_t number) {
   if (!log_on_ || log_broken_) return;
   std::uint64_t last =
       store_->table().view().header()->last_version.load(std::memory_order_relaxed);
-  // The key's record as the write left it (its value, version and expiry), for the writes that
-  // keep or change an expiry the request does not carry.
+  // The key's record as the write left it (its value, version and expiry): the writes that
+  // keep or change an expiry the request does not carry (cas, incr, expire, persist) are logged
+  // as its put.
+  auto written = [&](std::string_view key, shm::RecordRef* record) {
+    return store_->table().view().FindAny(key, record) == shm::ReadResult::kFound;
+  };
   auto log_record = [&] {
     shm::RecordRef record;
-    if (store_->table().view().FindAny(request.key, &record) == shm::ReadResult::kFound) {
+    if (written(request.key, &record)) {
       AppendLogRecord(&buffer_, LogOp::kPut, request.key, record.value, record.version,
                       record.expires_unix_ms);
     }
@@ -232,7 +236,10 @@ void Persistence::Record(const shm::Request& request, std::int64_t number) {
         if (op.op == shm::Op::kDelete) {
           AppendLogRecord(&inner, LogOp::kDelete, op.key, {}, version);
         } else {
-          AppendLogRecord(&inner, LogOp::kPut, op.key, op.value, version);
+          shm::RecordRef record;  // a cas keeps the key's expiry; a put has none
+          bool kept = op.op == shm::Op::kCas && written(op.key, &record);
+          AppendLogRecord(&inner, LogOp::kPut, op.key, op.value, version,
+                          kept ? record.expires_unix_ms : 0);
         }
       }
       AppendLogBatch(&buffer_, inner, static_cast<std::uint64_t>(number));

@@ -6,7 +6,9 @@
 // the window being a single store: hence the 126 other keys between a transfer's two halves.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdlib>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -53,6 +55,43 @@ TEST_F(BatchTest, WriteAppliesEveryOperationWithConsecutiveVersions) {
   EXPECT_EQ(v, version - 5 + 1 + 2);  // operation 2 of 5
   ASSERT_TRUE(bucket_->Get("fresh", &value, &v).ok());
   EXPECT_EQ(v, version - 5 + 1 + 3);
+}
+
+// Expiry as the single writes: a cas keeps the key's expiry (and the worker still removes the
+// key at that time), a put removes it, a cas creating a key gives it none.
+TEST_F(BatchTest, ACasKeepsTheKeysExpiryAndAPutRemovesIt) {
+  using namespace std::chrono_literals;
+  std::uint64_t long_version = 0, short_version = 0;
+  ASSERT_TRUE(bucket_->Put("cas-long", "1", 1h, &long_version).ok());
+  ASSERT_TRUE(bucket_->Put("cas-short", "1", 3s, &short_version).ok());
+  ASSERT_TRUE(bucket_->Put("put", "1", 1h).ok());
+  WriteBatch batch;
+  batch.Cas("cas-long", long_version, "2");
+  batch.Cas("cas-short", short_version, "2");
+  batch.Put("put", "2");
+  batch.Cas("cas-new", 0, "2");
+  Status s = bucket_->Write(batch);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  auto ttl = [&](std::string_view key) {
+    Result<std::optional<std::chrono::milliseconds>> t = bucket_->Ttl(key);
+    EXPECT_TRUE(t.ok()) << key << ": " << t.status().ToString();
+    return t.ok() ? *t : std::nullopt;
+  };
+  std::optional<std::chrono::milliseconds> kept = ttl("cas-long");
+  ASSERT_TRUE(kept.has_value());
+  EXPECT_GT(*kept, 50min);
+  EXPECT_LE(*kept, 1h);
+  EXPECT_FALSE(ttl("put").has_value());
+  EXPECT_FALSE(ttl("cas-new").has_value());
+  EXPECT_EQ(Get(*bucket_, "cas-long"), "2");
+  // The kept expiry is still honoured: the worker's active expiry removes the key.
+  EXPECT_TRUE(kv::testing::WaitFor(
+      [&] {
+        Result<BucketStats> st = bucket_->Stats();
+        return st.ok() && st->keys == 3;
+      },
+      20s));
+  EXPECT_EQ(Get(*bucket_, "cas-short"), "NOT_FOUND");
 }
 
 TEST_F(BatchTest, FailedCasAppliesNothingAndNamesTheOperation) {

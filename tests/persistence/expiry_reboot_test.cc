@@ -54,7 +54,14 @@ TEST(PersistenceExpiryTest, SnapshotAndLogKeepExpiryTimesAcrossAReboot) {
     ASSERT_TRUE(b->Put("in-snapshot", "1", 1h).ok());
     ASSERT_TRUE(b->Put("persisted", "2", 1h).ok());
     ASSERT_TRUE(b->Put("plain", "3").ok());
+    std::uint64_t batched_version = 0;
+    ASSERT_TRUE(b->Put("batched", "6", 5h, &batched_version).ok());
     ASSERT_TRUE(client->SaveBucket("cache").ok());
+    // A cas in a batch keeps the key's expiry: the log's batch record carries it.
+    WriteBatch batch;
+    batch.Cas("batched", batched_version, "7");
+    batch.Put("batch-plain", "8");
+    ASSERT_TRUE(b->Write(batch).ok());
     // After the snapshot: from the log.
     ASSERT_TRUE(b->Put("in-log", "4", 2h).ok());
     ASSERT_TRUE(b->Expire("plain", 3h).ok());
@@ -64,7 +71,7 @@ TEST(PersistenceExpiryTest, SnapshotAndLogKeepExpiryTimesAcrossAReboot) {
     ASSERT_TRUE(b->Increment("counter", 1).ok());  // keeps the expiry
     ASSERT_TRUE(b->Put("expired", "5", 300ms).ok());
     // Expired and removed by the worker before the reboot: the log holds its delete.
-    ASSERT_TRUE(WaitForKeyCount(*b, 5));
+    ASSERT_TRUE(WaitForKeyCount(*b, 7));
   }
   client.reset();
   ASSERT_TRUE(Reboot(kvd));
@@ -81,13 +88,16 @@ TEST(PersistenceExpiryTest, SnapshotAndLogKeepExpiryTimesAcrossAReboot) {
   EXPECT_TRUE(within(TtlOf(*b, "plain"), 3h));
   EXPECT_TRUE(within(TtlOf(*b, "counter"), 4h));
   EXPECT_EQ(Get(*b, "counter"), "6");
+  EXPECT_TRUE(within(TtlOf(*b, "batched"), 5h));
+  EXPECT_EQ(Get(*b, "batched"), "7");
+  EXPECT_FALSE(TtlOf(*b, "batch-plain").has_value());
   EXPECT_FALSE(TtlOf(*b, "persisted").has_value());
   EXPECT_EQ(Get(*b, "persisted"), "2");
   EXPECT_EQ(Get(*b, "expired"), "NOT_FOUND");
   // Its removal may not have reached the log before the reboot (appendfsync always syncs a
   // removal with the next write's batch): then it was restored already expired and the new
   // worker removes it again.
-  EXPECT_TRUE(WaitForKeyCount(*b, 5));
+  EXPECT_TRUE(WaitForKeyCount(*b, 7));
 }
 
 TEST(PersistenceExpiryTest, AKeyThatExpiredBeforeTheRestoreIsGone) {

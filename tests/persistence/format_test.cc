@@ -270,6 +270,27 @@ TEST(LogFormatTest, ABatchIsReadAsItsRecordsAndATornBatchDropsAllOfThem) {
   }
 }
 
+// A cas in a batch keeps the key's expiry: its put inside the batch record carries it.
+TEST(LogFormatTest, APutInsideABatchCarriesItsExpiry) {
+  std::string out = EncodeLogHeader(7, 3);
+  std::string inner;
+  AppendLogRecord(&inner, LogOp::kPut, "kept", "2", 4, 1'900'000'000'000);
+  AppendLogRecord(&inner, LogOp::kPut, "plain", "3", 5);
+  AppendLogBatch(&out, inner, 5);
+  LogReader r;
+  ASSERT_EQ(r.Open("log", out.data(), out.size(), 7, 3), "");
+  LogRecord rec;
+  ASSERT_EQ(r.Next(&rec), LogReader::kRecord) << r.error();
+  EXPECT_EQ(rec.key, "kept");
+  EXPECT_EQ(rec.value, "2");
+  EXPECT_EQ(rec.expiry, 1'900'000'000'000u);
+  ASSERT_EQ(r.Next(&rec), LogReader::kRecord) << r.error();
+  EXPECT_EQ(rec.key, "plain");
+  EXPECT_EQ(rec.expiry, 0u);
+  EXPECT_EQ(r.Next(&rec), LogReader::kEnd);
+  EXPECT_EQ(r.valid_end(), out.size());
+}
+
 TEST(LogFormatTest, AVersion1LogIsStillRead) {
   std::string v1 = Log(2);
   v1[8] = 1;  // version field, then the header checksum again

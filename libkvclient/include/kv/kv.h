@@ -323,6 +323,7 @@ int kv_batch_create(kv_batch** batch);
 /* Add one operation. An argument error (empty key, too large, a key twice, more than 4096
  * operations) is returned here (and by every later add) and by kv_bucket_write, which then
  * sends nothing. */
+/* Expiry as the single writes: kv_batch_put removes the key's expiry, kv_batch_cas keeps it. */
 int kv_batch_put(kv_batch* batch, const void* key, size_t key_len, const void* value,
                  size_t value_len);
 int kv_batch_del(kv_batch* batch, const void* key, size_t key_len);
