@@ -162,8 +162,11 @@ bool Session::RunLine(std::string line) {
     end_ = SessionEnd::kQuit;
     return false;
   }
+  if (!options_.text_only && word == "help") return Emit(kHelp);
+  // Inside a MULTI block every other line is the protocol's: it queues PUT and DELETE and
+  // answers anything else (SUBSCRIBE, a kvctl command) ERROR INVALID, the block staying open.
+  if (protocol_.in_multi()) return EmitLines(protocol_.Run(*ctx_.client, line), eol);
   if (!options_.text_only) {
-    if (word == "help") return Emit(kHelp);
     if (word == "shell" || word == "top" || word == "watch" || word == "serve") {
       std::cerr << "kvctl: INVALID: '" << word << "' cannot run inside the shell\n";
       return true;

@@ -18,13 +18,14 @@
 //   EXEC                         -> OK once the queued writes are applied all-or-nothing as one
 //                                   batch (kv::WriteBatch), else ERROR <CODE>: ... and none is
 //   DISCARD                      -> OK; forgets the queued writes
-// Inside MULTI, any other command answers "ERROR INVALID: ..." and is not queued (the block
-// stays open); a key twice, or a write to a second bucket, too.
+// Inside MULTI, any other command (SUBSCRIBE included) answers "ERROR INVALID: ..." and is not
+// queued (the block stays open); a key twice, or a write to a second bucket, too.
 // A command on a bucket that does not exist answers NOT FOUND; anything unparsable answers
 // UNKNOWN COMMAND. Tokens are separated by whitespace, as in Elixir's String.split/1.
 // Other failures (kvd down, timeouts) answer "ERROR <CODE>: <message>".
-// SUBSCRIBE is not run here: it takes over the session (kvctl/shell.cc), so RunTextCommand
-// answers UNKNOWN COMMAND for it and the shell recognises it with SubscribeTarget first.
+// SUBSCRIBE is not run here: it takes over the session (kvctl/session.cc), so RunTextCommand
+// answers UNKNOWN COMMAND for it and the session recognises it with SubscribeTarget first,
+// outside a MULTI block only.
 #pragma once
 
 #include <memory>
@@ -46,6 +47,9 @@ class TextProtocol {
  public:
   // As RunTextCommand, with MULTI/EXEC/DISCARD.
   std::vector<std::string> Run(Client& client, std::string_view line);
+  // Whether a MULTI block is open: then every line but EXEC, DISCARD and a queueable write is
+  // answered ERROR INVALID by Run (a session sends it every line, SUBSCRIBE too).
+  bool in_multi() const { return in_multi_; }
 
  private:
   bool in_multi_ = false;

@@ -265,6 +265,18 @@ TEST_F(BatchTest, ShellMultiExecAppliesTheQueuedWritesTogether) {
             "2\nOK\n");
 }
 
+// SUBSCRIBE and kvctl commands cannot be queued: inside MULTI they answer ERROR INVALID and the
+// block stays open (SUBSCRIBE used to take the session over, abandoning the block).
+TEST_F(BatchTest, ShellMultiRefusesSubscribeAndKvctlCommandsAndStaysOpen) {
+  kv::testing::CommandResult r = kv::testing::RunCommand(
+      {kv::testing::KvctlPath(), "-n", kvd_.ns(), "shell"},
+      "MULTI\nPUT b m 1\nSUBSCRIBE b\nget b m\nstatus\nPUT b n 2\nEXEC\nGET b m\nGET b n\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const std::string refused =
+      "ERROR INVALID: only PUT and DELETE can be queued in MULTI (EXEC or DISCARD ends it)\n";
+  EXPECT_EQ(r.out, "OK\nQUEUED\n" + refused + refused + refused + "QUEUED\nOK\n1\nOK\n2\nOK\n");
+}
+
 TEST_F(BatchTest, TheCApiWritesBatchesAndReadsSnapshots) {
   kv_client* client = nullptr;
   ASSERT_EQ(kv_client_open(kvd_.ns().c_str(), 5000, &client), KV_OK);
