@@ -1,11 +1,14 @@
 // `dump B [FILE]` and `load B [FILE]`: back up and restore a bucket (format in dump_format.h).
 //
 // dump writes to FILE.tmp and renames it into place, so a failed dump never leaves a truncated
-// FILE; without FILE (or with "-") it writes to stdout, and refuses a terminal. load verifies
-// the whole dump (checksum included) before it writes anything, creates the bucket if needed,
-// optionally clears it (--clear), then stores every record with async puts and a final flush.
+// FILE; without FILE (or with "-") it writes to stdout, and refuses a terminal. Each key is
+// dumped with its expiry time. load verifies the whole dump (checksum included) before it writes
+// anything, creates the bucket if needed, optionally clears it (--clear), then stores every
+// record with async puts (with its expiry time; a key already expired is skipped and counted)
+// and a final flush.
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -48,10 +51,11 @@ int Dump(Context& ctx, const std::string& bucket, const std::string& file) {
     if (s.ok()) {
       sequence = snapshot->sequence();
       Status write_error;
-      s = snapshot->Scan("", [&](std::string_view key, std::string_view value) {
-        write_error = writer.Add(key, value);
-        return write_error.ok();
-      });
+      s = snapshot->ScanWithExpiry(
+          "", [&](std::string_view key, std::string_view value, std::uint64_t expires_unix_ms) {
+            write_error = writer.Add(key, value, expires_unix_ms);
+            return write_error.ok();
+          });
       if (s.ok()) s = write_error;
     }
   }
@@ -75,6 +79,18 @@ int Dump(Context& ctx, const std::string& bucket, const std::string& file) {
                     {"keys", writer.count()},
                     {"bytes", writer.bytes()},
                     {"sequence", sequence}});
+}
+
+// Queues the put of one dumped key, with its expiry time; a key whose expiry time has passed
+// is not stored (counted in *expired).
+Status StoreRecord(Bucket& b, const DumpRecord& record, std::uint64_t* expired) {
+  if (record.expires_unix_ms == 0) return b.PutAsync(record.key, record.value);
+  if (record.expires_unix_ms <= NowUnixMs()) {
+    ++*expired;
+    return Status();
+  }
+  std::chrono::system_clock::time_point at{std::chrono::milliseconds(record.expires_unix_ms)};
+  return b.PutAsync(record.key, record.value, at);
 }
 
 int Load(Context& ctx, const std::string& bucket, const std::string& file, bool clear) {
@@ -107,22 +123,27 @@ int Load(Context& ctx, const std::string& bucket, const std::string& file, bool 
   }
   DumpReader reader(*in);
   if (Status s = reader.ReadHeader(&header); !s.ok()) return Fail(ctx, s);
-  std::string key, value;
+  DumpRecord record;
+  std::uint64_t expired = 0;  // records whose expiry time had passed: not stored
   for (bool end = false;;) {
-    if (Status s = reader.Next(&key, &value, &end); !s.ok()) return Fail(ctx, s);
+    if (Status s = reader.Next(&record, &end); !s.ok()) return Fail(ctx, s);
     if (end) break;
-    if (Status s = b->PutAsync(key, value); !s.ok()) return Fail(ctx, s);
+    if (Status s = StoreRecord(*b, record, &expired); !s.ok()) return Fail(ctx, s);
     if (reader.count() % 4096 == 0) {
       if (Status s = b->Flush(); !s.ok()) return Fail(ctx, s);
     }
   }
   if (Status s = b->Flush(); !s.ok()) return Fail(ctx, s);
+  std::uint64_t loaded = count - expired;
   if (!ctx.json) {
-    std::cout << "loaded " << count << " keys into bucket " << bucket << " (dump of bucket "
-              << header.bucket << ")\n";
+    std::cout << "loaded " << loaded << " keys into bucket " << bucket << " (dump of bucket "
+              << header.bucket << ")";
+    if (expired != 0) std::cout << "; skipped " << expired << " keys already expired";
+    std::cout << "\n";
   }
   return Done(ctx, {{"bucket", bucket},
-                    {"keys", count},
+                    {"keys", loaded},
+                    {"expired", expired},
                     {"source_bucket", header.bucket},
                     {"created_unix_ms", header.created_unix_ms}});
 }

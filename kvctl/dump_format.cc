@@ -37,8 +37,13 @@ Status DumpWriter::Write(std::string_view bytes) {
 }
 
 Status DumpWriter::Begin(const DumpHeader& header) {
+  if (header.version < kDumpOldestVersion || header.version > kDumpVersion) {
+    return Status(Code::kInvalidArgument,
+                  "no dump format version " + std::to_string(header.version));
+  }
+  version_ = header.version;
   std::string h(kDumpMagic, sizeof kDumpMagic);
-  h += Le<std::uint32_t>(kDumpVersion);
+  h += Le<std::uint32_t>(header.version);
   h += Le<std::uint32_t>(0);
   h += Le<std::uint64_t>(header.created_unix_ms);
   h += Le<std::uint16_t>(static_cast<std::uint16_t>(header.bucket.size()));
@@ -46,10 +51,15 @@ Status DumpWriter::Begin(const DumpHeader& header) {
   return Write(h);
 }
 
-Status DumpWriter::Add(std::string_view key, std::string_view value) {
+Status DumpWriter::Add(std::string_view key, std::string_view value,
+                       std::uint64_t expires_unix_ms) {
+  if (version_ < 2 && expires_unix_ms != 0) {
+    return Status(Code::kInvalidArgument, "a version 1 dump holds no expiry times");
+  }
   std::string r(1, static_cast<char>(kDumpRecordTag));
   r += Le<std::uint32_t>(static_cast<std::uint32_t>(key.size()));
   r += Le<std::uint32_t>(static_cast<std::uint32_t>(value.size()));
+  if (version_ >= 2) r += Le<std::uint64_t>(expires_unix_ms);
   if (Status s = Write(r); !s.ok()) return s;
   if (Status s = Write(key); !s.ok()) return s;
   ++count_;
@@ -87,9 +97,13 @@ Status DumpReader::ReadHeader(DumpHeader* header) {
   std::string b;
   if (!Read(8, &b) || std::memcmp(b.data(), kDumpMagic, 8) != 0) return Corrupt("bad magic");
   if (!Read(4, &b)) return Corrupt("truncated header");
-  if (auto v = FromLe<std::uint32_t>(b); v != kDumpVersion) {
-    return Corrupt("unsupported format version " + std::to_string(v));
+  header->version = FromLe<std::uint32_t>(b);
+  if (header->version < kDumpOldestVersion || header->version > kDumpVersion) {
+    return Corrupt("unsupported format version " + std::to_string(header->version) +
+                   " (this kvctl reads versions " + std::to_string(kDumpOldestVersion) + " to " +
+                   std::to_string(kDumpVersion) + ")");
   }
+  version_ = header->version;
   if (!Read(4, &b)) return Corrupt("truncated header");
   if (FromLe<std::uint32_t>(b) != 0) return Corrupt("unknown flags");
   if (!Read(8, &b)) return Corrupt("truncated header");
@@ -101,7 +115,7 @@ Status DumpReader::ReadHeader(DumpHeader* header) {
   return Status();
 }
 
-Status DumpReader::Next(std::string* key, std::string* value, bool* end) {
+Status DumpReader::Next(DumpRecord* record, bool* end) {
   *end = false;
   std::string b;
   if (!Read(1, &b)) return Corrupt("truncated (no end record)");
@@ -122,7 +136,14 @@ Status DumpReader::Next(std::string* key, std::string* value, bool* end) {
   std::uint32_t value_len = FromLe<std::uint32_t>(b.substr(4, 4));
   if (key_len == 0 || key_len > kMaxKeySize) return Corrupt("bad key length");
   if (value_len > kMaxValueSize) return Corrupt("bad value length");
-  if (!Read(key_len, key) || !Read(value_len, value)) return Corrupt("truncated record");
+  record->expires_unix_ms = 0;
+  if (version_ >= 2) {
+    if (!Read(8, &b)) return Corrupt("truncated record");
+    record->expires_unix_ms = FromLe<std::uint64_t>(b);
+  }
+  if (!Read(key_len, &record->key) || !Read(value_len, &record->value)) {
+    return Corrupt("truncated record");
+  }
   ++count_;
   return Status();
 }
@@ -130,9 +151,9 @@ Status DumpReader::Next(std::string* key, std::string* value, bool* end) {
 Status VerifyDump(std::istream& in, DumpHeader* header, std::uint64_t* count) {
   DumpReader reader(in);
   if (Status s = reader.ReadHeader(header); !s.ok()) return s;
-  std::string key, value;
+  DumpRecord record;
   for (bool end = false; !end;) {
-    if (Status s = reader.Next(&key, &value, &end); !s.ok()) return s;
+    if (Status s = reader.Next(&record, &end); !s.ok()) return s;
   }
   *count = reader.count();
   return Status();

@@ -60,6 +60,20 @@ Status ExpiryOf(std::chrono::milliseconds ttl, std::int64_t* expiry) {
   return Status();
 }
 
+// An absolute expiry time as Unix ms (rounded up: a key never expires early), or why it is
+// refused.
+Status ExpiryAt(std::chrono::system_clock::time_point at, std::int64_t* expiry) {
+  std::int64_t ms = std::chrono::ceil<std::chrono::milliseconds>(at.time_since_epoch()).count();
+  if (ms <= 0 || static_cast<std::uint64_t>(ms) > shm::kMaxExpiryUnixMs) {
+    return Status(Code::kInvalidArgument, "expiry time " + std::to_string(ms) +
+                                              " (Unix ms) is not between 1970 and the latest "
+                                              "expiry time kv stores (" +
+                                              std::to_string(shm::kMaxExpiryUnixMs) + ")");
+  }
+  *expiry = ms;
+  return Status();
+}
+
 }  // namespace
 
 Status FromWireStatus(shm::WireStatus status, const std::string& bucket, std::string_view key) {
@@ -373,6 +387,22 @@ Status Bucket::PutAsync(std::string_view key, std::string_view value,
   if (Status s = WriteError(key, value); !s.ok()) return s;
   std::int64_t expiry = 0;
   if (Status s = ExpiryOf(ttl, &expiry); !s.ok()) return s;
+  return shared_->Cast(shm::Op::kPut, key, value, expiry);
+}
+
+Status Bucket::Put(std::string_view key, std::string_view value,
+                   std::chrono::system_clock::time_point expires_at, std::uint64_t* version) {
+  if (Status s = WriteError(key, value); !s.ok()) return s;
+  std::int64_t expiry = 0;
+  if (Status s = ExpiryAt(expires_at, &expiry); !s.ok()) return s;
+  return shared_->Put(key, value, expiry, version);
+}
+
+Status Bucket::PutAsync(std::string_view key, std::string_view value,
+                        std::chrono::system_clock::time_point expires_at) {
+  if (Status s = WriteError(key, value); !s.ok()) return s;
+  std::int64_t expiry = 0;
+  if (Status s = ExpiryAt(expires_at, &expiry); !s.ok()) return s;
   return shared_->Cast(shm::Op::kPut, key, value, expiry);
 }
 

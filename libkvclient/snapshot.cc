@@ -122,6 +122,14 @@ Status Snapshot::Get(std::string_view key, std::string* value, std::uint64_t* ve
 
 Status Snapshot::Scan(std::string_view prefix,
                       const std::function<bool(std::string_view, std::string_view)>& fn) {
+  return ScanWithExpiry(prefix, [&](std::string_view key, std::string_view value, std::uint64_t) {
+    return fn(key, value);
+  });
+}
+
+Status Snapshot::ScanWithExpiry(
+    std::string_view prefix,
+    const std::function<bool(std::string_view, std::string_view, std::uint64_t)>& fn) {
   State& s = *state_;
   if (Status c = s.Check(); !c.ok()) return c;
   std::shared_ptr<const Bucket::View> view = s.view;  // kept while fn runs
@@ -135,7 +143,7 @@ Status Snapshot::Scan(std::string_view prefix,
     shm::ReadResult r = view->table.WordRecord(word, &record, s.taken_unix_ms);
     if (r == shm::ReadResult::kCorrupt) return s.Corrupt();
     if (r != shm::ReadResult::kFound || record.key.substr(0, prefix.size()) != prefix) continue;
-    if (!fn(record.key, record.value)) return Status();
+    if (!fn(record.key, record.value, record.expires_unix_ms)) return Status();
   }
   return s.broken;
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -46,12 +47,14 @@ TEST(DumpFormatTest, DumpsWrittenBeforeBoostCrcStillLoadAndAreRewrittenIdentical
   ctl::DumpHeader h;
   ASSERT_TRUE(r.ReadHeader(&h).ok());
   EXPECT_EQ(h.bucket, "legacy");
+  EXPECT_EQ(h.version, 1u);  // before expiry times: still read
   std::vector<std::pair<std::string, std::string>> records;
-  std::string k, v;
+  ctl::DumpRecord rec;
   for (bool end = false; !end;) {
-    Status s = r.Next(&k, &v, &end);
+    Status s = r.Next(&rec, &end);
     ASSERT_TRUE(s.ok()) << s.ToString();
-    if (!end) records.emplace_back(k, v);
+    EXPECT_EQ(rec.expires_unix_ms, 0u);
+    if (!end) records.emplace_back(rec.key, rec.value);
   }
   const std::vector<std::pair<std::string, std::string>> want = {
       {"binary", std::string("bin\0ary\xff", 8)}, {"empty", ""}, {"eggs", "12"}, {"milk", "1"}};
@@ -59,8 +62,9 @@ TEST(DumpFormatTest, DumpsWrittenBeforeBoostCrcStillLoadAndAreRewrittenIdentical
 
   std::ostringstream out;
   ctl::DumpWriter w(out);
-  ASSERT_TRUE(w.Begin(h).ok());
+  ASSERT_TRUE(w.Begin(h).ok());  // version 1, as read
   for (const auto& [key, value] : records) ASSERT_TRUE(w.Add(key, value).ok());
+  EXPECT_EQ(w.Add("k", "v", 1).code(), Code::kInvalidArgument);  // no expiry in version 1
   ASSERT_TRUE(w.Finish().ok());
   EXPECT_EQ(out.str(), image);
 
@@ -78,7 +82,7 @@ TEST(DumpFormatTest, RoundTripsAndRejectsEveryDamagedByte) {
   ctl::DumpWriter w(out);
   ASSERT_TRUE(w.Begin({"b", 1234}).ok());
   ASSERT_TRUE(w.Add(std::string("\0k", 2), std::string("\xff\0v", 3)).ok());
-  ASSERT_TRUE(w.Add("empty", "").ok());
+  ASSERT_TRUE(w.Add("empty", "", 1'900'000'000'123).ok());
   ASSERT_TRUE(w.Finish().ok());
   std::string image = out.str();
   EXPECT_EQ(image.substr(0, 8), std::string("\x89KVDUMP\n"));
@@ -90,15 +94,18 @@ TEST(DumpFormatTest, RoundTripsAndRejectsEveryDamagedByte) {
   ASSERT_TRUE(r.ReadHeader(&h).ok());
   EXPECT_EQ(h.bucket, "b");
   EXPECT_EQ(h.created_unix_ms, 1234u);
-  std::string k, v;
+  EXPECT_EQ(h.version, 2u);
+  ctl::DumpRecord rec;
   bool end = false;
-  ASSERT_TRUE(r.Next(&k, &v, &end).ok());
-  EXPECT_EQ(k, std::string("\0k", 2));
-  EXPECT_EQ(v, std::string("\xff\0v", 3));
-  ASSERT_TRUE(r.Next(&k, &v, &end).ok());
-  EXPECT_EQ(k, "empty");
-  EXPECT_EQ(v, "");
-  ASSERT_TRUE(r.Next(&k, &v, &end).ok());
+  ASSERT_TRUE(r.Next(&rec, &end).ok());
+  EXPECT_EQ(rec.key, std::string("\0k", 2));
+  EXPECT_EQ(rec.value, std::string("\xff\0v", 3));
+  EXPECT_EQ(rec.expires_unix_ms, 0u);
+  ASSERT_TRUE(r.Next(&rec, &end).ok());
+  EXPECT_EQ(rec.key, "empty");
+  EXPECT_EQ(rec.value, "");
+  EXPECT_EQ(rec.expires_unix_ms, 1'900'000'000'123u);
+  ASSERT_TRUE(r.Next(&rec, &end).ok());
   EXPECT_TRUE(end);
 
   for (std::size_t i = 0; i < image.size(); ++i) {
@@ -181,6 +188,84 @@ TEST_F(DumpLoadTest, DumpDropLoadRestoresEveryByte) {
   EXPECT_NE(load.out.find("loaded " + std::to_string(expected.size()) + " keys"), std::string::npos)
       << load.out;
   EXPECT_EQ(Contents("b"), expected);
+}
+
+// Every record of a dump file, key -> (value, expiry time).
+std::map<std::string, std::pair<std::string, std::uint64_t>> DumpRecords(const std::string& file) {
+  std::map<std::string, std::pair<std::string, std::uint64_t>> out;
+  std::ifstream in(file, std::ios::binary);
+  ctl::DumpReader r(in);
+  ctl::DumpHeader h;
+  EXPECT_TRUE(r.ReadHeader(&h).ok()) << file;
+  ctl::DumpRecord rec;
+  for (bool end = false;;) {
+    Status s = r.Next(&rec, &end);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    if (!s.ok() || end) break;
+    out[rec.key] = {rec.value, rec.expires_unix_ms};
+  }
+  return out;
+}
+
+// Keys with an expiry are dumped with their absolute expiry time and loaded back with exactly
+// that time: a dump of the loaded bucket is the same, expiry times included.
+TEST_F(DumpLoadTest, ExpiryTimesSurviveDumpDropLoad) {
+  using namespace std::chrono_literals;
+  ASSERT_TRUE(client_->CreateBucket("b").ok());
+  Result<Bucket> b = client_->OpenBucket("b");
+  ASSERT_TRUE(b.ok());
+  ASSERT_TRUE(b->Put("session", "alice", 1h).ok());
+  ASSERT_TRUE(b->Put(std::string("bin\0", 4), std::string("\xff", 1), 2h).ok());
+  ASSERT_TRUE(b->Put("plain", "forever").ok());
+  std::string file = dir_ + "/b.dump";
+  ASSERT_EQ(Kvctl({"dump", "b", file}).exit_code, 0);
+  auto dumped = DumpRecords(file);
+  ASSERT_EQ(dumped.size(), 3u);
+  EXPECT_EQ(dumped["plain"].second, 0u);
+  std::uint64_t now =
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
+  EXPECT_GT(dumped["session"].second, now + 50 * 60 * 1000);
+  EXPECT_LE(dumped["session"].second, now + 60 * 60 * 1000);
+
+  ASSERT_EQ(Kvctl({"drop", "b"}).exit_code, 0);
+  auto load = Kvctl({"load", "b", file});
+  ASSERT_EQ(load.exit_code, 0) << load.err;
+  EXPECT_EQ(load.out, "loaded 3 keys into bucket b (dump of bucket b)\n");
+  b = client_->OpenBucket("b");
+  ASSERT_TRUE(b.ok());
+  auto ttl = b->Ttl("session");
+  ASSERT_TRUE(ttl.ok() && ttl->has_value()) << ttl.status().ToString();
+  EXPECT_GT(**ttl, 50min);
+  EXPECT_FALSE(b->Ttl("plain")->has_value());
+  // The same expiry times, to the millisecond.
+  ASSERT_EQ(Kvctl({"dump", "b", file}).exit_code, 0);
+  EXPECT_EQ(DumpRecords(file), dumped);
+}
+
+// A key whose expiry time passed before the load is not stored, and the load says how many.
+TEST_F(DumpLoadTest, KeysExpiredAtLoadTimeAreSkippedAndCounted) {
+  std::ostringstream out;
+  ctl::DumpWriter w(out);
+  ASSERT_TRUE(w.Begin({"src", 1}).ok());
+  ASSERT_TRUE(w.Add("gone", "old", 1'000).ok());  // expired in 1970
+  ASSERT_TRUE(w.Add("kept", "new", 40'000'000'000'000).ok());
+  ASSERT_TRUE(w.Add("plain", "p").ok());
+  ASSERT_TRUE(w.Finish().ok());
+  auto load = Kvctl({"load", "b", "-"}, out.str());
+  ASSERT_EQ(load.exit_code, 0) << load.err;
+  EXPECT_EQ(load.out,
+            "loaded 2 keys into bucket b (dump of bucket src); skipped 1 keys already expired\n");
+  auto json = Kvctl({"load", "b", "-", "--clear", "--json"}, out.str());
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  auto j = nlohmann::json::parse(json.out);
+  EXPECT_EQ(j["keys"], 2);
+  EXPECT_EQ(j["expired"], 1);
+  EXPECT_EQ(Contents("b"), (std::map<std::string, std::string>{{"kept", "new"}, {"plain", "p"}}));
+  Result<Bucket> b = client_->OpenBucket("b");
+  ASSERT_TRUE(b.ok());
+  EXPECT_TRUE(b->Ttl("kept")->has_value());
 }
 
 TEST_F(DumpLoadTest, StdoutAndStdinCarryTheDump) {

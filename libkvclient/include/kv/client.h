@@ -141,6 +141,7 @@ inline constexpr std::size_t kMaxBatchOps = 4096;
 
 class WriteBatch {
  public:
+  // Expiry as the single writes: Put removes the key's expiry, Cas keeps it.
   void Put(std::string_view key, std::string_view value);
   void Delete(std::string_view key);  // a missing key is not an error (it stays missing)
   // Stores `value` only if the key's version is `expected_version` (0: only if absent).
@@ -187,6 +188,11 @@ class Snapshot {
   // unspecified). As Bucket::Scan plus kSnapshotTooOld (fn may then have seen some keys).
   Status Scan(std::string_view prefix,
               const std::function<bool(std::string_view key, std::string_view value)>& fn);
+  // As Scan, and fn also receives the key's expiry time (Unix ms; 0: it does not expire), for
+  // copying keys with their expiry (kvctl dump).
+  Status ScanWithExpiry(std::string_view prefix,
+                        const std::function<bool(std::string_view key, std::string_view value,
+                                                 std::uint64_t expires_unix_ms)>& fn);
   // The bucket's change sequence the snapshot reads at (slot changes committed up to it).
   std::uint64_t sequence() const;
 
@@ -387,6 +393,12 @@ class Bucket {
   // kFailed for a bucket that mirrors Redis (docs/mirror.md: mirrors have no TTLs).
   Status Put(std::string_view key, std::string_view value, std::chrono::milliseconds ttl,
              std::uint64_t* version = nullptr);
+  // Put with an absolute expiry time (Redis's SET PXAT), for copying a key with its expiry
+  // (kvctl load). Rounded up to the millisecond; a time already past stores a key that is
+  // absent at once (the worker removes it). Errors as Put with a ttl; kInvalidArgument for a
+  // time before 1970 or past the latest expiry time kv stores.
+  Status Put(std::string_view key, std::string_view value,
+             std::chrono::system_clock::time_point expires_at, std::uint64_t* version = nullptr);
   // Sets the key's expiry to `ttl` from now (a new version). kNotFound if the key is absent.
   // Other errors as Put with a ttl.
   Status Expire(std::string_view key, std::chrono::milliseconds ttl);
@@ -404,6 +416,9 @@ class Bucket {
   Status PutAsync(std::string_view key, std::string_view value);
   // PutAsync with an expiry `ttl` from now (a bad ttl is kInvalidArgument at once).
   Status PutAsync(std::string_view key, std::string_view value, std::chrono::milliseconds ttl);
+  // PutAsync with an absolute expiry time (as Put with `expires_at`).
+  Status PutAsync(std::string_view key, std::string_view value,
+                  std::chrono::system_clock::time_point expires_at);
   Status DeleteAsync(std::string_view key);
   Status Flush();
 
