@@ -1,6 +1,7 @@
 """The kv Python module against a real kvd: every operation, bytes in and out, errors as the
 exception named after each C code, async writes with flush, subscriptions as iterators."""
 import threading
+import time
 
 import pytest
 
@@ -169,3 +170,112 @@ def test_dropped_bucket_raises_no_bucket(client):
     with pytest.raises(kv.NoBucketError):
         b.get(b"k")
     b.close()
+
+
+def test_every_c_code_has_its_error_class():
+    # Derived from the library (kv_strerror until UNKNOWN), so codes newer than -13 are there.
+    assert (kv.PersistenceError.code, kv.PersistenceError.word) == (-14, "PERSISTENCE")
+    assert (kv.SnapshotTooOldError.code, kv.SnapshotTooOldError.word) == (-15, "SNAPSHOT_TOO_OLD")
+    codes = sorted(kv._ERRORS, reverse=True)
+    assert codes == list(range(-1, codes[-1] - 1, -1))
+    assert kv._ffi.string(kv._lib.kv_strerror(codes[-1] - 1)).startswith(b"UNKNOWN")
+    for code, cls in kv._ERRORS.items():
+        assert issubclass(cls, kv.Error) and cls.code == code and cls.__name__ in kv.__all__
+
+
+def wait_for(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def test_ttl_expire_persist(bucket):
+    hour = 3600 * 1000
+    bucket.put(b"session", b"alice", ttl_ms=hour)  # milliseconds, as kv_put_ttl
+    assert 0 < bucket.ttl(b"session") <= hour
+    assert bucket.persist(b"session") is True
+    assert bucket.ttl(b"session") is None
+    assert bucket.persist(b"session") is False
+    bucket.expire(b"session", 2 * hour)
+    assert hour < bucket.ttl(b"session") <= 2 * hour
+    assert bucket.incr(b"n") == 1
+    bucket.expire(b"n", hour)
+    bucket.incr(b"n")  # incr and cas keep the expiry
+    assert bucket.ttl(b"n") is not None
+    bucket.put(b"session", b"bob")  # a put without ttl_ms removes it (Redis's SET)
+    assert bucket.ttl(b"session") is None
+    for missing in (lambda: bucket.ttl(b"absent"), lambda: bucket.expire(b"absent", 10),
+                    lambda: bucket.persist(b"absent")):
+        with pytest.raises(kv.NotFoundError):
+            missing()
+    for bad in (0, -1, 10**18):
+        with pytest.raises(kv.InvalidError):
+            bucket.put(b"k", b"v", ttl_ms=bad)
+        with pytest.raises(kv.InvalidError):
+            bucket.put_async(b"k", b"v", ttl_ms=bad)
+    bucket.put_async(b"short", b"x", ttl_ms=30)
+    bucket.flush()
+    assert wait_for(lambda: bucket.get(b"short", None) is None)
+    with pytest.raises(kv.NotFoundError):
+        bucket.ttl(b"short")
+
+
+def test_write_batch_all_or_nothing(bucket):
+    bucket.put(b"gone", b"x")
+    bucket.put(b"kept", b"1", ttl_ms=3600 * 1000)
+    _, kept_version = bucket.get_versioned(b"kept")
+    with kv.WriteBatch() as batch:
+        batch.put(b"a", b"A").delete(b"gone").cas(b"kept", kept_version, b"2")
+        assert len(batch) == 3
+        with pytest.raises(kv.InvalidError):
+            batch.put(b"a", b"again")  # each key once
+    with kv.WriteBatch() as batch:
+        batch.put(b"a", b"A").delete(b"gone").cas(b"kept", kept_version, b"2")
+        version = bucket.write(batch)
+    assert bucket.get(b"a") == b"A" and bucket.get(b"gone", None) is None
+    assert bucket.get_versioned(b"kept") == (b"2", version)
+    assert bucket.ttl(b"kept") is not None  # a cas in a batch keeps the expiry
+    with kv.WriteBatch() as batch:
+        batch.put(b"b", b"B").cas(b"kept", kept_version, b"stale")
+        with pytest.raises(kv.VersionMismatchError) as e:
+            bucket.write(batch)
+        assert e.value.failed_index == 1
+    assert bucket.get(b"b", None) is None  # nothing was applied
+    with kv.WriteBatch() as batch:
+        batch.cas(b"kept", kept_version, b"stale")
+        bucket.write_async(batch)
+        with pytest.raises(kv.FailedError):
+            bucket.flush()
+
+
+def test_snapshot_reads_one_moment(bucket):
+    bucket.put(b"p:1", b"one")
+    bucket.put(b"p:2", b"two")
+    with bucket.snapshot() as snap:
+        bucket.put(b"p:1", b"changed")
+        bucket.delete(b"p:2")
+        bucket.put(b"p:3", b"new")
+        assert snap.get(b"p:1") == b"one"
+        assert snap.get_versioned(b"p:2")[0] == b"two"
+        assert snap.get(b"p:3", None) is None
+        with pytest.raises(kv.NotFoundError):
+            snap.get(b"p:3")
+        assert sorted(snap.scan(b"p:")) == [(b"p:1", b"one"), (b"p:2", b"two")]
+        assert snap.sequence > 0
+
+
+def test_a_snapshot_too_old_raises_its_own_class(bucket):
+    bucket.put(b"k", b"v")
+    with bucket.snapshot() as snap:
+        # More slot changes than the history window (65536) before the snapshot reads again.
+        for n in range(17):
+            with kv.WriteBatch() as batch:
+                for i in range(4096):
+                    batch.put(b"w%d" % i, b"%d" % n)
+                bucket.write(batch)
+        with pytest.raises(kv.SnapshotTooOldError) as e:
+            snap.get(b"k")
+        assert e.value.code == -15 and "too old" in str(e.value)
