@@ -89,7 +89,7 @@ Status StoreRecord(Bucket& b, const DumpRecord& record, std::uint64_t* expired) 
     ++*expired;
     return Status();
   }
-  std::chrono::system_clock::time_point at{std::chrono::milliseconds(record.expires_unix_ms)};
+  ExpiryTime at{std::chrono::milliseconds(record.expires_unix_ms)};
   return b.PutAsync(record.key, record.value, at);
 }
 

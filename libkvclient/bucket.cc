@@ -60,10 +60,9 @@ Status ExpiryOf(std::chrono::milliseconds ttl, std::int64_t* expiry) {
   return Status();
 }
 
-// An absolute expiry time as Unix ms (rounded up: a key never expires early), or why it is
-// refused.
-Status ExpiryAt(std::chrono::system_clock::time_point at, std::int64_t* expiry) {
-  std::int64_t ms = std::chrono::ceil<std::chrono::milliseconds>(at.time_since_epoch()).count();
+// An absolute expiry time as Unix ms, or why it is refused.
+Status ExpiryAt(ExpiryTime at, std::int64_t* expiry) {
+  std::int64_t ms = at.time_since_epoch().count();
   if (ms <= 0 || static_cast<std::uint64_t>(ms) > shm::kMaxExpiryUnixMs) {
     return Status(Code::kInvalidArgument, "expiry time " + std::to_string(ms) +
                                               " (Unix ms) is not between 1970 and the latest "
@@ -390,16 +389,15 @@ Status Bucket::PutAsync(std::string_view key, std::string_view value,
   return shared_->Cast(shm::Op::kPut, key, value, expiry);
 }
 
-Status Bucket::Put(std::string_view key, std::string_view value,
-                   std::chrono::system_clock::time_point expires_at, std::uint64_t* version) {
+Status Bucket::Put(std::string_view key, std::string_view value, ExpiryTime expires_at,
+                   std::uint64_t* version) {
   if (Status s = WriteError(key, value); !s.ok()) return s;
   std::int64_t expiry = 0;
   if (Status s = ExpiryAt(expires_at, &expiry); !s.ok()) return s;
   return shared_->Put(key, value, expiry, version);
 }
 
-Status Bucket::PutAsync(std::string_view key, std::string_view value,
-                        std::chrono::system_clock::time_point expires_at) {
+Status Bucket::PutAsync(std::string_view key, std::string_view value, ExpiryTime expires_at) {
   if (Status s = WriteError(key, value); !s.ok()) return s;
   std::int64_t expiry = 0;
   if (Status s = ExpiryAt(expires_at, &expiry); !s.ok()) return s;

@@ -186,6 +186,32 @@ TEST_F(ExpiryTest, ExpirePersistAndTtlFollowRedis) {
   EXPECT_FALSE(bucket_->Ttl("gone")->has_value());
 }
 
+// Put with an absolute time (SET PXAT): kept to the millisecond, even past 2262; a time already
+// past stores a key that is absent at once; times outside 1970 .. 2^46 ms are refused.
+TEST_F(ExpiryTest, PutWithAnAbsoluteExpiryTime) {
+  using Ms = std::chrono::milliseconds;
+  using At = ExpiryTime;
+  At in_an_hour = std::chrono::ceil<Ms>(std::chrono::system_clock::now()) + 1h;
+  ASSERT_TRUE(bucket_->Put("hour", "1", in_an_hour).ok());
+  auto ttl = bucket_->Ttl("hour");
+  ASSERT_TRUE(ttl.ok() && ttl->has_value());
+  EXPECT_GT(**ttl, 50min);
+  EXPECT_LE(**ttl, 1h + 1ms);  // the hour counted from `now` rounded up
+  ASSERT_TRUE(bucket_->PutAsync("far", "2", At(Ms(40'000'000'000'000))).ok());  // year 3237
+  ASSERT_TRUE(bucket_->Flush().ok());
+  ttl = bucket_->Ttl("far");
+  ASSERT_TRUE(ttl.ok() && ttl->has_value());
+  EXPECT_GT(**ttl, std::chrono::hours(24 * 365 * 1000));
+  ASSERT_TRUE(bucket_->Put("far", "old").ok());
+  ASSERT_TRUE(bucket_->Put("far", "3", At(Ms(UnixMs() - 1000))).ok());
+  EXPECT_EQ(Get("far"), "NOT_FOUND");  // expired at once, the older value with it
+  for (At bad : {At(Ms(0)), At(Ms(-5)), At(Ms(std::int64_t{1} << 47))}) {
+    EXPECT_EQ(bucket_->Put("k", "v", bad).code(), Code::kInvalidArgument);
+    EXPECT_EQ(bucket_->PutAsync("k", "v", bad).code(), Code::kInvalidArgument);
+  }
+  EXPECT_TRUE(WaitFor([&] { return Keys() == 1; }, 20s)) << Keys();  // the worker removed "far"
+}
+
 TEST_F(ExpiryTest, BadTtlsAreRefusedInEveryApi) {
   ASSERT_TRUE(bucket_->Put("k", "v").ok());
   for (std::chrono::milliseconds bad : {0ms, -1ms, -std::chrono::milliseconds::max(), kMaxTtl + 1ms,

@@ -265,7 +265,10 @@ TEST_F(DumpLoadTest, KeysExpiredAtLoadTimeAreSkippedAndCounted) {
   EXPECT_EQ(Contents("b"), (std::map<std::string, std::string>{{"kept", "new"}, {"plain", "p"}}));
   Result<Bucket> b = client_->OpenBucket("b");
   ASSERT_TRUE(b.ok());
-  EXPECT_TRUE(b->Ttl("kept")->has_value());
+  // Year 3237: past what a nanosecond system_clock::time_point holds, kept to the millisecond.
+  auto kept = b->Ttl("kept");
+  ASSERT_TRUE(kept.ok() && kept->has_value());
+  EXPECT_GT(**kept, std::chrono::hours(24 * 365 * 1000));
 }
 
 TEST_F(DumpLoadTest, StdoutAndStdinCarryTheDump) {

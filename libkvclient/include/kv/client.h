@@ -60,6 +60,11 @@ inline constexpr std::size_t kMaxValueSize = 16u << 20;  // 16 MiB (shm::kMaxVal
 inline constexpr std::size_t kMaxBucketNameSize = 64;
 // The longest TTL (Bucket::Put with a ttl, Expire): 1000 years.
 inline constexpr std::chrono::milliseconds kMaxTtl{1000LL * 365 * 24 * 3600 * 1000};
+// An absolute expiry time (Bucket::Put with `expires_at`): wall clock, in milliseconds, as kv
+// stores it (C++20's sys_time<milliseconds>). Not system_clock::time_point, whose nanoseconds
+// end in 2262 while kv's times reach 4199. From now:
+// std::chrono::ceil<std::chrono::milliseconds>(std::chrono::system_clock::now()) + ttl.
+using ExpiryTime = std::chrono::time_point<std::chrono::system_clock, std::chrono::milliseconds>;
 
 // The version of the libkvclient loaded at run time, "MAJOR.MINOR.PATCH" (as kv_version()).
 // KV_VERSION_STRING (kv/version.h) is the version of the headers a program was compiled with.
@@ -394,11 +399,11 @@ class Bucket {
   Status Put(std::string_view key, std::string_view value, std::chrono::milliseconds ttl,
              std::uint64_t* version = nullptr);
   // Put with an absolute expiry time (Redis's SET PXAT), for copying a key with its expiry
-  // (kvctl load). Rounded up to the millisecond; a time already past stores a key that is
-  // absent at once (the worker removes it). Errors as Put with a ttl; kInvalidArgument for a
-  // time before 1970 or past the latest expiry time kv stores.
-  Status Put(std::string_view key, std::string_view value,
-             std::chrono::system_clock::time_point expires_at, std::uint64_t* version = nullptr);
+  // (kvctl load). A time already past stores a key that is absent at once (the worker removes
+  // it). Errors as Put with a ttl; kInvalidArgument for a time before 1970 or past the latest
+  // expiry time kv stores.
+  Status Put(std::string_view key, std::string_view value, ExpiryTime expires_at,
+             std::uint64_t* version = nullptr);
   // Sets the key's expiry to `ttl` from now (a new version). kNotFound if the key is absent.
   // Other errors as Put with a ttl.
   Status Expire(std::string_view key, std::chrono::milliseconds ttl);
@@ -417,8 +422,7 @@ class Bucket {
   // PutAsync with an expiry `ttl` from now (a bad ttl is kInvalidArgument at once).
   Status PutAsync(std::string_view key, std::string_view value, std::chrono::milliseconds ttl);
   // PutAsync with an absolute expiry time (as Put with `expires_at`).
-  Status PutAsync(std::string_view key, std::string_view value,
-                  std::chrono::system_clock::time_point expires_at);
+  Status PutAsync(std::string_view key, std::string_view value, ExpiryTime expires_at);
   Status DeleteAsync(std::string_view key);
   Status Flush();
 
