@@ -26,11 +26,10 @@
 //
 // A batch (version 2) is one record whose value is the batch's put and delete records, each
 // framed as above (head and body, own checksums; a cas's put carries the expiry it kept), and
-// whose key is empty; its version is the
-// bucket's version counter after the batch. Under the outer checksum the batch is all-or-
-// nothing: a torn tail that cuts it drops all of it. The reader returns its inner records one
-// by one (valid_end() moves past the batch with its last one); a batch record that is not a
-// sequence of valid put/delete records is corruption.
+// whose key is empty; its version is the bucket's version counter after the batch. Under the
+// outer checksum the batch is all-or-nothing: a torn tail that cuts it drops all of it. The
+// reader returns its inner records one by one (valid_end() moves past the batch with its last
+// one); a batch record that is not a sequence of valid put/delete records is corruption.
 //
 // A log written with appendfsync always may end with zeros (space preallocated ahead of the last
 // record, daemon/persistence/log_appender.h); they are the end of the log, not a torn tail.
