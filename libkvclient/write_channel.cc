@@ -380,7 +380,8 @@ Status WriteChannel::AwaitReply(Deadline& deadline, WriteReply* reply) {
   // dedicated cores, up to kReplySpin whatever it does. The clock and the pulse are read every
   // kSpinPollsPerClockRead polls of the ring.
   bool dedicated = anchor_->wait_policy.load(std::memory_order_relaxed) == shm::kWaitDedicated;
-  bool spinning = dedicated || !contention_.Contended();
+  bool spinning =
+      dedicated || anchor_->worker_cpu.load(std::memory_order_relaxed) != ::sched_getcpu();
   bool wake_spin = spinning && worker_was_asleep_ && !dedicated &&
                    (wake_spin_.Earns() || ++wake_waits_ % kWakeProbeEvery == 0);
   auto stalled_after = wake_spin ? kWakeGrace : kStalledPulse;
@@ -474,7 +475,7 @@ Status WriteChannel::AwaitReply(Deadline& deadline, WriteReply* reply) {
       // by its predecessor or by itself, exactly once.
       Disconnect();
       if (Status s = Connect(deadline); !s.ok()) return s;
-      spinning = dedicated || !contention_.Contended();
+      spinning = true;
       polls = 0;
       sleep_slice = kFirstSleepSliceNs;
     }

@@ -24,7 +24,6 @@
 #include "kv/status.h"
 #include "shm/anchor.h"
 #include "shm/channel.h"
-#include "shm/cpu_contention.h"
 #include "shm/message.h"
 #include "shm/registry.h"
 #include "shm/spin_score.h"
@@ -127,8 +126,7 @@ class WriteChannel {
   // Whether spinning while a sleeping worker wakes up paid lately (it does on an idle machine;
   // on a busy one the worker waits for a CPU and the spin only delays it).
   shm::SpinScore wake_spin_;
-  shm::CpuContention contention_;  // of the calling thread: no spinning while it is preempted
-  unsigned wake_waits_ = 0;        // waits for a waking worker, for probing (1 in kProbeEvery)
+  unsigned wake_waits_ = 0;  // waits for a waking worker, for probing (1 in kProbeEvery)
   std::uint64_t async_failures_seen_ = 0;
   std::uint64_t async_failures_lost_ = 0;  // counted on channels that were reset since
 };

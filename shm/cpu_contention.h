@@ -3,13 +3,16 @@
 // A thread that spins while other work wants its CPU is preempted at the end of its time slice
 // (an involuntary context switch) and then waits a whole slice (milliseconds) for the CPU back;
 // under EEVDF the CPU time it burned spinning also makes it wait longer after every wake-up. So
-// both sides of kv's write path stop spinning while they see themselves preempted: two or more
+// the worker's spins (idle spin, commit gather) stop while it sees itself preempted: two or more
 // involuntary context switches within kWindowMs mark the CPU contended for the next kQuietMs,
 // during which they only sleep-wait (as Redis always does); after it they try spinning again.
 //
 // Cost: one getrusage(RUSAGE_THREAD) a millisecond at most, read off the coarse clock (no system
-// call). Private to one thread: a Bucket's channel is used under its mutex, the worker is
-// single-threaded.
+// call). Private to one thread: the worker is single-threaded.
+//
+// Clients do not use it: a client spins only while its worker is awake on another CPU or is
+// being woken there (libkvclient/write_channel.cc), and under load the preemptions it would
+// count are mostly its own spin's, so the check made it sleep exactly when a reply was near.
 #pragma once
 
 #include <sys/resource.h>
