@@ -217,6 +217,22 @@ class ClusterMirrorTest : public ::testing::Test {
     return true;
   }
 
+  // Moves every key of `slot` (a slot the caller set MIGRATING on `from`, IMPORTING on `to`)
+  // from master `from` to master `to`, 100 at a time (MIGRATE ... KEYS).
+  void MigrateSlotKeys(const std::string& slot, std::size_t from, std::size_t to) {
+    for (;;) {
+      auto keys = cluster_->node(from).Command({"CLUSTER", "GETKEYSINSLOT", slot, "100"});
+      ASSERT_TRUE(keys && keys->type == REDIS_REPLY_ARRAY);
+      if (keys->elements == 0) break;
+      std::vector<std::string> migrate = {
+          "MIGRATE", "127.0.0.1", std::to_string(nodes_[to]->port()), "", "0", "5000", "KEYS"};
+      for (std::size_t i = 0; i < keys->elements; ++i) {
+        migrate.emplace_back(keys->element[i]->str, keys->element[i]->len);
+      }
+      ASSERT_EQ(Text(cluster_->node(from).Command(migrate)), "OK");
+    }
+  }
+
   // Moves slots [first, last] from master `from` to master `to`, key by key (MIGRATE), as
   // redis-cli --cluster reshard does.
   void Reshard(int first, int last, std::size_t from, std::size_t to) {
@@ -226,17 +242,7 @@ class ClusterMirrorTest : public ::testing::Test {
       std::string s = std::to_string(slot);
       ASSERT_EQ(Text(dst.Command({"CLUSTER", "SETSLOT", s, "IMPORTING", ids_[from]})), "OK");
       ASSERT_EQ(Text(src.Command({"CLUSTER", "SETSLOT", s, "MIGRATING", ids_[to]})), "OK");
-      for (;;) {
-        auto keys = src.Command({"CLUSTER", "GETKEYSINSLOT", s, "100"});
-        ASSERT_TRUE(keys && keys->type == REDIS_REPLY_ARRAY);
-        if (keys->elements == 0) break;
-        std::vector<std::string> migrate = {
-            "MIGRATE", "127.0.0.1", std::to_string(nodes_[to]->port()), "", "0", "5000", "KEYS"};
-        for (std::size_t i = 0; i < keys->elements; ++i) {
-          migrate.emplace_back(keys->element[i]->str, keys->element[i]->len);
-        }
-        ASSERT_EQ(Text(src.Command(migrate)), "OK");
-      }
+      ASSERT_NO_FATAL_FAILURE(MigrateSlotKeys(s, from, to));
       // The target first, then the source, then the others.
       std::vector<std::size_t> order = {to, from};
       for (std::size_t n = 0; n < nodes_.size(); ++n) {
@@ -430,17 +436,7 @@ TEST_F(ClusterMirrorTest, KeysAcrossAllSlotsMirrorAndReshardingLosesNothing) {
         kPatience));
   }
   // The rest of the slot (k2, and any other key that hashes there), then the slot itself.
-  for (;;) {
-    auto keys = cluster_->node(from).Command({"CLUSTER", "GETKEYSINSLOT", slot, "100"});
-    ASSERT_TRUE(keys && keys->type == REDIS_REPLY_ARRAY);
-    if (keys->elements == 0) break;
-    std::vector<std::string> migrate = {
-        "MIGRATE", "127.0.0.1", std::to_string(nodes_[to]->port()), "", "0", "5000", "KEYS"};
-    for (std::size_t i = 0; i < keys->elements; ++i) {
-      migrate.emplace_back(keys->element[i]->str, keys->element[i]->len);
-    }
-    ASSERT_EQ(Text(cluster_->node(from).Command(migrate)), "OK");
-  }
+  ASSERT_NO_FATAL_FAILURE(MigrateSlotKeys(slot, from, to));
   for (std::size_t n : {to, from, 3 - from - to}) {
     ASSERT_EQ(Text(cluster_->node(n).Command({"CLUSTER", "SETSLOT", slot, "NODE", ids_[to]})),
               "OK");

@@ -6,9 +6,7 @@
 #include <optional>
 #include <string>
 
-#include "shm/registry.h"
 #include "tests/persistence/persistence_testing.h"
-#include "tests/supervisor/supervisor_test_util.h"
 
 namespace kv {
 namespace {
@@ -36,10 +34,6 @@ bool WaitForKeyCount(Bucket& b, std::uint64_t keys) {
         return st.ok() && st->keys == keys;
       },
       20s);
-}
-
-void WaitRunning(const KvdInstance& kvd, const std::string& name) {
-  ASSERT_TRUE(WaitForState(kvd.ns(), name, shm::kBucketRunning, std::chrono::seconds(20), 0));
 }
 
 TEST(PersistenceExpiryTest, SnapshotAndLogKeepExpiryTimesAcrossAReboot) {
@@ -77,7 +71,7 @@ TEST(PersistenceExpiryTest, SnapshotAndLogKeepExpiryTimesAcrossAReboot) {
   ASSERT_TRUE(Reboot(kvd));
   client = kvd.NewClient();
   ASSERT_TRUE(client);
-  WaitRunning(kvd, "cache");
+  WaitRunning(kvd, {"cache"});
   Result<Bucket> b = client->OpenBucket("cache");
   ASSERT_TRUE(b.ok());
   auto within = [](std::optional<std::chrono::milliseconds> ttl, std::chrono::milliseconds most) {
@@ -120,7 +114,7 @@ TEST(PersistenceExpiryTest, AKeyThatExpiredBeforeTheRestoreIsGone) {
   ASSERT_TRUE(Reboot(kvd));
   client = kvd.NewClient();
   ASSERT_TRUE(client);
-  WaitRunning(kvd, "cache");
+  WaitRunning(kvd, {"cache"});
   Result<Bucket> b = client->OpenBucket("cache");
   ASSERT_TRUE(b.ok());
   // Never visible (neither the expired value nor the older one it replaced), and removed.

@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include "shm/registry.h"
 #include "shm/segment.h"
 #include "tests/supervisor/supervisor_test_util.h"
 
@@ -53,6 +54,13 @@ bool Reboot(KvdInstance& kvd) {
   bool started = kvd.Start();
   EXPECT_TRUE(started) << "kvd did not come back after the reboot";
   return started;
+}
+
+void WaitRunning(const KvdInstance& kvd, const std::vector<std::string>& names) {
+  for (const std::string& name : names) {
+    ASSERT_TRUE(WaitForState(kvd.ns(), name, shm::kBucketRunning, std::chrono::seconds(20), 0))
+        << name;
+  }
 }
 
 std::string BucketDirOf(const std::string& data_dir, const std::string& ns, std::uint64_t id) {

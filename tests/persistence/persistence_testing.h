@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "tests/testing/kvd_harness.h"
 
@@ -25,6 +26,9 @@ class TempDir {
 // namespace removed, kvd started again (same flags, so the same data directory). Returns false
 // (with a test failure) if kvd does not come back.
 bool Reboot(KvdInstance& kvd);
+
+// Waits (a test failure after 20 s) until every bucket in `names` is running.
+void WaitRunning(const KvdInstance& kvd, const std::vector<std::string>& names);
 
 // The directory of bucket `id` in `data_dir` for namespace `ns`.
 std::string BucketDirOf(const std::string& data_dir, const std::string& ns, std::uint64_t id);

@@ -52,13 +52,6 @@ std::map<std::string, Info> Buckets(Client& client) {
   return out;
 }
 
-void WaitRunning(const KvdInstance& kvd, const std::vector<std::string>& names) {
-  for (const std::string& name : names) {
-    ASSERT_TRUE(WaitForState(kvd.ns(), name, shm::kBucketRunning, std::chrono::seconds(20), 0))
-        << name;
-  }
-}
-
 TEST(PersistenceRebootTest, AlwaysKeepsEveryAcknowledgedWriteNamesAndIds) {
   TempDir data;
   KvdInstance kvd({"--data-dir", data.path(), "--appendfsync", "always", "--save", ""});
