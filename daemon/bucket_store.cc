@@ -157,7 +157,7 @@ std::optional<BucketStore> BucketStore::Open(const std::string& ns, std::uint64_
   }
   if (unclean) {  // F4: the previous worker may have applied writes it never appended
     store.feed_.Append(shm::FeedOp::kResync, {}, {});
-    store.feed_.Publish();
+    store.feed_.Publish(false);  // the worker wakes every subscriber when it starts (Run)
   }
   if (history_reset && generation != 0) {
     // A new history for an existing table: a snapshot still mapping the old one would see no
@@ -170,6 +170,7 @@ std::optional<BucketStore> BucketStore::Open(const std::string& ns, std::uint64_
   }
   store.QueueExpiries();  // the expiry times are in the records: they survive the worker
   store.anchor_->state.store(shm::kAnchorLive, std::memory_order_release);
+  store.SetSubscribers(0);  // those of the previous worker connect again (change_feed.h)
   store.anchor_->worker_start_ticks.store(ProcessStartTicks(::getpid()), std::memory_order_relaxed);
   store.anchor_->worker_pid.store(::getpid(), std::memory_order_release);
   store.Heartbeat();

@@ -66,6 +66,10 @@ class BucketStore {
     anchor_->wait_policy.store(policy, std::memory_order_relaxed);
   }
   // Tells clients which CPU the worker runs on (shm::AnchorHeader::worker_cpu).
+  void SetSubscribers(std::uint32_t n) {
+    subscribers_ = n;
+    anchor_->subscribers.store(n, std::memory_order_relaxed);
+  }
   void SetWorkerCpu(int cpu) { anchor_->worker_cpu.store(cpu, std::memory_order_relaxed); }
   // The word the worker's loop stores its progress in (shm::AnchorHeader::worker_pulse).
   std::atomic<std::uint32_t>* pulse_word() { return &anchor_->worker_pulse; }
@@ -98,8 +102,17 @@ class BucketStore {
   }
   // The earliest expiry the active expiry waits for (Unix ms; 0: none).
   std::uint64_t NextExpiry() const { return expiry_.Next(); }
-  // Makes the changes recorded since the last call visible to subscribers (once per batch).
-  void PublishChanges() { feed_.Publish(); }
+  // Makes the changes recorded since the last call visible to subscribers (once per batch);
+  // wakes sleeping ones only while a subscriber is connected (shm/change_feed.h, "Waking").
+  void PublishChanges() { feed_.Publish(subscribers_ != 0); }
+  // Wakes every sleeping subscriber: the worker calls it once it runs (shm/change_feed.h).
+  void WakeSubscribers() { feed_.WakeAll(); }
+  // A subscriber connected (kSubscribeMessage) / hung up. A new one is woken at once.
+  void AddSubscriber() {
+    SetSubscribers(subscribers_ + 1);
+    feed_.WakeAll();
+  }
+  void RemoveSubscriber() { SetSubscribers(subscribers_ - 1); }
   // Marks the change feed cleanly closed (the next worker appends no resync record).
   void CloseChanges() { feed_.Close(); }
 
@@ -145,6 +158,7 @@ class BucketStore {
   shm::AnchorHeader* anchor_ = nullptr;
   shm::TableWriter table_;
   shm::FeedWriter feed_;                 // NS.b<id>.feed: every applied write, for subscribers
+  std::uint32_t subscribers_ = 0;        // connections that sent kSubscribeMessage
   shm::ChannelDedup dedup_;              // NS.b<id>.dedup
   ExpiryQueue expiry_;                   // every expiry set, for the active expiry
   std::vector<ExpiryQueue::Entry> due_;  // scratch for ExpireDue

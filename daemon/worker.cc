@@ -63,7 +63,8 @@ struct Connection {
     if (doorbell >= 0) ::close(doorbell);  // closing removes it from the epoll set
   }
   int sock = -1;
-  bool registered = false;
+  bool registered = false;  // a write channel, registered
+  bool subscriber = false;  // a subscriber's connection (kSubscribeMessage): no channel
   bool paused = false;  // reply ring full: retry on a timer, not in a busy loop
   bool hung_up = false;
   bool delivered = false;  // requests taken in the worker's last pass (DrainAll)
@@ -229,6 +230,7 @@ void Worker::Close(int sock, const char* why) {
   // entry is the first to be reused (a worker that stops or crashes never gets here: its
   // clients' entries wait for the next worker).
   if (it->second->dedup != shm::kNoDedupEntry) store_.dedup().Retire(it->second->dedup);
+  if (it->second->subscriber) store_.RemoveSubscriber();
   if (it->second->answered_round == gather_.last() && !it->second->committing) gather_.Left();
 #ifdef KV_HAVE_MIRROR
   if (mirror_) mirror_->Forget(sock);
@@ -288,6 +290,12 @@ void Worker::Register(Connection& c) {
                                                 "PERMISSION: not a member of the instance's group");
     shm::SendPacket(c.sock, reply.data(), reply.size());
     Close(c.sock, nullptr);
+    return;
+  }
+  if (n == static_cast<ssize_t>(shm::kRegisterMessageSize) && fd < 0 &&
+      std::memcmp(buf, shm::kSubscribeMessage, shm::kRegisterMessageSize) == 0) {
+    c.subscriber = true;  // no reply: the subscriber never reads this socket
+    store_.AddSubscriber();
     return;
   }
   bool adopt = n == static_cast<ssize_t>(shm::kRegisterMessageSize) &&
@@ -795,6 +803,13 @@ void Worker::HandleEvents(int timeout_ms) {
       auto it = connections_.find(fd);
       if (it == connections_.end()) continue;  // a doorbell eventfd: the loop drains the rings
       Connection& c = *it->second;
+      if (c.subscriber) {  // it has nothing more to say: drop what it sends, close on hang-up
+        ReadPackets(c);
+        if (c.hung_up || (events[i].events & (EPOLLHUP | EPOLLRDHUP | EPOLLERR))) {
+          Close(fd, nullptr);
+        }
+        continue;
+      }
       if (!c.registered) {
         if (events[i].events & EPOLLIN) Register(c);
         if (connections_.count(fd) != 0 && !c.registered &&
@@ -816,6 +831,9 @@ void Worker::HandleEvents(int timeout_ms) {
 
 void Worker::Run() {
   store_.SetWaitPolicy(options_.wait_policy);
+  // Subscribers registered with the previous worker look at worker_pid (stored by now) when they
+  // wake, and register with this one (shm/change_feed.h, "Waking").
+  store_.WakeSubscribers();
   auto last_heartbeat = Clock::now();
   std::size_t peak_taken = 0;  // most requests one pass took since the last heartbeat
   unsigned iterations = 0;

@@ -26,6 +26,7 @@ nlohmann::json BucketInfoJson(const BucketInfo& b) {
           {"memory_bytes", b.memory_bytes},
           {"writes", b.writes},
           {"queue_depth", b.worker_pid != 0 ? nlohmann::json(b.queue_depth) : nlohmann::json()},
+          {"subscribers", b.worker_pid != 0 ? nlohmann::json(b.subscribers) : nlohmann::json()},
           {"reason", b.reason},
           {"persistence", PersistenceJson(b)},
           {"upstream", UpstreamJson(b)}};

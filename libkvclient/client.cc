@@ -250,6 +250,7 @@ Result<InstanceStatus> Client::GetStatus() {
       info.writes = stats.writes_applied;
       info.queue_depth = stats.queue_depth;
       const shm::AnchorHeader* a = bucket->shared_->anchor();
+      info.subscribers = a->subscribers.load(std::memory_order_relaxed);
       info.persistence = PersistModeName(a->persist_mode.load(std::memory_order_relaxed));
       info.last_save_unix_ms = a->last_save_unix_ms.load(std::memory_order_relaxed);
       info.log_bytes = a->log_bytes.load(std::memory_order_relaxed);

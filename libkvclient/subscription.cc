@@ -7,6 +7,12 @@
 // meanwhile re-arms it); both look under the subscription's mutex. The worker knows nothing of
 // this: it still only bumps the feed's futex word per batch. Cost: a thread (mostly asleep) and an
 // eventfd per polled subscription, and one wake-up of that thread per batch of changes.
+//
+// Being woken: the worker makes the feed's wake-up system call only while a subscriber is
+// connected to it (shm/change_feed.h, "Waking"). Before each sleep a subscription makes sure it
+// is connected to the worker the anchor names (StayConnected); that worker wakes it when it counts
+// the connection, and a worker that replaces it wakes every sleeper when it starts.
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -18,7 +24,9 @@
 
 #include "client_impl.h"
 #include "shm/change_feed.h"
+#include "shm/channel.h"
 #include "shm/names.h"
+#include "shm/unix_socket.h"
 
 namespace kv {
 namespace {
@@ -37,6 +45,26 @@ class Subscription::State {
       waiter.join();
     }
     if (event_fd >= 0) ::close(event_fd);
+    if (worker_sock >= 0) ::close(worker_sock);
+  }
+  // Before a sleep on the feed (Next, Watch): connects to the bucket's current worker as a
+  // subscriber unless already connected to it. A worker that is not running yet wakes every
+  // sleeper when it starts, so a failed connection only waits for that.
+  void StayConnected() {
+    pid_t pid = anchor->worker_pid.load(std::memory_order_acquire);
+    std::lock_guard<std::mutex> lock(connect_mu);
+    if (worker_sock >= 0 && pid == connected_pid) {
+      pollfd p{worker_sock, POLLRDHUP, 0};  // the same pid, but a new worker (pid reuse)?
+      if (::poll(&p, 1, 0) == 0) return;
+    }
+    if (worker_sock >= 0) ::close(worker_sock);
+    worker_sock = shm::ConnectSeqpacket(shm::BucketSocketAddress(keep_anchor->ns, keep_anchor->id));
+    connected_pid = pid;
+    if (worker_sock >= 0 &&
+        !shm::SendPacket(worker_sock, shm::kSubscribeMessage, shm::kRegisterMessageSize)) {
+      ::close(worker_sock);
+      worker_sock = -1;
+    }
   }
   // The waiter thread of fd() (see the top of the file).
   void Watch();
@@ -86,6 +114,10 @@ class Subscription::State {
   std::thread waiter;
   std::atomic<bool> stop{false};
   std::atomic<bool> armed{false};
+  // StayConnected: the connection to the worker whose pid the anchor held when it was made.
+  std::mutex connect_mu;
+  int worker_sock = -1;
+  pid_t connected_pid = 0;
 };
 
 void Subscription::State::Watch() {
@@ -99,6 +131,7 @@ void Subscription::State::Watch() {
       if (Pending()) Arm();
     }
     // Wakes on the next batch of changes; every 100 ms to notice a drop (or stop).
+    StayConnected();
     reader.Wait(wake, 100'000'000);
   }
 }
@@ -213,6 +246,7 @@ Status Subscription::Next(Change* change, std::chrono::milliseconds timeout) {
       return Status(Code::kTimeout, "no change in bucket '" + s.bucket + "'");
     }
     // Sleep on the feed's futex; wake at least every 100 ms to notice a dropped bucket.
+    s.StayConnected();
     s.reader.Wait(wake, std::min<long>(remaining, 100'000'000));
   }
 }

@@ -45,6 +45,9 @@ struct alignas(kCacheLine) AnchorHeader {
   // The worker's start time (/proc/<pid>/stat field 22), stored before worker_pid: with it a kvd
   // that died between starting a worker and recording it recognises the worker (pids are reused).
   std::atomic<std::uint64_t> worker_start_ticks;
+  // Subscribers connected to the running worker (shm/change_feed.h, "Waking"): stored by the
+  // worker (relaxed) at start (0) and whenever one connects or hangs up; read by `kvctl status`.
+  std::atomic<std::uint32_t> subscribers;
 
   // Progress, for waiting clients: the worker stores a new value (relaxed) on every pass of its
   // loop while it is awake and at least every kPulseEveryRequests requests it applies, so a

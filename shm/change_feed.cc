@@ -170,16 +170,22 @@ void FeedWriter::EndGroup() {
   header_->next_seq.store(next_seq_, std::memory_order_release);  // F1
 }
 
-void FeedWriter::Publish() {
+void FeedWriter::Publish(bool wake_sleepers) {
   if (!dirty_) return;
   dirty_ = false;
   header_->data_head.store(data_head_, std::memory_order_relaxed);
+  header_->wake.fetch_add(1, std::memory_order_release);
+  if (wake_sleepers) FutexWakeAll(&header_->wake);
+}
+
+void FeedWriter::WakeAll() {
+  Publish(false);
   header_->wake.fetch_add(1, std::memory_order_release);
   FutexWakeAll(&header_->wake);
 }
 
 void FeedWriter::Close() {
-  Publish();
+  WakeAll();
   header_->clean.store(1, std::memory_order_release);
 }
 

@@ -28,6 +28,15 @@
 //       slot is left unreserved): readers count it as missed, never skip it silently.
 //       A bucket nobody writes costs one page.
 // Readers never block the writer; a slow reader is told exactly how many changes it missed.
+//
+// Waking: a reader sleeps on the futex word `wake`, which the writer bumps per batch (Publish).
+// The wake-up system call is made only while the worker knows of a subscriber: each subscription
+// keeps a connection to the bucket socket open (kSubscribeMessage, shm/channel.h) with the worker
+// it last saw in the anchor (worker_pid), and registers again before it sleeps if that changed.
+// The worker wakes the feed unconditionally (WakeAll) when it starts, after storing worker_pid,
+// and when it counts a new subscriber; so a subscriber that sleeps on a wake value is woken by
+// any later Publish, by its own registration, or by the start of a new worker, whichever comes
+// first. Without a subscriber a batch of writes costs no system call for the feed.
 #pragma once
 
 #include <atomic>
@@ -122,9 +131,12 @@ class FeedWriter {
   // (its successor overwrites them and appends kResync, F4).
   void BeginGroup() { grouping_ = true; }
   void EndGroup();
-  // Wakes sleeping subscribers if records were appended since the last call (one futex syscall
-  // per batch).
-  void Publish();
+  // Makes the records appended since the last call visible to sleeping subscribers: bumps the
+  // wake word, and wakes its sleepers (one futex system call) if `wake_sleepers`, i.e. if the
+  // worker knows of a subscriber (see "Waking" above).
+  void Publish(bool wake_sleepers);
+  // Bumps the wake word and wakes every sleeper, whether records were appended or not.
+  void WakeAll();
   // Marks a clean stop (F4).
   void Close();
   std::uint64_t next_seq() const { return next_seq_; }

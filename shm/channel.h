@@ -83,6 +83,12 @@ inline constexpr std::size_t kRegisterMessageSize = sizeof kRegisterMessage - 1;
 // worker adopts it (shm/channel_dedup.h) instead of starting it afresh. Same size.
 inline constexpr char kAdoptMessage[] = "KVADOPTION1";
 static_assert(sizeof kAdoptMessage - 1 == kRegisterMessageSize);
+// A subscriber's connection (no memfd, no reply): the worker counts such connections while they
+// stay open and makes the feed's wake-up system call only while it has one (shm/change_feed.h,
+// "Waking"). On receiving it the worker wakes the feed once, so that a change published before
+// it was counted wakes the subscriber anyway. Same size.
+inline constexpr char kSubscribeMessage[] = "KVSUBSCRIB1";
+static_assert(sizeof kSubscribeMessage - 1 == kRegisterMessageSize);
 inline constexpr char kDoorbellPacket = 'w';
 inline constexpr char kDoorbellFdPacket = 'D';
 inline constexpr char kStagedPacket = 'V';

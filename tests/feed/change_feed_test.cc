@@ -53,7 +53,7 @@ TEST_F(ChangeFeedTest, RecordsComeOutInOrderWithKeysAndValues) {
   std::uint32_t wake = r.WakeValue();
   ASSERT_EQ(ReadNext(r, &seq, &rec, &missed), FeedRead::kRecord);  // visible before the wake-up
   EXPECT_EQ(r.WakeValue(), wake);
-  w.Publish();
+  w.Publish(true);
   EXPECT_NE(r.WakeValue(), wake);
   EXPECT_EQ(rec.seq, 1u);
   EXPECT_EQ(rec.op, FeedOp::kPut);
@@ -73,7 +73,7 @@ TEST_F(ChangeFeedTest, SlowReaderIsToldExactlyHowManyItMissed) {
   FeedReader r = Reader();
   std::uint64_t seq = 1;
   for (int i = 0; i < 200; ++i) w.Append(FeedOp::kPut, "k" + std::to_string(i), "v");
-  w.Publish();
+  w.Publish(true);
   FeedRecord rec;
   std::uint64_t missed = 0;
   ASSERT_EQ(ReadNext(r, &seq, &rec, &missed), FeedRead::kMissed);
@@ -89,7 +89,7 @@ TEST_F(ChangeFeedTest, OverwrittenDataCountsAsMissedNeverTorn) {
   std::uint64_t seq = 1;
   std::string value(500, 'x');
   for (int i = 0; i < 20; ++i) w.Append(FeedOp::kPut, "k" + std::to_string(i), value);
-  w.Publish();
+  w.Publish(true);
   FeedRecord rec;
   std::uint64_t missed = 0, total_missed = 0, records = 0;
   for (;;) {
@@ -111,7 +111,7 @@ TEST_F(ChangeFeedTest, ReopenContinuesSequenceAndReportsUncleanStop) {
   {
     FeedWriter w = Open(&unclean);
     w.Append(FeedOp::kPut, "a", "1");
-    w.Publish();  // no Close(): as if killed
+    w.Publish(true);  // no Close(): as if killed
   }
   FeedWriter w = Open(&unclean);
   EXPECT_TRUE(unclean);
@@ -128,7 +128,7 @@ TEST_F(ChangeFeedTest, WriterKilledMidBatchNeverOverwritesPublishedRecords) {
   {
     FeedWriter w = Open(&unclean);
     w.Append(FeedOp::kPut, "a", "1");
-    w.Publish();
+    w.Publish(true);
     w.Append(FeedOp::kPut, "bb", "22");  // visible to readers, data_head not yet stored
     w.Append(FeedOp::kPut, "ccc", "333");
   }
@@ -164,7 +164,7 @@ TEST_F(ChangeFeedTest, MemoryIsReservedOnlyAsRecordsAreWritten) {
   EXPECT_LE(AllocatedBytes(name_), 4096u);          // a bucket nobody writes: one page
   FeedReader r = Reader();
   w.Append(FeedOp::kPut, "milk", "3");
-  w.Publish();
+  w.Publish(true);
   std::uint64_t one = AllocatedBytes(name_);
   EXPECT_LE(one, 3 * 4096u + 16 * 1024 + 64 * 1024);  // a chunk of slots and one of data
   std::uint64_t seq = 1, missed = 0;
@@ -173,7 +173,7 @@ TEST_F(ChangeFeedTest, MemoryIsReservedOnlyAsRecordsAreWritten) {
   EXPECT_EQ(rec.key, "milk");
   std::string value(100, 'v');
   for (int i = 0; i < 10000; ++i) w.Append(FeedOp::kPut, "k" + std::to_string(i), value);
-  w.Publish();
+  w.Publish(true);
   EXPECT_GE(AllocatedBytes(name_), 4096u * sizeof(FeedSlot) + 256 * 1024);  // all of it, once
   std::uint64_t records = 0, total_missed = 0;
   for (;;) {
@@ -212,7 +212,7 @@ TEST_F(ChangeFeedTest, SubscriberInAnotherProcessWakesOnPublish) {
   char c;
   ASSERT_EQ(::read(ready[0], &c, 1), 1);
   w.Append(FeedOp::kPut, "milk", "3");
-  w.Publish();
+  w.Publish(true);
   int status = 0;
   ::waitpid(child, &status, 0);
   EXPECT_TRUE(WIFEXITED(status));

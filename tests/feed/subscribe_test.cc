@@ -5,8 +5,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <functional>
+#include <thread>
 
 #include "shm/names.h"
 #include "tests/testing/bucket_fixture.h"
@@ -206,6 +208,59 @@ TEST_F(SubscribeTest, WorkerCrashIsAnnouncedAndSequenceContinues) {
   EXPECT_EQ(ch.key, "b");
   EXPECT_EQ(ch.sequence, before + 2);
   EXPECT_EQ(sub->Next(&ch, std::chrono::milliseconds(50)).code(), Code::kTimeout);
+}
+
+// The worker wakes sleeping subscribers only while it counts one (shm/change_feed.h, "Waking"):
+// a subscription connects when it first sleeps, connects again to a worker that replaced the one
+// it knew (that worker wakes it when it starts), and is no longer counted once destroyed.
+TEST_F(SubscribeTest, SleepingSubscribersAreCountedAcrossWorkerRestarts) {
+  auto subscribers = [&] {
+    Result<InstanceStatus> st = client_->GetStatus();
+    return st.ok() && st->buckets.size() == 1 ? static_cast<int>(st->buckets[0].subscribers) : -1;
+  };
+  auto counts = [&](int n) {
+    return kv::testing::WaitFor([&] { return subscribers() == n; }, std::chrono::seconds(10));
+  };
+  {
+    Result<Subscription> sub = bucket_->Subscribe();
+    ASSERT_TRUE(sub.ok()) << sub.status().ToString();
+    EXPECT_EQ(subscribers(), 0) << "a subscription that never slept is not connected";
+    Change ch;
+    ASSERT_EQ(sub->Next(&ch, std::chrono::milliseconds(1)).code(), Code::kTimeout);
+    ASSERT_TRUE(counts(1)) << subscribers();
+    // A second subscription sleeps in Next while the worker is killed and restarted.
+    Result<Subscription> sleeper = bucket_->Subscribe();
+    ASSERT_TRUE(sleeper.ok());
+    std::atomic<bool> got_put{false};
+    std::thread waiter([&] {
+      Change c;
+      while (sleeper->Next(&c, std::chrono::seconds(20)).ok()) {
+        if (c.kind == Change::Kind::kPut) {
+          got_put = c.key == "after";
+          return;
+        }
+      }
+    });
+    struct Join {  // also when an assertion below returns early (Next then times out)
+      std::thread& t;
+      ~Join() { t.join(); }
+    } join{waiter};
+    ASSERT_TRUE(counts(2)) << subscribers();
+    pid_t worker = kvd_.WorkerPid("b");
+    ASSERT_EQ(::kill(worker, SIGKILL), 0);
+    // The new worker counts the sleeper (woken by its start, it connects again); the first
+    // subscription, not sleeping, connects at its next sleep.
+    ASSERT_TRUE(kv::testing::WaitFor(
+        [&] {
+          return kvd_.WorkerPid("b") != worker && kvd_.WorkerPid("b") > 0 && subscribers() == 1;
+        },
+        std::chrono::seconds(10)))
+        << subscribers();
+    ASSERT_TRUE(bucket_->Put("after", "1").ok());
+    ASSERT_TRUE(kv::testing::WaitFor([&] { return got_put.load(); }, std::chrono::seconds(10)));
+    EXPECT_EQ(sub->Next(&ch, std::chrono::seconds(5)).code(), Code::kOk);  // the resync record
+  }
+  EXPECT_TRUE(counts(0)) << "destroyed subscriptions hang up: " << subscribers();
 }
 
 TEST_F(SubscribeTest, DroppedBucketEndsSubscription) {

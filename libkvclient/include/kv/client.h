@@ -92,6 +92,7 @@ struct BucketInfo {
   std::uint64_t memory_bytes = 0;  // bytes of shared memory the bucket's table occupies
   std::uint64_t writes = 0;        // writes applied since the bucket was created
   std::uint64_t queue_depth = 0;   // as BucketStats::queue_depth
+  std::uint32_t subscribers = 0;   // subscriptions connected to the worker (0 without one)
   // Persistence (docs/persistence.md), from the bucket's anchor. "memory only" when kvd has no
   // data directory; else "snapshots" or "snapshots+log (always|everysec|no)".
   std::string persistence = "memory only";
