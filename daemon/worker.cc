@@ -65,7 +65,7 @@ struct Connection {
   int sock = -1;
   bool registered = false;  // a write channel, registered
   bool subscriber = false;  // a subscriber's connection (kSubscribeMessage): no channel
-  bool paused = false;  // reply ring full: retry on a timer, not in a busy loop
+  bool paused = false;      // reply ring full: retry on a timer, not in a busy loop
   bool hung_up = false;
   bool delivered = false;  // requests taken in the worker's last pass (DrainAll)
   SpinScore spin;          // what spinning for this channel's requests earned lately
