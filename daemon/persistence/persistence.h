@@ -38,7 +38,8 @@
 // Crash points (KV_CRASH_POINT): log-appended (batch written, not yet synced), log-synced
 // (synced, replies not yet published), snapshot-log-rotated (new log open, child not forked),
 // snapshot-installed (child done, covered logs not yet deleted); in the child (which then dies
-// alone): snapshot-half-written, snapshot-before-rename.
+// alone): snapshot-half-written, snapshot-before-rename -- reached by the worker itself in the
+// snapshots it writes in place (the catch-up at start and the last one at stop).
 #pragma once
 
 #include <atomic>
