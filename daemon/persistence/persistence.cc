@@ -126,7 +126,8 @@ bool Persistence::Open(const PersistenceOptions& options, const std::string& ns,
     anchor_->last_save_ok.store(1, std::memory_order_relaxed);
   } else {
     // Shared memory is the truth. The previous worker may have applied writes its log never
-    // got (a buffer lost with it): a snapshot brings the disk back in step.
+    // got (a buffer lost with it): a snapshot brings the disk back in step (with always, before
+    // READY: CatchUp below).
     ScanBucketDir(dir_, &restored);
     save_requested_ = true;
   }
@@ -137,6 +138,15 @@ bool Persistence::Open(const PersistenceOptions& options, const std::string& ns,
   // Preallocation pays where fdatasync flushes a journal: not on tmpfs (syncs cost nothing there,
   // and the zeros would take memory).
   preallocate_ = always_ && !OnTmpfs(dir_);
+  if (!fresh && always_) {
+    // In step: the disk holds this very table, as a clean stop leaves it (its snapshot, and no
+    // log: a worker that logs keeps a log file from its start to its last snapshot at stop).
+    // Every change of the table raises its version counter, so equal counters mean equal states.
+    std::uint64_t last =
+        store_->table().view().header()->last_version.load(std::memory_order_relaxed);
+    CatchUp(restored.last_log_seq == 0 && restored.snapshot_header_ok &&
+            restored.snapshot_last_version == last);
+  }
   std::uint32_t mode = shm::kPersistSnapshots;
   if (log_on_) {
     mode |= shm::kPersistLog | ((static_cast<std::uint32_t>(options.appendfsync) + 1) << 4);
@@ -301,6 +311,56 @@ bool Persistence::CommitSlow() {
   return true;
 }
 
+// appendfsync always promises that an acknowledged write is on disk, and a worker starting on
+// existing shared memory may acknowledge writes it did not apply: a client whose write the
+// previous worker applied (and recorded in the exactly-once log) before it was killed adopts its
+// channel, and the request still in the ring is answered from the exactly-once log. The previous
+// worker may have died before that write's log record was written or synced, so the table is
+// made durable here, before READY and before any answer. Opening the new log comes after it: the
+// snapshot names that log as the first to follow it, and covers every older one.
+void Persistence::CatchUp(bool in_step) {
+  if (in_step) {
+    save_requested_ = false;  // nothing to bring back in step
+    return;
+  }
+  auto started = Clock::now();
+  std::uint64_t next_seq = log_seq_ + 1;
+  int err = 0;
+  std::string e = SnapshotInPlace(next_seq, &err);
+  anchor_->saves.fetch_add(1, std::memory_order_release);
+  if (!e.empty()) {
+    // Writes are refused and every reply a commit would publish as durable becomes PERSISTENCE
+    // (Commit fails) until a snapshot succeeds (retried every second, as any failed save).
+    undurable_ = true;
+    refusing_ = true;
+    Failed(shm::kPersistFailSnapshot, err != 0 ? err : EIO, "catch-up snapshot failed: " + e);
+    return;
+  }
+  child_changes_ = changes_;
+  child_log_bytes_ = log_bytes_;
+  SaveSucceeded(next_seq);
+  save_requested_ = false;
+  spdlog::info(
+      "bucket '{}': shared memory made durable before serving (snapshot, {} ms)", name_,
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count());
+}
+
+std::string Persistence::SnapshotInPlace(std::uint64_t next_log_seq, int* err) {
+  *err = 0;
+  if (!FreezeSlots()) {
+    *err = errno;
+    return std::string("cannot map the frozen slot array: ") + std::strerror(*err);
+  }
+  const shm::TableView& view = store_->table().view();
+  SnapshotHeader header;
+  header.bucket_id = store_->bucket_id();
+  header.created_unix_ms = UnixMillisNow();
+  header.last_version = view.header()->last_version.load(std::memory_order_relaxed);
+  header.next_log_seq = next_log_seq;
+  header.name = name_;
+  return WriteSnapshotFile(dir_, header, view, frozen_, frozen_slots_, err);
+}
+
 void Persistence::Failed(std::uint32_t what, int err, const std::string& message) {
   if (what == shm::kPersistFailSnapshot) {
     save_failing_ = true;
@@ -450,6 +510,7 @@ void Persistence::SaveSucceeded(std::uint64_t covered_below) {
   last_good_save_ = Clock::now();
   if (save_failing_ || refusing_) spdlog::info("bucket '{}': snapshot saved again", name_);
   save_failing_ = false;
+  undurable_ = false;  // the snapshot holds the table as it was when it was frozen
   if (!log_broken_) {
     refusing_ = false;
     anchor_->persist_error.store(0, std::memory_order_relaxed);
@@ -530,23 +591,8 @@ void Persistence::Stop(bool dropped) {
                   std::strerror(errno));
   }
   // A last snapshot, written here: nothing changes the table any more.
-  const shm::TableView& view = store_->table().view();
-  if (!FreezeSlots()) {
-    spdlog::error(
-        "bucket '{}': snapshot at stop failed: cannot map the frozen slot array: {} (the "
-        "log keeps every write)",
-        name_, std::strerror(errno));
-    anchor_->saves.fetch_add(1, std::memory_order_release);
-    return;
-  }
-  SnapshotHeader header;
-  header.bucket_id = store_->bucket_id();
-  header.created_unix_ms = UnixMillisNow();
-  header.last_version = view.header()->last_version.load(std::memory_order_relaxed);
-  header.next_log_seq = log_seq_ + 1;
-  header.name = name_;
   int err = 0;
-  std::string e = WriteSnapshotFile(dir_, header, view, frozen_, frozen_slots_, &err);
+  std::string e = SnapshotInPlace(log_seq_ + 1, &err);
   if (!e.empty()) {
     spdlog::error("bucket '{}': snapshot at stop failed: {} (the log keeps every write)", name_, e);
     anchor_->saves.fetch_add(1, std::memory_order_release);

@@ -3,7 +3,11 @@
 // a few hooks (daemon/worker.cc):
 //
 //   Open       at start, before READY: restores the bucket from disk if its shared memory was
-//              gone (`fresh`), else keeps shared memory as the truth; opens a new log file.
+//              gone (`fresh`), else keeps shared memory as the truth; opens a new log file. With
+//              appendfsync=always on existing shared memory it first makes the table durable (a
+//              snapshot written in place, "catch-up"), unless the disk holds it already: the
+//              previous worker may have applied writes it never logged, and the exactly-once log
+//              answers them as applied when their clients adopt their channels.
 //   AcceptsWrites / OnApplied / Commit
 //              per request and per drained batch: OnApplied appends the write's effect to an
 //              in-memory buffer; Commit ends a batch. With appendfsync=always the worker calls
@@ -34,7 +38,8 @@
 // Crash points (KV_CRASH_POINT): log-appended (batch written, not yet synced), log-synced
 // (synced, replies not yet published), snapshot-log-rotated (new log open, child not forked),
 // snapshot-installed (child done, covered logs not yet deleted); in the child (which then dies
-// alone): snapshot-half-written, snapshot-before-rename.
+// alone): snapshot-half-written, snapshot-before-rename -- reached by the worker itself in the
+// snapshots it writes in place (the catch-up at start and the last one at stop).
 #pragma once
 
 #include <atomic>
@@ -81,7 +86,9 @@ class Persistence {
   }
   // The active expiry removed `key` (BucketStore::ExpireDue): logged as a delete.
   void OnExpired(std::string_view key);
-  bool Commit() { return store_ == nullptr || buffer_.empty() || CommitSlow(); }
+  // False also while the table holds writes no file has (a catch-up that failed, see Open): the
+  // exactly-once log's answers to them must not be published as durable.
+  bool Commit() { return store_ == nullptr || ((buffer_.empty() || CommitSlow()) && !undurable_); }
   // True when the next Commit has records to make durable.
   bool CommitPending() const { return !buffer_.empty(); }
   // How long the syncs of Commit took since the last call (zero: none), then forgets it; the
@@ -102,6 +109,13 @@ class Persistence {
  private:
   void Record(const shm::Request& request, std::int64_t number);
   bool CommitSlow();
+  // appendfsync always, on existing shared memory (Open): a snapshot of the table written here,
+  // unless `in_step` (the disk holds the table already); if it fails, writes are refused and
+  // commits fail (undurable_) until a snapshot succeeds.
+  void CatchUp(bool in_step);
+  // Writes a snapshot of the table in this process, with `next_log_seq` as the first log after
+  // it (at start before READY and at stop: nothing changes the table meanwhile). "" or why not.
+  std::string SnapshotInPlace(std::uint64_t next_log_seq, int* err);
   // Writes the buffer to the log (no sync). Returns 0 or errno (reported).
   int WriteBuffer();
   void Failed(std::uint32_t what, int err, const std::string& message);
@@ -122,6 +136,7 @@ class Persistence {
   bool always_ = false;
   bool preallocate_ = false;  // always, not on tmpfs: the log is zeroed ahead (log_appender.h)
   bool refusing_ = false;
+  bool undurable_ = false;       // always: the table holds writes no file has (CatchUp failed)
   bool log_broken_ = false;      // a write to the current log failed: append nothing more to it
   std::string buffer_;           // records not yet written
   Clock::duration sync_time_{};  // always: time spent in Commit's fdatasync (TakeSyncTime)

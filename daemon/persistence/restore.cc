@@ -17,8 +17,14 @@ void ScanBucketDir(const std::string& dir, RestoreResult* result) {
   std::vector<std::uint64_t> seqs = ListLogs(dir);
   result->last_log_seq = seqs.empty() ? 0 : seqs.back();
   MappedFile f;
-  if (f.Open(dir + "/" + kSnapshotFileName).empty() && f.size() >= 48) {
+  std::string path = dir + "/" + kSnapshotFileName;
+  if (f.Open(path).empty() && f.size() >= 48) {
     result->next_log_seq = LoadLe<std::uint64_t>(f.data() + 40);
+    SnapshotHeader header;
+    if (ReadSnapshotHeader(path, f.data(), f.size(), &header).empty()) {
+      result->snapshot_header_ok = true;
+      result->snapshot_last_version = header.last_version;
+    }
   }
 }
 

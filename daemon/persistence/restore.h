@@ -24,14 +24,18 @@ struct RestoreResult {
   std::uint64_t last_log_seq = 0;      // highest log sequence number present (0: none)
   std::uint64_t next_log_seq = 1;      // the first log sequence number after the snapshot
   std::uint64_t snapshot_unix_ms = 0;  // when the snapshot was taken (0: none)
-  std::string notes;                   // torn tails cut, stale logs ignored (for the log)
+  // ScanBucketDir: the snapshot's header checks, and the bucket's version counter it records.
+  bool snapshot_header_ok = false;
+  std::uint64_t snapshot_last_version = 0;
+  std::string notes;  // torn tails cut, stale logs ignored (for the log)
 };
 
 // Returns "" or why the data is refused.
 std::string RestoreBucket(const std::string& dir, BucketStore* store, RestoreResult* result);
 
-// The log sequence numbers present and the first after the snapshot, without loading anything
-// (a worker that starts on existing shared memory continues the chain from there).
+// The log sequence numbers present and the first after the snapshot, and the snapshot's header,
+// without loading anything (a worker that starts on existing shared memory continues the chain
+// from there, and with appendfsync always compares the header with its table).
 void ScanBucketDir(const std::string& dir, RestoreResult* result);
 
 }  // namespace kv::daemon::persistence

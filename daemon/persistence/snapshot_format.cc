@@ -1,6 +1,7 @@
 #include "daemon/persistence/snapshot_format.h"
 
 #include <cstring>
+#include <utility>
 
 #include "daemon/persistence/byte_codec.h"
 #include "shm/crc32c.h"
@@ -50,8 +51,8 @@ std::string EncodeSnapshotEnd(std::uint64_t count, std::uint32_t crc_state) {
   return out;
 }
 
-std::string ReadSnapshot(const std::string& path, const char* data, std::size_t size,
-                         SnapshotHeader* header, const SnapshotRecordFn& each) {
+std::string ReadSnapshotHeader(const std::string& path, const char* data, std::size_t size,
+                               SnapshotHeader* header, std::size_t* header_end) {
   auto corrupt = [&](std::size_t offset, const std::string& what) {
     return "snapshot " + path + " is corrupt at byte " + std::to_string(offset) + ": " + what;
   };
@@ -65,8 +66,6 @@ std::string ReadSnapshot(const std::string& path, const char* data, std::size_t 
            "; this build reads versions " + std::to_string(kSnapshotOldestVersion) + " to " +
            std::to_string(kSnapshotVersion);
   }
-  // Version 2: value_len bit 31 says an expiry follows the version.
-  std::uint32_t expires_flag = version >= 2 ? kSnapshotExpires : 0;
   if (LoadLe<std::uint32_t>(data + 12) != 0) return corrupt(12, "unknown flags");
   SnapshotHeader h;
   h.bucket_id = LoadLe<std::uint64_t>(data + 16);
@@ -75,14 +74,29 @@ std::string ReadSnapshot(const std::string& path, const char* data, std::size_t 
   h.next_log_seq = LoadLe<std::uint64_t>(data + 40);
   h.key_count = LoadLe<std::uint64_t>(data + 48);
   std::size_t name_len = LoadLe<std::uint16_t>(data + 56);
-  std::size_t header_end = kFixedHeader + name_len + 4;
-  if (name_len == 0 || name_len > shm::kMaxBucketNameSize || size < header_end) {
+  std::size_t end = kFixedHeader + name_len + 4;
+  if (name_len == 0 || name_len > shm::kMaxBucketNameSize || size < end) {
     return corrupt(56, "bad name length " + std::to_string(name_len));
   }
-  if (LoadLe<std::uint32_t>(data + header_end - 4) != Crc(data, header_end - 4)) {
-    return corrupt(header_end - 4, "header checksum mismatch");
+  if (LoadLe<std::uint32_t>(data + end - 4) != Crc(data, end - 4)) {
+    return corrupt(end - 4, "header checksum mismatch");
   }
   h.name.assign(data + kFixedHeader, name_len);
+  *header = std::move(h);
+  if (header_end != nullptr) *header_end = end;
+  return {};
+}
+
+std::string ReadSnapshot(const std::string& path, const char* data, std::size_t size,
+                         SnapshotHeader* header, const SnapshotRecordFn& each) {
+  auto corrupt = [&](std::size_t offset, const std::string& what) {
+    return "snapshot " + path + " is corrupt at byte " + std::to_string(offset) + ": " + what;
+  };
+  SnapshotHeader h;
+  std::size_t header_end = 0;
+  if (std::string e = ReadSnapshotHeader(path, data, size, &h, &header_end); !e.empty()) return e;
+  // Version 2: value_len bit 31 says an expiry follows the version.
+  std::uint32_t expires_flag = LoadLe<std::uint32_t>(data + 8) >= 2 ? kSnapshotExpires : 0;
   // Pass 1: structure and checksum; nothing is handed out before the whole file checks.
   std::uint32_t crc = shm::kCrc32cInit;
   std::size_t at = header_end;

@@ -56,6 +56,11 @@ void AppendSnapshotRecord(std::string* out, std::string_view key, std::string_vi
 // The end record; `crc_state` covers every record byte (the end's zero and count are added here).
 std::string EncodeSnapshotEnd(std::uint64_t count, std::uint32_t crc_state);
 
+// Checks and decodes the header alone (magic, version, flags, name length, header checksum):
+// "" or what is wrong, as ReadSnapshot says it; *header_end (if not null): where the records start.
+std::string ReadSnapshotHeader(const std::string& path, const char* data, std::size_t size,
+                               SnapshotHeader* header, std::size_t* header_end = nullptr);
+
 // Checks a whole snapshot held in [data, data+size) -- magic, version, flags, every length, the
 // count and both checksums, nothing after the end -- and, only if all of it is right, calls
 // `each` for every record. Returns "" or what is wrong (with the byte offset); `path` names the

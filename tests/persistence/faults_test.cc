@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <map>
+#include <ostream>
 #include <string>
 
 #include "daemon/persistence/bucket_dir.h"
@@ -189,6 +190,178 @@ TEST_P(CrashPointTest, WorkerKilledInsideLogWritingLosesNoAcknowledgedWrite) {
 
 INSTANTIATE_TEST_SUITE_P(LogPoints, CrashPointTest,
                          ::testing::Values("log-appended", "log-synced", "after-apply"));
+
+// The write whose worker is killed in AnsweredFromTheExactlyOnceLogTest.
+enum class CrashedWrite { kPut, kDelete, kIncrement };
+
+const char* Name(CrashedWrite w) {
+  switch (w) {
+    case CrashedWrite::kPut:
+      return "Put";
+    case CrashedWrite::kDelete:
+      return "Delete";
+    case CrashedWrite::kIncrement:
+      return "Increment";
+  }
+  return "Unknown";
+}
+
+void PrintTo(CrashedWrite w, std::ostream* os) { *os << Name(w); }
+
+class AnsweredFromTheExactlyOnceLogTest : public ::testing::TestWithParam<CrashedWrite> {};
+
+// The worker is killed after it applied a write to shared memory and recorded it in the
+// exactly-once log, before the write's log record reached the file (crash point after-apply).
+// The request stays in the client's ring; the worker kvd restarts finds it applied and answers
+// it from the exactly-once log. With appendfsync always that answer is an acknowledgement like
+// any other: a reboot at once after it must find the write.
+TEST_P(AnsweredFromTheExactlyOnceLogTest, RestartedWorkerAcknowledgesOnlyWhatIsOnDisk) {
+  TempDir data;
+  ScopedPath gate("kv-crash-gate");  // absent until the write that is to crash
+  ScopedEnv point("KV_CRASH_POINT", "after-apply");
+  ScopedEnv gate_env("KV_CRASH_POINT_GATE", gate.path());
+  std::vector<std::string> flags = AlwaysFlags(data);
+  flags.insert(flags.end(), {"--max-restarts", "1000"});
+  KvdInstance kvd(flags);
+  auto client = kvd.NewClient(std::chrono::seconds(20));
+  ASSERT_TRUE(client->CreateBucket("b").ok());
+  Result<Bucket> b = client->OpenBucket("b");
+  ASSERT_TRUE(b.ok());
+  std::map<std::string, std::string> expected;
+  for (int i = 0; i < kKeys; ++i) {
+    expected[Key(i)] = "value-" + std::to_string(i);
+    ASSERT_TRUE(b->Put(Key(i), expected[Key(i)]).ok());
+  }
+  expected["counter"] = "41";
+  ASSERT_TRUE(b->Put("counter", "41").ok());
+  pid_t first = kvd.WorkerPid("b");
+  ASSERT_NE(first, 0);
+
+  gate.Write("on");  // the next apply kills the worker (and would kill its successor's first)
+  Status s;
+  switch (GetParam()) {
+    case CrashedWrite::kPut:
+      expected["crashed"] = "x";
+      s = b->Put("crashed", "x");
+      break;
+    case CrashedWrite::kDelete: {
+      expected.erase(Key(7));
+      std::string old;
+      s = b->Delete(Key(7), &old);
+      if (s.ok()) {
+        EXPECT_EQ(old, "value-7");
+      }
+      break;
+    }
+    case CrashedWrite::kIncrement: {
+      expected["counter"] = "42";
+      Result<std::int64_t> r = b->Increment("counter", 1);
+      s = r.status();
+      if (r.ok()) {
+        EXPECT_EQ(*r, 42);
+      }
+      break;
+    }
+  }
+  ::unlink(gate.path().c_str());
+  ASSERT_TRUE(s.ok()) << "the write is acknowledged across the worker's restart: " << s.ToString();
+  pid_t second = kvd.WorkerPid("b");
+  ASSERT_NE(second, 0);
+  ASSERT_NE(second, first) << "the first worker was killed at after-apply, so the acknowledgement "
+                              "came from its successor's exactly-once log";
+
+  b = Status(Code::kInternal, "released");
+  client.reset();
+  ASSERT_TRUE(Reboot(kvd));  // at once: nothing else runs between the answer and the reboot
+  ASSERT_TRUE(WaitForState(kvd.ns(), "b", shm::kBucketRunning, std::chrono::seconds(20), 0));
+  client = kvd.NewClient();
+  b = client->OpenBucket("b");
+  ASSERT_TRUE(b.ok());
+  for (const auto& [key, value] : expected) EXPECT_EQ(Get(*b, key), value) << key;
+  if (GetParam() == CrashedWrite::kDelete) {
+    EXPECT_EQ(Get(*b, Key(7)), "NOT_FOUND");
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Writes, AnsweredFromTheExactlyOnceLogTest,
+                         ::testing::Values(CrashedWrite::kPut, CrashedWrite::kDelete,
+                                           CrashedWrite::kIncrement),
+                         [](const ::testing::TestParamInfo<CrashedWrite>& info) {
+                           return std::string(Name(info.param));
+                         });
+
+// The same crash, but the restarted worker cannot write its catch-up snapshot (the disk is
+// full): it answers the request PERSISTENCE, not OK, and refuses writes until a snapshot succeeds
+// once space returns; that snapshot holds the write (in shared memory all along).
+TEST(PersistenceFaultTest, FailedCatchUpAnswersTheRetryPersistenceAndRecovers) {
+  TinyTmpfs disk("1m");
+  if (!disk.mounted()) GTEST_SKIP() << disk.why();
+  ScopedPath gate("kv-crash-gate");
+  ScopedEnv point("KV_CRASH_POINT", "after-apply");
+  ScopedEnv gate_env("KV_CRASH_POINT_GATE", gate.path());
+  KvdInstance kvd({"--data-dir", disk.path(), "--appendfsync", "always", "--save", "",
+                   "--max-restarts", "1000"});
+  auto client = kvd.NewClient(std::chrono::seconds(20));
+  ASSERT_TRUE(client->CreateBucket("b").ok());
+  Result<Bucket> b = client->OpenBucket("b");
+  ASSERT_TRUE(b.ok());
+  // About 600 KB of log on a 1 MB disk: a snapshot of the same keys does not fit beside it.
+  std::string value(4000, 'v');
+  constexpr int kFilled = 150;
+  for (int i = 0; i < kFilled; ++i) ASSERT_TRUE(b->Put(Key(i), value).ok()) << i;
+  pid_t first = kvd.WorkerPid("b");
+  gate.Write("on");
+  Status s = b->Put("crashed", "x");
+  ::unlink(gate.path().c_str());
+  EXPECT_EQ(s.code(), Code::kPersistence)
+      << "answered from the exactly-once log while not on disk: " << s.ToString();
+  EXPECT_NE(kvd.WorkerPid("b"), first);
+  EXPECT_EQ(b->Put("more", "x").code(), Code::kPersistence) << "writes stay refused";
+  ASSERT_TRUE(disk.Resize("64m"));
+  ASSERT_TRUE(WaitFor([&] { return b->Put("more", "x").ok(); }, std::chrono::seconds(20)));
+  b = Status(Code::kInternal, "released");
+  client.reset();
+  ASSERT_TRUE(Reboot(kvd));
+  ASSERT_TRUE(WaitForState(kvd.ns(), "b", shm::kBucketRunning, std::chrono::seconds(20), 0));
+  client = kvd.NewClient();
+  b = client->OpenBucket("b");
+  ASSERT_TRUE(b.ok());
+  for (int i = 0; i < kFilled; ++i) EXPECT_EQ(Get(*b, Key(i)), value) << i;
+  EXPECT_EQ(Get(*b, "crashed"), "x");
+  EXPECT_EQ(Get(*b, "more"), "x");
+}
+
+// The catch-up's two cases, seen in the files. After a clean stop the disk holds the table (the
+// snapshot written at stop, no log): the next worker on the same shared memory writes no
+// snapshot. After a crash it writes one before it reports READY, covering every older log.
+TEST(PersistenceFaultTest, RestartedWorkerCatchesUpBeforeReadyOnlyWhenTheDiskIsBehind) {
+  TempDir data;
+  KvdInstance kvd(AlwaysFlags(data));
+  std::uint64_t id = Fill(kvd);
+  std::string dir = BucketDirOf(data.path(), kvd.ns(), id);
+  std::string snapshot = dir + "/snapshot";
+  ASSERT_EQ(kvd.Stop(), 0);
+  EXPECT_TRUE(daemon::persistence::ListLogs(dir).empty());
+  struct stat stopped {};
+  ASSERT_EQ(::stat(snapshot.c_str(), &stopped), 0);
+  ASSERT_TRUE(kvd.Start());
+  ExpectAllKeys(kvd);
+  struct stat now {};
+  ASSERT_EQ(::stat(snapshot.c_str(), &now), 0);
+  EXPECT_EQ(now.st_ino, stopped.st_ino) << "in step: no catch-up snapshot";
+
+  auto client = kvd.NewClient();
+  Result<Bucket> b = client->OpenBucket("b");
+  ASSERT_TRUE(b.ok());
+  ASSERT_TRUE(b->Put("after-start", "1").ok());
+  pid_t worker = kvd.WorkerPid("b");
+  ASSERT_NE(worker, 0);
+  ::kill(worker, SIGKILL);
+  ASSERT_TRUE(WaitForState(kvd.ns(), "b", shm::kBucketRunning, std::chrono::seconds(20), worker));
+  ASSERT_EQ(::stat(snapshot.c_str(), &now), 0);
+  EXPECT_NE(now.st_ino, stopped.st_ino) << "behind (a log after the snapshot): caught up";
+  EXPECT_EQ(daemon::persistence::ListLogs(dir).size(), 1u) << "only the new worker's log is left";
+}
 
 class SnapshotCrashTest : public ::testing::TestWithParam<const char*> {};
 
