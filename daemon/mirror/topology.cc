@@ -31,6 +31,13 @@ bool Mirror::Discover(std::vector<ClusterMaster>* masters) {
   std::string why;
   std::vector<std::string> candidates = known_masters_;
   if (!address_.cluster) candidates = {address_.host + ":" + std::to_string(address_.port)};
+  // A redirection to a master this mirror did not know (a failover, slots moved to a new master)
+  // came from a node that knows the new layout: its target is asked first, since a seed may not
+  // have heard of the change yet (it spreads through the cluster bus).
+  if (!redirected_to_.empty()) {
+    candidates.insert(candidates.begin(), redirected_to_);
+    redirected_to_.clear();
+  }
   for (const std::string& name : candidates) {
     shm::UpstreamAddress at;
     std::size_t colon = name.rfind(':');
@@ -207,6 +214,7 @@ Reply Mirror::Follow(Reply reply, std::string_view key, const std::vector<std::s
     target = NodeNamed(e.substr(sp2 + 1));
     if (target == nullptr) {
       topology_changed_ = true;  // a new master (failover, added node): Tick re-discovers
+      redirected_to_ = std::string(e.substr(sp2 + 1));
       return reply;
     }
     if (!ask && slot >= 0 && slot < kClusterSlots) {
