@@ -190,8 +190,13 @@ Figures Measure(World& w, int round) {
       std::string key = Key(i), v = Value(i, 1000 + round * 1000 + i);
       auto start = Clock::now();
       if (!w.a.Put(key, v).ok()) break;
+      // The reader gives up its CPU between looks (sched_yield), as the replica's reader below
+      // does while it waits for each GET's reply: a reader spinning without a break held one of
+      // the two CPUs for itself, and host B's worker and Redis, woken on the other one, waited
+      // for a busy process's time slice there (p99 3-4 ms under other load; 160 us yielding).
       while (!(w.b.Get(key, &value).ok() && value == v)) {
         if (Clock::now() - start > std::chrono::seconds(5)) break;
+        std::this_thread::yield();
       }
       kv_us.push_back(Us(Clock::now() - start));
       std::string rkey = "r:" + key;
