@@ -5,8 +5,9 @@
 // with bucket "m" mirroring the first server (prefix "m:"), over 100k keys (16 B + 64 B). Then:
 //   get_ns            direct Get on host A's mirror, one thread, random keys
 //   redis_get_us      GET on the upstream, one client, no pipelining (hiredis)
-//   propagation       a put through host A until visible in host B's table (p50, p99), against
-//                     a SET on the upstream until a GET on its replica returns it (p50, p99)
+//   propagation       a put through host A until visible in host B's table (p50, p99; the
+//                     reader yields its CPU between looks), against a SET on the upstream until
+//                     a GET on its replica returns it (p50, p99)
 //   put_per_s         sync Put through host A's mirror, one client, against redis_set_per_s
 //                     (SET, one client, no pipelining), in alternating chunks of 1,000
 //   async_put_per_s   PutAsync + Flush through host A, against Redis SET with pipeline 16, in
