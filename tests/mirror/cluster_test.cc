@@ -4,6 +4,8 @@
 // MEET. Keys across all slots mirror into two kvd namespaces; writes through kv and directly on
 // the cluster appear in both; slots resharded (SETSLOT IMPORTING/MIGRATING, MIGRATE, SETSLOT
 // NODE) while writers go on lose nothing, and the mirrors equal the cluster's content afterwards.
+// A master with a replica fails over (CLUSTER FAILOVER, then the new master killed and CLUSTER
+// FAILOVER TAKEOVER) while writers go on: the mirrors re-discover the masters and lose nothing.
 //
 // The test's own cluster client (ClusterClient) follows MOVED and ASK itself: it does not use the
 // worker's slot code, which it checks against the servers' CLUSTER KEYSLOT.
