@@ -5,11 +5,13 @@
 // with bucket "m" mirroring the first server (prefix "m:"), over 100k keys (16 B + 64 B). Then:
 //   get_ns            direct Get on host A's mirror, one thread, random keys
 //   redis_get_us      GET on the upstream, one client, no pipelining (hiredis)
-//   propagation       a put through host A until visible in host B's table (p50, p99), against
-//                     a SET on the upstream until a GET on its replica returns it (p50, p99)
+//   propagation       a put through host A until visible in host B's table (p50, p99; the
+//                     reader yields its CPU between looks), against a SET on the upstream until
+//                     a GET on its replica returns it (p50, p99)
 //   put_per_s         sync Put through host A's mirror, one client, against redis_set_per_s
-//                     (SET, one client, no pipelining)
-//   async_put_per_s   PutAsync + Flush through host A, against Redis SET with pipeline 16
+//                     (SET, one client, no pipelining), in alternating chunks of 1,000
+//   async_put_per_s   PutAsync + Flush through host A, against Redis SET with pipeline 16, in
+//                     alternating chunks of 10,000
 //   resync_ms         host B's full resync of the 100k keys after its connections are killed
 // Each row idle, then with two busy-loop processes beside it (bench/cpu_hogs.h), kv and Redis
 // measured under the same load in the same run. Prints a table; --json adds one JSON object on
@@ -103,11 +105,11 @@ class Redis {
     if (r != nullptr) freeReplyObject(r);
     return out;
   }
-  // `n` SETs pipelined `depth` at a time; seconds.
-  double Sets(int n, int depth, int round, int keys) {
+  // `n` SETs (of keys `first`... modulo `keys`) pipelined `depth` at a time; seconds.
+  double Sets(int first, int n, int depth, int round, int keys) {
     auto start = Clock::now();
-    for (int i = 0; i < n; i += depth) {
-      int batch = std::min(depth, n - i);
+    for (int i = first; i < first + n; i += depth) {
+      int batch = std::min(depth, first + n - i);
       for (int j = 0; j < batch; ++j) {
         std::string k = "m:" + Key((i + j) % keys), v = Value(i + j, round);
         redisAppendCommand(c_, "SET %b %b", k.data(), k.size(), v.data(), v.size());
@@ -189,8 +191,13 @@ Figures Measure(World& w, int round) {
       std::string key = Key(i), v = Value(i, 1000 + round * 1000 + i);
       auto start = Clock::now();
       if (!w.a.Put(key, v).ok()) break;
+      // The reader gives up its CPU between looks (sched_yield), as the replica's reader below
+      // does while it waits for each GET's reply: a reader spinning without a break held one of
+      // the two CPUs for itself, and host B's worker and Redis, woken on the other one, waited
+      // for a busy process's time slice there (p99 3-4 ms under other load; 160 us yielding).
       while (!(w.b.Get(key, &value).ok() && value == v)) {
         if (Clock::now() - start > std::chrono::seconds(5)) break;
+        std::this_thread::yield();
       }
       kv_us.push_back(Us(Clock::now() - start));
       std::string rkey = "r:" + key;
@@ -206,25 +213,30 @@ Figures Measure(World& w, int round) {
     f.replica_p50 = Percentile(replica_us, 0.5);
     f.replica_p99 = Percentile(replica_us, 0.99);
   }
-  // Sync puts through the mirror vs SET unpipelined.
-  {
-    const int n = 10000;
-    auto start = Clock::now();
-    for (int i = 0; i < n; ++i) (void)w.a.Put(Key(i % w.keys), Value(i, round));
-    f.put_per_s = n / std::chrono::duration<double>(Clock::now() - start).count();
-    double s = w.master->Sets(n, 1, round + 1, w.keys);
-    f.redis_set_per_s = s > 0 ? n / s : 0;
-  }
-  // Async puts + Flush vs SET pipelined 16.
-  {
-    const int n = 100000;
-    auto start = Clock::now();
-    for (int i = 0; i < n; ++i) (void)w.a.PutAsync(Key(i % w.keys), Value(i, round + 2));
-    (void)w.a.Flush();
-    f.async_per_s = n / std::chrono::duration<double>(Clock::now() - start).count();
-    double s = w.master->Sets(n, 16, round + 3, w.keys);
-    f.redis_p16_per_s = s > 0 ? n / s : 0;
-  }
+  // Sync puts through the mirror vs SET unpipelined, then async puts + Flush vs SET pipelined
+  // 16: each in ten alternating chunks, so that a change in the machine's load (other processes
+  // come and go) weighs on kv and Redis alike.
+  auto alternate = [&](int n, int depth, int kv_round, int redis_round, double* kv_per_s,
+                       double* redis_per_s) {
+    const int chunk = n / 10;
+    double kv_s = 0, redis_s = 0;
+    for (int first = 0; first < n; first += chunk) {
+      auto start = Clock::now();
+      for (int i = first; i < first + chunk; ++i) {
+        std::string k = Key(i % w.keys), v = Value(i, kv_round);
+        (void)(depth == 1 ? w.a.Put(k, v) : w.a.PutAsync(k, v));
+      }
+      if (depth != 1) (void)w.a.Flush();
+      kv_s += std::chrono::duration<double>(Clock::now() - start).count();
+      double s = w.master->Sets(first, chunk, depth, redis_round, w.keys);
+      if (s < 0) return;
+      redis_s += s;
+    }
+    *kv_per_s = n / kv_s;
+    *redis_per_s = n / redis_s;
+  };
+  alternate(10000, 1, round, round + 1, &f.put_per_s, &f.redis_set_per_s);
+  alternate(100000, 16, round + 2, round + 3, &f.async_per_s, &f.redis_p16_per_s);
   // resync: kill B's connections (both are tracked clients of the upstream), wait for a resync.
   {
     std::optional<kv::BucketInfo> before = Info(*w.cb);
@@ -313,7 +325,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cannot connect to redis-server\n");
     return 1;
   }
-  m.Sets(keys, 64, 0, keys);
+  m.Sets(0, keys, 64, 0, keys);
   // The replica is in sync once it returns the last key.
   auto until = Clock::now() + std::chrono::seconds(30);
   while (r.Get("m:" + Key(keys - 1)) != Value(keys - 1, 0) && Clock::now() < until) {

@@ -176,6 +176,7 @@ class Mirror {
   std::vector<std::uint16_t> slot_owner_;     // cluster: index in nodes_ of each slot's master
   std::vector<std::string> known_masters_;    // HOST:PORT of the masters last seen (seeds too)
   bool topology_changed_ = false;             // a MOVED named an unknown master: re-discover
+  std::string redirected_to_;                 // that master (HOST:PORT), asked first by Discover
   shm::MirrorState state_ = shm::kMirrorSyncing;
   Clock::time_point next_attempt_{};
   Clock::time_point last_ping_{};

@@ -50,7 +50,8 @@ class RedisLink {
   // While waiting for a reply, Read polls the socket for up to `spin` before it blocks, calling
   // `pulse` on every poll (the worker's progress word: a client waiting for the write being
   // relayed keeps spinning instead of sleeping). A reply from a Redis on another CPU then costs
-  // no wake-up on either side.
+  // no wake-up on either side; the mirror sets a spin only for kvd's `wait dedicated` (a spin
+  // holds a CPU that Redis may need to answer: topology.cc, ConnectNode). 0: blocks at once.
   void SetSpin(std::chrono::microseconds spin, std::function<void()> pulse) {
     spin_ = spin;
     pulse_ = std::move(pulse);

@@ -16,7 +16,8 @@ namespace kv::daemon::mirror {
 namespace {
 
 constexpr auto kTimeout = std::chrono::milliseconds(1000);  // any upstream call (kvd: 3 s beat)
-// How long the worker polls for a reply from Redis before it sleeps in recv (RedisLink::SetSpin).
+// How long the worker polls for a reply from Redis before it sleeps in recv (RedisLink::SetSpin),
+// with kvd's `wait dedicated` only.
 constexpr auto kReplySpin = std::chrono::microseconds(50);
 constexpr int kMaxRedirects = 8;
 
@@ -31,6 +32,13 @@ bool Mirror::Discover(std::vector<ClusterMaster>* masters) {
   std::string why;
   std::vector<std::string> candidates = known_masters_;
   if (!address_.cluster) candidates = {address_.host + ":" + std::to_string(address_.port)};
+  // A redirection to a master this mirror did not know (a failover, slots moved to a new master)
+  // came from a node that knows the new layout: its target is asked first, since a seed may not
+  // have heard of the change yet (it spreads through the cluster bus).
+  if (!redirected_to_.empty()) {
+    candidates.insert(candidates.begin(), redirected_to_);
+    redirected_to_.clear();
+  }
   for (const std::string& name : candidates) {
     shm::UpstreamAddress at;
     std::size_t colon = name.rfind(':');
@@ -84,7 +92,13 @@ std::string Mirror::ConnectNode(Node& node) {
   node.data = RedisLink::Connect(node.address, spec_.password_file, kTimeout);
   if (!node.data.ok()) return node.data.error();
   std::atomic<std::uint32_t>* pulse = store_->pulse_word();
-  node.data.SetSpin(kReplySpin, [pulse] {
+  // Spin for replies only where kv's processes have CPUs of their own (kvd's `wait dedicated`).
+  // Otherwise the worker sleeps in recv at once: a spinning worker holds the CPU Redis needs to
+  // answer it (on two CPUs with a reader spinning on the other, Redis waited for the end of the
+  // worker's spin or time slice, and a fetch took 137 us at the median instead of 21 us).
+  bool dedicated = store_->anchor()->wait_policy.load(std::memory_order_relaxed) ==
+                   static_cast<std::uint32_t>(shm::kWaitDedicated);
+  node.data.SetSpin(dedicated ? kReplySpin : std::chrono::microseconds(0), [pulse] {
     pulse->store(pulse->load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   });
   std::string redirect = std::to_string(id->integer);
@@ -207,6 +221,7 @@ Reply Mirror::Follow(Reply reply, std::string_view key, const std::vector<std::s
     target = NodeNamed(e.substr(sp2 + 1));
     if (target == nullptr) {
       topology_changed_ = true;  // a new master (failover, added node): Tick re-discovers
+      redirected_to_ = std::string(e.substr(sp2 + 1));
       return reply;
     }
     if (!ask && slot >= 0 && slot < kClusterSlots) {

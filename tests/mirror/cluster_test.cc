@@ -4,6 +4,8 @@
 // MEET. Keys across all slots mirror into two kvd namespaces; writes through kv and directly on
 // the cluster appear in both; slots resharded (SETSLOT IMPORTING/MIGRATING, MIGRATE, SETSLOT
 // NODE) while writers go on lose nothing, and the mirrors equal the cluster's content afterwards.
+// A master with a replica fails over (CLUSTER FAILOVER, then the new master killed and CLUSTER
+// FAILOVER TAKEOVER) while writers go on: the mirrors re-discover the masters and lose nothing.
 //
 // The test's own cluster client (ClusterClient) follows MOVED and ASK itself: it does not use the
 // worker's slot code, which it checks against the servers' CLUSTER KEYSLOT.
@@ -12,6 +14,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <random>
@@ -86,13 +89,21 @@ class ClusterClient {
     ReplyPtr r = Command({"SET", key, value});
     return r && r->type == REDIS_REPLY_STATUS;
   }
-  // Every string key under `prefix` on every master, without the prefix.
+  // Every string key under `prefix` on every master (replicas and dead nodes are left out),
+  // without the prefix.
   std::map<std::string, std::string> Dump(const std::string& prefix) {
     std::map<std::string, std::string> out;
     for (auto& c : conns_) {
+      if (!IsMaster(*c)) continue;
       for (auto& [k, v] : c->Dump(prefix + "*")) out[k.substr(prefix.size())] = v;
     }
     return out;
+  }
+  static bool IsMaster(RedisConn& c) {
+    ReplyPtr role = c.Command({"ROLE"});
+    return role && role->type == REDIS_REPLY_ARRAY && role->elements > 0 &&
+           role->element[0]->type == REDIS_REPLY_STRING &&
+           std::string(role->element[0]->str, role->element[0]->len) == "master";
   }
 
  private:
@@ -137,46 +148,57 @@ class ClusterMirrorTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ::signal(SIGPIPE, SIG_IGN);  // a write to a killed node's connection is an error, not death
-    for (int i = 0; i < 3; ++i) {
-      int port = testing::FreeClusterPort();
-      ASSERT_NE(port, 0);
-      nodes_.push_back(std::make_unique<RedisProcess>(
-          std::string(),
-          std::vector<std::string>{"--cluster-enabled", "yes", "--cluster-config-file",
-                                   "nodes.conf", "--cluster-node-timeout", "5000",
-                                   "--cluster-require-full-coverage", "no"},
-          port));
-      ASSERT_TRUE(nodes_.back()->ok())
-          << "redis-server (cluster node, port " << port << ") did not start";
-    }
+    for (int i = 0; i < 3; ++i) ASSERT_NO_FATAL_FAILURE(StartNode());
     cluster_ = std::make_unique<ClusterClient>(nodes_);
     const int ranges[3][2] = {{0, 5460}, {5461, 10922}, {10923, 16383}};
     for (std::size_t i = 0; i < 3; ++i) {
       auto r = cluster_->node(i).Command(
           {"CLUSTER", "ADDSLOTSRANGE", std::to_string(ranges[i][0]), std::to_string(ranges[i][1])});
       ASSERT_EQ(Text(r), "OK");
-      r = cluster_->node(i).Command({"CLUSTER", "MYID"});
-      ids_.push_back(Text(r));
     }
-    for (std::size_t i = 1; i < 3; ++i) {
-      auto r = cluster_->node(0).Command(
-          {"CLUSTER", "MEET", "127.0.0.1", std::to_string(nodes_[i]->port())});
-      ASSERT_EQ(Text(r), "OK");
-    }
-    ASSERT_TRUE(WaitFor(
-        [&] {
-          for (std::size_t i = 0; i < 3; ++i) {
-            auto info = cluster_->node(i).Command({"CLUSTER", "INFO"});
-            std::string text = Text(info);
-            if (text.find("cluster_state:ok") == std::string::npos ||
-                text.find("cluster_known_nodes:3") == std::string::npos) {
-              return false;
-            }
-          }
-          return true;
-        },
-        kPatience))
+    for (std::size_t i = 1; i < 3; ++i) ASSERT_NO_FATAL_FAILURE(Meet(i));
+    ASSERT_TRUE(WaitFor([&] { return AllSeeEveryNode(); }, kPatience))
         << "the three masters did not form a cluster";
+  }
+
+  // Starts one more cluster node (TCP on a free port, the bus on port + 10000, a directory of its
+  // own), not yet part of the cluster; its id goes to ids_.
+  void StartNode() {
+    int port = testing::FreeClusterPort();
+    ASSERT_NE(port, 0);
+    nodes_.push_back(std::make_unique<RedisProcess>(
+        std::string(),
+        std::vector<std::string>{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                                 "--cluster-node-timeout", "5000",
+                                 "--cluster-require-full-coverage", "no",
+                                 // a replica's first sync at once, not after 5 s
+                                 "--repl-diskless-sync-delay", "0"},
+        port));
+    ASSERT_TRUE(nodes_.back()->ok())
+        << "redis-server (cluster node, port " << port << ") did not start";
+    RedisConn conn(nodes_.back()->socket());
+    ids_.push_back(Text(conn.Command({"CLUSTER", "MYID"})));
+  }
+
+  // Node `i` joins the cluster (CLUSTER MEET sent to node 0).
+  void Meet(std::size_t i) {
+    ASSERT_EQ(Text(cluster_->node(0).Command(
+                  {"CLUSTER", "MEET", "127.0.0.1", std::to_string(nodes_[i]->port())})),
+              "OK");
+  }
+
+  // Every node knows every other one, all slots are assigned, and the cluster state is ok.
+  bool AllSeeEveryNode() {
+    std::string known = "cluster_known_nodes:" + std::to_string(nodes_.size()) + "\r";
+    for (std::size_t i = 0; i < nodes_.size(); ++i) {
+      std::string info = Text(cluster_->node(i).Command({"CLUSTER", "INFO"}));
+      if (info.find(known) == std::string::npos ||
+          info.find("cluster_state:ok") == std::string::npos ||
+          info.find("cluster_slots_assigned:16384") == std::string::npos) {
+        return false;
+      }
+    }
+    return true;
   }
 
   std::string Url() const {
@@ -253,6 +275,66 @@ class ClusterMirrorTest : public ::testing::Test {
                   "OK");
       }
     }
+  }
+
+  // Every live node but `master` redirects `key` to `master`, which serves it: the cluster
+  // agrees that `master` serves the key's slot.
+  bool EveryNodeRoutes(const std::string& key, std::size_t master) {
+    std::string moved = ":" + std::to_string(nodes_[master]->port());
+    for (std::size_t i = 0; i < nodes_.size(); ++i) {
+      if (nodes_[i]->pid() <= 0) continue;  // killed
+      ReplyPtr r = cluster_->node(i).Command({"EXISTS", key});
+      std::string e = Text(r);
+      bool to_master = e.rfind("MOVED ", 0) == 0 && e.size() > moved.size() &&
+                       e.compare(e.size() - moved.size(), moved.size(), moved) == 0;
+      if (i == master ? !(r && r->type == REDIS_REPLY_INTEGER) : !to_master) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // Every node's view of the cluster (CLUSTER NODES) has node `replica` as a replica of node
+  // `master` (a master takes a manual failover request only from a node it sees so).
+  bool AllSeeReplica(std::size_t replica, std::size_t master) {
+    std::string line = ids_[replica] + " ";
+    for (std::size_t i = 0; i < nodes_.size(); ++i) {
+      std::string view = Text(cluster_->node(i).Command({"CLUSTER", "NODES"}));
+      std::size_t at = view.find(line);
+      std::size_t end = view.find('\n', at);
+      if (at == std::string::npos ||
+          view.substr(at, end - at).find("slave " + ids_[master]) == std::string::npos) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // What every live node says of `key` and of the cluster, for failure messages.
+  std::string Routes(const std::string& key) {
+    std::string out;
+    for (std::size_t i = 0; i < nodes_.size(); ++i) {
+      if (nodes_[i]->pid() <= 0) continue;
+      ReplyPtr r = cluster_->node(i).Command({"EXISTS", key});
+      out += "\nnode " + std::to_string(i) + " (port " + std::to_string(nodes_[i]->port()) +
+             "): " + (r && r->type == REDIS_REPLY_INTEGER ? "serves it" : Text(r)) + "\n" +
+             Text(cluster_->node(i).Command({"CLUSTER", "NODES"}));
+      std::ifstream log(nodes_[i]->dir() + "/redis.log");
+      std::string line;
+      std::vector<std::string> lines;
+      while (std::getline(log, line)) lines.push_back(line);
+      for (std::size_t l = lines.size() > 15 ? lines.size() - 15 : 0; l < lines.size(); ++l) {
+        out += "  log: " + lines[l] + "\n";
+      }
+    }
+    return out;
+  }
+
+  // A replication field of node `i` (INFO replication), -1 if absent.
+  long long ReplicationField(std::size_t i, const std::string& field) {
+    std::string info = Text(cluster_->node(i).Command({"INFO", "replication"}));
+    std::size_t at = info.find(field + ":");
+    return at == std::string::npos ? -1 : std::atoll(info.c_str() + at + field.size() + 1);
   }
 
   std::vector<std::unique_ptr<RedisProcess>> nodes_;  // killed by their destructors, always
@@ -500,32 +582,10 @@ TEST_F(ClusterMirrorTest, SlotsMovedToANewMasterAreFollowed) {
   Bucket a = Mirror(a_, &ca);
   // A fourth master joins (the mirror's seeds and masters do not include it) and takes slots
   // 0-999 from master 0, while the mirror is live.
-  int port = testing::FreeClusterPort();
-  ASSERT_NE(port, 0);
-  nodes_.push_back(std::make_unique<RedisProcess>(
-      std::string(),
-      std::vector<std::string>{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                               "--cluster-node-timeout", "5000", "--cluster-require-full-coverage",
-                               "no"},
-      port));
-  ASSERT_TRUE(nodes_.back()->ok());
+  ASSERT_NO_FATAL_FAILURE(StartNode());
   cluster_ = std::make_unique<ClusterClient>(nodes_);
-  ids_.push_back(Text(cluster_->node(3).Command({"CLUSTER", "MYID"})));
-  ASSERT_EQ(Text(cluster_->node(0).Command({"CLUSTER", "MEET", "127.0.0.1", std::to_string(port)})),
-            "OK");
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        for (std::size_t i = 0; i < 4; ++i) {
-          std::string info = Text(cluster_->node(i).Command({"CLUSTER", "INFO"}));
-          if (info.find("cluster_known_nodes:4") == std::string::npos ||
-              info.find("cluster_state:ok") == std::string::npos ||
-              info.find("cluster_slots_assigned:16384") == std::string::npos) {
-            return false;
-          }
-        }
-        return true;
-      },
-      kPatience));
+  ASSERT_NO_FATAL_FAILURE(Meet(3));
+  ASSERT_TRUE(WaitFor([&] { return AllSeeEveryNode(); }, kPatience));
   Reshard(0, 999, 0, 3);
   // A write through the mirror to a moved slot: MOVED names the new master, the worker
   // re-discovers, resyncs and sends the write there; the write succeeds.
@@ -544,6 +604,145 @@ TEST_F(ClusterMirrorTest, SlotsMovedToANewMasterAreFollowed) {
   auto expected = cluster_->Dump("m:");
   EXPECT_TRUE(WaitFor([&] { return Dump(a) == expected; }, kPatience)) << Diff(Dump(a), expected);
   EXPECT_TRUE(InState(*ca, "m", "live"));
+}
+
+// Issue 17, "re-discovers on failover": master 1 has a replica (node 3). A graceful failover
+// (CLUSTER FAILOVER on the replica) while one writer puts through kv and another writes on the
+// cluster, then the new master killed and its replica (the old master) promoted with CLUSTER
+// FAILOVER TAKEOVER: writes through kv and directly on the new masters keep mirroring, no
+// acknowledged write is lost, and both mirrors end equal to the cluster's dump.
+TEST_F(ClusterMirrorTest, FailoverIsFollowed) {
+  ASSERT_NO_FATAL_FAILURE(StartNode());
+  cluster_ = std::make_unique<ClusterClient>(nodes_);
+  ASSERT_NO_FATAL_FAILURE(Meet(3));
+  ASSERT_TRUE(WaitFor([&] { return AllSeeEveryNode(); }, kPatience));
+  ASSERT_EQ(Text(cluster_->node(3).Command({"CLUSTER", "REPLICATE", ids_[1]})), "OK");
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Text(cluster_->node(3).Command({"INFO", "replication"}))
+                       .find("master_link_status:up") != std::string::npos &&
+               ReplicationField(1, "connected_slaves") == 1 && AllSeeReplica(3, 1);
+      },
+      kPatience))
+      << "node 3 did not become master 1's replica";
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_TRUE(cluster_->Set("m:k" + std::to_string(i), "v" + std::to_string(i)));
+  }
+  // A key of master 1's slots (5461-10922), to see who serves them.
+  std::string probe;
+  for (int i = 0; probe.empty(); ++i) {
+    int slot = daemon::mirror::KeySlot("m:k" + std::to_string(i));
+    if (slot >= 5461 && slot <= 10922) probe = "m:k" + std::to_string(i);
+  }
+  std::shared_ptr<Client> ca, cb;
+  Bucket a = Mirror(a_, &ca);
+  Bucket b = Mirror(b_, &cb);
+  auto expected = cluster_->Dump("m:");
+  ASSERT_EQ(expected.size(), 1000u);
+  EXPECT_EQ(Dump(a), expected);
+  EXPECT_EQ(Dump(b), expected);
+
+  // Two writers, each key written once: one through kv (A), one directly on the cluster.
+  // A kv write may fail UNAVAILABLE while the mirror re-discovers; one acknowledged must be on
+  // the cluster afterwards.
+  std::atomic<bool> stop{false};
+  std::atomic<int> kv_count{0}, direct_count{0};
+  std::vector<std::pair<std::string, std::string>> kv_acked, direct_acked;
+  std::string kv_error;  // a failure other than UNAVAILABLE
+  std::thread kv_writer([&] {
+    for (int i = 0; !stop.load(); ++i) {
+      std::string key = "w" + std::to_string(i);
+      std::string value = "kv" + std::to_string(i);
+      Status s = a.Put(key, value);
+      if (s.code() == Code::kUnavailable) continue;
+      if (!s.ok()) {
+        kv_error = s.ToString();
+        return;
+      }
+      kv_acked.emplace_back(key, value);
+      kv_count.store(static_cast<int>(kv_acked.size()));
+    }
+  });
+  std::thread direct_writer([&] {
+    ClusterClient own(nodes_);
+    for (int i = 0; !stop.load(); ++i) {
+      std::string key = "d" + std::to_string(i);
+      std::string value = "direct" + std::to_string(i);
+      if (!own.Set("m:" + key, value)) continue;
+      direct_acked.emplace_back(key, value);
+      direct_count.store(static_cast<int>(direct_acked.size()));
+    }
+  });
+  struct Joiner {  // the writers stop also when an assertion returns early
+    std::atomic<bool>& stop;
+    std::thread& one;
+    std::thread& two;
+    void operator()() {
+      stop = true;
+      if (one.joinable()) one.join();
+      if (two.joinable()) two.join();
+    }
+    ~Joiner() { (*this)(); }
+  } writers_stop{stop, kv_writer, direct_writer};
+  auto progress = [&](int kv_at_least, int direct_at_least) {
+    return WaitFor([&] { return kv_count >= kv_at_least && direct_count >= direct_at_least; },
+                   kPatience);
+  };
+  EXPECT_TRUE(progress(100, 100));
+
+  // 1. Graceful failover: node 3 takes over master 1's slots, master 1 becomes its replica.
+  ASSERT_EQ(Text(cluster_->node(3).Command({"CLUSTER", "FAILOVER"})), "OK");
+  EXPECT_TRUE(WaitFor([&] { return EveryNodeRoutes(probe, 3); }, kPatience))
+      << "the failover did not complete" << Routes(probe);
+  EXPECT_TRUE(progress(kv_count + 300, direct_count + 300))
+      << "the writers did not go on after the failover";
+  writers_stop();
+  EXPECT_EQ(kv_error, "");
+  ASSERT_TRUE(EveryNodeRoutes(probe, 3));
+  expected = cluster_->Dump("m:");
+  for (const auto& [k, value] : kv_acked) ASSERT_EQ(expected[k], value) << k << " lost";
+  for (const auto& [k, value] : direct_acked) ASSERT_EQ(expected[k], value) << k << " lost";
+  EXPECT_TRUE(WaitFor([&] { return Dump(a) == expected && Dump(b) == expected; }, kPatience))
+      << "A:" << Diff(Dump(a), expected) << " B:" << Diff(Dump(b), expected);
+  // Through kv and directly on the new master: both reach both mirrors.
+  ASSERT_TRUE(a.Put(probe.substr(2), "through kv after the failover").ok());
+  EXPECT_EQ(Text(cluster_->node(3).Command({"GET", probe})), "through kv after the failover");
+  EXPECT_TRUE(WaitFor([&] { return Holds(b, probe.substr(2), "through kv after the failover"); },
+                      kPatience));
+  ASSERT_EQ(Text(cluster_->node(3).Command({"SET", probe, "on the new master"})), "OK");
+  for (Bucket* m : {&a, &b}) {
+    EXPECT_TRUE(
+        WaitFor([&] { return Holds(*m, probe.substr(2), "on the new master"); }, kPatience));
+  }
+
+  // 2. The new master killed once its replica has every write, and the replica (node 1)
+  // promoted without the others' agreement (TAKEOVER).
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        long long master = ReplicationField(3, "master_repl_offset");
+        return master > 0 && ReplicationField(1, "master_repl_offset") >= master;
+      },
+      kPatience));
+  nodes_[3]->Kill();
+  ASSERT_EQ(Text(cluster_->node(1).Command({"CLUSTER", "FAILOVER", "TAKEOVER"})), "OK");
+  EXPECT_TRUE(WaitFor([&] { return EveryNodeRoutes(probe, 1); }, kPatience))
+      << "the takeover did not complete" << Routes(probe);
+  // The mirror follows: a write through kv to the promoted master's slots succeeds once it has
+  // re-discovered the masters.
+  EXPECT_TRUE(
+      WaitFor([&] { return a.Put(probe.substr(2), "after the takeover").ok(); }, kPatience));
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_TRUE(a.Put("t" + std::to_string(i), "through kv").ok()) << i;
+    ASSERT_TRUE(cluster_->Set("m:u" + std::to_string(i), "direct"));
+  }
+  expected = cluster_->Dump("m:");
+  for (const auto& [k, value] : kv_acked) ASSERT_EQ(expected[k], value) << k << " lost";
+  for (const auto& [k, value] : direct_acked) ASSERT_EQ(expected[k], value) << k << " lost";
+  EXPECT_EQ(expected[probe.substr(2)], "after the takeover");
+  EXPECT_TRUE(WaitFor([&] { return Dump(a) == expected && Dump(b) == expected; }, kPatience))
+      << "A:" << Diff(Dump(a), expected) << " B:" << Diff(Dump(b), expected);
+  EXPECT_TRUE(InState(*ca, "m", "live"));
+  EXPECT_TRUE(InState(*cb, "m", "live"));
 }
 
 }  // namespace
