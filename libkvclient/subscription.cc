@@ -58,7 +58,9 @@ class Subscription::State {
       if (::poll(&p, 1, 0) == 0) return;
     }
     if (worker_sock >= 0) ::close(worker_sock);
-    worker_sock = shm::ConnectSeqpacket(shm::BucketSocketAddress(keep_anchor->ns, keep_anchor->id));
+    // Non-blocking: a stopped worker's full backlog must not hold Next past its timeout.
+    worker_sock =
+        shm::ConnectSeqpacket(shm::BucketSocketAddress(keep_anchor->ns, keep_anchor->id), true);
     connected_pid = pid;
     if (worker_sock >= 0 &&
         !shm::SendPacket(worker_sock, shm::kSubscribeMessage, shm::kRegisterMessageSize)) {

@@ -36,8 +36,8 @@ int ListenSeqpacket(const std::string& address) {
   return fd;
 }
 
-int ConnectSeqpacket(const std::string& address) {
-  int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+int ConnectSeqpacket(const std::string& address, bool nonblocking) {
+  int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0);
   if (fd < 0) return -1;
   sockaddr_un sa;
   socklen_t len = MakeAddress(address, &sa);

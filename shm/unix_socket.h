@@ -13,8 +13,10 @@
 
 namespace kv::shm {
 
-int ListenSeqpacket(const std::string& address);   // nonblocking listener
-int ConnectSeqpacket(const std::string& address);  // blocking connected socket
+int ListenSeqpacket(const std::string& address);  // nonblocking listener
+// A connected socket, blocking unless `nonblocking` (then a listener whose backlog is full, e.g.
+// a stopped worker's, gives -1 with errno EAGAIN at once instead of blocking).
+int ConnectSeqpacket(const std::string& address, bool nonblocking = false);
 // Sends one packet, with `fd` attached (SCM_RIGHTS) when fd >= 0. `flags` are added to
 // MSG_NOSIGNAL (e.g. MSG_DONTWAIT: false with errno EAGAIN when the peer's queue is full).
 bool SendPacket(int sock, const void* data, std::size_t size, int fd = -1, int flags = 0);
