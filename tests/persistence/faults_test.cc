@@ -50,6 +50,20 @@ void ExpectAllKeys(KvdInstance& kvd) {
   for (int i = 0; i < kKeys; ++i) EXPECT_EQ(Get(*b, Key(i)), "value-" + std::to_string(i)) << i;
 }
 
+// A reboot while the test holds `client` and its bucket "b" (*b): both are released first, then
+// opened again once "b" runs (*b is an error, with a test failure, if it does not).
+void RebootHolding(KvdInstance& kvd, std::shared_ptr<Client>* client, Result<Bucket>* b) {
+  *b = Status(Code::kInternal, "released");
+  client->reset();
+  if (!Reboot(kvd) ||
+      !WaitForState(kvd.ns(), "b", shm::kBucketRunning, std::chrono::seconds(20), 0)) {
+    ADD_FAILURE() << "bucket b does not run after the reboot";
+    return;
+  }
+  *client = kvd.NewClient();
+  *b = (*client)->OpenBucket("b");
+}
+
 // After a reboot the bucket is failed and its reason names `needle`.
 void ExpectFailedNaming(KvdInstance& kvd, const std::string& needle) {
   ASSERT_TRUE(WaitForState(kvd.ns(), "b", shm::kBucketFailed, std::chrono::seconds(20), -1));
@@ -270,13 +284,8 @@ TEST_P(AnsweredFromTheExactlyOnceLogTest, RestartedWorkerAcknowledgesOnlyWhatIsO
   ASSERT_NE(second, first) << "the first worker was killed at after-apply, so the acknowledgement "
                               "came from its successor's exactly-once log";
 
-  b = Status(Code::kInternal, "released");
-  client.reset();
-  ASSERT_TRUE(Reboot(kvd));  // at once: nothing else runs between the answer and the reboot
-  ASSERT_TRUE(WaitForState(kvd.ns(), "b", shm::kBucketRunning, std::chrono::seconds(20), 0));
-  client = kvd.NewClient();
-  b = client->OpenBucket("b");
-  ASSERT_TRUE(b.ok());
+  RebootHolding(kvd, &client, &b);  // at once: nothing else runs between the answer and the reboot
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
   for (const auto& [key, value] : expected) EXPECT_EQ(Get(*b, key), value) << key;
   if (GetParam() == CrashedWrite::kDelete) {
     EXPECT_EQ(Get(*b, Key(7)), "NOT_FOUND");
@@ -319,13 +328,8 @@ TEST(PersistenceFaultTest, FailedCatchUpAnswersTheRetryPersistenceAndRecovers) {
   EXPECT_EQ(b->Put("more", "x").code(), Code::kPersistence) << "writes stay refused";
   ASSERT_TRUE(disk.Resize("64m"));
   ASSERT_TRUE(WaitFor([&] { return b->Put("more", "x").ok(); }, std::chrono::seconds(20)));
-  b = Status(Code::kInternal, "released");
-  client.reset();
-  ASSERT_TRUE(Reboot(kvd));
-  ASSERT_TRUE(WaitForState(kvd.ns(), "b", shm::kBucketRunning, std::chrono::seconds(20), 0));
-  client = kvd.NewClient();
-  b = client->OpenBucket("b");
-  ASSERT_TRUE(b.ok());
+  RebootHolding(kvd, &client, &b);
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
   for (int i = 0; i < kFilled; ++i) EXPECT_EQ(Get(*b, Key(i)), value) << i;
   EXPECT_EQ(Get(*b, "crashed"), "x");
   EXPECT_EQ(Get(*b, "more"), "x");
@@ -418,13 +422,8 @@ TEST(PersistenceFaultTest, FullDiskNeverAcknowledgesAWriteAsDurableAndRecovers) 
   // Space returns: the worker's retried snapshot succeeds and writes are taken again.
   ASSERT_TRUE(disk.Resize("64m"));
   ASSERT_TRUE(WaitFor([&] { return b->Put("more", "x").ok(); }, std::chrono::seconds(20)));
-  b = Status(Code::kInternal, "released");
-  client.reset();
-  ASSERT_TRUE(Reboot(kvd));
-  ASSERT_TRUE(WaitForState(kvd.ns(), "b", shm::kBucketRunning, std::chrono::seconds(20), 0));
-  client = kvd.NewClient();
-  b = client->OpenBucket("b");
-  ASSERT_TRUE(b.ok());
+  RebootHolding(kvd, &client, &b);
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
   for (int i : acked) EXPECT_EQ(Get(*b, Key(i)), value) << i;
   EXPECT_EQ(Get(*b, "more"), "x");
 }
