@@ -352,13 +352,18 @@ std::string Persistence::SnapshotInPlace(std::uint64_t next_log_seq, int* err) {
     return std::string("cannot map the frozen slot array: ") + std::strerror(*err);
   }
   const shm::TableView& view = store_->table().view();
+  return WriteSnapshotFile(dir_, HeaderNow(next_log_seq), view, frozen_, frozen_slots_, err);
+}
+
+SnapshotHeader Persistence::HeaderNow(std::uint64_t next_log_seq) const {
   SnapshotHeader header;
   header.bucket_id = store_->bucket_id();
   header.created_unix_ms = UnixMillisNow();
-  header.last_version = view.header()->last_version.load(std::memory_order_relaxed);
+  header.last_version =
+      store_->table().view().header()->last_version.load(std::memory_order_relaxed);
   header.next_log_seq = next_log_seq;
   header.name = name_;
-  return WriteSnapshotFile(dir_, header, view, frozen_, frozen_slots_, err);
+  return header;
 }
 
 void Persistence::Failed(std::uint32_t what, int err, const std::string& message) {
@@ -423,12 +428,7 @@ void Persistence::StartSnapshot() {
            std::string("cannot map the frozen slot array: ") + std::strerror(e));
     return;
   }
-  SnapshotHeader header;
-  header.bucket_id = store_->bucket_id();
-  header.created_unix_ms = UnixMillisNow();
-  header.last_version = view.header()->last_version.load(std::memory_order_relaxed);
-  header.next_log_seq = next_seq;
-  header.name = name_;
+  SnapshotHeader header = HeaderNow(next_seq);
   std::memset(child_error_, 0, kErrorPage);
   pid_t parent = ::getpid();
   pid_t pid = ::fork();

@@ -55,6 +55,7 @@
 #include "daemon/bucket_store.h"
 #include "daemon/persistence/log_appender.h"
 #include "daemon/persistence/options.h"
+#include "daemon/persistence/snapshot_format.h"
 #include "shm/message.h"
 
 namespace kv::daemon::persistence {
@@ -116,6 +117,8 @@ class Persistence {
   // Writes a snapshot of the table in this process, with `next_log_seq` as the first log after
   // it (at start before READY and at stop: nothing changes the table meanwhile). "" or why not.
   std::string SnapshotInPlace(std::uint64_t next_log_seq, int* err);
+  // The header of a snapshot of the table as it is now, whose log continues at `next_log_seq`.
+  SnapshotHeader HeaderNow(std::uint64_t next_log_seq) const;
   // Writes the buffer to the log (no sync). Returns 0 or errno (reported).
   int WriteBuffer();
   void Failed(std::uint32_t what, int err, const std::string& message);
