@@ -333,7 +333,9 @@ void BucketStore::RecordChange(const shm::Request& request, shm::WireStatus stat
       break;
     case shm::Op::kBatch:
       feed_.BeginGroup();  // subscribers see the batch's changes together
-      for (const shm::BatchOp& op : batch_) {
+      for (std::size_t i = 0; i < batch_.size(); ++i) {
+        const shm::BatchOp& op = batch_[i];
+        if (i % shm::kPulseEveryRequests == 0) Pulse();
         if (op.op == shm::Op::kDelete) {
           feed_.Append(shm::FeedOp::kDelete, op.key, {});
         } else {
@@ -362,7 +364,9 @@ shm::WireStatus BucketStore::Batch(const shm::Request& request, std::int64_t* nu
   for (int attempt = 0; attempt < 3; ++attempt) {
     std::size_t failed = 0;
     std::uint64_t version = 0;
+    Pulse();
     shm::WriteResult r = table_.ApplyBatch(batch_, &failed, &version);
+    Pulse();
     if (r == shm::WriteResult::kOk) {
       *number = static_cast<std::int64_t>(version);
       return shm::WireStatus::kOk;

@@ -72,7 +72,13 @@ class BucketStore {
   }
   void SetWorkerCpu(int cpu) { anchor_->worker_cpu.store(cpu, std::memory_order_relaxed); }
   // The word the worker's loop stores its progress in (shm::AnchorHeader::worker_pulse).
-  std::atomic<std::uint32_t>* pulse_word() { return &anchor_->worker_pulse; }
+  // Tells waiting clients the worker is running (shm::AnchorHeader::worker_pulse): the worker's
+  // loop calls it per pass, and the store within long requests (batches), so that no stretch of
+  // work leaves it still for longer than a client's stall threshold.
+  void Pulse() {
+    std::atomic<std::uint32_t>& w = anchor_->worker_pulse;
+    w.store(w.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);  // one writer
+  }
   // Publishes the queue depth gauge (shm::TableHeader::queue_depth; status, top).
   void SetQueueDepth(std::uint64_t n) { table_.SetQueueDepth(n); }
   const shm::TableWriter& table() const { return table_; }

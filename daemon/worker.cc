@@ -88,7 +88,6 @@ class Worker {
   Worker(const WorkerOptions& options, BucketStore store)
       : options_(options),
         store_(std::move(store)),
-        pulse_word_(store_.pulse_word()),
         idle_spin_(options.wait_policy, std::chrono::microseconds(options.spin_us)) {}
   ~Worker();
   bool Start(int listen_fd, std::string* error);
@@ -132,7 +131,7 @@ class Worker {
              std::int64_t number, std::string_view value);
   void WakeClient(Connection& c);
   // Tells waiting clients the worker is running (shm::AnchorHeader::worker_pulse).
-  void Pulse() { pulse_word_->store(++pulse_, std::memory_order_relaxed); }
+  void Pulse() { store_.Pulse(); }
   // The idle period that began at `idle_start` ended with requests: scores the channels that
   // delivered them.
   void ScoreIdlePeriod(Clock::time_point idle_start);
@@ -178,8 +177,6 @@ class Worker {
   std::vector<Connection*> ready_;  // scratch for DrainAll
   RequestPrefetch prefetch_;
   std::uint32_t sleep_number_ = 0;  // worker_waiting of the current or last sleep
-  std::atomic<std::uint32_t>* pulse_word_;
-  std::uint32_t pulse_ = 0;
   IdleSpin idle_spin_;
   persistence::Persistence persistence_;
   std::vector<Connection*> committing_;  // always: channels whose batch awaits CommitPass

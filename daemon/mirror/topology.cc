@@ -91,16 +91,14 @@ std::string Mirror::ConnectNode(Node& node) {
   }
   node.data = RedisLink::Connect(node.address, spec_.password_file, kTimeout);
   if (!node.data.ok()) return node.data.error();
-  std::atomic<std::uint32_t>* pulse = store_->pulse_word();
   // Spin for replies only where kv's processes have CPUs of their own (kvd's `wait dedicated`).
   // Otherwise the worker sleeps in recv at once: a spinning worker holds the CPU Redis needs to
   // answer it (on two CPUs with a reader spinning on the other, Redis waited for the end of the
   // worker's spin or time slice, and a fetch took 137 us at the median instead of 21 us).
   bool dedicated = store_->anchor()->wait_policy.load(std::memory_order_relaxed) ==
                    static_cast<std::uint32_t>(shm::kWaitDedicated);
-  node.data.SetSpin(dedicated ? kReplySpin : std::chrono::microseconds(0), [pulse] {
-    pulse->store(pulse->load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  });
+  node.data.SetSpin(dedicated ? kReplySpin : std::chrono::microseconds(0),
+                    [store = store_] { store->Pulse(); });
   std::string redirect = std::to_string(id->integer);
   std::vector<std::string_view> tracking = {"CLIENT", "TRACKING", "on",    "REDIRECT",
                                             redirect, "BCAST",    "NOLOOP"};
