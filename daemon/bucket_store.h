@@ -66,12 +66,7 @@ class BucketStore {
     anchor_->wait_policy.store(policy, std::memory_order_relaxed);
   }
   // Tells clients which CPU the worker runs on (shm::AnchorHeader::worker_cpu).
-  void SetSubscribers(std::uint32_t n) {
-    subscribers_ = n;
-    anchor_->subscribers.store(n, std::memory_order_relaxed);
-  }
   void SetWorkerCpu(int cpu) { anchor_->worker_cpu.store(cpu, std::memory_order_relaxed); }
-  // The word the worker's loop stores its progress in (shm::AnchorHeader::worker_pulse).
   // Tells waiting clients the worker is running (shm::AnchorHeader::worker_pulse): the worker's
   // loop calls it per pass, and the store within long requests (batches), so that no stretch of
   // work leaves it still for longer than a client's stall threshold.
@@ -119,6 +114,11 @@ class BucketStore {
     feed_.WakeAll();
   }
   void RemoveSubscriber() { SetSubscribers(subscribers_ - 1); }
+  // The subscriber count, also published for `kvctl status` (shm::AnchorHeader::subscribers).
+  void SetSubscribers(std::uint32_t n) {
+    subscribers_ = n;
+    anchor_->subscribers.store(n, std::memory_order_relaxed);
+  }
   // Marks the change feed cleanly closed (the next worker appends no resync record).
   void CloseChanges() { feed_.Close(); }
 

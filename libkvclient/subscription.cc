@@ -5,8 +5,8 @@
 // and makes an eventfd readable whenever changes wait past the subscription's position; TryNext
 // clears it when it finds no change (then looks once more, so that a change that arrived
 // meanwhile re-arms it); both look under the subscription's mutex. The worker knows nothing of
-// this: it still only bumps the feed's futex word per batch. Cost: a thread (mostly asleep) and an
-// eventfd per polled subscription, and one wake-up of that thread per batch of changes.
+// this: it wakes the thread as it wakes any sleeping subscriber. Cost: a thread (mostly asleep) and
+// an eventfd per polled subscription, and one wake-up of that thread per batch of changes.
 //
 // Being woken: the worker makes the feed's wake-up system call only while a subscriber is
 // connected to it (shm/change_feed.h, "Waking"). Before each sleep a subscription makes sure it

@@ -52,10 +52,10 @@ struct alignas(kCacheLine) AnchorHeader {
   // Progress, for waiting clients: the worker stores a new value (relaxed) on every pass of its
   // loop while it is awake and at least every kPulseEveryRequests requests (or operations of a
   // batch) it applies, so a client that sees it stand still for a few microseconds knows the
-  // worker is not running (preempted, or asleep) and sleeps instead of spinning. `worker_cpu`: the CPU the worker last
-  // ran on, stored when it begins to wait (a client on that CPU cannot be running at the same
-  // time as the worker). `wait_policy` (WaitPolicy) is stored by the worker at start; clients
-  // follow it.
+  // worker is not running (preempted, or asleep) and sleeps instead of spinning. `worker_cpu`: the
+  // CPU the worker last ran on, stored when it begins to wait (a client on that CPU cannot be
+  // running at the same time as the worker). `wait_policy` (WaitPolicy) is stored by the worker at
+  // start; clients follow it.
   alignas(kCacheLine) std::atomic<std::uint32_t> worker_pulse;
   std::atomic<std::int32_t> worker_cpu;
   std::atomic<std::uint32_t> wait_policy;
