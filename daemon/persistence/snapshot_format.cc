@@ -14,6 +14,11 @@ constexpr std::size_t kFixedHeader = 8 + 4 + 4 + 8 * 5 + 2;  // up to the name
 constexpr std::size_t kRecordHeader = 4 + 4 + 8;
 constexpr std::size_t kEndSize = 4 + 8 + 4;
 
+// How ReadSnapshotHeader and ReadSnapshot refuse a file.
+std::string Corrupt(const std::string& path, std::size_t offset, const std::string& what) {
+  return "snapshot " + path + " is corrupt at byte " + std::to_string(offset) + ": " + what;
+}
+
 }  // namespace
 
 std::string EncodeSnapshotHeader(const SnapshotHeader& h) {
@@ -53,20 +58,17 @@ std::string EncodeSnapshotEnd(std::uint64_t count, std::uint32_t crc_state) {
 
 std::string ReadSnapshotHeader(const std::string& path, const char* data, std::size_t size,
                                SnapshotHeader* header, std::size_t* header_end) {
-  auto corrupt = [&](std::size_t offset, const std::string& what) {
-    return "snapshot " + path + " is corrupt at byte " + std::to_string(offset) + ": " + what;
-  };
   if (size < sizeof kSnapshotMagic || std::memcmp(data, kSnapshotMagic, sizeof kSnapshotMagic)) {
     return "snapshot " + path + " is not a kv snapshot (bad magic)";
   }
-  if (size < kFixedHeader) return corrupt(size, "truncated header");
+  if (size < kFixedHeader) return Corrupt(path, size, "truncated header");
   std::uint32_t version = LoadLe<std::uint32_t>(data + 8);
   if (version < kSnapshotOldestVersion || version > kSnapshotVersion) {
     return "snapshot " + path + " has format version " + std::to_string(version) +
            "; this build reads versions " + std::to_string(kSnapshotOldestVersion) + " to " +
            std::to_string(kSnapshotVersion);
   }
-  if (LoadLe<std::uint32_t>(data + 12) != 0) return corrupt(12, "unknown flags");
+  if (LoadLe<std::uint32_t>(data + 12) != 0) return Corrupt(path, 12, "unknown flags");
   SnapshotHeader h;
   h.bucket_id = LoadLe<std::uint64_t>(data + 16);
   h.created_unix_ms = LoadLe<std::uint64_t>(data + 24);
@@ -76,10 +78,10 @@ std::string ReadSnapshotHeader(const std::string& path, const char* data, std::s
   std::size_t name_len = LoadLe<std::uint16_t>(data + 56);
   std::size_t end = kFixedHeader + name_len + 4;
   if (name_len == 0 || name_len > shm::kMaxBucketNameSize || size < end) {
-    return corrupt(56, "bad name length " + std::to_string(name_len));
+    return Corrupt(path, 56, "bad name length " + std::to_string(name_len));
   }
   if (LoadLe<std::uint32_t>(data + end - 4) != Crc(data, end - 4)) {
-    return corrupt(end - 4, "header checksum mismatch");
+    return Corrupt(path, end - 4, "header checksum mismatch");
   }
   h.name.assign(data + kFixedHeader, name_len);
   *header = std::move(h);
@@ -89,9 +91,6 @@ std::string ReadSnapshotHeader(const std::string& path, const char* data, std::s
 
 std::string ReadSnapshot(const std::string& path, const char* data, std::size_t size,
                          SnapshotHeader* header, const SnapshotRecordFn& each) {
-  auto corrupt = [&](std::size_t offset, const std::string& what) {
-    return "snapshot " + path + " is corrupt at byte " + std::to_string(offset) + ": " + what;
-  };
   SnapshotHeader h;
   std::size_t header_end = 0;
   if (std::string e = ReadSnapshotHeader(path, data, size, &h, &header_end); !e.empty()) return e;
@@ -102,35 +101,35 @@ std::string ReadSnapshot(const std::string& path, const char* data, std::size_t 
   std::size_t at = header_end;
   std::uint64_t count = 0;
   for (;;) {
-    if (size - at < 4) return corrupt(at, "truncated (no end record)");
+    if (size - at < 4) return Corrupt(path, at, "truncated (no end record)");
     std::uint32_t key_len = LoadLe<std::uint32_t>(data + at);
     if (key_len == 0) break;
-    if (size - at < kRecordHeader) return corrupt(at, "truncated record");
+    if (size - at < kRecordHeader) return Corrupt(path, at, "truncated record");
     std::uint32_t value_len = LoadLe<std::uint32_t>(data + at + 4);
     std::size_t extra = (value_len & expires_flag) ? 8 : 0;
     value_len &= ~expires_flag;
     if (key_len > shm::kMaxKeySize || value_len > shm::kMaxValueSize) {
-      return corrupt(at, "record lengths out of range");
+      return Corrupt(path, at, "record lengths out of range");
     }
     std::size_t record = kRecordHeader + extra + key_len + value_len;
-    if (size - at < record) return corrupt(at, "truncated record");
+    if (size - at < record) return Corrupt(path, at, "truncated record");
     if (extra != 0) {
       std::uint64_t expiry = LoadLe<std::uint64_t>(data + at + kRecordHeader);
       if (expiry == 0 || expiry > shm::kMaxExpiryUnixMs) {
-        return corrupt(at, "record expiry out of range");
+        return Corrupt(path, at, "record expiry out of range");
       }
     }
     crc = shm::Crc32cExtend(crc, data + at, record);
     at += record;
     ++count;
   }
-  if (size - at != kEndSize) return corrupt(at, "truncated end record or bytes after it");
+  if (size - at != kEndSize) return Corrupt(path, at, "truncated end record or bytes after it");
   crc = shm::Crc32cExtend(crc, data + at, 12);
   if (LoadLe<std::uint64_t>(data + at + 4) != count || count != h.key_count) {
-    return corrupt(at, "record count mismatch");
+    return Corrupt(path, at, "record count mismatch");
   }
   if (LoadLe<std::uint32_t>(data + at + 12) != shm::Crc32cFinish(crc)) {
-    return corrupt(at + 12, "checksum mismatch");
+    return Corrupt(path, at + 12, "checksum mismatch");
   }
   *header = h;
   // Pass 2: hand the records out.
