@@ -336,8 +336,6 @@ void Persistence::CatchUp(bool in_step) {
     Failed(shm::kPersistFailSnapshot, err != 0 ? err : EIO, "catch-up snapshot failed: " + e);
     return;
   }
-  child_changes_ = changes_;
-  child_log_bytes_ = log_bytes_;
   SaveSucceeded(next_seq);
   save_requested_ = false;
   spdlog::info(
@@ -352,7 +350,13 @@ std::string Persistence::SnapshotInPlace(std::uint64_t next_log_seq, int* err) {
     return std::string("cannot map the frozen slot array: ") + std::strerror(*err);
   }
   const shm::TableView& view = store_->table().view();
-  return WriteSnapshotFile(dir_, HeaderNow(next_log_seq), view, frozen_, frozen_slots_, err);
+  std::string e =
+      WriteSnapshotFile(dir_, HeaderNow(next_log_seq), view, frozen_, frozen_slots_, err);
+  if (e.empty()) {  // what it covers, for SaveSucceeded (as a child's snapshot, StartSnapshot)
+    child_changes_ = changes_;
+    child_log_bytes_ = log_bytes_;
+  }
+  return e;
 }
 
 SnapshotHeader Persistence::HeaderNow(std::uint64_t next_log_seq) const {
@@ -598,8 +602,6 @@ void Persistence::Stop(bool dropped) {
     anchor_->saves.fetch_add(1, std::memory_order_release);
     return;
   }
-  child_changes_ = changes_;
-  child_log_bytes_ = log_bytes_;
   appender_.Switch(-1, 0, false);
   if (log_fd_ >= 0) ::close(log_fd_);
   log_fd_ = -1;

@@ -115,7 +115,8 @@ class Persistence {
   // commits fail (undurable_) until a snapshot succeeds.
   void CatchUp(bool in_step);
   // Writes a snapshot of the table in this process, with `next_log_seq` as the first log after
-  // it (at start before READY and at stop: nothing changes the table meanwhile). "" or why not.
+  // it (at start before READY and at stop: nothing changes the table meanwhile), and records
+  // what it covers for SaveSucceeded. "" or why not.
   std::string SnapshotInPlace(std::uint64_t next_log_seq, int* err);
   // The header of a snapshot of the table as it is now, whose log continues at `next_log_seq`.
   SnapshotHeader HeaderNow(std::uint64_t next_log_seq) const;
