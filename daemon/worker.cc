@@ -800,8 +800,8 @@ void Worker::HandleEvents(int timeout_ms) {
       auto it = connections_.find(fd);
       if (it == connections_.end()) continue;  // a doorbell eventfd: the loop drains the rings
       Connection& c = *it->second;
-      if (c.subscriber) {  // it has nothing more to say: drop what it sends, close on hang-up
-        ReadPackets(c);
+      if (c.subscriber) {  // it has nothing more to say: its packets are read as a channel's
+        ReadPackets(c);    // (bounded, and never used); it is closed on hang-up
         if (c.hung_up || (events[i].events & (EPOLLHUP | EPOLLRDHUP | EPOLLERR))) {
           Close(fd, nullptr);
         }
