@@ -204,18 +204,22 @@ Status Client::SaveBucket(std::string_view name) {
   auto timeout =
       std::max<std::chrono::milliseconds>(impl_->options.timeout, std::chrono::seconds(60));
   auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto worker_gone = [&] {
+    return Status(Code::kUnavailable, "the worker of bucket '" + std::string(name) +
+                                          "' exited before the snapshot finished");
+  };
   while (a->saves.load(std::memory_order_acquire) == before) {
     if (std::chrono::steady_clock::now() > deadline) {
       return Status(Code::kTimeout, "snapshot of bucket '" + std::string(name) +
                                         "' not finished in " + std::to_string(timeout.count()) +
                                         " ms");
     }
-    if (worker > 0 && ::kill(worker, 0) != 0 && errno == ESRCH) {
-      return Status(Code::kUnavailable, "the worker of bucket '" + std::string(name) +
-                                            "' exited before the snapshot finished");
-    }
+    if (worker > 0 && ::kill(worker, 0) != 0 && errno == ESRCH) return worker_gone();
     ::usleep(1000);
   }
+  // A worker started in the meantime counts its own catch-up snapshot in `saves` (it publishes
+  // its pid first): that one is not the answer to this request.
+  if (worker > 0 && a->worker_pid.load(std::memory_order_acquire) != worker) return worker_gone();
   if (a->last_save_ok.load(std::memory_order_relaxed) == 0) {
     std::string why = PersistErrorText(a);
     return Status(Code::kPersistence, "snapshot of bucket '" + std::string(name) + "' failed" +
