@@ -77,6 +77,7 @@ Status ExpiryAt(ExpiryTime at, std::int64_t* expiry) {
 
 Status FromWireStatus(shm::WireStatus status, const std::string& bucket, std::string_view key) {
   using shm::WireStatus;
+  if (status == WireStatus::kOk) return Status();
   std::string where = "bucket '" + bucket + "'";
   switch (status) {
     case WireStatus::kOk:
