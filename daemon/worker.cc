@@ -135,9 +135,9 @@ class Worker {
   // The idle period that began at `idle_start` ended with requests: scores the channels that
   // delivered them.
   void ScoreIdlePeriod(Clock::time_point idle_start);
-  // True if some channel's spins paid lately and its client is not on `cpu` (the worker's: a
-  // client there cannot send while the worker spins).
-  bool AnyChannelEarnsSpin(int cpu) const;
+  // The channels whose client is not on `cpu` (the worker's: a client there cannot send while
+  // the worker spins), and whether the spins of any of them paid lately.
+  IdleSpin::Channels SpinCandidates(int cpu) const;
   // Publishes the CPU the worker runs on (shm::AnchorHeader::worker_cpu) and returns it.
   int PublishCpu();
   // Drain, then the commit of what it took (the hang-up paths, outside DrainAll's passes).
@@ -728,14 +728,18 @@ void Worker::ScoreIdlePeriod(Clock::time_point idle_start) {
   }
 }
 
-bool Worker::AnyChannelEarnsSpin(int cpu) const {
+IdleSpin::Channels Worker::SpinCandidates(int cpu) const {
+  IdleSpin::Channels out;
   for (const auto& [sock, c] : connections_) {
-    if (c->registered && c->spin.Earns() &&
-        c->channel.header()->client_cpu.load(std::memory_order_relaxed) != cpu) {
-      return true;
+    if (!c->registered) continue;
+    if (c->channel.header()->client_cpu.load(std::memory_order_relaxed) == cpu) continue;
+    out.elsewhere = true;
+    if (c->spin.Earns()) {
+      out.earning = true;
+      break;
     }
   }
-  return false;
+  return out;
 }
 
 int Worker::PublishCpu() {
@@ -878,7 +882,7 @@ void Worker::Run() {
     if (!did && !idle) {
       idle = true;
       idle_start = now;
-      spin_budget = idle_spin_.Budget(AnyChannelEarnsSpin(PublishCpu()));
+      spin_budget = idle_spin_.Budget(SpinCandidates(PublishCpu()));
     }
     if (did || now - idle_start < spin_budget) {
       if (periodic) HandleEvents(0);

@@ -3,9 +3,10 @@
 // A thread that spins while other work wants its CPU is preempted at the end of its time slice
 // (an involuntary context switch) and then waits a whole slice (milliseconds) for the CPU back;
 // under EEVDF the CPU time it burned spinning also makes it wait longer after every wake-up. So
-// the worker's spins (idle spin, commit gather) stop while it sees itself preempted: two or more
-// involuntary context switches within kWindowMs mark the CPU contended for the next kQuietMs,
-// during which they only sleep-wait (as Redis always does); after it they try spinning again.
+// the group commit's gather (daemon/persistence/commit_gather.h) stops spinning while the worker
+// sees itself preempted: two or more involuntary context switches within kWindowMs mark the CPU
+// contended for the next kQuietMs, during which it only sleep-waits (as Redis always does); after
+// it, it tries spinning again. The idle spin does not use it (daemon/idle_spin.h says why).
 //
 // Cost: one getrusage(RUSAGE_THREAD) a millisecond at most, read off the coarse clock (no system
 // call). Private to one thread: the worker is single-threaded.
