@@ -29,8 +29,12 @@ using Clock = std::chrono::steady_clock;
 constexpr std::chrono::nanoseconds kReplySpin = std::chrono::microseconds(50);
 // Adaptive waiting (shm::kWaitAdaptive): a worker that is running stores a new pulse at least
 // every few requests it applies (a microsecond or two); a pulse that stands still this long
-// means the worker is not on a CPU, and the reply cannot come before it is: sleep at once.
-constexpr std::chrono::nanoseconds kStalledPulse = std::chrono::microseconds(4);
+// means the worker is not on a CPU, and the reply cannot come before it is: sleep at once. Not
+// shorter: a worker is often off its CPU for a few microseconds only, while a client it has just
+// woken there reads its reply, and a client elsewhere that slept through that cost both sides a
+// futex round trip (four clients on two CPUs: 284-297k/s with 4 us, 302-321k/s with 20 us, and
+// p99 53 us -> 22 us; beside four busy loops 101-123k/s -> 128-136k/s).
+constexpr std::chrono::nanoseconds kStalledPulse = std::chrono::microseconds(20);
 // A worker that was asleep when the request was sent (and has been rung for) is given this long
 // to wake up and start pulsing, if such spins paid lately (wake_spin_): on an idle machine it
 // wakes within a few to some tens of microseconds, and a client that spins through it is
