@@ -24,6 +24,7 @@ int RunWorkerProcess(const kv::daemon::KvdCommandLine& cl) {
   w.bucket_id = cl.bucket_id;
   w.limits = cl.options.limits;
   w.spin_us = cl.options.worker_spin_us;
+  w.nice = cl.options.worker_nice;
   w.wait_policy =
       cl.options.wait_policy == "dedicated" ? kv::shm::kWaitDedicated : kv::shm::kWaitAdaptive;
   w.persistence = cl.options.persistence;

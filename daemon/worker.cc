@@ -27,6 +27,7 @@
 #include "daemon/persistence/persistence.h"
 #include "daemon/persistence/unsynced_replies.h"
 #include "daemon/request_prefetch.h"
+#include "daemon/worker_priority.h"
 #include "shm/channel.h"
 #include "shm/coarse_clock.h"
 #include "shm/control_message.h"
@@ -912,6 +913,7 @@ void Worker::Run() {
 
 int RunWorker(const WorkerOptions& options) {
   ArmCrashPoints();
+  SetWorkerNice(options.nice);  // before any thread: they inherit it
   // The socket address is the bucket's writer lock: bind it before touching any segment.
   int listen_fd = shm::ListenSeqpacket(shm::BucketSocketAddress(options.ns, options.bucket_id));
   if (listen_fd < 0) {

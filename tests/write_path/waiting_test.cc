@@ -6,12 +6,17 @@
 //     and async writes complete, and every acknowledged write is there;
 //   - a worker stopped (SIGSTOP) while a client waits for its reply: the client gets TIMEOUT when
 //     its deadline passes, not a hang, and the next write after SIGCONT succeeds.
+// And workers run at kvd's worker-nice, restarted ones too.
 #include <gtest/gtest.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <atomic>
+#include <fstream>
 #include <future>
+#include <iterator>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -129,6 +134,54 @@ TEST_P(WaitingTest, WorkerStoppedWhileAClientWaitsGivesTimeoutNotAHang) {
   std::string value;
   ASSERT_TRUE(b.Get("k", &value).ok());
   EXPECT_EQ(value, "after");
+}
+
+// The nice value of process `pid` (field 19 of /proc/PID/stat), or 100 if it cannot be read.
+int NiceOf(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::size_t end_of_name = stat.rfind(')');
+  if (end_of_name == std::string::npos) return 100;
+  std::istringstream fields(stat.substr(end_of_name + 2));  // from field 3 (state) on
+  std::string field;
+  for (int i = 3; i < 19 && fields >> field; ++i) {
+  }
+  int nice = 100;
+  fields >> nice;
+  return nice;
+}
+
+// Workers run at worker-nice (daemon/worker_priority.h), and so does a restarted one. A value
+// above the clients' 0 is allowed without privilege: the test needs none.
+TEST(WorkerPriorityTest, WorkersRunAtTheConfiguredNiceAcrossRestarts) {
+  testing::KvdInstance kvd({"--worker-nice", "7"});
+  auto client = kvd.NewClient();
+  ASSERT_TRUE(client->CreateBucket("niced").ok());
+  pid_t first = kvd.WorkerPid("niced");
+  ASSERT_GT(first, 0);
+  EXPECT_EQ(NiceOf(first), 7);
+  ASSERT_EQ(::kill(first, SIGKILL), 0);
+  pid_t second = 0;
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        second = kvd.WorkerPid("niced");
+        return second > 0 && second != first;
+      },
+      std::chrono::seconds(30)));
+  EXPECT_EQ(NiceOf(second), 7);
+  EXPECT_EQ(NiceOf(kvd.pid()), 0) << "only the workers are niced";
+}
+
+// The default (-10) needs the right to lower a nice value; without it the worker keeps 0.
+TEST(WorkerPriorityTest, TheDefaultRanksWorkersAboveTheirClientsWhereAllowed) {
+  testing::KvdInstance kvd;
+  auto client = kvd.NewClient();
+  ASSERT_TRUE(client->CreateBucket("default").ok());
+  pid_t worker = kvd.WorkerPid("default");
+  ASSERT_GT(worker, 0);
+  bool allowed = false;  // tried on a thread of its own: a nice value is per thread
+  std::thread([&] { allowed = ::setpriority(PRIO_PROCESS, 0, -10) == 0; }).join();
+  EXPECT_EQ(NiceOf(worker), allowed ? -10 : 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Policies, WaitingTest, ::testing::Values("adaptive", "dedicated"),
