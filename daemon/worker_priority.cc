@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string>
 
 #include <spdlog/spdlog.h>
 
@@ -11,14 +12,15 @@ namespace kv::daemon {
 
 bool SetWorkerNice(int nice) {
   errno = 0;
-  int current = ::getpriority(PRIO_PROCESS, 0);
-  if (errno == 0 && current == nice) return true;
+  int current = ::getpriority(PRIO_PROCESS, 0);  // -1 is a valid value: errno tells
+  bool known = errno == 0;
+  if (known && current == nice) return true;
   if (::setpriority(PRIO_PROCESS, 0, nice) == 0) return true;
   int e = errno;
   spdlog::warn(
       "worker runs at nice {}, not the configured worker-nice {}: {} (allow it with "
       "LimitNICE={} in the unit, or CAP_SYS_NICE)",
-      errno == 0 ? current : 0, nice, std::strerror(e), nice);
+      known ? std::to_string(current) : "unknown", nice, std::strerror(e), nice);
   return false;
 }
 

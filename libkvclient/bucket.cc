@@ -80,8 +80,6 @@ Status FromWireStatus(shm::WireStatus status, const std::string& bucket, std::st
   if (status == WireStatus::kOk) return Status();
   std::string where = "bucket '" + bucket + "'";
   switch (status) {
-    case WireStatus::kOk:
-      return Status();
     case WireStatus::kNotFound:
       return Status(Code::kNotFound,
                     "key of " + std::to_string(key.size()) + " bytes not in " + where);
