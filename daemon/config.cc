@@ -137,8 +137,9 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& given_args, KvdCom
       ->check(CLI::Range(10u, 600000u));
   app.add_option("--spin-us", o.worker_spin_us, "how long an idle worker spins before it sleeps")
       ->check(CLI::Range(0u, 10000u));
-  app.add_option("--worker-nice", o.worker_nice,
-                 "the nice value workers run at (below their clients': they serve them all)")
+  app.add_option(
+         "--worker-nice", o.worker_nice,
+         "the nice value workers run at (e.g. -10: above their clients, which they all serve)")
       ->check(CLI::Range(-20, 19));
   app.add_option("--wait", o.wait_policy,
                  "adaptive: spin only while the peer runs (shared machines); dedicated: always "

@@ -49,9 +49,10 @@ struct SupervisorOptions {
   std::uint32_t liveness_timeout_ms = 10000;  // 0: never kill a worker for a stale heartbeat
   std::uint32_t stop_timeout_ms = 5000;       // SIGTERM to SIGKILL on shutdown
   std::uint32_t worker_spin_us = 50;
-  // The nice value workers run at (daemon/worker_priority.h): below their clients' 0, so that
-  // clients waking on a worker's CPU do not take it from the worker.
-  int worker_nice = -10;
+  // The nice value workers run at (daemon/worker_priority.h). Below the clients' 0 (e.g. -10),
+  // clients waking on a worker's CPU no longer take it from the worker, but other processes on
+  // the host get less CPU: a choice for the operator, not the default (docs/operations.md).
+  int worker_nice = 0;
   // "adaptive" (the default: safe on a shared machine) or "dedicated" (kv's processes have CPUs of
   // their own): how workers and their clients wait for each other (shm::WaitPolicy).
   std::string wait_policy = "adaptive";

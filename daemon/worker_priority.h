@@ -4,7 +4,9 @@
 // shared, a client that the worker has just woken on the worker's own CPU preempts it (the woken
 // task runs first), and every other client then waits for the worker to get its CPU back. A
 // worker niced below its clients keeps its CPU through those wake-ups. It never takes CPU time
-// nobody asked for: it runs only for requests, and spins only where spins pay (idle_spin.h).
+// nobody asked for: it runs only for requests, and spins only where spins pay (idle_spin.h). But
+// load balancing weighs it heavier, and other processes get less CPU: 0 is the default, a lower
+// value the operator's choice (docs/operations.md, "Busy hosts and dedicated cores").
 #pragma once
 
 namespace kv::daemon {
