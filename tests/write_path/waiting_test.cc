@@ -151,13 +151,17 @@ int NiceOf(pid_t pid) {
   return nice;
 }
 
+// Creates bucket `name` in `kvd` and returns its worker's pid (0 if there is none).
+pid_t CreateBucketWorker(testing::KvdInstance& kvd, const std::string& name) {
+  if (!kvd.NewClient()->CreateBucket(name).ok()) return 0;
+  return kvd.WorkerPid(name);
+}
+
 // Workers run at worker-nice (daemon/worker_priority.h), and so does a restarted one. A value
 // above the clients' 0 is allowed without privilege: the test needs none.
 TEST(WorkerPriorityTest, WorkersRunAtTheConfiguredNiceAcrossRestarts) {
   testing::KvdInstance kvd({"--worker-nice", "7"});
-  auto client = kvd.NewClient();
-  ASSERT_TRUE(client->CreateBucket("niced").ok());
-  pid_t first = kvd.WorkerPid("niced");
+  pid_t first = CreateBucketWorker(kvd, "niced");
   ASSERT_GT(first, 0);
   EXPECT_EQ(NiceOf(first), 7);
   ASSERT_EQ(::kill(first, SIGKILL), 0);
@@ -175,9 +179,7 @@ TEST(WorkerPriorityTest, WorkersRunAtTheConfiguredNiceAcrossRestarts) {
 // A value below 0 needs the right to lower a nice value; without it the worker keeps 0.
 TEST(WorkerPriorityTest, ANegativeNiceRanksWorkersAboveTheirClientsWhereAllowed) {
   testing::KvdInstance kvd({"--worker-nice", "-10"});
-  auto client = kvd.NewClient();
-  ASSERT_TRUE(client->CreateBucket("above").ok());
-  pid_t worker = kvd.WorkerPid("above");
+  pid_t worker = CreateBucketWorker(kvd, "above");
   ASSERT_GT(worker, 0);
   bool allowed = false;  // tried on a thread of its own: a nice value is per thread
   std::thread([&] { allowed = ::setpriority(PRIO_PROCESS, 0, -10) == 0; }).join();
