@@ -890,6 +890,7 @@ void Worker::Run() {
       if (!did) __builtin_ia32_pause();
       continue;
     }
+    persistence_.BeforeSleep();
     if (++sleep_number_ == 0) sleep_number_ = 1;
     SetWaiting(sleep_number_);
     std::atomic_thread_fence(std::memory_order_seq_cst);

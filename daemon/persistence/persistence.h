@@ -15,9 +15,10 @@
 //              the buffer into the preallocated log (log_appender.h) and fdatasyncs it, and the
 //              pass's replies are published only after it returns; false means the pass is not
 //              durable and its replies must say PERSISTENCE (unsynced_replies.h). Otherwise the
-//              buffer is written by Tick (or when it grows large) and a background thread
-//              fdatasyncs the log once a second (everysec).
-//   Tick       from the loop: writes the buffer, runs the `save` rules, retries failed saves.
+//              buffer is written by Tick once it is 1 ms old, by BeforeSleep, or when it grows
+//              large, and a background thread fdatasyncs the log once a second (everysec).
+//   Tick       from the loop: writes an old buffer, runs the `save` rules, retries failed saves.
+//   BeforeSleep  before the worker sleeps: writes the buffer.
 //   RequestSave  `kvctl save` (SIGUSR2).
 //   Stop       at exit: the log synced, and on a clean stop (not a drop) a last snapshot.
 //
@@ -96,6 +97,11 @@ class Persistence {
   // group commit's wait is sized by it (commit_gather.h).
   Clock::duration TakeSyncTime() { return std::exchange(sync_time_, Clock::duration::zero()); }
   void Tick(Clock::time_point now);
+  // The worker is about to sleep: what the log buffer holds is written now (outside `always`,
+  // where Commit has written it already), not after the sleep.
+  void BeforeSleep() {
+    if (store_ != nullptr && !always_ && !buffer_.empty()) WriteBuffer();
+  }
   // At once: the next Tick starts it (Tick otherwise looks every 100 ms, and an idle worker
   // sleeps up to a second between Ticks).
   void RequestSave() {
@@ -140,10 +146,11 @@ class Persistence {
   bool always_ = false;
   bool preallocate_ = false;  // always, not on tmpfs: the log is zeroed ahead (log_appender.h)
   bool refusing_ = false;
-  bool undurable_ = false;       // always: the table holds writes no file has (CatchUp failed)
-  bool log_broken_ = false;      // a write to the current log failed: append nothing more to it
-  std::string buffer_;           // records not yet written
-  Clock::duration sync_time_{};  // always: time spent in Commit's fdatasync (TakeSyncTime)
+  bool undurable_ = false;   // always: the table holds writes no file has (CatchUp failed)
+  bool log_broken_ = false;  // a write to the current log failed: append nothing more to it
+  std::string buffer_;       // records not yet written
+  Clock::time_point buffered_since_{};  // the first Tick that saw buffer_ non-empty ({}: none)
+  Clock::duration sync_time_{};         // always: time spent in Commit's fdatasync (TakeSyncTime)
   int log_fd_ = -1;
   LogAppender appender_;  // appends to log_fd_
   std::uint64_t log_seq_ = 0;
