@@ -20,6 +20,7 @@
 #include "daemon/persistence/file_util.h"
 #include "daemon/persistence/log_format.h"
 #include "daemon/persistence/restore.h"
+#include "daemon/persistence/snapshot_priority.h"
 #include "daemon/persistence/snapshot_writer.h"
 #include "daemon/pidfd.h"
 #include "daemon/process_info.h"
@@ -37,7 +38,6 @@ constexpr auto kWriteDelay = std::chrono::milliseconds(1);
 constexpr auto kRetryDelay = std::chrono::seconds(1);
 constexpr auto kCheckEvery = std::chrono::milliseconds(100);
 constexpr std::size_t kErrorPage = 4096;
-constexpr int kSnapshotNice = 10;
 
 }  // namespace
 
@@ -447,9 +447,8 @@ void Persistence::StartSnapshot() {
     // The child: no ring, socket, futex or lock of the worker; only the files.
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(1);
-    // Background work: on a busy host the worker and its clients come first (nice 10: about a
-    // tenth of a CPU's share against a nice-0 task), so puts keep their pace while it runs.
-    ::setpriority(PRIO_PROCESS, 0, kSnapshotNice);
+    // Background work: the worker and its clients come first (snapshot_priority.h).
+    LowerSnapshotWriterPriority();
     int err = 0;
     std::string e;
     if (old_fd >= 0 && ::fdatasync(old_fd) != 0) {
