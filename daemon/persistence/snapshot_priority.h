@@ -7,8 +7,8 @@
 // or half of their rate on 2 vCPUs.
 //
 // Idle-class work may starve while other processes keep every CPU busy, so the writer moves to
-// SCHED_OTHER at nice 10 (a tenth of a nice-0 task's share) after kIdleSeconds: a snapshot may
-// be late on a busy host, but it always finishes. Leaving the idle class needs the right to run
+// SCHED_OTHER at nice 10 (a tenth of a nice-0 task's share) after kSnapshotIdleSeconds: a snapshot
+// may be late on a busy host, but it always finishes. Leaving the idle class needs the right to run
 // at nice 10 (RLIMIT_NICE >= 10, as the unit's LimitNICE=-10 gives, or CAP_SYS_NICE). Without
 // that right the writer runs at nice 10 from the start.
 //
