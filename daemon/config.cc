@@ -141,6 +141,10 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& given_args, KvdCom
          "--worker-nice", o.worker_nice,
          "the nice value workers run at (e.g. -10: above their clients, which they all serve)")
       ->check(CLI::Range(-20, 19));
+  app.add_option("--worker-busy-nice", o.worker_busy_nice,
+                 "a worker's nice value while two or more clients write to its bucket at once "
+                 "(equal to --worker-nice: off)")
+      ->check(CLI::Range(-20, 19));
   app.add_option("--wait", o.wait_policy,
                  "adaptive: spin only while the peer runs (shared machines); dedicated: always "
                  "spin up to --spin-us (kv pinned to CPUs of its own)")

@@ -25,6 +25,7 @@ int RunWorkerProcess(const kv::daemon::KvdCommandLine& cl) {
   w.limits = cl.options.limits;
   w.spin_us = cl.options.worker_spin_us;
   w.nice = cl.options.worker_nice;
+  w.busy_nice = cl.options.worker_busy_nice;
   w.wait_policy =
       cl.options.wait_policy == "dedicated" ? kv::shm::kWaitDedicated : kv::shm::kWaitAdaptive;
   w.persistence = cl.options.persistence;

@@ -372,6 +372,8 @@ std::vector<std::string> Supervisor::WorkerFlags() const {
                                     std::to_string(options_.worker_spin_us),
                                     "--worker-nice",
                                     std::to_string(options_.worker_nice),
+                                    "--worker-busy-nice",
+                                    std::to_string(options_.worker_busy_nice),
                                     "--wait",
                                     options_.wait_policy,
                                     "--log-level",
@@ -1004,6 +1006,7 @@ void Supervisor::ApplyReload(const SupervisorOptions& fresh) {
   keep("feed-changes", options_.limits.feed_changes == fresh.limits.feed_changes);
   keep("spin-us", options_.worker_spin_us == fresh.worker_spin_us);
   keep("worker-nice", options_.worker_nice == fresh.worker_nice);
+  keep("worker-busy-nice", options_.worker_busy_nice == fresh.worker_busy_nice);
   keep("wait", options_.wait_policy == fresh.wait_policy);
   keep("exec-workers", options_.exec_workers == fresh.exec_workers);
   const persistence::PersistenceOptions& a = options_.persistence;

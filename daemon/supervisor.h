@@ -53,6 +53,10 @@ struct SupervisorOptions {
   // clients waking on a worker's CPU no longer take it from the worker, but other processes on
   // the host get less CPU: a choice for the operator, not the default (docs/operations.md).
   int worker_nice = 0;
+  // The nice value of a worker while two or more clients write to its bucket at once
+  // (BusyPriority): each preemption of the worker then stalls all of them. Equal to worker_nice:
+  // off.
+  int worker_busy_nice = -10;
   // "adaptive" (the default: safe on a shared machine) or "dedicated" (kv's processes have CPUs of
   // their own): how workers and their clients wait for each other (shm::WaitPolicy).
   std::string wait_policy = "adaptive";

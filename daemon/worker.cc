@@ -68,8 +68,9 @@ struct Connection {
   bool subscriber = false;  // a subscriber's connection (kSubscribeMessage): no channel
   bool paused = false;      // reply ring full: retry on a timer, not in a busy loop
   bool hung_up = false;
-  bool delivered = false;  // requests taken in the worker's last pass (DrainAll)
-  SpinScore spin;          // what spinning for this channel's requests earned lately
+  bool delivered = false;         // requests taken in the worker's last pass (DrainAll)
+  std::uint64_t busy_window = 0;  // BusyPriority::Delivered's word for this channel
+  SpinScore spin;                 // what spinning for this channel's requests earned lately
   // The channel's entry in the exactly-once log (shm/channel_dedup.h), and for a channel adopted
   // after a crash the request-ring index up to which frames may already have been applied.
   std::uint32_t dedup = shm::kNoDedupEntry;
@@ -89,7 +90,8 @@ class Worker {
   Worker(const WorkerOptions& options, BucketStore store)
       : options_(options),
         store_(std::move(store)),
-        idle_spin_(options.wait_policy, std::chrono::microseconds(options.spin_us)) {}
+        idle_spin_(options.wait_policy, std::chrono::microseconds(options.spin_us)),
+        busy_priority_(options.nice, options.busy_nice) {}
   ~Worker();
   bool Start(int listen_fd, std::string* error);
   // Restores from / attaches to the data directory (persistence.h); before READY.
@@ -179,6 +181,7 @@ class Worker {
   RequestPrefetch prefetch_;
   std::uint32_t sleep_number_ = 0;  // worker_waiting of the current or last sleep
   IdleSpin idle_spin_;
+  BusyPriority busy_priority_;  // the loop thread's nice value (worker_priority.h)
   persistence::Persistence persistence_;
   std::vector<Connection*> committing_;  // always: channels whose batch awaits CommitPass
   persistence::CommitGather gather_;     // always: when CommitPass runs (DrainAll)
@@ -717,6 +720,7 @@ std::size_t Worker::DrainAll() {
   }
   CommitPass();
   for (Connection* c : ready_) {
+    if (c->delivered) busy_priority_.Delivered(&c->busy_window);
     if (c->hung_up && !c->registered) Close(c->sock, "its ring is corrupt");
   }
   return did;
@@ -874,6 +878,7 @@ void Worker::Run() {
 #ifdef KV_HAVE_MIRROR
     if (mirror_) mirror_->Tick(now);
 #endif
+    busy_priority_.Tick(now);
     if (now - last_heartbeat > std::chrono::seconds(1)) {
       store_.Heartbeat();
       store_.SetQueueDepth(peak_taken);

@@ -27,7 +27,8 @@ struct WorkerOptions {
   // channels whose recent requests arrived within such a spin (daemon/idle_spin.h); with
   // kWaitDedicated it always spins this long.
   std::uint32_t spin_us = 50;
-  int nice = 0;  // daemon/worker_priority.h
+  int nice = 0;         // daemon/worker_priority.h
+  int busy_nice = -10;  // while several clients write at once (BusyPriority)
   shm::WaitPolicy wait_policy = shm::kWaitAdaptive;
   persistence::PersistenceOptions persistence;  // data directory unset: memory only
 };

@@ -24,4 +24,23 @@ bool SetWorkerNice(int nice) {
   return false;
 }
 
+void BusyPriority::Tick(Clock::time_point now) {
+  if (now - window_start_ < kWindow) return;
+  bool busy = channels_ >= 2 && !refused_ && busy_nice_ != nice_;
+  if (busy != busy_) {
+    if (::setpriority(PRIO_PROCESS, 0, busy ? busy_nice_ : nice_) == 0) {
+      busy_ = busy;
+    } else if (busy) {
+      refused_ = true;
+      spdlog::warn(
+          "worker stays at nice {} while several clients write, not worker-busy-nice {}: {} "
+          "(allow it with LimitNICE={} in the unit, or CAP_SYS_NICE)",
+          nice_, busy_nice_, std::strerror(errno), busy_nice_);
+    }
+  }
+  ++window_;
+  channels_ = 0;
+  window_start_ = now;
+}
+
 }  // namespace kv::daemon

@@ -195,6 +195,42 @@ TEST(WorkerPriorityTest, ANegativeNiceRanksWorkersAboveTheirClientsWhereAllowed)
   EXPECT_EQ(NiceOf(worker), allowed ? -10 : NiceOf(::getpid()));
 }
 
+// worker-busy-nice (BusyPriority): the worker ranks above its clients while two of them write at
+// once, and goes back to worker-nice when one is left. Without the right to lower its nice value
+// it stays where it is.
+TEST(WorkerPriorityTest, TheWorkerRanksAboveItsClientsOnlyWhileSeveralWrite) {
+  testing::KvdInstance kvd({"--worker-busy-nice", "-5"});
+  pid_t worker = CreateBucketWorker(kvd, "busy");
+  ASSERT_GT(worker, 0);
+  const int rest = NiceOf(worker);
+  bool allowed = false;  // tried on a thread of its own: a nice value is per thread
+  std::thread([&] { allowed = ::setpriority(PRIO_PROCESS, 0, -5) == 0; }).join();
+  auto client = kvd.NewClient();
+  // Each writer has a handle, and so a channel, of its own.
+  auto write_until = [&](std::atomic<bool>* stop, std::atomic<int>* failures) {
+    auto bucket = client->OpenBucket("busy");
+    if (!bucket.ok()) return failures->fetch_add(1);
+    for (std::uint64_t n = 0; !stop->load(); ++n) {
+      if (!bucket->Put("k" + std::to_string(n % 100), "v").ok()) failures->fetch_add(1);
+    }
+    return 0;
+  };
+  std::atomic<bool> stop_first{false}, stop_second{false};
+  std::atomic<int> failures{0};
+  std::thread first(write_until, &stop_first, &failures);
+  std::thread second(write_until, &stop_second, &failures);
+  bool ranked = testing::WaitFor([&] { return NiceOf(worker) == (allowed ? -5 : rest); },
+                                 std::chrono::seconds(30));
+  stop_second.store(true);
+  second.join();
+  bool back = testing::WaitFor([&] { return NiceOf(worker) == rest; }, std::chrono::seconds(30));
+  stop_first.store(true);
+  first.join();
+  EXPECT_TRUE(ranked) << "nice " << NiceOf(worker) << " with two writers";
+  EXPECT_TRUE(back) << "nice " << NiceOf(worker) << " with one writer";
+  EXPECT_EQ(failures.load(), 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(Policies, WaitingTest, ::testing::Values("adaptive", "dedicated"),
                          [](const ::testing::TestParamInfo<const char*>& info) {
                            return std::string(info.param);
