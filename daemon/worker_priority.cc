@@ -28,9 +28,11 @@ void BusyPriority::Tick(Clock::time_point now) {
   if (now - window_start_ < kWindow) return;
   bool busy = channels_ >= 2 && !refused_ && busy_nice_ != nice_;
   if (busy != busy_) {
-    if (::setpriority(PRIO_PROCESS, 0, busy ? busy_nice_ : nice_) == 0) {
+    // Raising the value again may fail only where worker-nice itself was refused (below the
+    // busy value): then the worker keeps the busy value, and does not try each window.
+    if (::setpriority(PRIO_PROCESS, 0, busy ? busy_nice_ : nice_) == 0 || !busy) {
       busy_ = busy;
-    } else if (busy) {
+    } else {
       refused_ = true;
       spdlog::warn(
           "worker stays at nice {} while several clients write, not worker-busy-nice {}: {} "

@@ -48,7 +48,6 @@ class BusyPriority {
     }
   }
   void Tick(Clock::time_point now);
-  bool busy() const { return busy_; }
 
  private:
   int nice_;
