@@ -86,7 +86,7 @@ TEST(PersistenceFaultTest, TornLogTailIsCutAndEveryCompleteRecordKept) {
   TempDir data;
   KvdInstance kvd(AlwaysFlags(data));
   std::uint64_t id = Fill(kvd);
-  kvd.Signal(SIGKILL);  // no clean stop: the log holds the second half
+  PowerCut(kvd);  // no clean stop: the log holds the second half
   std::string dir = BucketDirOf(data.path(), kvd.ns(), id);
   std::string log = LastLog(dir);
   ASSERT_FALSE(log.empty());
@@ -110,6 +110,7 @@ TEST(PersistenceFaultTest, FlippedByteInTheSnapshotFailsTheBucketAndLeavesTheFil
   TempDir data;
   KvdInstance kvd(AlwaysFlags(data));
   std::uint64_t id = Fill(kvd);
+  PowerCut(kvd);
   std::string snapshot = BucketDirOf(data.path(), kvd.ns(), id) + "/snapshot";
   std::string bytes = FileBytes(snapshot);
   ASSERT_GT(bytes.size(), 200u);
@@ -132,7 +133,7 @@ TEST(PersistenceFaultTest, FlippedByteInALogRecordBodyFailsTheBucket) {
   TempDir data;
   KvdInstance kvd(AlwaysFlags(data));
   std::uint64_t id = Fill(kvd);
-  kvd.Signal(SIGKILL);
+  PowerCut(kvd);
   std::string log = LastLog(BucketDirOf(data.path(), kvd.ns(), id));
   std::string bytes = FileBytes(log);
   ASSERT_GT(bytes.size(), 400u);
@@ -147,7 +148,7 @@ TEST(PersistenceFaultTest, MissingSnapshotBeforeItsLogsFailsTheBucket) {
   TempDir data;
   KvdInstance kvd(AlwaysFlags(data));
   std::uint64_t id = Fill(kvd);
-  kvd.Signal(SIGKILL);
+  PowerCut(kvd);
   std::string dir = BucketDirOf(data.path(), kvd.ns(), id);
   ASSERT_EQ(::unlink((dir + "/snapshot").c_str()), 0);
   ASSERT_TRUE(Reboot(kvd));
@@ -158,6 +159,7 @@ TEST(PersistenceFaultTest, SnapshotOfAnotherFormatVersionFailsTheBucket) {
   TempDir data;
   KvdInstance kvd(AlwaysFlags(data));
   std::uint64_t id = Fill(kvd);
+  PowerCut(kvd);
   std::string snapshot = BucketDirOf(data.path(), kvd.ns(), id) + "/snapshot";
   std::string bytes = FileBytes(snapshot);
   bytes[8] = 9;  // the version word

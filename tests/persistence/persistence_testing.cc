@@ -31,7 +31,7 @@ TempDir::~TempDir() {
   boost::filesystem::remove_all(path_, ec);
 }
 
-bool Reboot(KvdInstance& kvd) {
+void PowerCut(KvdInstance& kvd) {
   kvd.Signal(SIGKILL);
   std::vector<pid_t> all;
   for (int round = 0; round < 50; ++round) {
@@ -51,6 +51,10 @@ bool Reboot(KvdInstance& kvd) {
   ReapExited(all);
   for (const std::string& name : ShmObjectsOfNamespace(kvd.ns())) shm::Segment::Remove(name);
   EXPECT_TRUE(ShmObjectsOfNamespace(kvd.ns()).empty());
+}
+
+bool Reboot(KvdInstance& kvd) {
+  PowerCut(kvd);
   bool started = kvd.Start();
   EXPECT_TRUE(started) << "kvd did not come back after the reboot";
   return started;

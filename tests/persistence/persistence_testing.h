@@ -22,9 +22,12 @@ class TempDir {
   std::string path_;
 };
 
-// A reboot: kvd and every process of its namespace SIGKILLed, every /dev/shm object of the
-// namespace removed, kvd started again (same flags, so the same data directory). Returns false
-// (with a test failure) if kvd does not come back.
+// A power cut: kvd and every process of its namespace SIGKILLed (and reaped), every /dev/shm
+// object of the namespace removed. A test that reads or changes the bucket's files does it after
+// this: a worker outliving kvd still writes them (its log's zeros ahead, log_appender.h).
+void PowerCut(KvdInstance& kvd);
+// A reboot: PowerCut, then kvd started again (same flags, so the same data directory). Returns
+// false (with a test failure) if kvd does not come back.
 bool Reboot(KvdInstance& kvd);
 
 // Waits (a test failure after 20 s) until every bucket in `names` is running.
