@@ -17,9 +17,9 @@ void LeaveIdleClass(int) {
   ::sched_setscheduler(0, SCHED_OTHER, &none);
 }
 
-// True if this process may go back from SCHED_IDLE to SCHED_OTHER at its nice value. Tried on a
-// thread of its own (it inherits the nice value; scheduling policies are per thread), so that a
-// refusal leaves the caller where it was.
+}  // namespace
+
+// The thread inherits the caller's nice value; scheduling policies are per thread.
 bool MayLeaveIdleClass() {
   bool may = false;
   std::thread([&may] {
@@ -29,8 +29,6 @@ bool MayLeaveIdleClass() {
   }).join();
   return may;
 }
-
-}  // namespace
 
 void LowerSnapshotWriterPriority() {
   ::setpriority(PRIO_PROCESS, 0, kSnapshotNice);

@@ -23,4 +23,9 @@ inline constexpr unsigned kSnapshotIdleSeconds = 2;
 
 void LowerSnapshotWriterPriority();
 
+// True if the calling process may go back from SCHED_IDLE to SCHED_OTHER at its current nice
+// value: what LowerSnapshotWriterPriority asks, at kSnapshotNice, before it enters the idle
+// class. Tried on a thread of its own, so that a refusal leaves the caller where it was.
+bool MayLeaveIdleClass();
+
 }  // namespace kv::daemon::persistence

@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <thread>
 
 #include "tests/testing/kvd_harness.h"
 
@@ -20,13 +19,8 @@ namespace {
 // Runs in a forked child (the contract: a process of its own, as the snapshot child): exit code
 // 0 if the policy and nice value go as documented, else the number of the check that failed.
 int CheckInChild() {
-  bool may_leave = false;  // as the writer decides it, on a thread of its own
-  std::thread([&may_leave] {
-    ::setpriority(PRIO_PROCESS, 0, kSnapshotNice);
-    struct sched_param none {};
-    may_leave = ::sched_setscheduler(0, SCHED_IDLE, &none) == 0 &&
-                ::sched_setscheduler(0, SCHED_OTHER, &none) == 0;
-  }).join();
+  ::setpriority(PRIO_PROCESS, 0, kSnapshotNice);
+  bool may_leave = MayLeaveIdleClass();  // as the writer decides it
   LowerSnapshotWriterPriority();
   if (::getpriority(PRIO_PROCESS, 0) != kSnapshotNice) return 1;
   if (!may_leave) return ::sched_getscheduler(0) == SCHED_OTHER ? 0 : 2;

@@ -151,6 +151,14 @@ int NiceOf(pid_t pid) {
   return nice;
 }
 
+// True if this process may set a thread's nice value to `nice` (as kvd's workers, started by
+// it, may). Tried on a thread of its own: a nice value is per thread.
+bool MayRunAtNice(int nice) {
+  bool may = false;
+  std::thread([&] { may = ::setpriority(PRIO_PROCESS, 0, nice) == 0; }).join();
+  return may;
+}
+
 // Creates bucket `name` in `kvd` and returns its worker's pid (0 if there is none).
 pid_t CreateBucketWorker(testing::KvdInstance& kvd, const std::string& name) {
   if (!kvd.NewClient()->CreateBucket(name).ok()) return 0;
@@ -190,9 +198,7 @@ TEST(WorkerPriorityTest, ANegativeNiceRanksWorkersAboveTheirClientsWhereAllowed)
   testing::KvdInstance kvd({"--worker-nice", "-10"});
   pid_t worker = CreateBucketWorker(kvd, "above");
   ASSERT_GT(worker, 0);
-  bool allowed = false;  // tried on a thread of its own: a nice value is per thread
-  std::thread([&] { allowed = ::setpriority(PRIO_PROCESS, 0, -10) == 0; }).join();
-  EXPECT_EQ(NiceOf(worker), allowed ? -10 : NiceOf(::getpid()));
+  EXPECT_EQ(NiceOf(worker), MayRunAtNice(-10) ? -10 : NiceOf(::getpid()));
 }
 
 // worker-busy-nice (BusyPriority): the worker ranks above its clients while two of them write at
@@ -203,8 +209,7 @@ TEST(WorkerPriorityTest, TheWorkerRanksAboveItsClientsOnlyWhileSeveralWrite) {
   pid_t worker = CreateBucketWorker(kvd, "busy");
   ASSERT_GT(worker, 0);
   const int rest = NiceOf(worker);
-  bool allowed = false;  // tried on a thread of its own: a nice value is per thread
-  std::thread([&] { allowed = ::setpriority(PRIO_PROCESS, 0, -5) == 0; }).join();
+  bool allowed = MayRunAtNice(-5);
   auto client = kvd.NewClient();
   // Each writer has a handle, and so a channel, of its own.
   auto write_until = [&](std::atomic<bool>* stop, std::atomic<int>* failures) {
