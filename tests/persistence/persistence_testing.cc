@@ -13,7 +13,6 @@
 #include <gtest/gtest.h>
 
 #include "shm/registry.h"
-#include "shm/segment.h"
 #include "tests/supervisor/supervisor_test_util.h"
 
 namespace kv::testing {
@@ -33,23 +32,8 @@ TempDir::~TempDir() {
 
 void PowerCut(KvdInstance& kvd) {
   kvd.Signal(SIGKILL);
-  std::vector<pid_t> all;
-  for (int round = 0; round < 50; ++round) {
-    std::vector<pid_t> pids = ProcessesOfNamespace(kvd.ns());
-    if (pids.empty()) break;
-    for (pid_t p : pids) {
-      ::kill(p, SIGKILL);
-      all.push_back(p);
-    }
-    WaitFor(
-        [&] {
-          ReapExited(all);
-          return ProcessesOfNamespace(kvd.ns()).empty();
-        },
-        std::chrono::seconds(5));
-  }
-  ReapExited(all);
-  for (const std::string& name : ShmObjectsOfNamespace(kvd.ns())) shm::Segment::Remove(name);
+  SweepNamespace(kvd.ns());
+  EXPECT_TRUE(ProcessesOfNamespace(kvd.ns()).empty());
   EXPECT_TRUE(ShmObjectsOfNamespace(kvd.ns()).empty());
 }
 

@@ -40,15 +40,6 @@ std::vector<char*> Argv(const std::vector<std::string>& args) {
   return out;
 }
 
-void ReapIfChild(pid_t pid) {
-  for (int i = 0; i < 200; ++i) {
-    int status;
-    pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid || r < 0) return;  // reaped, or not our child
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-}
-
 }  // namespace
 
 std::string UniqueNamespace() {
@@ -121,15 +112,32 @@ std::vector<std::string> ShmObjectsOfNamespace(const std::string& ns) {
   return out;
 }
 
+void KillAndAwaitExit(const std::vector<pid_t>& pids) {
+  std::vector<std::pair<pid_t, std::uint64_t>> victims;
+  for (pid_t pid : pids) victims.emplace_back(pid, daemon::ProcessStartTicks(pid));
+  for (const auto& [pid, start] : victims) {
+    ::kill(pid, SIGCONT);
+    ::kill(pid, SIGKILL);
+  }
+  for (const auto& [pid, start] : victims) {
+    for (int i = 0; i < 2000; ++i) {  // 10 s: a SIGKILLed process that outlives it is a bug
+      int status;
+      if (::waitpid(pid, &status, WNOHANG) == pid) break;
+      if (!daemon::ProcessMatches(pid, start)) {  // a zombie of another parent, or gone
+        ::waitpid(pid, &status, WNOHANG);         // it may have become our zombie just now
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+}
+
 void SweepNamespace(const std::string& ns) {
-  for (int round = 0; round < 3; ++round) {
+  // A spawner killed in the same round may have forked a spare first: look again until none.
+  for (int round = 0; round < 10; ++round) {
     std::vector<pid_t> pids = ProcessesOfNamespace(ns);
     if (pids.empty()) break;
-    for (pid_t pid : pids) {
-      ::kill(pid, SIGCONT);
-      ::kill(pid, SIGKILL);
-    }
-    for (pid_t pid : pids) ReapIfChild(pid);
+    KillAndAwaitExit(pids);
   }
   for (const std::string& name : ShmObjectsOfNamespace(ns)) shm::Segment::Remove(name);
 }

@@ -72,7 +72,13 @@ std::vector<pid_t> ProcessesOfNamespace(const std::string& ns);
 std::vector<pid_t> KvdAndWorkersOfNamespace(const std::string& ns);
 // /dev/shm entries named "<ns>.*".
 std::vector<std::string> ShmObjectsOfNamespace(const std::string& ns);
-// Kills every process of `ns` and removes its /dev/shm objects.
+// SIGKILLs `pids` and returns once each has exited: reaped if it is a child of this process (an
+// orphaned worker is: the test process is a subreaper), else a zombie or gone. Only then has the
+// kernel closed its files, and with them a worker's bucket socket (its writer lock): a process's
+// command line reads empty from early in its exit, so its absence from ProcessesOfNamespace does
+// not say that the bucket can be served again.
+void KillAndAwaitExit(const std::vector<pid_t>& pids);
+// Kills every process of `ns` (KillAndAwaitExit) and removes its /dev/shm objects.
 void SweepNamespace(const std::string& ns);
 
 // Runs a command, feeding `input` to its stdin; returns its exit code and captures stdout/stderr.
