@@ -19,6 +19,7 @@ struct Armed {
   std::string name;
   long countdown = 1;        // "name:n": crash on the n-th time
   std::uint64_t one_in = 0;  // "name:rN": crash with probability 1/N each time
+  bool once = false;         // "name:once": crash if this process removes the gate
 };
 
 std::vector<Armed> g_points;
@@ -51,7 +52,9 @@ void ArmCrashPoints() {
     Armed a;
     auto colon = item.find(':');
     a.name = item.substr(0, colon);
-    if (colon != std::string::npos && colon + 1 < item.size() && item[colon + 1] == 'r') {
+    if (colon != std::string::npos && item.compare(colon + 1, std::string::npos, "once") == 0) {
+      a.once = true;
+    } else if (colon != std::string::npos && colon + 1 < item.size() && item[colon + 1] == 'r') {
       a.one_in = std::max(1L, std::atol(item.c_str() + colon + 2));
     } else if (colon != std::string::npos) {
       a.countdown = std::max(1L, std::atol(item.c_str() + colon + 1));
@@ -64,6 +67,11 @@ void ArmCrashPoints() {
 void CrashPointSlow(std::string_view name) {
   for (Armed& a : g_points) {
     if (name != a.name) continue;
+    if (a.once) {
+      // unlink is atomic: of several processes reaching the point, one removes the gate.
+      if (!g_gate.empty() && ::unlink(g_gate.c_str()) == 0) ::kill(::getpid(), SIGKILL);
+      continue;
+    }
     bool crash = a.one_in != 0 ? NextRandom() % a.one_in == 0 : --a.countdown <= 0;
     if (crash && !g_gate.empty() && ::access(g_gate.c_str(), F_OK) != 0) crash = false;
     if (crash) ::kill(::getpid(), SIGKILL);

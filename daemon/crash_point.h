@@ -7,7 +7,9 @@
 // a comma-separated list, e.g. KV_CRASH_POINT=after-apply:r50,generation-built:r2.
 // KV_CRASH_POINT_GATE=<path> (optional): the point fires only while the file <path> exists, so a
 // test can remove the cause of a crash loop without restarting the process that spawns workers
-// (kvd passes its environment to every worker it starts).
+// (kvd passes its environment to every worker it starts). <name>:once (with a gate) fires the
+// first time any process reaches the point while the gate exists, and removes the gate as it
+// fires: a worker killed there once, whose successor must then get past the same point.
 // Costs one predictable branch per point when unset.
 #pragma once
 

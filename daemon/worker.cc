@@ -323,6 +323,9 @@ void Worker::Register(Connection& c) {
   c.requests = c.channel.RequestReader();
   c.replies = c.channel.ReplyWriter();
   c.registered = true;
+#ifdef KV_HAVE_MIRROR
+  if (mirror_) mirror_->Attach(c.sock, c.channel.channel_id(), c.replay_until);
+#endif
   std::string reply = shm::EncodeControlReply(shm::ControlStatus::kOk, {});
   shm::SendPacket(c.sock, reply.data(), reply.size());
 }
@@ -563,7 +566,7 @@ std::size_t Worker::Drain(Connection& c) {
     const mirror::Outcome* outcome = nullptr;
     bool mirror_op = mirror_ && status == shm::WireStatus::kOk && mirror::Mirror::Handles(request);
     if (mirror_op && !request.staged()) {
-      mirror_->Prepare(c.sock, c.requests, request, c.replay_until);
+      mirror_->Prepare(c.sock, c.requests, request);
       outcome = &mirror_->Take(c.sock, c.requests.after_current(), request);
       mirrored = outcome;
     }

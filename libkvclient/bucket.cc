@@ -106,8 +106,9 @@ Status FromWireStatus(shm::WireStatus status, const std::string& bucket, std::st
                         "nothing was written (see `kvctl status` and the worker's log)");
     case WireStatus::kUnsupported:
       return Status(Code::kFailed, where +
-                                       " mirrors an upstream Redis and does not support expiry "
-                                       "(TTL); see docs/mirror.md");
+                                       " mirrors an upstream Redis and does not support this "
+                                       "request (expiry, or a key kv reserves upstream); see "
+                                       "docs/mirror.md");
     default:
       return Status(Code::kInternal, where + " answered " + shm::WireStatusName(status));
   }

@@ -5,10 +5,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <unordered_set>
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/crash_point.h"
+#include "daemon/mirror/exactly_once.h"
 #include "daemon/process_info.h"
 #include "shm/layout.h"
 
@@ -20,18 +23,6 @@ constexpr auto kPingEvery = std::chrono::milliseconds(1000);
 constexpr std::size_t kScanCount = 1000;  // keys per SCAN step and per MGET
 constexpr std::size_t kMaxPipeline = 256;
 
-// cas: ARGV[1] "0" = the key must be absent, else ARGV[2] is the value the mirror holds at the
-// expected version; ARGV[3] the new value. {1}: set; {0, current} or {0}: the upstream differs.
-constexpr std::string_view kCasScript = R"(local cur = redis.call('GET', KEYS[1])
-if ARGV[1] == '0' then
-  if cur then return {0, cur} end
-elseif cur ~= ARGV[2] then
-  if cur then return {0, cur} end
-  return {0}
-end
-redis.call('SET', KEYS[1], ARGV[3])
-return {1})";
-
 // clear: UNLINK every key matching ARGV[1]; returns how many.
 constexpr std::string_view kClearScript = R"(local c = '0'
 local n = 0
@@ -41,6 +32,27 @@ repeat
   for _, k in ipairs(r[2]) do redis.call('UNLINK', k) n = n + 1 end
 until c == '0'
 return n)";
+
+bool Contains(std::string_view text, std::string_view part) {
+  return text.find(part) != std::string_view::npos;
+}
+
+// The answer of a script of exactly_once.h: flag 0 if it is not {1|2, outcome}.
+struct ScriptAnswer {
+  long long flag = 0;
+  std::string_view outcome;
+};
+ScriptAnswer ReadScriptAnswer(const redisReply* r) {
+  ScriptAnswer answer;
+  if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+      r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_STRING) {
+    return answer;
+  }
+  if (r->element[0]->integer != 1 && r->element[0]->integer != 2) return answer;
+  answer.flag = r->element[0]->integer;
+  answer.outcome = std::string_view(r->element[1]->str, r->element[1]->len);
+  return answer;
+}
 
 std::string GlobEscape(std::string_view s) {
   std::string out;
@@ -193,7 +205,15 @@ bool Mirror::ScanNode(Node& node, std::vector<std::string>* seen) {
   return true;
 }
 
+bool Mirror::Reserved(std::string_view key) const {
+  std::string_view prefix = spec_.prefix;
+  std::size_t n = std::min(prefix.size(), kReservedPrefix.size());
+  return prefix.substr(0, n) == kReservedPrefix.substr(0, n) &&
+         key.substr(0, kReservedPrefix.size() - n) == kReservedPrefix.substr(n);
+}
+
 bool Mirror::BucketKey(std::string_view upstream_key, std::string_view* key) const {
+  if (upstream_key.substr(0, kReservedPrefix.size()) == kReservedPrefix) return false;
   if (upstream_key.size() < spec_.prefix.size() ||
       upstream_key.substr(0, spec_.prefix.size()) != spec_.prefix) {
     return false;
@@ -411,8 +431,14 @@ bool Mirror::Pipelines(const shm::Request& request) {
          !request.staged();
 }
 
-void Mirror::Prepare(int channel_fd, const shm::RingReader& ring, const shm::Request& current,
-                     std::uint64_t skip_until) {
+void Mirror::Attach(int channel_fd, std::uint64_t channel_id, std::uint64_t sent_until) {
+  Channel& channel = channels_[channel_fd];
+  channel = Channel{};
+  channel.id = channel_id;
+  channel.sent_until = sent_until;
+}
+
+void Mirror::Prepare(int channel_fd, const shm::RingReader& ring, const shm::Request& current) {
   Channel& channel = channels_[channel_fd];
   std::uint64_t cursor = ring.after_current();
   if (cursor <= channel.executed_until || !Pipelines(current)) return;
@@ -425,14 +451,15 @@ void Mirror::Prepare(int channel_fd, const shm::RingReader& ring, const shm::Req
     p.index = index;
     batch.push_back(std::move(p));
   };
+  if (Reserved(current.key)) return;  // Take refuses it
   add(current, cursor);
   while (batch.size() < kMaxPipeline) {
     std::uint32_t size = 0;
     const char* frame = ring.Peek(&cursor, &size);
-    if (frame == nullptr || cursor <= skip_until) break;
+    if (frame == nullptr || cursor <= channel.sent_until) break;
     shm::Request request;
     if (shm::DecodeRequest(frame, size, &request) != shm::WireStatus::kOk) break;
-    if (!Pipelines(request)) break;
+    if (!Pipelines(request) || Reserved(request.key)) break;
     add(request, cursor);
   }
   Execute(channel, batch);
@@ -448,10 +475,12 @@ const Outcome& Mirror::Take(int channel_fd, std::uint64_t index, const shm::Requ
   }
   auto op = static_cast<shm::Op>(request.header.op);
   Outcome out;
-  if (!live()) {
+  if (Reserved(request.key)) {
+    out.status = shm::WireStatus::kUnsupported;
+  } else if (!live()) {
     out.status = shm::WireStatus::kUnavailable;
   } else if (op == shm::Op::kCas) {
-    out = Cas(request);
+    out = Cas(channel, request, index <= channel.sent_until);
   } else if (op == shm::Op::kClear) {
     out = Clear();
   } else {
@@ -485,29 +514,34 @@ void Mirror::Execute(Channel& channel, std::deque<Pending>& batch) {
   // before any reply is read; then the replies are read in order, and a redirected command is
   // sent again where the redirection says (after every reply of the batch was read, so that no
   // reply of the pipeline is mistaken for another's).
+  // Deletes and incrs run as scripts that execute each request once (exactly_once.h): a
+  // successor of a worker killed before it applied their replies sends them again.
   std::vector<std::string> keys;
-  std::vector<std::string> deltas;
+  std::vector<std::string> records;
+  std::vector<std::string> numbers;  // request ids and increments, as text
   std::vector<std::vector<std::string_view>> commands;
   std::vector<Node*> nodes;
-  keys.reserve(batch.size());
-  deltas.reserve(batch.size());
+  keys.reserve(batch.size());  // no reallocation: commands hold views of these strings
+  records.reserve(batch.size());
+  numbers.reserve(2 * batch.size() + 2);
+  const std::string& floor =
+      numbers.emplace_back(std::to_string(batch.front().request.header.request_id));
+  const std::string& ttl = numbers.emplace_back(std::to_string(kRecordTtlMs));
   for (Pending& p : batch) {
     keys.push_back(spec_.prefix + p.key);
     const std::string& k = keys.back();
-    switch (static_cast<shm::Op>(p.request.header.op)) {
-      case shm::Op::kPut:
-        commands.push_back({"SET", k, p.value});
-        break;
-      case shm::Op::kDelete:
-        commands.push_back({"GETDEL", k});
-        break;
-      case shm::Op::kIncr:
-        deltas.push_back(std::to_string(p.request.header.arg));
-        commands.push_back({"INCRBY", k, deltas.back()});
-        break;
-      default:
-        commands.push_back({"PING"});
-        break;
+    auto op = static_cast<shm::Op>(p.request.header.op);
+    if (op == shm::Op::kPut) {
+      commands.push_back({"SET", k, p.value});
+    } else {
+      const std::string& record = records.emplace_back(RecordKey(k, channel.id, cluster_));
+      const std::string& rid = numbers.emplace_back(std::to_string(p.request.header.request_id));
+      if (op == shm::Op::kDelete) {
+        commands.push_back({"EVAL", kDeleteOnceScript, "2", k, record, rid, floor, ttl});
+      } else {  // kIncr (Pipelines admits nothing else)
+        const std::string& delta = numbers.emplace_back(std::to_string(p.request.header.arg));
+        commands.push_back({"EVAL", kIncrOnceScript, "2", k, record, rid, floor, ttl, delta});
+      }
     }
     nodes.push_back(Owner(k));
     if (nodes.back() != nullptr) nodes.back()->data.Append(commands.back());
@@ -520,8 +554,10 @@ void Mirror::Execute(Channel& channel, std::deque<Pending>& batch) {
     if (IsRedirect(replies[i].get())) {
       replies[i] =
           Rediscovered(Follow(std::move(replies[i]), keys[i], commands[i]), keys[i], commands[i]);
+      replies[i] = WithoutRecord(std::move(replies[i]), keys[i], commands[i]);
     }
   }
+  CrashPoint("mirror-upstream-replied");  // tests: applied upstream, not yet in the table
   std::size_t item = 0;
   for (Pending& p : batch) {
     Outcome out;
@@ -532,30 +568,42 @@ void Mirror::Execute(Channel& channel, std::deque<Pending>& batch) {
     } else if (op == shm::Op::kPut) {
       out.status = IsError(r.get()) ? shm::WireStatus::kUnavailable
                                     : ApplyLocal(shm::Op::kPut, p.key, p.value, &out.number);
-    } else if (op == shm::Op::kDelete) {
-      if (r->type == REDIS_REPLY_STRING) {
-        out.value.assign(r->str, r->len);
-        std::int64_t n = 0;
-        ApplyLocal(shm::Op::kDelete, p.key, {}, &n);  // NOT_FOUND here is fine: it was stale
-      } else if (r->type == REDIS_REPLY_NIL ||
-                 (r->type == REDIS_REPLY_ERROR && Str(r.get()).substr(0, 9) == "WRONGTYPE")) {
-        out.status = shm::WireStatus::kNotFound;
-        ApplyUpstream(p.key, nullptr);  // if the mirror still had it, it goes
-      } else {
-        out.status = shm::WireStatus::kUnavailable;
-      }
-    } else if (op == shm::Op::kIncr) {
-      if (r->type == REDIS_REPLY_INTEGER) {
-        std::int64_t version = 0;
-        out.status = ApplyLocal(shm::Op::kPut, p.key, std::to_string(r->integer), &version);
-        out.number = r->integer;
-      } else if (r->type == REDIS_REPLY_ERROR &&
-                 (Str(r.get()).find("not an integer") != std::string_view::npos ||
-                  Str(r.get()).find("overflow") != std::string_view::npos ||
-                  Str(r.get()).substr(0, 9) == "WRONGTYPE")) {
+    } else if (IsError(r.get())) {
+      std::string_view error = Str(r.get());
+      bool wrong_type = error.substr(0, 9) == "WRONGTYPE";
+      if (op == shm::Op::kDelete && wrong_type) {
+        out.status = shm::WireStatus::kNotFound;  // not a string: absent for kv, as a GET says
+        ApplyUpstream(p.key, nullptr);
+      } else if (op == shm::Op::kIncr &&
+                 (wrong_type || Contains(error, "not an integer") || Contains(error, "overflow"))) {
         out.status = shm::WireStatus::kNotAnInteger;
       } else {
         out.status = shm::WireStatus::kUnavailable;
+      }
+    } else if (ScriptAnswer answer = ReadScriptAnswer(r.get()); answer.flag == 0) {
+      out.status = shm::WireStatus::kUnavailable;
+      spdlog::warn("upstream {} answered a write with {}", spec_.url, ReplyText(r.get()));
+    } else if (op == shm::Op::kDelete) {
+      // Replayed (flag 2): Redis deleted it before this worker's predecessor died, and this
+      // worker's resync since made the table agree with Redis: nothing to apply.
+      if (answer.outcome.substr(0, 1) == "1") {
+        out.value.assign(answer.outcome.substr(1));
+        std::int64_t n = 0;
+        if (answer.flag == 1) ApplyLocal(shm::Op::kDelete, p.key, {}, &n);  // NOT_FOUND: stale
+      } else {
+        out.status = shm::WireStatus::kNotFound;
+        if (answer.flag == 1) ApplyUpstream(p.key, nullptr);  // if the mirror still had it
+      }
+    } else {  // kIncr
+      std::string_view text = answer.outcome;
+      auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out.number);
+      if (ec != std::errc() || end != text.data() + text.size()) {
+        out.status = shm::WireStatus::kUnavailable;
+        spdlog::warn("upstream {} holds a counter that is not an int64 after INCRBY: '{}'",
+                     spec_.url, text.substr(0, 40));
+      } else if (answer.flag == 1) {
+        std::int64_t version = 0;
+        out.status = ApplyLocal(shm::Op::kPut, p.key, text, &version);
       }
     }
     if (r && r->type == REDIS_REPLY_ERROR && out.status == shm::WireStatus::kUnavailable) {
@@ -566,22 +614,31 @@ void Mirror::Execute(Channel& channel, std::deque<Pending>& batch) {
   CheckLinks();
 }
 
-Outcome Mirror::Cas(const shm::Request& request) {
+Outcome Mirror::Cas(const Channel& channel, const shm::Request& request, bool maybe_sent) {
   Outcome out;
   std::string current;
   std::uint64_t version = 0;
   bool found =
       store_->table().view().Get(request.key, &current, &version) == shm::ReadResult::kFound;
   auto expected = static_cast<std::uint64_t>(request.header.arg);
-  if ((expected == 0 && found) || (expected != 0 && (!found || version != expected))) {
+  bool mismatch = (expected == 0 && found) || (expected != 0 && (!found || version != expected));
+  // A mismatch is the mirror's to answer, without a round trip, unless a predecessor may have
+  // executed the cas: then the table (resynced since) holds its value, and the record says.
+  auto answer_mismatch = [&] {
     out.status = shm::WireStatus::kVersionMismatch;
     out.number = found ? static_cast<std::int64_t>(version) : 0;
     return out;
-  }
+  };
+  if (mismatch && !maybe_sent) return answer_mismatch();
   std::string key = spec_.prefix + std::string(request.key);
-  std::vector<std::string_view> eval = {"EVAL",  kCasScript,   "1", key, expected == 0 ? "0" : "1",
-                                        current, request.value};
-  Reply r = Rediscovered(Routed(key, eval), key, eval);
+  std::string record = RecordKey(key, channel.id, cluster_);
+  std::string rid = std::to_string(request.header.request_id);
+  std::string ttl = std::to_string(kRecordTtlMs);
+  std::string_view mode = mismatch ? "?" : expected == 0 ? "0" : "1";
+  std::vector<std::string_view> eval = {
+      "EVAL", kCasOnceScript, "2", key, record, rid, rid, ttl, mode, current, request.value};
+  Reply r = WithoutRecord(Rediscovered(Routed(key, eval), key, eval), key, eval);
+  CrashPoint("mirror-upstream-replied");
   if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
       r->element[0]->type != REDIS_REPLY_INTEGER) {
     if (r) spdlog::warn("upstream {} refused a cas: {}", spec_.url, ReplyText(r.get()));
@@ -589,10 +646,17 @@ Outcome Mirror::Cas(const shm::Request& request) {
     CheckLinks();
     return out;
   }
-  if (r->element[0]->integer == 1) {
-    out.status = ApplyLocal(shm::Op::kPut, request.key, request.value, &out.number);
-    return out;
+  switch (r->element[0]->integer) {
+    case 1:
+      out.status = ApplyLocal(shm::Op::kPut, request.key, request.value, &out.number);
+      return out;
+    case 2:  // executed by a predecessor: its value's version, if no write replaced it since
+      out.number = found && current == request.value ? static_cast<std::int64_t>(version) : 0;
+      return out;
+    default:
+      break;
   }
+  if (mismatch) return answer_mismatch();  // looked up only, not found: not executed
   // The upstream holds another value than the mirror (its change is on its way): take it now,
   // so that the version returned is the one a retry needs.
   out.status = shm::WireStatus::kVersionMismatch;

@@ -25,10 +25,12 @@
 // is unreachable the state is `stale` (reads keep the last values), writes fail UNAVAILABLE, and
 // the worker reconnects with backoff (50 ms doubling to 2 s).
 //
-// Writes: put -> SET, delete -> GETDEL, incr -> INCRBY, cas -> a Lua script comparing the
-// upstream value with the value the mirror holds at the expected version, clear -> a Lua script
-// that UNLINKs every key under the prefix. A write is applied to the table only once the upstream
-// acknowledged it, and never when it did not.
+// Writes: put -> SET, delete -> GETDEL, incr -> INCRBY, cas -> comparing the upstream value with
+// the value the mirror holds at the expected version, clear -> a Lua script that UNLINKs every
+// key under the prefix. Delete, incr and cas run as Lua scripts that execute each request once
+// (exactly_once.h), so that a worker killed between the upstream's reply and the table write
+// does not make its successor execute them twice. A write is applied to the table only once the
+// upstream acknowledged it, and never when it did not.
 #pragma once
 
 #include <chrono>
@@ -78,22 +80,30 @@ class Mirror {
   // True for the requests Prepare pipelines (put, delete, incr; not staged).
   static bool Pipelines(const shm::Request& request);
 
+  // A client channel registered (fd `channel_fd`, id `channel_id`). `sent_until`: the ring
+  // index up to which a predecessor of this worker may have taken its requests (0 for a new
+  // channel): such a request not in the table may have been executed upstream already, and is
+  // sent again only as a script that executes it once (exactly_once.h).
+  void Attach(int channel_fd, std::uint64_t channel_id, std::uint64_t sent_until);
+
   // Call for the request the channel's ring returned last (ring.Next), before Take: if it is a
   // put, delete or incr not executed yet, sends its upstream command and those of the frames
   // after it in the ring, up to the first that is not such a request (a cas, a clear and a
-  // staged value are executed alone by Take) or that ends at or before `skip_until` (a restarted
-  // worker may find those already applied), in one pipeline, and applies the acknowledged ones.
-  void Prepare(int channel, const shm::RingReader& ring, const shm::Request& current,
-               std::uint64_t skip_until);
+  // staged value are executed alone by Take) or that ends at or before `sent_until` (the worker
+  // looks each of those up in its exactly-once log first), in one pipeline, and applies the
+  // acknowledged ones.
+  void Prepare(int channel_fd, const shm::RingReader& ring, const shm::Request& current);
   // The outcome of the request whose frame ends at ring index `index` (RingReader::after_current)
-  // on `channel`: prepared, or executed now. Kept until Take is called again with a later index
-  // (a reply ring that is full makes the worker come back for it).
-  const Outcome& Take(int channel, std::uint64_t index, const shm::Request& request);
+  // on `channel_fd`: prepared, or executed now. Kept until Take is called again with a later
+  // index (a reply ring that is full makes the worker come back for it).
+  const Outcome& Take(int channel_fd, std::uint64_t index, const shm::Request& request);
   // The channel is gone: forget its outcomes.
   void Forget(int channel) { channels_.erase(channel); }
 
  private:
   struct Channel {
+    std::uint64_t id = 0;              // the channel's id (shm/channel.h): its record upstream
+    std::uint64_t sent_until = 0;      // Attach's
     std::uint64_t executed_until = 0;  // ring index after the last frame executed
     std::deque<std::pair<std::uint64_t, Outcome>> outcomes;
   };
@@ -129,6 +139,11 @@ class Mirror {
   // re-discovers now (a full resync) and sends it again once, so that such a resharding costs
   // the writer a pause rather than an error. Otherwise returns `reply`.
   Reply Rediscovered(Reply reply, std::string_view key, const std::vector<std::string_view>& args);
+  // A script of exactly_once.h still redirected after Follow (ASK or TRYAGAIN: its key's slot is
+  // in mid-migration and the key and its record are not together on either node): sent again
+  // without the record, so that it is executed (at least once) rather than refused. Otherwise
+  // returns `reply`.
+  Reply WithoutRecord(Reply reply, std::string_view key, const std::vector<std::string_view>& args);
   // Sends one key's command to its node and follows redirections.
   Reply Routed(std::string_view key, const std::vector<std::string_view>& args);
   // Down if any link failed; true if all are ok.
@@ -138,7 +153,8 @@ class Mirror {
   void SetState(shm::MirrorState state);
   // Sends `batch`'s commands in one pipeline and applies the replies; outcomes go to `channel`.
   void Execute(Channel& channel, std::deque<Pending>& batch);
-  Outcome Cas(const shm::Request& request);
+  // `maybe_sent`: a predecessor may have executed it (Attach).
+  Outcome Cas(const Channel& channel, const shm::Request& request, bool maybe_sent);
   Outcome Clear();
   // Makes the table hold `value` for bucket key `key` (absent: nullptr), as the upstream does.
   // Returns the key's version afterwards (0 if absent).
@@ -162,6 +178,9 @@ class Mirror {
   bool Fetch(const std::vector<std::string>& upstream_keys, std::vector<std::string>* seen);
   // Loads every key under the prefix that `node` holds (SCAN, pipelined with the fetches).
   bool ScanNode(Node& node, std::vector<std::string>* seen);
+  // True if bucket key `key` is an upstream key of exactly_once.h's records (a mirror of the
+  // whole database, or of a prefix of kReservedPrefix): its writes are refused UNSUPPORTED.
+  bool Reserved(std::string_view key) const;
   // The bucket key of an upstream key, or false if it is not mirrored here.
   bool BucketKey(std::string_view upstream_key, std::string_view* key) const;
   void CountSkipped(std::string_view key, const std::string& why);

@@ -240,6 +240,18 @@ Reply Mirror::Follow(Reply reply, std::string_view key, const std::vector<std::s
   return reply;
 }
 
+Reply Mirror::WithoutRecord(Reply reply, std::string_view key,
+                            const std::vector<std::string_view>& args) {
+  // {"EVAL", script, "2", key, record, ARGV...}: a script of exactly_once.h with its record.
+  if (!IsRedirect(reply.get()) || args.size() < 5 || args[0] != "EVAL" || args[2] != "2") {
+    return reply;
+  }
+  std::vector<std::string_view> alone = args;
+  alone[2] = "1";
+  alone.erase(alone.begin() + 4);
+  return Rediscovered(Routed(key, alone), key, alone);
+}
+
 Reply Mirror::Rediscovered(Reply reply, std::string_view key,
                            const std::vector<std::string_view>& args) {
   if (!topology_changed_ || !IsRedirect(reply.get())) return reply;
