@@ -28,6 +28,18 @@
 namespace kv::daemon::persistence {
 namespace {
 
+// The header of a log just created (OpenLog) made durable, with its directory entry.
+int SyncNewLog(int fd, const std::string& dir) {
+  if (::fdatasync(fd) != 0) return errno;
+  return FsyncDir(dir);
+}
+
+void RemoveLogsBelow(const std::string& dir, std::uint64_t seq_limit) {
+  for (std::uint64_t seq : ListLogs(dir)) {
+    if (seq < seq_limit) ::unlink((dir + "/" + LogFileName(seq)).c_str());
+  }
+}
+
 // Outside `always` the buffer is written once it holds kWriteBytes, once it is kWriteDelay old
 // (as Tick sees it), and before the worker sleeps: not on every pass, where a sync put loop paid a
 // write(2) per put (a third of its rate). A record still buffered when the worker dies is in
@@ -160,7 +172,7 @@ bool Persistence::Open(const PersistenceOptions& options, const std::string& ns,
     int err = 0;
     int fd = -1;
     std::uint64_t seq = log_seq_ + 1;
-    if (OpenLog(seq, &fd, &e, &err)) {
+    if (OpenLog(seq, /*sync=*/true, &fd, &e, &err)) {
       log_fd_ = fd;
       log_seq_ = seq;
       appender_.Switch(fd, kLogHeaderSize, preallocate_);
@@ -176,7 +188,7 @@ bool Persistence::Open(const PersistenceOptions& options, const std::string& ns,
   return true;
 }
 
-bool Persistence::OpenLog(std::uint64_t seq, int* fd_out, std::string* error, int* err) {
+bool Persistence::OpenLog(std::uint64_t seq, bool sync, int* fd_out, std::string* error, int* err) {
   std::string path = dir_ + "/" + LogFileName(seq);
   // No O_APPEND: records are written at the end by offset (LogAppender), inside preallocated
   // zeros.
@@ -188,8 +200,7 @@ bool Persistence::OpenLog(std::uint64_t seq, int* fd_out, std::string* error, in
   }
   std::string header = EncodeLogHeader(store_ != nullptr ? store_->bucket_id() : 0, seq);
   int e = WriteAll(fd, header.data(), header.size());
-  if (e == 0 && ::fdatasync(fd) != 0) e = errno;
-  if (e == 0) e = FsyncDir(dir_);
+  if (e == 0 && sync) e = SyncNewLog(fd, dir_);
   if (e != 0) {
     ::close(fd);
     ::unlink(path.c_str());
@@ -406,11 +417,16 @@ void Persistence::StartSnapshot() {
   std::uint64_t next_seq = log_seq_ + 1;
   std::uint64_t covered_bytes = log_bytes_;
   int old_fd = -1;
+  // Outside `always` the rotation's syncs (the old log's last records, the new log's header and
+  // directory entry) are the child's first work: on the worker's thread a directory fsync waits
+  // for a journal commit, which waits for the log's dirty pages (tens of ms of stalled writes).
+  // With `always` the new log must be durable before a commit into it acknowledges anything.
+  bool rotation_synced = always_;
   if (log_on_) {
     std::string e;
     int err = 0;
     int fd = -1;
-    if (!OpenLog(next_seq, &fd, &e, &err)) {
+    if (!OpenLog(next_seq, rotation_synced, &fd, &e, &err)) {
       anchor_->saves.fetch_add(1, std::memory_order_release);
       Failed(shm::kPersistFailSnapshot, err, "snapshot not started: " + e);
       return;
@@ -428,12 +444,16 @@ void Persistence::StartSnapshot() {
   }
   log_seq_ = next_seq;
   const shm::TableView& view = store_->table().view();
+  // Without a child, the rotation is synced here: the old log's records are the only copy.
+  auto sync_rotation_here = [&] {
+    if (old_fd < 0) return;
+    ::fdatasync(old_fd);
+    ::close(old_fd);
+    if (!rotation_synced) SyncNewLog(log_fd_, dir_);
+  };
   if (!FreezeSlots()) {
     int e = errno;
-    if (old_fd >= 0) {
-      ::fdatasync(old_fd);  // no child to sync the rotated log: its records are the only copy
-      ::close(old_fd);
-    }
+    sync_rotation_here();
     anchor_->saves.fetch_add(1, std::memory_order_release);
     Failed(shm::kPersistFailSnapshot, e,
            std::string("cannot map the frozen slot array: ") + std::strerror(e));
@@ -442,6 +462,7 @@ void Persistence::StartSnapshot() {
   SnapshotHeader header = HeaderNow(next_seq);
   std::memset(child_error_, 0, kErrorPage);
   pid_t parent = ::getpid();
+  int new_log_fd = rotation_synced ? -1 : log_fd_;
   pid_t pid = ::fork();
   if (pid == 0) {
     // The child: no ring, socket, futex or lock of the worker; only the files.
@@ -455,20 +476,29 @@ void Persistence::StartSnapshot() {
       err = errno;
       e = FileError("cannot sync log", dir_ + "/" + LogFileName(next_seq - 1), err);
     }
+    if (e.empty() && new_log_fd >= 0 && (err = SyncNewLog(new_log_fd, dir_)) != 0) {
+      e = FileError("cannot sync log", dir_ + "/" + LogFileName(next_seq), err);
+    }
     if (e.empty()) e = WriteSnapshotFile(dir_, header, view, frozen_, frozen_slots_, &err);
-    if (e.empty()) ::_exit(0);
+    if (e.empty()) {
+      // The logs it covers go here too: unlinking a large file takes tens of ms. A failure
+      // leaves them to the worker (SaveSucceeded); a restore ignores them anyway.
+      RemoveLogsBelow(dir_, next_seq);
+      ::_exit(0);
+    }
     std::memcpy(child_error_, &err, sizeof err);
     std::snprintf(child_error_ + 8, kErrorPage - 8, "%s", e.c_str());
     ::_exit(1);
   }
   int fork_errno = errno;
-  if (old_fd >= 0) ::close(old_fd);
   if (pid < 0) {
+    sync_rotation_here();
     anchor_->saves.fetch_add(1, std::memory_order_release);
     Failed(shm::kPersistFailSnapshot, fork_errno,
            std::string("cannot fork the snapshot writer: ") + std::strerror(fork_errno));
     return;
   }
+  if (old_fd >= 0) ::close(old_fd);
   child_pid_ = pid;
   child_next_seq_ = next_seq;
   child_changes_ = changes_;
@@ -512,9 +542,7 @@ void Persistence::ReapChild(bool wait) {
 }
 
 void Persistence::SaveSucceeded(std::uint64_t covered_below) {
-  for (std::uint64_t seq : ListLogs(dir_)) {
-    if (seq < covered_below) ::unlink((dir_ + "/" + LogFileName(seq)).c_str());
-  }
+  RemoveLogsBelow(dir_, covered_below);
   changes_ -= std::min(changes_, child_changes_);
   log_bytes_ -= std::min(log_bytes_, child_log_bytes_);
   last_good_save_ = Clock::now();

@@ -25,11 +25,13 @@
 // Snapshots are taken by a forked child (Redis's BGSAVE): the worker rotates the log (new file
 // log.<seq+1>), copies the table's slot array (8 bytes a slot; records are immutable, so the
 // copy freezes the bucket's state), forks, and goes on serving. The child touches no ring, socket,
-// futex or lock of its parent: it syncs the old log, writes the snapshot (snapshot_writer.h),
-// and exits; it dies with the worker (PR_SET_PDEATHSIG). When it succeeds, the logs it covers are
-// deleted. A thread instead of a fork would share the worker's address space, so a crash while
-// writing would take the bucket's writer down with it, and it would need the generation kept
-// mapped across growth; the fork costs one page-table copy of the worker's small private memory.
+// futex or lock of its parent: it syncs the old log (and outside `always` the new one's header
+// and directory entry), writes the snapshot (snapshot_writer.h), deletes the logs it covers, and
+// exits; it dies with the worker (PR_SET_PDEATHSIG). Nothing that waits for the disk beyond a
+// file creation runs on the worker's thread when a snapshot starts or ends. A thread instead of a
+// fork would share the worker's address space, so a crash while writing would take the bucket's
+// writer down with it, and it would need the generation kept mapped across growth; the fork costs
+// one page-table copy of the worker's small private memory.
 //
 // Failures (ENOSPC, EIO, EFBIG -- SIGXFSZ is ignored): shown in the anchor (kvctl status) and
 // the log. With `always` a failed log write refuses writes (PERSISTENCE) until a snapshot
@@ -129,7 +131,8 @@ class Persistence {
   // Writes the buffer to the log (no sync). Returns 0 or errno (reported).
   int WriteBuffer();
   void Failed(std::uint32_t what, int err, const std::string& message);
-  bool OpenLog(std::uint64_t seq, int* fd, std::string* error, int* err);
+  // Creates log `seq` with its header; `sync`: made durable here (else by the snapshot child).
+  bool OpenLog(std::uint64_t seq, bool sync, int* fd, std::string* error, int* err);
   void StartSnapshot();
   void ReapChild(bool wait);
   void SaveSucceeded(std::uint64_t covered_below);
