@@ -435,6 +435,7 @@ void Persistence::StartSnapshot() {
       std::lock_guard<std::mutex> lock(sync_mu_);
       old_fd = log_fd_;
       log_fd_ = fd;
+      ++log_generation_;
       appender_.Switch(fd, kLogHeaderSize, preallocate_);
       written_.store(0, std::memory_order_relaxed);
       synced_ = 0;
@@ -600,8 +601,19 @@ void Persistence::SyncLoop() {
     if (sync_stop_) break;
     std::uint64_t w = written_.load(std::memory_order_acquire);
     if (w == synced_ || log_fd_ < 0) continue;
-    if (::fdatasync(log_fd_) != 0) {
-      sync_error_.store(errno);
+    // The fdatasync runs without the lock: a second's dirty pages can take 100+ ms to sync, and
+    // the worker's thread takes the lock to rotate the log at a snapshot (it waited that long).
+    // The duplicate keeps the file open if the worker closes it meanwhile; after a rotation the
+    // result is moot (the snapshot child syncs the rotated log).
+    int fd = ::fcntl(log_fd_, F_DUPFD_CLOEXEC, 0);
+    std::uint64_t generation = log_generation_;
+    lock.unlock();
+    int err = fd < 0 ? errno : ::fdatasync(fd) != 0 ? errno : 0;
+    if (fd >= 0) ::close(fd);
+    lock.lock();
+    if (generation != log_generation_) continue;
+    if (err != 0) {
+      sync_error_.store(err);
     } else {
       synced_ = w;
     }

@@ -185,7 +185,8 @@ class Persistence {
   std::condition_variable sync_cv_;
   bool sync_stop_ = false;
   std::atomic<std::uint64_t> written_{0};  // bytes written (write()) to the current log
-  std::uint64_t synced_ = 0;               // syncer only
+  std::uint64_t synced_ = 0;               // syncer, and the rotation; under sync_mu_
+  std::uint64_t log_generation_ = 0;       // bumped at each rotation; under sync_mu_
   std::atomic<int> sync_error_{0};
 };
 
