@@ -15,9 +15,16 @@
 //                        the same with N client processes / connections at once (--clients,
 //                        default 8): both group-commit what arrives together
 //   put_during_snapshot_ratio  sync put/s while a snapshot of the 1M keys runs / without one
-//                        (the mean of the same puts just before and just after), on the idle
+//                        (the same puts just before and just after, for as long), on the idle
 //                        machine; put_during_snapshot_hogs2_ratio the same with two
 //                        busy processes beside (bench/cpu_hogs.h)
+//   put_during_snapshot_ratio_without_rebuilds (and _hogs2_)  the same with the pauses of
+//                        table rebuilds (generation changes, docs/design.md "Growth") left out
+//                        of both sides: where they fall depends on the heap's fill, not on the
+//                        snapshot
+//   put_max_ms_during_snapshot, put_max_ms_without_snapshot (and _hogs2)
+//                        the slowest single put in those windows; rebuilds_during_snapshot,
+//                        rebuilds_without_snapshot (and _hogs2) how many rebuilds fell in them
 // Targets (issue 16): snapshot_ms <= redis_bgsave_ms, restore_ms <= redis_load_ms,
 // put_everysec_ratio >= 0.8, put_always >= 2x Redis, put_during_snapshot_ratio >= 0.8.
 //
@@ -255,36 +262,96 @@ double PutPerSProcesses(const std::string& ns, int clients, double seconds) {
   return failed ? -1 : total;
 }
 
-// Sync puts while `save` runs (until it returns), and `seconds` of them without one just before
-// and just after (their mean is the baseline: on a shared host one window alone drifts with the
-// scheduler's luck); sets *ratio (during / without) and *save_ms (how long the snapshot took
-// under puts).
+// Sync puts in a loop, timed one by one. A put that took over 20 ms and during which the table
+// moved to a new generation waited for the rebuild (docs/design.md "Growth"): its time is also
+// counted apart, as a pause every writer of the bucket meets every so often, snapshot or not.
+struct PutWindow {
+  double puts = 0, seconds = 0, worst_ms = 0;
+  double rebuild_seconds = 0;
+  int rebuilds = 0;
+  bool ok = true;
+  void Add(const PutWindow& w) {
+    puts += w.puts;
+    seconds += w.seconds;
+    worst_ms = std::max(worst_ms, w.worst_ms);
+    rebuild_seconds += w.rebuild_seconds;
+    rebuilds += w.rebuilds;
+    ok = ok && w.ok;
+  }
+  double PerS() const { return seconds > 0 ? puts / seconds : 0; }
+  double PerSWithoutRebuilds() const {
+    return seconds > rebuild_seconds ? puts / (seconds - rebuild_seconds) : 0;
+  }
+};
+
+std::uint64_t Generation(kv::Bucket& b) {
+  kv::Result<kv::BucketStats> st = b.Stats();
+  return st.ok() ? st->generation : 0;
+}
+
+// Puts until `stop` says so (it is asked before each put, with the seconds since the start).
+PutWindow TimedPuts(kv::Bucket& b, int offset, const std::function<bool(double)>& stop) {
+  PutWindow w;
+  std::uint64_t generation = Generation(b);
+  auto t0 = Clock::now();
+  for (auto t = t0; !stop(Ms(t - t0) / 1000);) {
+    if (!b.Put(Key(offset + static_cast<int>(w.puts) % 1000), kValue).ok()) {
+      w.ok = false;
+      break;
+    }
+    auto done = Clock::now();
+    double ms = Ms(done - t);
+    w.worst_ms = std::max(w.worst_ms, ms);
+    if (ms > 20 && Generation(b) != generation) {
+      generation = Generation(b);
+      w.rebuild_seconds += ms / 1000;
+      ++w.rebuilds;
+      done = Clock::now();
+    }
+    t = done;
+    ++w.puts;
+  }
+  w.seconds = Ms(Clock::now() - t0) / 1000;
+  return w;
+}
+
+struct SnapshotPuts {
+  double ratio = 0;                   // put/s during the snapshot / without one
+  double ratio_without_rebuilds = 0;  // the same, the rebuilds' pauses left out of both
+  double save_ms = 0;                 // how long the snapshot took under puts
+  double worst_ms = 0;                // the slowest single put during the snapshot
+  double quiet_worst_ms = 0;          // and without one
+  int rebuilds = 0, quiet_rebuilds = 0;
+};
+
+// Sync puts while `save` runs (until it returns), and without one for `seconds` just before and
+// for as long as the snapshot took (at least `seconds`) just after. The baseline is both quiet
+// windows together: on a shared host one window alone drifts with the scheduler's luck. Where a
+// rebuild falls depends on how full the heap was when the windows began (the same in every run
+// of the bench): the ratio without the rebuilds' pauses is the snapshot's own effect.
 bool PutsDuringSnapshot(kv::Bucket& b, int offset, double seconds,
-                        const std::function<bool()>& save, double* ratio, double* save_ms) {
-  double quiet = PutPerS(b, seconds, offset);
+                        const std::function<bool()>& save, SnapshotPuts* out) {
+  PutWindow quiet = TimedPuts(b, offset, [&](double t) { return t >= seconds; });
   std::atomic<bool> done{false};
   bool saved = false;
   auto s0 = Clock::now();
   std::thread saver([&] {
     saved = save();
-    *save_ms = Ms(Clock::now() - s0);
+    out->save_ms = Ms(Clock::now() - s0);
     done = true;
   });
-  int n = 0;
-  auto p0 = Clock::now();
-  bool ok = true;
-  while (!done.load()) {
-    if (!b.Put(Key(offset + n % 1000), kValue).ok()) {
-      ok = false;
-      break;
-    }
-    ++n;
-  }
-  double during = n / (Ms(Clock::now() - p0) / 1000);
+  PutWindow during = TimedPuts(b, offset, [&](double) { return done.load(); });
   saver.join();
-  quiet = (quiet + PutPerS(b, seconds, offset)) / 2;
-  *ratio = quiet > 0 ? during / quiet : 0;
-  return ok && saved && quiet > 0;
+  quiet.Add(TimedPuts(b, offset, [&](double t) { return t >= std::max(seconds, during.seconds); }));
+  out->ratio = quiet.PerS() > 0 ? during.PerS() / quiet.PerS() : 0;
+  out->ratio_without_rebuilds = quiet.PerSWithoutRebuilds() > 0
+                                    ? during.PerSWithoutRebuilds() / quiet.PerSWithoutRebuilds()
+                                    : 0;
+  out->worst_ms = during.worst_ms;
+  out->quiet_worst_ms = quiet.worst_ms;
+  out->rebuilds = during.rebuilds;
+  out->quiet_rebuilds = quiet.rebuilds;
+  return quiet.ok && during.ok && saved && quiet.puts > 0;
 }
 
 bool KvFill(kv::Bucket& b, int keys) {
@@ -369,11 +436,30 @@ int main(int argc, char** argv) {
   nlohmann::json out = {
       {"keys", keys}, {"key_bytes", 16}, {"value_bytes", 64}, {"clients", clients}};
   std::string many = "_" + std::to_string(clients) + "_clients_per_s";
-  for (const char* k :
-       {"redis_bgsave_ms", "redis_load_ms", "redis_set_always_per_s", "put_always_per_s",
-        "put_none_per_s", "put_everysec_per_s", "put_everysec_ratio", "snapshot_ms",
-        "put_during_snapshot_ratio", "snapshot_under_puts_ms", "put_during_snapshot_hogs2_ratio",
-        "snapshot_under_puts_hogs2_ms", "restore_ms", "restored_keys"}) {
+  for (const char* k : {"redis_bgsave_ms",
+                        "redis_load_ms",
+                        "redis_set_always_per_s",
+                        "put_always_per_s",
+                        "put_none_per_s",
+                        "put_everysec_per_s",
+                        "put_everysec_ratio",
+                        "snapshot_ms",
+                        "put_during_snapshot_ratio",
+                        "snapshot_under_puts_ms",
+                        "put_during_snapshot_hogs2_ratio",
+                        "snapshot_under_puts_hogs2_ms",
+                        "put_max_ms_during_snapshot",
+                        "put_max_ms_without_snapshot",
+                        "put_max_ms_during_snapshot_hogs2",
+                        "put_max_ms_without_snapshot_hogs2",
+                        "put_during_snapshot_ratio_without_rebuilds",
+                        "put_during_snapshot_hogs2_ratio_without_rebuilds",
+                        "rebuilds_during_snapshot",
+                        "rebuilds_without_snapshot",
+                        "rebuilds_during_snapshot_hogs2",
+                        "rebuilds_without_snapshot_hogs2",
+                        "restore_ms",
+                        "restored_keys"}) {
     out[k] = 0;
   }
   out["redis_set_always" + many] = 0;
@@ -454,20 +540,31 @@ int main(int argc, char** argv) {
     if (!saved.ok()) return Fail(saved.ToString().c_str());
     out["snapshot_ms"] = Ms(Clock::now() - t0);
     auto save = [&] { return c->SaveBucket("big").ok(); };
-    double ratio = 0, save_ms = 0;
-    if (!PutsDuringSnapshot(*b, keys, seconds / 2, save, &ratio, &save_ms)) {
+    SnapshotPuts idle;
+    if (!PutsDuringSnapshot(*b, keys, seconds, save, &idle)) {
       return Fail("puts during a snapshot failed");
     }
-    out["put_during_snapshot_ratio"] = ratio;
-    out["snapshot_under_puts_ms"] = save_ms;
+    out["put_during_snapshot_ratio"] = idle.ratio;
+    out["snapshot_under_puts_ms"] = idle.save_ms;
+    out["put_during_snapshot_ratio_without_rebuilds"] = idle.ratio_without_rebuilds;
+    out["put_max_ms_during_snapshot"] = idle.worst_ms;
+    out["put_max_ms_without_snapshot"] = idle.quiet_worst_ms;
+    out["rebuilds_during_snapshot"] = idle.rebuilds;
+    out["rebuilds_without_snapshot"] = idle.quiet_rebuilds;
+    SnapshotPuts loaded;
     {
       kv::bench::CpuHogs hogs(2);
-      if (!PutsDuringSnapshot(*b, keys, seconds / 2, save, &ratio, &save_ms)) {
+      if (!PutsDuringSnapshot(*b, keys, seconds, save, &loaded)) {
         return Fail("puts during a snapshot (two busy processes) failed");
       }
     }
-    out["put_during_snapshot_hogs2_ratio"] = ratio;
-    out["snapshot_under_puts_hogs2_ms"] = save_ms;
+    out["put_during_snapshot_hogs2_ratio"] = loaded.ratio;
+    out["snapshot_under_puts_hogs2_ms"] = loaded.save_ms;
+    out["put_during_snapshot_hogs2_ratio_without_rebuilds"] = loaded.ratio_without_rebuilds;
+    out["put_max_ms_during_snapshot_hogs2"] = loaded.worst_ms;
+    out["put_max_ms_without_snapshot_hogs2"] = loaded.quiet_worst_ms;
+    out["rebuilds_during_snapshot_hogs2"] = loaded.rebuilds;
+    out["rebuilds_without_snapshot_hogs2"] = loaded.quiet_rebuilds;
     b = kv::Status(kv::Code::kInternal, "released");
     c.reset();
     // A reboot: kvd stops (a clean stop also saves), every object of the namespace goes.
@@ -507,6 +604,15 @@ int main(int argc, char** argv) {
               num("snapshot_under_puts_ms"));
   std::printf("%-34s %12.2f %12s  (snapshot took %.0f ms)\n", "  the same, two busy processes",
               num("put_during_snapshot_hogs2_ratio"), "", num("snapshot_under_puts_hogs2_ms"));
+  std::printf("%-34s %12.2f %12.2f  (idle / two busy processes)\n",
+              "  without the rebuilds' pauses", num("put_during_snapshot_ratio_without_rebuilds"),
+              num("put_during_snapshot_hogs2_ratio_without_rebuilds"));
+  std::printf("%-34s %12.0f %12.0f  (rebuilds %.0f / %.0f)\n", "  slowest put during / without, ms",
+              num("put_max_ms_during_snapshot"), num("put_max_ms_without_snapshot"),
+              num("rebuilds_during_snapshot"), num("rebuilds_without_snapshot"));
+  std::printf("%-34s %12.0f %12.0f  (rebuilds %.0f / %.0f)\n", "  the same, two busy processes",
+              num("put_max_ms_during_snapshot_hogs2"), num("put_max_ms_without_snapshot_hogs2"),
+              num("rebuilds_during_snapshot_hogs2"), num("rebuilds_without_snapshot_hogs2"));
   std::printf("restored keys: %.0f of %d\n", num("restored_keys"), keys);
   if (json) std::printf("%s\n", out.dump().c_str());
   return 0;
