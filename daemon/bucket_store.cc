@@ -188,6 +188,7 @@ void BucketStore::MarkDropped() {
 
 shm::WireStatus BucketStore::NextGeneration(std::uint64_t extra_bytes, bool empty,
                                             std::uint64_t extra_keys) {
+  table_.AbandonNext();  // sized for what the table held, not for this
   std::uint64_t next_gen = table_.generation() + 1;
   std::string name = shm::GenerationObjectName(ns_, bucket_id_, next_gen);
   shm::Segment::Remove(name);
@@ -198,6 +199,12 @@ shm::WireStatus BucketStore::NextGeneration(std::uint64_t extra_bytes, bool empt
     spdlog::warn("bucket {}: cannot build generation {}: {}", bucket_id_, next_gen, error.message);
     return shm::WireStatus::kBucketFull;
   }
+  Adopt(std::move(next));
+  return shm::WireStatus::kOk;
+}
+
+void BucketStore::Adopt(shm::TableWriter next) {
+  std::uint64_t next_gen = next.generation();
   dedup_.CarryValues(table_.view(), next, next_gen);  // before anyone can see `next`
   CrashPoint("generation-built");
   next.Publish();
@@ -212,7 +219,29 @@ shm::WireStatus BucketStore::NextGeneration(std::uint64_t extra_bytes, bool empt
   table_.SetHistory(history_.get());
   shm::Segment::Remove(old_name);  // A2: readers that mapped it keep their mapping
   spdlog::debug("bucket {}: generation {} published", bucket_id_, next_gen);
-  return shm::WireStatus::kOk;
+}
+
+bool BucketStore::AdvanceNextGeneration(std::size_t requests) {
+  if (!table_.building_next()) {
+    std::uint64_t writes = table_.view().Stats().writes_applied;
+    if (!table_.NearlyFull() || writes < retry_next_after_writes_) return false;
+    std::string name = shm::GenerationObjectName(ns_, bucket_id_, table_.generation() + 1);
+    shm::Segment::Remove(name);
+    shm::ShmError error;
+    if (!table_.StartNext(name, limits_.max_bytes, &error)) {
+      // The writes that fill the table will build it at once (and say why if they cannot).
+      retry_next_after_writes_ = writes + kNextRetryWrites;
+      return false;
+    }
+  }
+  if (!table_.CopyNext(requests == 0 ? kNextSlotsIdle : requests * kNextSlotsPerRequest)) {
+    if (!table_.building_next()) {
+      retry_next_after_writes_ = table_.view().Stats().writes_applied + kNextRetryWrites;
+    }
+    return table_.building_next();
+  }
+  Adopt(table_.TakeNext());
+  return false;
 }
 
 template <typename Write>
@@ -223,6 +252,11 @@ shm::WireStatus BucketStore::Grow(std::uint64_t bytes, Write&& write) {
     if (r == shm::WriteResult::kNotFound) return shm::WireStatus::kNotFound;
     if (r == shm::WriteResult::kVersionMismatch) return shm::WireStatus::kVersionMismatch;
     if (table_.last_error().kind == shm::ShmError::kNoSpace) return shm::WireStatus::kBucketFull;
+    // A build under way has room for what this table holds and as much again: finish it now.
+    if (table_.building_next() && table_.CopyNext(~std::uint64_t{0})) {
+      Adopt(table_.TakeNext());
+      continue;
+    }
     shm::WireStatus grown = NextGeneration(bytes, false);
     if (grown != shm::WireStatus::kOk) return grown;
   }

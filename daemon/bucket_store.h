@@ -122,6 +122,13 @@ class BucketStore {
   // Marks the change feed cleanly closed (the next worker appends no resync record).
   void CloseChanges() { feed_.Close(); }
 
+  // The incremental build of the next generation (shm::TableWriter::StartNext; docs/design.md,
+  // "Growth"): starts one when the table is nearly full, copies some of it (kNextSlotsPerRequest
+  // slots for each of the `requests` the worker's pass took, kNextSlotsIdle after a pass that
+  // took none), and publishes it once complete. True while one is under way: the worker does
+  // not sleep then. A write that finds the table full finishes the build at once.
+  bool AdvanceNextGeneration(std::size_t requests);
+
   // Restore from disk (daemon/persistence/restore.h), before the worker serves anyone: sizes the
   // table for `keys` more keys of `bytes` record bytes, then applies effects with their versions.
   shm::WireStatus Reserve(std::uint64_t keys, std::uint64_t bytes);
@@ -142,6 +149,16 @@ class BucketStore {
   // empty), publishing it through the anchor before unlinking the old one.
   shm::WireStatus NextGeneration(std::uint64_t extra_bytes, bool empty,
                                  std::uint64_t extra_keys = 0);
+  // Publishes `next` as the current generation and unlinks the old one.
+  void Adopt(shm::TableWriter next);
+  // The build copies ~60 ns a slot. Started at nine tenths of the heap (twice the live data when
+  // it was built), it has ~0.2 writes a key before the heap is full, and there are ~1.7 slots a
+  // key: 16 slots a request keep it about twice ahead. A pass without requests copies ~0.25 ms
+  // worth.
+  static constexpr std::uint64_t kNextSlotsPerRequest = 16;
+  static constexpr std::uint64_t kNextSlotsIdle = 4096;
+  // After a build could not start or ended, the writes before the next try.
+  static constexpr std::uint64_t kNextRetryWrites = 4096;
   shm::WireStatus Put(std::string_view key, std::string_view value, std::int64_t* version,
                       std::uint64_t expiry = 0);
   // Expire (expiry != 0) and Persist (0): the key's record rewritten with the expiry.
@@ -171,7 +188,8 @@ class BucketStore {
   // NS.b<id>.hist: every slot change, for snapshots and batch recovery. Held by pointer so the
   // table's reference to it survives moves of the store.
   std::unique_ptr<shm::HistoryWriter> history_;
-  std::vector<shm::BatchOp> batch_;  // the last decoded batch
+  std::vector<shm::BatchOp> batch_;            // the last decoded batch
+  std::uint64_t retry_next_after_writes_ = 0;  // see kNextRetryWrites
 };
 
 }  // namespace kv::daemon

@@ -856,6 +856,7 @@ void Worker::Run() {
     std::size_t taken = DrainAll();
     peak_taken = std::max(peak_taken, taken);
     bool did = taken != 0;
+    bool building = store_.AdvanceNextGeneration(taken);
     if (did && idle) {
       ScoreIdlePeriod(idle_start);  // one clock read per idle period, none per request
       idle = false;
@@ -870,7 +871,7 @@ void Worker::Run() {
     // was written to.
     if (did && mirror_ && !periodic) mirror_->OnEvent();
 #endif
-    if (did && !periodic) continue;
+    if ((did || building) && !periodic) continue;
     int expiry_ms = ActiveExpire(1000);
     // Subscribers are woken when the stream pauses, and every 256 busy passes while it does not:
     // a futex wake per batch would cost the writer a system call and wake every subscriber for
@@ -893,9 +894,9 @@ void Worker::Run() {
       idle_start = now;
       spin_budget = idle_spin_.Budget(SpinCandidates(PublishCpu()));
     }
-    if (did || now - idle_start < spin_budget) {
+    if (did || building || now - idle_start < spin_budget) {
       if (periodic) HandleEvents(0);
-      if (!did) __builtin_ia32_pause();
+      if (!did && !building) __builtin_ia32_pause();
       continue;
     }
     persistence_.BeforeSleep();

@@ -467,9 +467,9 @@ void TableWriter::MarkReplaced(const std::string& name, std::uint64_t next) {
   }
 }
 
-TableWriter TableWriter::BuildNext(const std::string& name, std::uint64_t extra_bytes, bool empty,
-                                   std::uint64_t max_segment_size, ShmError* error,
-                                   std::uint64_t extra_keys) const {
+TableWriter TableWriter::CreateNext(const std::string& name, std::uint64_t extra_bytes, bool empty,
+                                    std::uint64_t max_segment_size, ShmError* error,
+                                    std::uint64_t extra_keys) const {
   TableStats stats = view_.Stats();
   std::uint64_t keys = (empty ? 0 : stats.key_count) + extra_keys;
   std::uint64_t live = empty ? 0 : stats.live_bytes;
@@ -497,12 +497,48 @@ TableWriter TableWriter::BuildNext(const std::string& name, std::uint64_t extra_
   nh->last_version.store(view_.header_->last_version.load(std::memory_order_relaxed),
                          std::memory_order_relaxed);
   nh->writes_applied.store(stats.writes_applied, std::memory_order_relaxed);
+  return next;
+}
+
+bool TableWriter::CopyInto(TableWriter& next, std::uint64_t word) const {
+  std::uint32_t k, v;
+  const RecordHeader* rec = view_.Record(word, &k, &v);
+  if (rec == nullptr) return true;  // Open() validated every slot; unreachable in practice
+  TableHeader* nh = next.header();
+  if ((nh->key_count.load(std::memory_order_relaxed) +
+       nh->tombstones.load(std::memory_order_relaxed) + 1) *
+          100 >
+      next.view_.slot_count_ * kMaxLoadPercent) {
+    return false;  // T3
+  }
+  std::uint64_t hash = HashKey({RecordKey(rec), k});
+  // The key is not in `next`: it goes to the first empty slot of its probe sequence, and the
+  // record is copied as it is (same version, same checksum).
+  std::uint64_t at = HomeSlot(hash, next.view_.slot_count_);
+  while (next.view_.slots_[at].load(std::memory_order_relaxed) != kSlotEmpty) {
+    if (++at == next.view_.slot_count_) at = 0;
+  }
+  std::uint64_t size = RecordSize(k, v, RecordExpiry(rec) != 0);
+  std::uint64_t new_word = next.AppendCopy(hash, rec, size);
+  if (new_word == 0) return false;
+  next.slots()[at].store(new_word, std::memory_order_relaxed);
+  Add(nh->key_count, 1);
+  Add(nh->live_bytes, size);
+  return true;
+}
+
+TableWriter TableWriter::BuildNext(const std::string& name, std::uint64_t extra_bytes, bool empty,
+                                   std::uint64_t max_segment_size, ShmError* error,
+                                   std::uint64_t extra_keys) const {
+  TableWriter next = CreateNext(name, extra_bytes, empty, max_segment_size, error, extra_keys);
+  if (!next.valid()) return {};
+  TableHeader* nh = next.header();
+  std::uint64_t need_heap = kHeapReserved + (empty ? 0 : view_.Stats().live_bytes) + extra_bytes;
   if (ShmError e = next.segment_.Reserve(nh->heap_offset + need_heap + ReserveChunk(need_heap))) {
     *error = e;
     Segment::Remove(name);
     return {};
   }
-  std::uint64_t copied = 0;
   for (std::uint64_t i = 0; i < view_.slot_count_ && !empty; ++i) {
     if (i == view_.slot_count_ / 2) CrashHook("generation-half-copied");
     // Records are visited in slot (random) order: fetch a few slots ahead so that the misses
@@ -512,31 +548,122 @@ TableWriter TableWriter::BuildNext(const std::string& name, std::uint64_t extra_
       if (IsLive(ahead)) PrefetchRecordAt(view_.heap_, view_.heap_size_, ahead);
     }
     std::uint64_t word = view_.slots_[i].load(std::memory_order_relaxed);
-    if (word == kSlotEmpty || !IsLive(word)) continue;
-    std::uint32_t k, v;
-    const RecordHeader* rec = view_.Record(word, &k, &v);
-    if (rec == nullptr) continue;  // Open() validated every slot; unreachable in practice
-    std::uint64_t hash = HashKey({RecordKey(rec), k});
-    // Keys are unique and nothing is deleted here: the key goes to the first empty slot of its
-    // probe sequence, and the record is copied as it is (same version, same checksum).
-    std::uint64_t at = HomeSlot(hash, next.view_.slot_count_);
-    while (next.view_.slots_[at].load(std::memory_order_relaxed) != kSlotEmpty) {
-      if (++at == next.view_.slot_count_) at = 0;
-    }
-    std::uint64_t new_word = next.AppendCopy(hash, rec, RecordSize(k, v, RecordExpiry(rec) != 0));
-    if (new_word == 0) {
+    if (!IsLive(word)) continue;
+    if (!CopyInto(next, word)) {
       *error = next.last_error_ ? next.last_error_
                                 : ShmError{ShmError::kNoSpace, "next generation heap is full"};
       Segment::Remove(name);
       return {};
     }
-    next.slots()[at].store(new_word, std::memory_order_relaxed);
-    ++copied;
   }
-  nh->key_count.store(copied, std::memory_order_relaxed);
-  nh->live_bytes.store(nh->heap_used.load(std::memory_order_relaxed) - kHeapReserved,
-                       std::memory_order_relaxed);
   return next;
+}
+
+bool TableWriter::NearlyFull() const {
+  const TableHeader* h = view_.header_;
+  std::uint64_t used = h->heap_used.load(std::memory_order_relaxed);
+  std::uint64_t used_slots =
+      h->key_count.load(std::memory_order_relaxed) + h->tombstones.load(std::memory_order_relaxed);
+  return used * 10 >= view_.heap_size_ * 9 ||
+         used_slots * 100 * 10 >= view_.slot_count_ * kMaxLoadPercent * 9;
+}
+
+bool TableWriter::StartNext(const std::string& name, std::uint64_t max_segment_size,
+                            ShmError* error) {
+  AbandonNext();
+  TableWriter next = CreateNext(name, 0, false, max_segment_size, error, 0);
+  if (!next.valid()) return false;
+  next_ = std::make_unique<TableWriter>(std::move(next));
+  next_cursor_ = 0;
+  return true;
+}
+
+bool TableWriter::CopyNext(std::uint64_t slots) {
+  if (next_ == nullptr) return false;
+  std::uint64_t end =
+      slots >= view_.slot_count_ - next_cursor_ ? view_.slot_count_ : next_cursor_ + slots;
+  for (std::uint64_t i = next_cursor_; i < end; ++i) {
+    if (i == view_.slot_count_ / 2) CrashHook("generation-half-copied");
+    if (i + kCopyPrefetch < view_.slot_count_) {
+      std::uint64_t ahead = view_.slots_[i + kCopyPrefetch].load(std::memory_order_relaxed);
+      if (IsLive(ahead)) PrefetchRecordAt(view_.heap_, view_.heap_size_, ahead);
+    }
+    std::uint64_t word = view_.slots_[i].load(std::memory_order_relaxed);
+    if (IsLive(word) && !CopyInto(*next_, word)) {
+      AbandonNext();
+      return false;
+    }
+  }
+  next_cursor_ = end;
+  return next_cursor_ == view_.slot_count_;
+}
+
+TableWriter TableWriter::TakeNext() {
+  TableWriter next = std::move(*next_);
+  next_.reset();
+  next_cursor_ = 0;
+  TableHeader* nh = next.header();
+  nh->last_version.store(view_.header_->last_version.load(std::memory_order_relaxed),
+                         std::memory_order_relaxed);
+  nh->writes_applied.store(view_.header_->writes_applied.load(std::memory_order_relaxed),
+                           std::memory_order_relaxed);
+  return next;
+}
+
+void TableWriter::AbandonNext() {
+  if (next_ == nullptr) return;
+  std::string name = next_->name();
+  next_.reset();
+  next_cursor_ = 0;
+  Segment::Remove(name);
+}
+
+void TableWriter::ReflectIntoNext(std::uint64_t old_word, std::uint64_t new_word) {
+  // The key is in the record the slot points at now, or pointed at (a delete).
+  std::uint64_t source = IsLive(new_word) ? new_word : old_word;
+  if (!IsLive(source)) return;
+  std::uint32_t k, v;
+  const RecordHeader* rec = view_.Record(source, &k, &v);
+  if (rec == nullptr) return AbandonNext();
+  TableWriter& next = *next_;
+  TableHeader* nh = next.header();
+  std::string_view key(RecordKey(rec), k);
+  std::uint64_t hash = HashKey(key);
+  bool found = false;
+  std::uint64_t at = next.Find(key, hash, &found);
+  std::uint64_t there = next.view_.slots_[at].load(std::memory_order_relaxed);
+  std::uint64_t there_size = 0;
+  if (found) {
+    std::uint32_t tk, tv;
+    const RecordHeader* old = next.view_.Record(there, &tk, &tv);
+    if (old != nullptr) there_size = RecordSize(tk, tv, RecordExpiry(old) != 0);
+  }
+  if (!IsLive(new_word)) {
+    if (!found) return;
+    next.slots()[at].store(kSlotTombstone, std::memory_order_relaxed);
+    Sub(nh->key_count, 1);
+    Add(nh->tombstones, 1);
+    Sub(nh->live_bytes, there_size);
+    return;
+  }
+  if (!found && there != kSlotTombstone &&
+      (nh->key_count.load(std::memory_order_relaxed) +
+       nh->tombstones.load(std::memory_order_relaxed) + 1) *
+              100 >
+          next.view_.slot_count_ * kMaxLoadPercent) {
+    return AbandonNext();  // T3
+  }
+  std::uint64_t size = RecordSize(k, v, RecordExpiry(rec) != 0);
+  std::uint64_t word = next.AppendCopy(hash, rec, size);
+  if (word == 0) return AbandonNext();
+  next.slots()[at].store(word, std::memory_order_relaxed);
+  if (found) {
+    Sub(nh->live_bytes, there_size);
+  } else {
+    Add(nh->key_count, 1);
+    if (there == kSlotTombstone) Sub(nh->tombstones, 1);
+  }
+  Add(nh->live_bytes, size);
 }
 
 std::uint64_t TableWriter::CarryRecord(const TableView& from, std::uint64_t offset) {
@@ -794,12 +921,14 @@ bool TableWriter::PrepareHistory(std::size_t entries) {
 }
 
 void TableWriter::StoreSlot(std::uint64_t at, std::uint64_t word) {
+  std::uint64_t old_word = slots()[at].load(std::memory_order_relaxed);
   if (history_ != nullptr) {
-    history_->Record(generation(), at, slots()[at].load(std::memory_order_relaxed), word);
+    history_->Record(generation(), at, old_word, word);
     history_->Publish();  // H1: before the slot store
   }
   slots()[at].store(word, std::memory_order_release);
   if (history_ != nullptr) history_->Commit();  // H2
+  if (next_ != nullptr && at < next_cursor_) ReflectIntoNext(old_word, word);
 }
 
 void TableWriter::RestoreSlot(std::uint64_t index, std::uint64_t word) {
@@ -916,6 +1045,9 @@ WriteResult TableWriter::ApplyBatch(const std::vector<BatchOp>& ops, std::size_t
   for (std::size_t i = 0; i < plan.size(); ++i) {
     if (i == plan.size() / 2 && i != 0) CrashHook("batch-half-applied");
     slots()[plan[i].at].store(plan[i].new_word, std::memory_order_release);
+    if (next_ != nullptr && plan[i].at < next_cursor_) {
+      ReflectIntoNext(plan[i].old_word, plan[i].new_word);
+    }
   }
   CrashHook("batch-slots-stored");
   history_->Commit();

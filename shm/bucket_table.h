@@ -37,6 +37,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -289,6 +290,30 @@ class TableWriter {
                         std::uint64_t max_segment_size, ShmError* error,
                         std::uint64_t extra_keys = 0) const;
 
+  // The incremental build of the next generation (docs/design.md, "Growth"), which spares the
+  // writer BuildNext's pause. StartNext creates the next generation empty, sized as BuildNext
+  // would (no bytes extra); CopyNext copies this table's slots into it a few at a time, in slot
+  // order (the copy's cursor); and every slot store of this table below the cursor is reflected
+  // into it as it happens. When the cursor reaches the end the next generation holds exactly
+  // this table's keys, records and versions. It stays unpublished (no reader sees it) until the
+  // caller takes and publishes it; a crash leaves an unpublished generation, which the next
+  // worker removes. A copy or reflection that does not fit (heap, slots, /dev/shm) ends the
+  // build and removes its segment; the table itself is never affected. Worker only.
+  //
+  // NearlyFull says when to start: the heap or the slots are nine tenths of the way to where a
+  // write would need a new generation.
+  bool NearlyFull() const;
+  bool StartNext(const std::string& name, std::uint64_t max_segment_size, ShmError* error);
+  bool building_next() const { return next_ != nullptr; }
+  // Copies up to `slots` more slots (crash hook generation-half-copied at the middle). True once
+  // every slot is copied; false while slots remain, or if the build ended (building_next()).
+  bool CopyNext(std::uint64_t slots);
+  // The complete next generation (CopyNext returned true), with this table's version counter
+  // and write count; the build ends.
+  TableWriter TakeNext();
+  // Ends the build, if any, and removes its segment.
+  void AbandonNext();
+
   // Appends a copy of `from`'s record at heap offset `offset` that no slot points at (kept for
   // the exactly-once log across a generation change). Returns its offset here, 0 if `from` has
   // no valid record there or this heap is full.
@@ -396,6 +421,18 @@ class TableWriter {
   // Appends a byte-for-byte copy of another generation's record of `size` bytes (T1).
   std::uint64_t AppendCopy(std::uint64_t hash, const RecordHeader* rec, std::uint64_t size);
 
+  // BuildNext and StartNext: the next generation, empty, sized for this one's live data plus
+  // `extra_bytes` and `extra_keys` (none when `empty`).
+  TableWriter CreateNext(const std::string& name, std::uint64_t extra_bytes, bool empty,
+                         std::uint64_t max_segment_size, ShmError* error,
+                         std::uint64_t extra_keys) const;
+  // Copies the live record of this table's slot word `word` into `next` as a key it does not
+  // hold. False if it does not fit.
+  bool CopyInto(TableWriter& next, std::uint64_t word) const;
+  // Applies to the next generation the store of `new_word` over `old_word` in one of this
+  // table's slots below the copy's cursor; ends the build if it does not fit.
+  void ReflectIntoNext(std::uint64_t old_word, std::uint64_t new_word);
+
   void Swing(std::uint64_t word) {
     if (swing_hook_ != nullptr) swing_hook_(swing_context_, generation(), SlotOffsetOf(word));
   }
@@ -407,6 +444,8 @@ class TableWriter {
   SwingHook swing_hook_ = nullptr;
   void* swing_context_ = nullptr;
   HistoryWriter* history_ = nullptr;
+  std::unique_ptr<TableWriter> next_;  // the incremental build, if one is under way
+  std::uint64_t next_cursor_ = 0;      // slots below it are in next_
 };
 
 }  // namespace kv::shm

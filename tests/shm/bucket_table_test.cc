@@ -167,6 +167,118 @@ TEST_F(BucketTableTest, FullTableAsksForGrowthAndNextGenerationKeepsEverything) 
   EXPECT_EQ(w.view().Stats().key_count, model.size());
 }
 
+// The incremental build (StartNext, CopyNext, TakeNext) against a reference: random puts of new
+// and existing keys, deletes, expiry changes and active expiry, between copy steps of random
+// sizes. The finished generation must hold exactly the table's keys, values, versions and
+// expiries, and pass the checks of a restarting worker (Open: no repair, so its statistics agree
+// with its slots).
+TEST_F(BucketTableTest, IncrementalNextGenerationHoldsExactlyWhatTheTableHoldsWhenDone) {
+  std::mt19937_64 rng(7);
+  for (int round = 0; round < 20; ++round) {
+    TableWriter w = NewTable(4096, 4 << 20);
+    std::map<std::string, std::string> ref;
+    std::uint64_t version = 0;
+    auto key = [&] { return "k" + std::to_string(rng() % 1500); };
+    for (int i = 0; i < 1000; ++i) {
+      std::string k = key(), v = RandomBytes(rng, rng() % 40);
+      ASSERT_EQ(w.Put(k, v, &version), WriteResult::kOk);
+      ref[k] = v;
+    }
+    ShmError e;
+    ASSERT_TRUE(w.StartNext(Name(), 0, &e)) << e.message;
+    bool done = false;
+    const std::uint64_t far = RealtimeCoarseMillis() + 3'600'000;
+    while (!done) {
+      for (int n = static_cast<int>(rng() % 40); n > 0; --n) {
+        std::string k = key();
+        switch (rng() % 6) {
+          case 0:
+          case 1:
+          case 2: {
+            std::string v = RandomBytes(rng, rng() % 60);
+            ASSERT_EQ(w.Put(k, v, &version), WriteResult::kOk);
+            ref[k] = v;
+            break;
+          }
+          case 3:
+            EXPECT_EQ(w.Delete(k, nullptr),
+                      ref.erase(k) ? WriteResult::kOk : WriteResult::kNotFound);
+            break;
+          case 4:
+            if (ref.count(k) != 0) {
+              ASSERT_EQ(w.SetExpiry(k, far, &version), WriteResult::kOk);
+            }
+            break;
+          case 5: {  // a key that expires at once, reclaimed by the active expiry
+            std::uint64_t past = RealtimeCoarseMillis() - 1;
+            ASSERT_EQ(w.Put(k, "x", &version, past), WriteResult::kOk);
+            EXPECT_TRUE(w.Expire(k, past, RealtimeCoarseMillis()));
+            ref.erase(k);
+            break;
+          }
+        }
+      }
+      ASSERT_TRUE(w.building_next());
+      done = w.CopyNext(rng() % 300);
+    }
+    TableWriter next = w.TakeNext();
+    EXPECT_FALSE(w.building_next());
+    EXPECT_EQ(next.generation(), 2u);
+    next.Publish();
+    TableStats stats = next.view().Stats();
+    EXPECT_EQ(stats.key_count, ref.size());
+    EXPECT_EQ(stats.writes_applied, w.view().Stats().writes_applied);
+    for (const auto& [k, v] : ref) {
+      RecordRef old_ref, new_ref;
+      ASSERT_EQ(w.view().Find(k, &old_ref), ReadResult::kFound) << k;
+      ASSERT_EQ(next.view().Find(k, &new_ref), ReadResult::kFound) << k;
+      EXPECT_EQ(new_ref.value, v);
+      EXPECT_EQ(new_ref.version, old_ref.version);
+      EXPECT_EQ(new_ref.expires_unix_ms, old_ref.expires_unix_ms);
+    }
+    std::uint64_t live = 0;
+    for (std::uint64_t i = 0; i < next.view().slot_count(); ++i) {
+      RecordRef r;
+      if (next.view().SlotAt(i, &r) != ReadResult::kFound) continue;
+      ++live;
+      EXPECT_EQ(ref.count(std::string(r.key)), 1u) << r.key;
+    }
+    EXPECT_EQ(live, ref.size());
+    std::string repairs;
+    TableWriter reopened = TableWriter::Open(next.name(), &e, &repairs);
+    ASSERT_TRUE(reopened.valid()) << e.message;
+    EXPECT_EQ(repairs, "") << "round " << round;
+  }
+}
+
+// A build whose next generation cannot take what is written meanwhile ends: its segment is
+// removed, and the table keeps every write.
+TEST_F(BucketTableTest, IncrementalBuildThatDoesNotFitEndsWithoutTouchingTheTable) {
+  TableWriter w = NewTable(256, 1 << 20);
+  std::uint64_t version = 0;
+  for (int i = 0; i < 10; ++i)
+    ASSERT_EQ(w.Put("k" + std::to_string(i), "v", &version), WriteResult::kOk);
+  ShmError e;
+  std::string name = Name();
+  ASSERT_TRUE(w.StartNext(name, 0, &e)) << e.message;
+  EXPECT_FALSE(w.CopyNext(w.view().slot_count() - 1));  // every key copied but one slot left
+  ASSERT_TRUE(w.building_next());
+  // The next heap is sized for ~10 small records (16 KiB at least): large values overflow it.
+  const std::string big(4000, 'b');
+  for (int i = 0; i < 10; ++i)
+    ASSERT_EQ(w.Put("k" + std::to_string(i), big, &version), WriteResult::kOk);
+  EXPECT_FALSE(w.building_next());
+  ShmError gone;
+  EXPECT_FALSE(Segment::OpenReadOnly(name, &gone).valid());
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(Get(w.view(), "k" + std::to_string(i)), big);
+  // A new build starts from what the table holds now.
+  ASSERT_TRUE(w.StartNext(name, 0, &e)) << e.message;
+  ASSERT_TRUE(w.CopyNext(~std::uint64_t{0}));
+  TableWriter next = w.TakeNext();
+  next.Publish();
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(Get(next.view(), "k" + std::to_string(i)), big);
+}
+
 TEST_F(BucketTableTest, ClearIsAnEmptyNextGeneration) {
   TableWriter w = NewTable();
   std::uint64_t v;
