@@ -223,8 +223,9 @@ void BucketStore::Adopt(shm::TableWriter next) {
 
 bool BucketStore::AdvanceNextGeneration(std::size_t requests) {
   if (!table_.building_next()) {
+    if (!table_.NearlyFull(limits_.max_bytes)) return false;
     std::uint64_t writes = table_.view().Stats().writes_applied;
-    if (!table_.NearlyFull() || writes < retry_next_after_writes_) return false;
+    if (writes < retry_next_after_writes_) return false;
     std::string name = shm::GenerationObjectName(ns_, bucket_id_, table_.generation() + 1);
     shm::Segment::Remove(name);
     shm::ShmError error;

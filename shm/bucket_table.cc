@@ -1,5 +1,7 @@
 #include "shm/bucket_table.h"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
@@ -285,14 +287,21 @@ ReadResult TableView::Unexpired(const RecordHeader* rec, std::uint32_t key_len,
 
 TableStats TableView::Stats() const {
   TableStats s;
-  for (int attempt = 0; attempt < 100; ++attempt) {
+  // The writer keeps stats_seq odd only while it stores one write's slot and counters, but a
+  // reader that shares its CPU, or a slow one (sanitizers), can meet it odd time after time: it
+  // gives the writer the CPU now and then, and its last attempt reads the counters as they are
+  // (off by the write in progress at most), never zeros.
+  constexpr int kAttempts = 10000;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    if (attempt % 16 == 15) sched_yield();
     std::uint32_t seq;
-    if (!ReadBegin(header_->stats_seq, &seq)) continue;
+    bool begun = ReadBegin(header_->stats_seq, &seq);
+    if (!begun && attempt + 1 < kAttempts) continue;
     s.key_count = header_->key_count.load(std::memory_order_relaxed);
     s.tombstones = header_->tombstones.load(std::memory_order_relaxed);
     s.live_bytes = header_->live_bytes.load(std::memory_order_relaxed);
     s.writes_applied = header_->writes_applied.load(std::memory_order_relaxed);
-    if (ReadValid(header_->stats_seq, seq)) break;
+    if (begun && ReadValid(header_->stats_seq, seq)) break;
   }
   s.queue_depth = header_->queue_depth.load(std::memory_order_relaxed);
   s.generation = header_->generation;
@@ -559,13 +568,20 @@ TableWriter TableWriter::BuildNext(const std::string& name, std::uint64_t extra_
   return next;
 }
 
-bool TableWriter::NearlyFull() const {
+bool TableWriter::NearlyFull(std::uint64_t max_segment_size) const {
   const TableHeader* h = view_.header_;
   std::uint64_t used = h->heap_used.load(std::memory_order_relaxed);
-  std::uint64_t used_slots =
-      h->key_count.load(std::memory_order_relaxed) + h->tombstones.load(std::memory_order_relaxed);
-  return used * 10 >= view_.heap_size_ * 9 ||
-         used_slots * 100 * 10 >= view_.slot_count_ * kMaxLoadPercent * 9;
+  std::uint64_t tombstones = h->tombstones.load(std::memory_order_relaxed);
+  std::uint64_t used_slots = h->key_count.load(std::memory_order_relaxed) + tombstones;
+  if (used * 10 < view_.heap_size_ * 9 &&
+      used_slots * 100 * 10 < view_.slot_count_ * kMaxLoadPercent * 9) {
+    return false;
+  }
+  // Worth a build only if it makes room: the table may grow, or a quarter of it is garbage (a
+  // table at its maximum size and full of live keys would otherwise be copied over and over).
+  bool may_grow = max_segment_size == 0 || h->segment_size < max_segment_size;
+  std::uint64_t garbage = used - kHeapReserved - h->live_bytes.load(std::memory_order_relaxed);
+  return may_grow || garbage * 4 >= view_.heap_size_ || tombstones * 4 >= used_slots;
 }
 
 bool TableWriter::StartNext(const std::string& name, std::uint64_t max_segment_size,

@@ -301,8 +301,9 @@ class TableWriter {
   // build and removes its segment; the table itself is never affected. Worker only.
   //
   // NearlyFull says when to start: the heap or the slots are nine tenths of the way to where a
-  // write would need a new generation.
-  bool NearlyFull() const;
+  // write would need a new generation, and a new one would have more room (the table may grow
+  // within `max_segment_size`, 0: no limit, or a quarter of it is garbage).
+  bool NearlyFull(std::uint64_t max_segment_size) const;
   bool StartNext(const std::string& name, std::uint64_t max_segment_size, ShmError* error);
   bool building_next() const { return next_ != nullptr; }
   // Copies up to `slots` more slots (crash hook generation-half-copied at the middle). True once

@@ -279,6 +279,23 @@ TEST_F(BucketTableTest, IncrementalBuildThatDoesNotFitEndsWithoutTouchingTheTabl
   for (int i = 0; i < 10; ++i) EXPECT_EQ(Get(next.view(), "k" + std::to_string(i)), big);
 }
 
+TEST_F(BucketTableTest, NearlyFullOnlyWhenABuildWouldMakeRoom) {
+  const std::string value(100, 'v');
+  std::uint64_t version = 0;
+  TableWriter live = NewTable(4096, 64 * 1024);
+  const std::uint64_t size = live.view().header()->segment_size;
+  for (int i = 0; !live.NearlyFull(0); ++i) {
+    ASSERT_EQ(live.Put("k" + std::to_string(i), value, &version), WriteResult::kOk);
+  }
+  EXPECT_TRUE(live.NearlyFull(2 * size));  // it may grow
+  EXPECT_FALSE(live.NearlyFull(size));     // at its maximum, every record live: no gain
+  TableWriter overwritten = NewTable(4096, 64 * 1024);
+  for (int i = 0; !overwritten.NearlyFull(0); ++i) {
+    ASSERT_EQ(overwritten.Put("k" + std::to_string(i % 10), value, &version), WriteResult::kOk);
+  }
+  EXPECT_TRUE(overwritten.NearlyFull(size));  // mostly garbage: a copy frees it
+}
+
 TEST_F(BucketTableTest, ClearIsAnEmptyNextGeneration) {
   TableWriter w = NewTable();
   std::uint64_t v;
