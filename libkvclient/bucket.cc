@@ -209,6 +209,10 @@ Status Bucket::Refresh() {
   return Status();
 }
 
+void Bucket::FollowGeneration() {
+  if (view_->table.moved_to() != 0) (void)Refresh();  // a dropped bucket: the write says so
+}
+
 Status Bucket::Locate(std::string_view key, std::string_view* value, std::uint64_t* version,
                       std::uint64_t* expiry) {
   if (key.empty() || key.size() > kMaxKeySize) return KeyError(key);
@@ -326,11 +330,13 @@ Result<BucketStats> Bucket::Stats() {
 }
 
 Status Bucket::Put(std::string_view key, std::string_view value, std::uint64_t* version) {
+  FollowGeneration();
   if (Status s = WriteError(key, value); !s.ok()) return s;
   return shared_->Put(key, value, 0, version);
 }
 
 Status Bucket::Delete(std::string_view key, std::string* old_value) {
+  FollowGeneration();
   if (Status s = KeyError(key); !s.ok()) return s;
   WriteReply reply;
   Status s = shared_->Write(shm::Op::kDelete, key, {}, 0, &reply);
@@ -343,6 +349,7 @@ Status Bucket::Delete(std::string_view key, std::string* old_value) {
 
 Status Bucket::CompareAndSet(std::string_view key, std::uint64_t expected_version,
                              std::string_view value, std::uint64_t* version) {
+  FollowGeneration();
   if (Status s = WriteError(key, value); !s.ok()) return s;
   WriteReply reply;
   Status s = shared_->Write(shm::Op::kCas, key, value, static_cast<std::int64_t>(expected_version),
@@ -353,6 +360,7 @@ Status Bucket::CompareAndSet(std::string_view key, std::uint64_t expected_versio
 }
 
 Result<std::int64_t> Bucket::Increment(std::string_view key, std::int64_t delta) {
+  FollowGeneration();
   if (Status s = KeyError(key); !s.ok()) return s;
   WriteReply reply;
   Status s = shared_->Write(shm::Op::kIncr, key, {}, delta, &reply);
@@ -362,6 +370,7 @@ Result<std::int64_t> Bucket::Increment(std::string_view key, std::int64_t delta)
 }
 
 Status Bucket::Clear() {
+  FollowGeneration();
   WriteReply reply;
   Status s = shared_->Write(shm::Op::kClear, {}, {}, 0, &reply);
   if (!s.ok()) return s;
@@ -369,12 +378,14 @@ Status Bucket::Clear() {
 }
 
 Status Bucket::PutAsync(std::string_view key, std::string_view value) {
+  FollowGeneration();
   if (Status s = WriteError(key, value); !s.ok()) return s;
   return shared_->Cast(shm::Op::kPut, key, value);
 }
 
 Status Bucket::Put(std::string_view key, std::string_view value, std::chrono::milliseconds ttl,
                    std::uint64_t* version) {
+  FollowGeneration();
   if (Status s = WriteError(key, value); !s.ok()) return s;
   std::int64_t expiry = 0;
   if (Status s = ExpiryOf(ttl, &expiry); !s.ok()) return s;
@@ -383,6 +394,7 @@ Status Bucket::Put(std::string_view key, std::string_view value, std::chrono::mi
 
 Status Bucket::PutAsync(std::string_view key, std::string_view value,
                         std::chrono::milliseconds ttl) {
+  FollowGeneration();
   if (Status s = WriteError(key, value); !s.ok()) return s;
   std::int64_t expiry = 0;
   if (Status s = ExpiryOf(ttl, &expiry); !s.ok()) return s;
@@ -391,6 +403,7 @@ Status Bucket::PutAsync(std::string_view key, std::string_view value,
 
 Status Bucket::Put(std::string_view key, std::string_view value, ExpiryTime expires_at,
                    std::uint64_t* version) {
+  FollowGeneration();
   if (Status s = WriteError(key, value); !s.ok()) return s;
   std::int64_t expiry = 0;
   if (Status s = ExpiryAt(expires_at, &expiry); !s.ok()) return s;
@@ -398,6 +411,7 @@ Status Bucket::Put(std::string_view key, std::string_view value, ExpiryTime expi
 }
 
 Status Bucket::PutAsync(std::string_view key, std::string_view value, ExpiryTime expires_at) {
+  FollowGeneration();
   if (Status s = WriteError(key, value); !s.ok()) return s;
   std::int64_t expiry = 0;
   if (Status s = ExpiryAt(expires_at, &expiry); !s.ok()) return s;
@@ -405,6 +419,7 @@ Status Bucket::PutAsync(std::string_view key, std::string_view value, ExpiryTime
 }
 
 Status Bucket::Expire(std::string_view key, std::chrono::milliseconds ttl) {
+  FollowGeneration();
   if (Status s = KeyError(key); !s.ok()) return s;
   std::int64_t expiry = 0;
   if (Status s = ExpiryOf(ttl, &expiry); !s.ok()) return s;
@@ -415,6 +430,7 @@ Status Bucket::Expire(std::string_view key, std::chrono::milliseconds ttl) {
 }
 
 Result<bool> Bucket::Persist(std::string_view key) {
+  FollowGeneration();
   if (Status s = KeyError(key); !s.ok()) return s;
   WriteReply reply;
   Status s = shared_->Write(shm::Op::kPersist, key, {}, 0, &reply);
@@ -436,6 +452,7 @@ Result<std::optional<std::chrono::milliseconds>> Bucket::Ttl(std::string_view ke
 }
 
 Status Bucket::DeleteAsync(std::string_view key) {
+  FollowGeneration();
   if (Status s = KeyError(key); !s.ok()) return s;
   return shared_->Cast(shm::Op::kDelete, key, {});
 }

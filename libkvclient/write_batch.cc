@@ -77,6 +77,7 @@ Status BatchError(const WriteBatch& batch) {
 }  // namespace
 
 Status Bucket::Write(const WriteBatch& batch, std::uint64_t* version, std::size_t* failed_index) {
+  FollowGeneration();
   if (Status s = BatchError(batch); !s.ok()) return s;
   WriteReply reply;
   Status s = shared_->Write(shm::Op::kBatch, {}, batch.body_,
@@ -105,6 +106,7 @@ Status Bucket::Write(const WriteBatch& batch, std::uint64_t* version, std::size_
 }
 
 Status Bucket::WriteAsync(const WriteBatch& batch) {
+  FollowGeneration();
   if (Status s = BatchError(batch); !s.ok()) return s;
   return shared_->CastBatch(batch.body_, static_cast<std::int64_t>(batch.count_));
 }

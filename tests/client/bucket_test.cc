@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <set>
 
@@ -297,6 +298,38 @@ TEST(BucketLimitTest, FullBucketIsBucketFullAndFlushReportsAsyncFailuresOnce) {
   EXPECT_EQ(flushed.code(), Code::kFailed) << flushed.ToString();
   EXPECT_TRUE(b->Flush().ok());
   EXPECT_EQ(Get(*b, "k0"), value);  // nothing stored was lost
+}
+
+// The generations of this bucket's table that this process maps (/proc/self/maps).
+std::set<std::uint64_t> MappedGenerations(const std::string& ns, std::uint64_t id) {
+  std::set<std::uint64_t> out;
+  std::ifstream maps("/proc/self/maps");
+  const std::string prefix = "/dev/shm/" + ns + ".b" + std::to_string(id) + ".g";
+  for (std::string line; std::getline(maps, line);) {
+    std::size_t at = line.find(prefix);
+    if (at != std::string::npos) out.insert(std::stoull(line.substr(at + prefix.size())));
+  }
+  return out;
+}
+
+// A handle that only writes follows the table to its new generations, so a replaced generation's
+// memory is not kept allocated by it (only readers used to remap).
+TEST_F(BucketTest, AHandleThatOnlyWritesMapsTheCurrentGeneration) {
+  auto generation = [&] {
+    Result<InstanceStatus> st = client_->GetStatus();  // maps the table only during the call
+    return st.ok() && st->buckets.size() == 1 ? st->buckets[0].generation : 0;
+  };
+  const std::string value(200, 'v');
+  std::uint64_t first = generation();
+  for (int i = 0; generation() < first + 3; ++i) {
+    ASSERT_LT(i, 1'000'000) << "the table did not move to a new generation";
+    ASSERT_TRUE(bucket_->Put("k" + std::to_string(i % 100), value).ok());
+  }
+  std::uint64_t before = generation();
+  ASSERT_TRUE(bucket_->Put("last", value).ok());
+  std::set<std::uint64_t> mapped = MappedGenerations(kvd_.ns(), bucket_->id());
+  ASSERT_EQ(mapped.size(), 1u);
+  EXPECT_GE(*mapped.begin(), before);
 }
 
 TEST_F(BucketTest, CopiesAndMovesShareTheBucket) {

@@ -460,6 +460,9 @@ class Bucket {
   friend class Client;
   Bucket(std::shared_ptr<Shared> shared, std::shared_ptr<const View> view);
   Status Refresh();
+  // Before a write: maps the current generation if the worker has moved on (best effort), so a
+  // handle that only writes does not keep a replaced generation's memory allocated.
+  void FollowGeneration();
   // Finds `key`, following generation moves; *value views this handle's mapping.
   Status Locate(std::string_view key, std::string_view* value, std::uint64_t* version,
                 std::uint64_t* expiry = nullptr);
