@@ -514,12 +514,7 @@ bool TableWriter::CopyInto(TableWriter& next, std::uint64_t word) const {
   const RecordHeader* rec = view_.Record(word, &k, &v);
   if (rec == nullptr) return true;  // Open() validated every slot; unreachable in practice
   TableHeader* nh = next.header();
-  if ((nh->key_count.load(std::memory_order_relaxed) +
-       nh->tombstones.load(std::memory_order_relaxed) + 1) *
-          100 >
-      next.view_.slot_count_ * kMaxLoadPercent) {
-    return false;  // T3
-  }
+  if (!next.RoomForNewSlot()) return false;  // T3
   std::uint64_t hash = HashKey({RecordKey(rec), k});
   // The key is not in `next`: it goes to the first empty slot of its probe sequence, and the
   // record is copied as it is (same version, same checksum).
@@ -548,7 +543,17 @@ TableWriter TableWriter::BuildNext(const std::string& name, std::uint64_t extra_
     Segment::Remove(name);
     return {};
   }
-  for (std::uint64_t i = 0; i < view_.slot_count_ && !empty; ++i) {
+  if (!CopyRange(next, 0, empty ? 0 : view_.slot_count_)) {
+    *error = next.last_error_ ? next.last_error_
+                              : ShmError{ShmError::kNoSpace, "next generation heap is full"};
+    Segment::Remove(name);
+    return {};
+  }
+  return next;
+}
+
+bool TableWriter::CopyRange(TableWriter& next, std::uint64_t from, std::uint64_t to) const {
+  for (std::uint64_t i = from; i < to; ++i) {
     if (i == view_.slot_count_ / 2) CrashHook("generation-half-copied");
     // Records are visited in slot (random) order: fetch a few slots ahead so that the misses
     // overlap instead of costing one memory latency each.
@@ -557,15 +562,16 @@ TableWriter TableWriter::BuildNext(const std::string& name, std::uint64_t extra_
       if (IsLive(ahead)) PrefetchRecordAt(view_.heap_, view_.heap_size_, ahead);
     }
     std::uint64_t word = view_.slots_[i].load(std::memory_order_relaxed);
-    if (!IsLive(word)) continue;
-    if (!CopyInto(next, word)) {
-      *error = next.last_error_ ? next.last_error_
-                                : ShmError{ShmError::kNoSpace, "next generation heap is full"};
-      Segment::Remove(name);
-      return {};
-    }
+    if (IsLive(word) && !CopyInto(next, word)) return false;
   }
-  return next;
+  return true;
+}
+
+bool TableWriter::RoomForNewSlot() const {
+  const TableHeader* h = view_.header_;
+  std::uint64_t used_slots =
+      h->key_count.load(std::memory_order_relaxed) + h->tombstones.load(std::memory_order_relaxed);
+  return (used_slots + 1) * 100 <= view_.slot_count_ * kMaxLoadPercent;
 }
 
 bool TableWriter::NearlyFull(std::uint64_t max_segment_size) const {
@@ -598,17 +604,9 @@ bool TableWriter::CopyNext(std::uint64_t slots) {
   if (next_ == nullptr) return false;
   std::uint64_t end =
       slots >= view_.slot_count_ - next_cursor_ ? view_.slot_count_ : next_cursor_ + slots;
-  for (std::uint64_t i = next_cursor_; i < end; ++i) {
-    if (i == view_.slot_count_ / 2) CrashHook("generation-half-copied");
-    if (i + kCopyPrefetch < view_.slot_count_) {
-      std::uint64_t ahead = view_.slots_[i + kCopyPrefetch].load(std::memory_order_relaxed);
-      if (IsLive(ahead)) PrefetchRecordAt(view_.heap_, view_.heap_size_, ahead);
-    }
-    std::uint64_t word = view_.slots_[i].load(std::memory_order_relaxed);
-    if (IsLive(word) && !CopyInto(*next_, word)) {
-      AbandonNext();
-      return false;
-    }
+  if (!CopyRange(*next_, next_cursor_, end)) {
+    AbandonNext();
+    return false;
   }
   next_cursor_ = end;
   return next_cursor_ == view_.slot_count_;
@@ -662,13 +660,7 @@ void TableWriter::ReflectIntoNext(std::uint64_t old_word, std::uint64_t new_word
     Sub(nh->live_bytes, there_size);
     return;
   }
-  if (!found && there != kSlotTombstone &&
-      (nh->key_count.load(std::memory_order_relaxed) +
-       nh->tombstones.load(std::memory_order_relaxed) + 1) *
-              100 >
-          next.view_.slot_count_ * kMaxLoadPercent) {
-    return AbandonNext();  // T3
-  }
+  if (!found && there != kSlotTombstone && !next.RoomForNewSlot()) return AbandonNext();  // T3
   std::uint64_t size = RecordSize(k, v, RecordExpiry(rec) != 0);
   std::uint64_t word = next.AppendCopy(hash, rec, size);
   if (word == 0) return AbandonNext();
@@ -822,12 +814,8 @@ WriteResult TableWriter::PutAt(std::string_view key, std::string_view value,
   std::uint64_t hash = HashKey(key);
   bool found;
   std::uint64_t at = Find(key, hash, &found);
-  std::uint64_t used_slots =
-      h->key_count.load(std::memory_order_relaxed) + h->tombstones.load(std::memory_order_relaxed);
   bool reuses_tombstone = !found && slots()[at].load(std::memory_order_relaxed) == kSlotTombstone;
-  if (!found && !reuses_tombstone && (used_slots + 1) * 100 > view_.slot_count_ * kMaxLoadPercent) {
-    return WriteResult::kNeedsGrowth;  // T3
-  }
+  if (!found && !reuses_tombstone && !RoomForNewSlot()) return WriteResult::kNeedsGrowth;  // T3
   if (!PrepareHistory(1)) return WriteResult::kNeedsGrowth;
   std::uint64_t last = h->last_version.load(std::memory_order_relaxed);
   std::uint64_t new_version = exact_version != 0 ? exact_version : last + 1;

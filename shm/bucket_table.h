@@ -430,6 +430,10 @@ class TableWriter {
   // Copies the live record of this table's slot word `word` into `next` as a key it does not
   // hold. False if it does not fit.
   bool CopyInto(TableWriter& next, std::uint64_t word) const;
+  // CopyInto for every live slot in [from, to) (crash hook generation-half-copied at the middle).
+  bool CopyRange(TableWriter& next, std::uint64_t from, std::uint64_t to) const;
+  // Whether a key may take one more slot (T3: the load stays within kMaxLoadPercent).
+  bool RoomForNewSlot() const;
   // Applies to the next generation the store of `new_word` over `old_word` in one of this
   // table's slots below the copy's cursor; ends the build if it does not fit.
   void ReflectIntoNext(std::uint64_t old_word, std::uint64_t new_word);
