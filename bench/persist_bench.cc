@@ -354,6 +354,17 @@ bool PutsDuringSnapshot(kv::Bucket& b, int offset, double seconds,
   return quiet.ok && during.ok && saved && quiet.puts > 0;
 }
 
+// The JSON fields of one PutsDuringSnapshot run; `load` is "" (idle) or "_hogs2".
+void AddSnapshotPuts(nlohmann::json& out, const SnapshotPuts& p, const std::string& load) {
+  out["put_during_snapshot" + load + "_ratio"] = p.ratio;
+  out["snapshot_under_puts" + load + "_ms"] = p.save_ms;
+  out["put_during_snapshot" + load + "_ratio_without_rebuilds"] = p.ratio_without_rebuilds;
+  out["put_max_ms_during_snapshot" + load] = p.worst_ms;
+  out["put_max_ms_without_snapshot" + load] = p.quiet_worst_ms;
+  out["rebuilds_during_snapshot" + load] = p.rebuilds;
+  out["rebuilds_without_snapshot" + load] = p.quiet_rebuilds;
+}
+
 bool KvFill(kv::Bucket& b, int keys) {
   for (int i = 0; i < keys; ++i) {
     if (!b.PutAsync(Key(i), kValue).ok()) return false;
@@ -544,13 +555,7 @@ int main(int argc, char** argv) {
     if (!PutsDuringSnapshot(*b, keys, seconds, save, &idle)) {
       return Fail("puts during a snapshot failed");
     }
-    out["put_during_snapshot_ratio"] = idle.ratio;
-    out["snapshot_under_puts_ms"] = idle.save_ms;
-    out["put_during_snapshot_ratio_without_rebuilds"] = idle.ratio_without_rebuilds;
-    out["put_max_ms_during_snapshot"] = idle.worst_ms;
-    out["put_max_ms_without_snapshot"] = idle.quiet_worst_ms;
-    out["rebuilds_during_snapshot"] = idle.rebuilds;
-    out["rebuilds_without_snapshot"] = idle.quiet_rebuilds;
+    AddSnapshotPuts(out, idle, "");
     SnapshotPuts loaded;
     {
       kv::bench::CpuHogs hogs(2);
@@ -558,13 +563,7 @@ int main(int argc, char** argv) {
         return Fail("puts during a snapshot (two busy processes) failed");
       }
     }
-    out["put_during_snapshot_hogs2_ratio"] = loaded.ratio;
-    out["snapshot_under_puts_hogs2_ms"] = loaded.save_ms;
-    out["put_during_snapshot_hogs2_ratio_without_rebuilds"] = loaded.ratio_without_rebuilds;
-    out["put_max_ms_during_snapshot_hogs2"] = loaded.worst_ms;
-    out["put_max_ms_without_snapshot_hogs2"] = loaded.quiet_worst_ms;
-    out["rebuilds_during_snapshot_hogs2"] = loaded.rebuilds;
-    out["rebuilds_without_snapshot_hogs2"] = loaded.quiet_rebuilds;
+    AddSnapshotPuts(out, loaded, "_hogs2");
     b = kv::Status(kv::Code::kInternal, "released");
     c.reset();
     // A reboot: kvd stops (a clean stop also saves), every object of the namespace goes.
