@@ -213,11 +213,12 @@ void BucketStore::Adopt(shm::TableWriter next) {
   dedup_.AdoptGeneration(next_gen);
   CrashPoint("anchor-updated");
   table_.MarkMoved(next_gen);  // T4
-  std::string old_name = table_.name();
+  shm::TableWriter old = std::move(table_);
   table_ = std::move(next);
   table_.SetSwingHook(&shm::ChannelDedup::Swung, dedup_.swing_context());
   table_.SetHistory(history_.get());
-  shm::Segment::Remove(old_name);  // A2: readers that mapped it keep their mapping
+  shm::Segment::Remove(old.name());  // A2: readers that mapped it keep their mapping
+  released_.Release(std::move(old));
   spdlog::debug("bucket {}: generation {} published", bucket_id_, next_gen);
 }
 

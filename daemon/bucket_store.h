@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "daemon/expiry_queue.h"
+#include "daemon/table_release.h"
 #include "shm/anchor.h"
 #include "shm/batch.h"
 #include "shm/bucket_table.h"
@@ -190,6 +191,7 @@ class BucketStore {
   std::unique_ptr<shm::HistoryWriter> history_;
   std::vector<shm::BatchOp> batch_;            // the last decoded batch
   std::uint64_t retry_next_after_writes_ = 0;  // see kNextRetryWrites
+  TableRelease released_;                      // the generation Adopt replaced last
 };
 
 }  // namespace kv::daemon
