@@ -478,7 +478,7 @@ void TableWriter::MarkReplaced(const std::string& name, std::uint64_t next) {
 
 TableWriter TableWriter::CreateNext(const std::string& name, std::uint64_t extra_bytes, bool empty,
                                     std::uint64_t max_segment_size, ShmError* error,
-                                    std::uint64_t extra_keys) const {
+                                    std::uint64_t extra_keys, bool reserve_heap) const {
   TableStats stats = view_.Stats();
   std::uint64_t keys = (empty ? 0 : stats.key_count) + extra_keys;
   std::uint64_t live = empty ? 0 : stats.live_bytes;
@@ -506,6 +506,13 @@ TableWriter TableWriter::CreateNext(const std::string& name, std::uint64_t extra
   nh->last_version.store(view_.header_->last_version.load(std::memory_order_relaxed),
                          std::memory_order_relaxed);
   nh->writes_applied.store(stats.writes_applied, std::memory_order_relaxed);
+  if (reserve_heap) {
+    if (ShmError e = next.segment_.Reserve(nh->heap_offset + need_heap + ReserveChunk(need_heap))) {
+      *error = e;
+      Segment::Remove(name);
+      return {};
+    }
+  }
   return next;
 }
 
@@ -534,15 +541,9 @@ bool TableWriter::CopyInto(TableWriter& next, std::uint64_t word) const {
 TableWriter TableWriter::BuildNext(const std::string& name, std::uint64_t extra_bytes, bool empty,
                                    std::uint64_t max_segment_size, ShmError* error,
                                    std::uint64_t extra_keys) const {
-  TableWriter next = CreateNext(name, extra_bytes, empty, max_segment_size, error, extra_keys);
+  TableWriter next = CreateNext(name, extra_bytes, empty, max_segment_size, error, extra_keys,
+                                /*reserve_heap=*/true);
   if (!next.valid()) return {};
-  TableHeader* nh = next.header();
-  std::uint64_t need_heap = kHeapReserved + (empty ? 0 : view_.Stats().live_bytes) + extra_bytes;
-  if (ShmError e = next.segment_.Reserve(nh->heap_offset + need_heap + ReserveChunk(need_heap))) {
-    *error = e;
-    Segment::Remove(name);
-    return {};
-  }
   if (!CopyRange(next, 0, empty ? 0 : view_.slot_count_)) {
     *error = next.last_error_ ? next.last_error_
                               : ShmError{ShmError::kNoSpace, "next generation heap is full"};
@@ -593,7 +594,8 @@ bool TableWriter::NearlyFull(std::uint64_t max_segment_size) const {
 bool TableWriter::StartNext(const std::string& name, std::uint64_t max_segment_size,
                             ShmError* error) {
   AbandonNext();
-  TableWriter next = CreateNext(name, 0, false, max_segment_size, error, 0);
+  // The heap is reserved as the copy fills it: no pause here for memory the copy needs later.
+  TableWriter next = CreateNext(name, 0, false, max_segment_size, error, 0, /*reserve_heap=*/false);
   if (!next.valid()) return false;
   next_ = std::make_unique<TableWriter>(std::move(next));
   next_cursor_ = 0;
@@ -932,7 +934,7 @@ void TableWriter::StoreSlot(std::uint64_t at, std::uint64_t word) {
   }
   slots()[at].store(word, std::memory_order_release);
   if (history_ != nullptr) history_->Commit();  // H2
-  if (next_ != nullptr && at < next_cursor_) ReflectIntoNext(old_word, word);
+  ReflectIfCopied(at, old_word, word);
 }
 
 void TableWriter::RestoreSlot(std::uint64_t index, std::uint64_t word) {
@@ -1049,9 +1051,7 @@ WriteResult TableWriter::ApplyBatch(const std::vector<BatchOp>& ops, std::size_t
   for (std::size_t i = 0; i < plan.size(); ++i) {
     if (i == plan.size() / 2 && i != 0) CrashHook("batch-half-applied");
     slots()[plan[i].at].store(plan[i].new_word, std::memory_order_release);
-    if (next_ != nullptr && plan[i].at < next_cursor_) {
-      ReflectIntoNext(plan[i].old_word, plan[i].new_word);
-    }
+    ReflectIfCopied(plan[i].at, plan[i].old_word, plan[i].new_word);
   }
   CrashHook("batch-slots-stored");
   history_->Commit();

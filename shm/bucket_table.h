@@ -423,10 +423,11 @@ class TableWriter {
   std::uint64_t AppendCopy(std::uint64_t hash, const RecordHeader* rec, std::uint64_t size);
 
   // BuildNext and StartNext: the next generation, empty, sized for this one's live data plus
-  // `extra_bytes` and `extra_keys` (none when `empty`).
+  // `extra_bytes` and `extra_keys` (none when `empty`); with `reserve_heap`, the memory for that
+  // data is reserved at once (one call, not one per chunk as the copy goes).
   TableWriter CreateNext(const std::string& name, std::uint64_t extra_bytes, bool empty,
-                         std::uint64_t max_segment_size, ShmError* error,
-                         std::uint64_t extra_keys) const;
+                         std::uint64_t max_segment_size, ShmError* error, std::uint64_t extra_keys,
+                         bool reserve_heap) const;
   // Copies the live record of this table's slot word `word` into `next` as a key it does not
   // hold. False if it does not fit.
   bool CopyInto(TableWriter& next, std::uint64_t word) const;
@@ -437,6 +438,10 @@ class TableWriter {
   // Applies to the next generation the store of `new_word` over `old_word` in one of this
   // table's slots below the copy's cursor; ends the build if it does not fit.
   void ReflectIntoNext(std::uint64_t old_word, std::uint64_t new_word);
+  // After every slot store (StoreSlot, ApplyBatch): reflects it if the build has copied slot `at`.
+  void ReflectIfCopied(std::uint64_t at, std::uint64_t old_word, std::uint64_t new_word) {
+    if (next_ != nullptr && at < next_cursor_) ReflectIntoNext(old_word, new_word);
+  }
 
   void Swing(std::uint64_t word) {
     if (swing_hook_ != nullptr) swing_hook_(swing_context_, generation(), SlotOffsetOf(word));
