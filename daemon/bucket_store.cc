@@ -223,27 +223,32 @@ void BucketStore::Adopt(shm::TableWriter next) {
 }
 
 bool BucketStore::AdvanceNextGeneration(std::size_t requests) {
+  // The worker is the only writer of the counter: no seqlock read is needed (TableView::Stats).
+  auto writes = [this] {
+    return table_.view().header()->writes_applied.load(std::memory_order_relaxed);
+  };
   if (!table_.building_next()) {
-    if (!table_.NearlyFull(limits_.max_bytes)) return false;
-    std::uint64_t writes = table_.view().Stats().writes_applied;
-    if (writes < retry_next_after_writes_) return false;
+    if (!table_.NearlyFull(limits_.max_bytes) || writes() < retry_next_after_writes_) return false;
     std::string name = shm::GenerationObjectName(ns_, bucket_id_, table_.generation() + 1);
     shm::Segment::Remove(name);
     shm::ShmError error;
     if (!table_.StartNext(name, limits_.max_bytes, &error)) {
       // The writes that fill the table will build it at once (and say why if they cannot).
-      retry_next_after_writes_ = writes + kNextRetryWrites;
+      retry_next_after_writes_ = writes() + kNextRetryWrites;
       return false;
     }
   }
-  if (!table_.CopyNext(requests == 0 ? kNextSlotsIdle : requests * kNextSlotsPerRequest)) {
-    if (!table_.building_next()) {
-      retry_next_after_writes_ = table_.view().Stats().writes_applied + kNextRetryWrites;
-    }
-    return table_.building_next();
+  if (CopyNextGeneration(requests == 0 ? kNextSlotsIdle : requests * kNextSlotsPerRequest)) {
+    return false;
   }
+  if (!table_.building_next()) retry_next_after_writes_ = writes() + kNextRetryWrites;
+  return table_.building_next();
+}
+
+bool BucketStore::CopyNextGeneration(std::uint64_t slots) {
+  if (!table_.CopyNext(slots)) return false;
   Adopt(table_.TakeNext());
-  return false;
+  return true;
 }
 
 template <typename Write>
@@ -255,10 +260,7 @@ shm::WireStatus BucketStore::Grow(std::uint64_t bytes, Write&& write) {
     if (r == shm::WriteResult::kVersionMismatch) return shm::WireStatus::kVersionMismatch;
     if (table_.last_error().kind == shm::ShmError::kNoSpace) return shm::WireStatus::kBucketFull;
     // A build under way has room for what this table holds and as much again: finish it now.
-    if (table_.building_next() && table_.CopyNext(~std::uint64_t{0})) {
-      Adopt(table_.TakeNext());
-      continue;
-    }
+    if (table_.building_next() && CopyNextGeneration(~std::uint64_t{0})) continue;
     shm::WireStatus grown = NextGeneration(bytes, false);
     if (grown != shm::WireStatus::kOk) return grown;
   }

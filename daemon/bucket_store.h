@@ -152,6 +152,9 @@ class BucketStore {
                                  std::uint64_t extra_keys = 0);
   // Publishes `next` as the current generation and unlinks the old one.
   void Adopt(shm::TableWriter next);
+  // Copies up to `slots` more of the build under way and publishes it once complete. True if it
+  // published it.
+  bool CopyNextGeneration(std::uint64_t slots);
   // The build copies ~60 ns a slot. Started at nine tenths of the heap (twice the live data when
   // it was built), it has ~0.2 writes a key before the heap is full, and there are ~1.7 slots a
   // key: 16 slots a request keep it about twice ahead. A pass without requests copies ~60 µs
